@@ -1,0 +1,308 @@
+//! `Hypervisor` over libvirt through the `virt` crate [I/O].
+
+use serde::Deserialize;
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::network::Network;
+use virt::storage_pool::StoragePool;
+use virt::storage_vol::StorageVol;
+
+use super::{DriverError, Hypervisor, NetworkSummary, Owned, PoolInfo, VersionInfo};
+use crate::plan::ObjState;
+use crate::render::xml::{Bridge, Metadata, NetIp, PoolTarget};
+
+/// The system libvirt daemon: bridges and NAT need it.
+pub const DEFAULT_URI: &str = "qemu:///system";
+
+/// A connection to libvirtd. Cloning shares the connection.
+pub struct Libvirt {
+    conn: Connect,
+    uri: String,
+}
+
+fn call<T>(what: impl FnOnce() -> String, r: Result<T, virt::error::Error>) -> Result<T, DriverError> {
+    r.map_err(|source| DriverError::Call {
+        what: what(),
+        source,
+    })
+}
+
+fn version_string(v: u32) -> String {
+    format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
+}
+
+#[derive(Deserialize)]
+struct DomainMeta {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct NetworkMeta {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    bridge: Option<Bridge>,
+    #[serde(rename = "ip", default)]
+    ips: Vec<NetIp>,
+}
+
+#[derive(Deserialize)]
+struct PoolMeta {
+    target: PoolTarget,
+}
+
+fn parse<'a, T: Deserialize<'a>>(what: &str, xml: &'a str) -> Result<T, DriverError> {
+    quick_xml::de::from_str(xml).map_err(|source| DriverError::Parse {
+        what: what.to_string(),
+        source,
+    })
+}
+
+impl Libvirt {
+    /// Opens `uri` (default `qemu:///system`). libvirt's own error printing is turned off:
+    /// errors come back through `DriverError` and are printed once, by `main`.
+    pub fn open(uri: Option<&str>) -> Result<Libvirt, DriverError> {
+        virt::error::clear_error_callback();
+        let uri = uri.unwrap_or(DEFAULT_URI).to_string();
+        let conn = Connect::open(Some(&uri)).map_err(|source| DriverError::Connect {
+            uri: uri.clone(),
+            source,
+        })?;
+        Ok(Libvirt { conn, uri })
+    }
+
+    fn domain(&self, name: &str) -> Result<Domain, DriverError> {
+        call(
+            || format!("find domain {name}"),
+            self.conn.lookup_domain_by_name(name),
+        )
+    }
+
+    fn network(&self, name: &str) -> Result<Network, DriverError> {
+        call(
+            || format!("find network {name}"),
+            self.conn.lookup_network_by_name(name),
+        )
+    }
+
+    fn storage_pool(&self, name: &str) -> Result<StoragePool, DriverError> {
+        call(
+            || format!("find storage pool {name}"),
+            self.conn.lookup_storage_pool_by_name(name),
+        )
+    }
+}
+
+/// `Ok(())` for success or "not found": removal is idempotent.
+fn ignore_missing(r: Result<(), DriverError>) -> Result<(), DriverError> {
+    match r {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
+    }
+}
+
+impl Hypervisor for Libvirt {
+    fn version(&self) -> Result<VersionInfo, DriverError> {
+        let lib = call(|| "read the libvirt version".into(), self.conn.lib_version())?;
+        let hyp = call(|| "read the hypervisor version".into(), self.conn.hyp_version())?;
+        let kind = call(|| "read the driver type".into(), self.conn.driver_type())?;
+        Ok(VersionInfo {
+            uri: self.uri.clone(),
+            libvirt: version_string(lib),
+            hypervisor: format!("{kind} {}", version_string(hyp)),
+        })
+    }
+
+    fn define_network(&self, xml: &str) -> Result<String, DriverError> {
+        let net = call(|| "define a network".into(), self.conn.define_network_xml(xml))?;
+        call(|| "read a network's name".into(), net.name())
+    }
+
+    fn start_network(&self, name: &str) -> Result<(), DriverError> {
+        let net = self.network(name)?;
+        if call(|| format!("query network {name}"), net.is_active())? {
+            return Ok(());
+        }
+        call(|| format!("start network {name}"), net.create().map(|_| ()))
+    }
+
+    fn remove_network(&self, name: &str) -> Result<(), DriverError> {
+        ignore_missing((|| {
+            let net = self.network(name)?;
+            if call(|| format!("query network {name}"), net.is_active())? {
+                call(|| format!("stop network {name}"), net.destroy())?;
+            }
+            call(|| format!("undefine network {name}"), net.undefine())
+        })())
+    }
+
+    fn owned_networks(&self) -> Result<Vec<Owned>, DriverError> {
+        let nets = call(|| "list networks".into(), self.conn.list_all_networks(0))?;
+        let mut out = Vec::new();
+        for net in nets {
+            let name = call(|| "read a network's name".into(), net.name())?;
+            let xml = match net.xml_desc(0) {
+                Ok(x) => x,
+                // Removed while we were listing.
+                Err(_) => continue,
+            };
+            let meta: NetworkMeta = parse(&format!("network {name}"), &xml)?;
+            if let Some(tag) = meta.metadata.and_then(|m| m.lab) {
+                let active = call(|| format!("query network {name}"), net.is_active())?;
+                out.push(Owned {
+                    name,
+                    state: if active { ObjState::Active } else { ObjState::Inactive },
+                    tag,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn all_networks(&self) -> Result<Vec<NetworkSummary>, DriverError> {
+        let nets = call(|| "list networks".into(), self.conn.list_all_networks(0))?;
+        let mut out = Vec::new();
+        for net in nets {
+            let name = call(|| "read a network's name".into(), net.name())?;
+            let Ok(xml) = net.xml_desc(0) else { continue };
+            let meta: NetworkMeta = parse(&format!("network {name}"), &xml)?;
+            out.push(NetworkSummary {
+                name,
+                bridge: meta.bridge.map(|b| b.name),
+                ipv4: meta
+                    .ips
+                    .iter()
+                    .filter(|ip| ip.family.as_deref().unwrap_or("ipv4") == "ipv4")
+                    .map(|ip| format!("{}/{}", ip.address, ip.prefix))
+                    .collect(),
+                active: net.is_active().unwrap_or(false),
+            });
+        }
+        Ok(out)
+    }
+
+    fn define_domain(&self, xml: &str) -> Result<String, DriverError> {
+        let dom = call(|| "define a domain".into(), self.conn.define_domain_xml(xml))?;
+        call(|| "read a domain's name".into(), dom.name())
+    }
+
+    fn start_domain(&self, name: &str) -> Result<(), DriverError> {
+        let dom = self.domain(name)?;
+        if call(|| format!("query domain {name}"), dom.is_active())? {
+            return Ok(());
+        }
+        call(|| format!("start domain {name}"), dom.create().map(|_| ()))
+    }
+
+    fn remove_domain(&self, name: &str) -> Result<(), DriverError> {
+        use virt::sys;
+        ignore_missing((|| {
+            let dom = self.domain(name)?;
+            if call(|| format!("query domain {name}"), dom.is_active())? {
+                call(|| format!("stop domain {name}"), dom.destroy())?;
+            }
+            let flags = sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                | sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                | sys::VIR_DOMAIN_UNDEFINE_NVRAM
+                | sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+            call(|| format!("undefine domain {name}"), dom.undefine_flags(flags))
+        })())
+    }
+
+    fn owned_domains(&self) -> Result<Vec<Owned>, DriverError> {
+        use virt::domain::DomainState as S;
+        let doms = call(|| "list domains".into(), self.conn.list_all_domains(0))?;
+        let mut out = Vec::new();
+        for dom in doms {
+            let name = call(|| "read a domain's name".into(), dom.name())?;
+            let Ok(xml) = dom.xml_desc(0) else { continue };
+            let meta: DomainMeta = parse(&format!("domain {name}"), &xml)?;
+            let Some(tag) = meta.metadata.and_then(|m| m.lab) else {
+                continue;
+            };
+            let state = match dom.state().map(|(s, _)| s) {
+                Ok(virt::enumutil::Enum::Known(S::Running | S::Blocked)) => ObjState::Active,
+                Ok(virt::enumutil::Enum::Known(S::Paused | S::PMSuspended)) => ObjState::Paused,
+                _ => ObjState::Inactive,
+            };
+            out.push(Owned { name, state, tag });
+        }
+        Ok(out)
+    }
+
+    fn define_pool(&self, xml: &str) -> Result<String, DriverError> {
+        let pool = call(
+            || "define a storage pool".into(),
+            self.conn.define_storage_pool_xml(xml, 0),
+        )?;
+        call(|| "read a pool's name".into(), pool.name())
+    }
+
+    fn start_pool(&self, name: &str, build: bool) -> Result<(), DriverError> {
+        let pool = self.storage_pool(name)?;
+        if build {
+            call(|| format!("build storage pool {name}"), pool.build(0))?;
+        }
+        if !call(|| format!("query storage pool {name}"), pool.is_active())? {
+            call(|| format!("start storage pool {name}"), pool.create(0))?;
+        }
+        Ok(())
+    }
+
+    fn pool(&self, name: &str) -> Result<Option<PoolInfo>, DriverError> {
+        let pool = match self.storage_pool(name) {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let xml = call(|| format!("read storage pool {name}"), pool.xml_desc(0))?;
+        let meta: PoolMeta = parse(&format!("storage pool {name}"), &xml)?;
+        let active = call(|| format!("query storage pool {name}"), pool.is_active())?;
+        let volumes = if active {
+            let _ = pool.refresh(0);
+            call(|| format!("list volumes of {name}"), pool.list_volumes())?
+        } else {
+            Vec::new()
+        };
+        Ok(Some(PoolInfo {
+            name: name.to_string(),
+            path: meta.target.path,
+            state: if active { ObjState::Active } else { ObjState::Inactive },
+            volumes,
+        }))
+    }
+
+    fn remove_pool(&self, name: &str) -> Result<(), DriverError> {
+        ignore_missing((|| {
+            let pool = self.storage_pool(name)?;
+            if !call(|| format!("query storage pool {name}"), pool.is_active())? {
+                // Volumes can only be listed and deleted on an active pool.
+                call(|| format!("start storage pool {name}"), pool.create(0))?;
+            }
+            let _ = pool.refresh(0);
+            let vols = call(|| format!("list volumes of {name}"), pool.list_all_volumes(0))?;
+            for vol in vols {
+                let vname = vol.name().unwrap_or_default();
+                call(|| format!("delete volume {vname} of {name}"), vol.delete(0))?;
+            }
+            call(|| format!("stop storage pool {name}"), pool.destroy())?;
+            call(|| format!("delete the directory of storage pool {name}"), pool.delete(0))?;
+            call(|| format!("undefine storage pool {name}"), pool.undefine())
+        })())
+    }
+
+    fn create_volume(&self, pool: &str, xml: &str) -> Result<String, DriverError> {
+        let p = self.storage_pool(pool)?;
+        let vol = call(
+            || format!("create a volume in {pool}"),
+            StorageVol::create_xml(&p, xml, 0),
+        )?;
+        call(|| "read a volume's path".into(), vol.path())
+    }
+
+    fn refresh_pool(&self, name: &str) -> Result<(), DriverError> {
+        let p = self.storage_pool(name)?;
+        call(|| format!("refresh storage pool {name}"), p.refresh(0))
+    }
+}

@@ -1,0 +1,112 @@
+//! The narrow interface dcos-lab needs from libvirt, and its implementation over the `virt` crate [I/O].
+
+mod libvirt;
+
+use serde::Serialize;
+
+pub use libvirt::{DEFAULT_URI, Libvirt};
+
+use crate::plan::ObjState;
+use crate::render::xml::LabTag;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("cannot connect to libvirt at {uri}")]
+    Connect {
+        uri: String,
+        #[source]
+        source: virt::error::Error,
+    },
+    #[error("libvirt failed to {what}")]
+    Call {
+        what: String,
+        #[source]
+        source: virt::error::Error,
+    },
+    #[error("libvirt returned XML for {what} that dcos-lab cannot read")]
+    Parse {
+        what: String,
+        #[source]
+        source: quick_xml::DeError,
+    },
+}
+
+impl DriverError {
+    /// True when the object named in the call does not exist.
+    pub fn is_not_found(&self) -> bool {
+        use virt::error::ErrorNumber as N;
+        match self {
+            DriverError::Call { source, .. } => matches!(
+                source.code(),
+                virt::enumutil::Enum::Known(
+                    N::NoDomain | N::NoNetwork | N::NoStoragePool | N::NoStorageVolume
+                )
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Version facts `doctor` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    pub uri: String,
+    pub libvirt: String,
+    pub hypervisor: String,
+}
+
+/// A libvirt domain or network carrying our metadata.
+#[derive(Debug, Clone, Serialize)]
+pub struct Owned {
+    pub name: String,
+    pub state: ObjState,
+    pub tag: LabTag,
+}
+
+/// A storage pool, seen by name; pools carry no metadata, so ownership is checked by their path.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolInfo {
+    pub name: String,
+    pub path: String,
+    pub state: ObjState,
+    pub volumes: Vec<String>,
+}
+
+/// What dcos-lab asks of libvirt. Every call blocks: async callers use `spawn_blocking`.
+pub trait Hypervisor: Send + Sync {
+    fn version(&self) -> Result<VersionInfo, DriverError>;
+
+    fn define_network(&self, xml: &str) -> Result<String, DriverError>;
+    fn start_network(&self, name: &str) -> Result<(), DriverError>;
+    /// Stops (if running) and undefines; a missing network is not an error.
+    fn remove_network(&self, name: &str) -> Result<(), DriverError>;
+    /// Our networks: those whose metadata carries a lab tag.
+    fn owned_networks(&self) -> Result<Vec<Owned>, DriverError>;
+    /// Every network's name and bridge, ours or not (for collision checks).
+    fn all_networks(&self) -> Result<Vec<NetworkSummary>, DriverError>;
+
+    fn define_domain(&self, xml: &str) -> Result<String, DriverError>;
+    fn start_domain(&self, name: &str) -> Result<(), DriverError>;
+    /// Powers off (if running) and undefines, with its snapshot metadata and NVRAM; missing is fine.
+    fn remove_domain(&self, name: &str) -> Result<(), DriverError>;
+    fn owned_domains(&self) -> Result<Vec<Owned>, DriverError>;
+
+    fn define_pool(&self, xml: &str) -> Result<String, DriverError>;
+    /// Builds the directory and starts the pool.
+    fn start_pool(&self, name: &str, build: bool) -> Result<(), DriverError>;
+    fn pool(&self, name: &str) -> Result<Option<PoolInfo>, DriverError>;
+    /// Deletes every volume, then the pool and its directory; missing is fine.
+    fn remove_pool(&self, name: &str) -> Result<(), DriverError>;
+    fn create_volume(&self, pool: &str, xml: &str) -> Result<String, DriverError>;
+    /// Rescans the pool's directory (after files were written into it directly).
+    fn refresh_pool(&self, name: &str) -> Result<(), DriverError>;
+}
+
+/// Name and bridge of any libvirt network.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSummary {
+    pub name: String,
+    pub bridge: Option<String>,
+    pub ipv4: Vec<String>,
+    pub active: bool,
+}

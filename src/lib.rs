@@ -1,0 +1,53 @@
+//! dcos-lab: multi-node DC/OS-style cluster labs on libvirt.
+//!
+//! Data flows one way: lab file → `model` (checked lab) → `plan` (addresses, actions) → `render`
+//! (libvirt XML) → `driver` (libvirt). `ops` holds one operation per command; `cli` is the thin
+//! command-line layer over it.
+
+pub mod cli;
+pub mod driver;
+pub mod host;
+pub mod image;
+pub mod model;
+pub mod ops;
+pub mod paths;
+pub mod plan;
+pub mod render;
+
+/// Exit status for bad input (an invalid lab file, an unknown node, bad arguments).
+pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit status for any other failure.
+pub const EXIT_FAILURE: i32 = 1;
+
+/// Marks an error as the user's input being wrong (exit 2) rather than a failure (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// The exit status for an error: 2 when anything in its chain is bad input, else 1.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    let bad = err.chain().any(|e| {
+        e.is::<BadInput>()
+            || e.is::<model::ModelError>()
+            || matches!(
+                e.downcast_ref::<render::RenderError>(),
+                Some(render::RenderError::NoSuchNode { .. })
+            )
+    });
+    if bad { EXIT_BAD_INPUT } else { EXIT_FAILURE }
+}
+
+/// `outer: cause: root cause`, each cause once.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut src = err.source();
+    while let Some(e) = src {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        src = e.source();
+    }
+    out
+}

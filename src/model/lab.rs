@@ -1,0 +1,253 @@
+//! The checked lab: every value concrete, every rule already enforced [pure].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use ipnetwork::{Ipv4Network, Ipv6Network};
+use serde::Serialize;
+
+use super::size::ByteSize;
+
+/// A lab that passed validation. Built only by [`super::validate`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Lab {
+    pub name: String,
+    /// Where the lab was read from: a path, or `builtin:<name>`.
+    pub source: String,
+    pub image: ImageRef,
+    pub accel: AccelChoice,
+    pub networks: Networks,
+    /// In file order, with `count` already expanded (a1, a2, ...).
+    pub nodes: Vec<Node>,
+    pub hardening: Hardening,
+    pub dcos: Dcos,
+}
+
+impl Lab {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn network(&self, kind: NetKind) -> &Network {
+        match kind {
+            NetKind::Private => &self.networks.private,
+            NetKind::Public => &self.networks.public,
+        }
+    }
+
+    /// Total guest memory of the lab.
+    pub fn memory(&self) -> ByteSize {
+        ByteSize::from_bytes(self.nodes.iter().map(|n| n.memory.bytes()).sum())
+    }
+}
+
+/// Which guest image the lab boots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum ImageRef {
+    /// A built-in recipe in `images/`, built and cached by `dcos-lab image build`.
+    Recipe(String),
+    /// A user's own disk image, booted through its own bootloader.
+    File(PathBuf),
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageRef::Recipe(r) => f.write_str(r),
+            ImageRef::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// The accelerator the user asked for. `Auto` is resolved on the host by `host::accel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccelChoice {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The accelerator actually used for a domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    /// libvirt's `<domain type=...>`.
+    pub fn domain_type(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "qemu",
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Networks {
+    pub private: Network,
+    pub public: Network,
+}
+
+/// The lab's two networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetKind {
+    Private,
+    Public,
+}
+
+impl NetKind {
+    pub const ALL: [NetKind; 2] = [NetKind::Private, NetKind::Public];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetKind::Private => "private",
+            NetKind::Public => "public",
+        }
+    }
+
+    /// Index used in MAC addresses and bridge names.
+    pub fn index(self) -> u8 {
+        match self {
+            NetKind::Private => 0,
+            NetKind::Public => 1,
+        }
+    }
+}
+
+impl fmt::Display for NetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// No `<forward>`: guests reach each other and the host, nothing else.
+    Isolated,
+    Nat,
+    Route,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Network {
+    pub kind: NetKind,
+    pub cidr: Ipv4Network,
+    pub ipv6: Option<Ipv6Network>,
+    pub mode: NetMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Boot,
+    Master,
+    AgentPrivate,
+    AgentPublic,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Boot => "boot",
+            Role::Master => "master",
+            Role::AgentPrivate => "agent-private",
+            Role::AgentPublic => "agent-public",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "boot" => Some(Role::Boot),
+            "master" => Some(Role::Master),
+            "agent-private" => Some(Role::AgentPrivate),
+            "agent-public" => Some(Role::AgentPublic),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub name: String,
+    /// Position in the lab (0-based, file order after expansion); fixes addresses and MACs.
+    pub index: u8,
+    pub role: Role,
+    pub memory: ByteSize,
+    pub vcpus: u32,
+    pub disk: ByteSize,
+    /// Always contains `Private`, first.
+    pub networks: Vec<NetKind>,
+    pub hardening: Hardening,
+}
+
+impl Node {
+    pub fn on(&self, kind: NetKind) -> bool {
+        self.networks.contains(&kind)
+    }
+}
+
+/// The hardening profile of the cloud install path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hardening {
+    /// Size of the swap file; `None` makes none.
+    pub swap: Option<ByteSize>,
+    /// Size of the /tmp tmpfs; `None` leaves the guest's default.
+    pub tmp_size: Option<ByteSize>,
+    /// Write the /tmp size into fstab so it survives a reboot.
+    pub persistent: bool,
+    pub telemetry: bool,
+    pub ipv6: bool,
+}
+
+impl Default for Hardening {
+    fn default() -> Self {
+        Hardening {
+            swap: Some(ByteSize::gib(2)),
+            tmp_size: Some(ByteSize::gib(1)),
+            persistent: false,
+            telemetry: false,
+            ipv6: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dcos {
+    /// `dcos_generate_config.sh` on the host; resolved against the lab file's folder.
+    pub installer: Option<PathBuf>,
+    pub bootstrap_port: u16,
+    pub cluster_name: String,
+    /// Extra keys for genconf/config.yaml; they win over generated ones.
+    pub config: BTreeMap<String, serde_json::Value>,
+}
+
+/// Default sizes of a node when the lab file leaves them out.
+pub const DEFAULT_MEMORY: ByteSize = ByteSize::gib(1);
+pub const DEFAULT_DISK: ByteSize = ByteSize::gib(10);
+pub const DEFAULT_VCPUS: u32 = 1;
+pub const DEFAULT_BOOTSTRAP_PORT: u16 = 4040;
+/// The recipe `up` uses when the lab file names none.
+pub const DEFAULT_IMAGE: &str = "debian-12";

@@ -1,0 +1,236 @@
+//! The address plan: names, bridges, MACs and IPv4/IPv6 addresses of every node, derived from the lab [pure].
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+use crate::model::{FIRST_NODE_OFFSET, Lab, LabId, NetKind, Node};
+
+/// Every object this tool makes starts with this prefix.
+pub const PREFIX: &str = "dcos-lab";
+
+/// libvirt domain name of a node.
+pub fn domain_name(lab: &str, node: &str) -> String {
+    format!("{PREFIX}-{lab}-{node}")
+}
+
+/// libvirt network name of one of the lab's networks.
+pub fn network_name(lab: &str, kind: NetKind) -> String {
+    format!("{PREFIX}-{lab}-{kind}")
+}
+
+/// libvirt storage pool holding the lab's disks and seeds.
+pub fn pool_name(lab: &str) -> String {
+    format!("{PREFIX}-{lab}")
+}
+
+/// Volume (file) name of a node's root disk overlay.
+pub fn disk_volume_name(node: &str) -> String {
+    format!("{node}.qcow2")
+}
+
+/// Volume (file) name of a node's NoCloud seed.
+pub fn seed_volume_name(node: &str) -> String {
+    format!("{node}-seed.img")
+}
+
+/// Linux bridge name: `dl-<lab id>-pv` / `-pb`, 12 bytes, inside the kernel's 15-byte limit.
+pub fn bridge_name(id: LabId, kind: NetKind) -> String {
+    let suffix = match kind {
+        NetKind::Private => "pv",
+        NetKind::Public => "pb",
+    };
+    format!("dl-{}-{suffix}", id.hex())
+}
+
+/// A locally administered, unicast MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// `02:<lab id, 3 bytes>:<network>:<node index>`: unique per lab, network and node.
+    pub fn of(id: LabId, kind: NetKind, node_index: u8) -> Mac {
+        let b = id.bytes();
+        Mac([0x02, b[0], b[1], b[2], kind.index(), node_index])
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// One network as planned.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetPlan {
+    pub kind: NetKind,
+    pub name: String,
+    pub bridge: String,
+    /// The host's address on the bridge (first host of the CIDR).
+    pub gateway4: Ipv4Addr,
+    pub prefix4: u8,
+    pub gateway6: Option<Ipv6Addr>,
+    pub prefix6: Option<u8>,
+}
+
+/// One NIC of a node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Nic {
+    pub net: NetKind,
+    pub mac: Mac,
+    pub ipv4: Ipv4Addr,
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+/// A node's addresses on each of its networks, private first.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeAddrs {
+    pub node: String,
+    pub domain: String,
+    pub nics: Vec<Nic>,
+}
+
+impl NodeAddrs {
+    pub fn nic(&self, kind: NetKind) -> Option<&Nic> {
+        self.nics.iter().find(|n| n.net == kind)
+    }
+
+    /// The address tools and tests use to reach the node: its private IPv4.
+    pub fn private_ipv4(&self) -> Option<Ipv4Addr> {
+        self.nic(NetKind::Private).map(|n| n.ipv4)
+    }
+}
+
+/// Names and addresses of everything in a lab.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressPlan {
+    pub lab: String,
+    pub lab_id: String,
+    pub networks: Vec<NetPlan>,
+    pub nodes: Vec<NodeAddrs>,
+}
+
+impl AddressPlan {
+    pub fn node(&self, name: &str) -> Option<&NodeAddrs> {
+        self.nodes.iter().find(|n| n.node == name)
+    }
+
+    pub fn network(&self, kind: NetKind) -> Option<&NetPlan> {
+        self.networks.iter().find(|n| n.kind == kind)
+    }
+}
+
+fn host4(base: Ipv4Addr, offset: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(base).wrapping_add(offset))
+}
+
+fn host6(base: Ipv6Addr, offset: u32) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(base).wrapping_add(u128::from(offset)))
+}
+
+/// Node `i` gets host offset `FIRST_NODE_OFFSET + i` on every network it is on, IPv4 and IPv6 alike,
+/// so its address ends the same way everywhere (validation already checked that it fits).
+fn nic(lab: &Lab, id: LabId, node: &Node, kind: NetKind) -> Nic {
+    let net = lab.network(kind);
+    let offset = FIRST_NODE_OFFSET + u32::from(node.index);
+    Nic {
+        net: kind,
+        mac: Mac::of(id, kind, node.index),
+        ipv4: host4(net.cidr.network(), offset),
+        ipv6: net.ipv6.map(|p| host6(p.network(), offset)),
+    }
+}
+
+/// The plan for `lab`: a pure function of the checked lab.
+pub fn plan_addresses(lab: &Lab) -> AddressPlan {
+    let id = LabId::of(&lab.name);
+    let networks = NetKind::ALL
+        .iter()
+        .map(|&kind| {
+            let net = lab.network(kind);
+            NetPlan {
+                kind,
+                name: network_name(&lab.name, kind),
+                bridge: bridge_name(id, kind),
+                gateway4: host4(net.cidr.network(), 1),
+                prefix4: net.cidr.prefix(),
+                gateway6: net.ipv6.map(|p| host6(p.network(), 1)),
+                prefix6: net.ipv6.map(|p| p.prefix()),
+            }
+        })
+        .collect();
+    let nodes = lab
+        .nodes
+        .iter()
+        .map(|node| NodeAddrs {
+            node: node.name.clone(),
+            domain: domain_name(&lab.name, &node.name),
+            nics: node.networks.iter().map(|&k| nic(lab, id, node, k)).collect(),
+        })
+        .collect();
+    AddressPlan {
+        lab: lab.name.clone(),
+        lab_id: id.hex(),
+        networks,
+        nodes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(name: &str) -> Lab {
+        let text = crate::model::BUILTIN_LABS[2].1.replace("name: ha", &format!("name: {name}"));
+        crate::model::parse(&text, "t.yaml", None, &["debian-12"]).expect("valid lab")
+    }
+
+    #[test]
+    fn addresses_are_inside_their_cidr_and_unique() {
+        let l = lab("ha");
+        let plan = plan_addresses(&l);
+        let mut seen = std::collections::HashSet::new();
+        for n in &plan.nodes {
+            for nic in &n.nics {
+                let net = l.network(nic.net);
+                assert!(net.cidr.contains(nic.ipv4), "{} in {}", nic.ipv4, net.cidr);
+                assert_ne!(nic.ipv4, net.cidr.network());
+                assert_ne!(nic.ipv4, net.cidr.broadcast());
+                if let (Some(a), Some(p)) = (nic.ipv6, net.ipv6) {
+                    assert!(p.contains(a));
+                }
+                assert!(seen.insert(nic.ipv4.to_string()));
+                assert!(seen.insert(nic.mac.to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn macs_are_locally_administered_unicast() {
+        let plan = plan_addresses(&lab("ha"));
+        for nic in plan.nodes.iter().flat_map(|n| &n.nics) {
+            assert_eq!(nic.mac.0[0] & 0b11, 0b10, "{}", nic.mac);
+        }
+    }
+
+    #[test]
+    fn bridge_names_fit_the_kernel_limit() {
+        let plan = plan_addresses(&lab("a-very-long-lab-name-of-32-chars"));
+        for n in &plan.networks {
+            assert!(n.bridge.len() <= 15, "{}", n.bridge);
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! (checked lab, what libvirt already has) → the ordered actions `up` takes [pure].
+
+mod address;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+pub use address::*;
+
+use crate::model::{ByteSize, Lab, NetKind, Role};
+use crate::paths::LabDirs;
+
+/// State of a libvirt object of the lab, as observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjState {
+    /// Defined but not running (networks, pools) or shut off (domains).
+    Inactive,
+    /// Running, active.
+    Active,
+    /// Paused domain.
+    Paused,
+}
+
+/// What already exists of a lab: read from libvirt (and the pool directory) by the driver.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub pool: Option<ObjState>,
+    pub networks: BTreeMap<NetKind, ObjState>,
+    /// Node name → domain state.
+    pub domains: BTreeMap<String, ObjState>,
+    /// Volume names present in the lab's pool.
+    pub volumes: Vec<String>,
+}
+
+impl Observed {
+    pub fn is_empty(&self) -> bool {
+        self.pool.is_none()
+            && self.networks.is_empty()
+            && self.domains.is_empty()
+            && self.volumes.is_empty()
+    }
+}
+
+/// One step of `up`, in the order it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Define, build and start the lab's storage pool (a directory).
+    CreatePool { pool: String, path: String },
+    StartPool { pool: String },
+    DefineNetwork { network: String, kind: NetKind, bridge: String },
+    StartNetwork { network: String },
+    /// Create a node's qcow2 overlay on the base image.
+    CreateDisk { node: String, volume: String, size: ByteSize, backing: String },
+    /// Write a node's NoCloud seed (hostname, SSH key, addresses, /etc/hosts).
+    WriteSeed { node: String, volume: String },
+    DefineDomain { node: String, domain: String, role: Role },
+    StartDomain { node: String, domain: String },
+    /// Wait until the node answers over SSH.
+    WaitSsh { node: String, address: Ipv4Addr },
+}
+
+impl Action {
+    /// A short human line, as `plan` prints it.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::CreatePool { pool, path } => format!("create storage pool {pool} at {path}"),
+            Action::StartPool { pool } => format!("start storage pool {pool}"),
+            Action::DefineNetwork {
+                network,
+                kind,
+                bridge,
+            } => format!("define {kind} network {network} (bridge {bridge})"),
+            Action::StartNetwork { network } => format!("start network {network}"),
+            Action::CreateDisk {
+                node,
+                volume,
+                size,
+                backing,
+            } => format!("create disk {volume} for {node}: {size} qcow2 overlay on {backing}"),
+            Action::WriteSeed { node, volume } => format!("write cloud-init seed {volume} for {node}"),
+            Action::DefineDomain { node, domain, role } => {
+                format!("define domain {domain} ({role} {node})")
+            }
+            Action::StartDomain { domain, .. } => format!("start domain {domain}"),
+            Action::WaitSsh { node, address } => format!("wait for SSH on {node} ({address})"),
+        }
+    }
+}
+
+/// The actions that take `observed` to the lab described by `lab`. Creation order: pool, networks,
+/// disks, seeds, domains; then every node starts and is waited for. Objects that exist are not
+/// created again; stopped ones are started.
+pub fn plan_up(
+    lab: &Lab,
+    plan: &AddressPlan,
+    dirs: &LabDirs,
+    backing: &str,
+    observed: &Observed,
+) -> Vec<Action> {
+    let mut out = Vec::new();
+    let pool = pool_name(&lab.name);
+    match observed.pool {
+        None => {
+            out.push(Action::CreatePool {
+                pool: pool.clone(),
+                path: dirs.pool().display().to_string(),
+            });
+        }
+        Some(ObjState::Active) => {}
+        Some(_) => out.push(Action::StartPool { pool: pool.clone() }),
+    }
+    for net in &plan.networks {
+        match observed.networks.get(&net.kind) {
+            None => {
+                out.push(Action::DefineNetwork {
+                    network: net.name.clone(),
+                    kind: net.kind,
+                    bridge: net.bridge.clone(),
+                });
+                out.push(Action::StartNetwork {
+                    network: net.name.clone(),
+                });
+            }
+            Some(ObjState::Active) => {}
+            Some(_) => out.push(Action::StartNetwork {
+                network: net.name.clone(),
+            }),
+        }
+    }
+    let has_vol = |v: &str| observed.volumes.iter().any(|x| x == v);
+    for node in &lab.nodes {
+        let volume = disk_volume_name(&node.name);
+        if !has_vol(&volume) && !observed.domains.contains_key(&node.name) {
+            out.push(Action::CreateDisk {
+                node: node.name.clone(),
+                volume,
+                size: node.disk,
+                backing: backing.to_string(),
+            });
+        }
+    }
+    for node in &lab.nodes {
+        let volume = seed_volume_name(&node.name);
+        if !has_vol(&volume) {
+            out.push(Action::WriteSeed {
+                node: node.name.clone(),
+                volume,
+            });
+        }
+    }
+    for node in &lab.nodes {
+        if !observed.domains.contains_key(&node.name) {
+            out.push(Action::DefineDomain {
+                node: node.name.clone(),
+                domain: domain_name(&lab.name, &node.name),
+                role: node.role,
+            });
+        }
+    }
+    for node in &lab.nodes {
+        if observed.domains.get(&node.name) != Some(&ObjState::Active) {
+            out.push(Action::StartDomain {
+                node: node.name.clone(),
+                domain: domain_name(&lab.name, &node.name),
+            });
+        }
+    }
+    for node in &lab.nodes {
+        if let Some(address) = plan.node(&node.name).and_then(NodeAddrs::private_ipv4) {
+            out.push(Action::WaitSsh {
+                node: node.name.clone(),
+                address,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Lab {
+        crate::model::parse(crate::model::BUILTIN_LABS[0].1, "minimal", None, &["debian-12"])
+            .expect("valid")
+    }
+
+    fn dirs() -> LabDirs {
+        LabDirs {
+            root: "/state/labs/minimal".into(),
+        }
+    }
+
+    #[test]
+    fn fresh_lab_creates_everything_in_order() {
+        let lab = minimal();
+        let plan = plan_addresses(&lab);
+        let actions = plan_up(&lab, &plan, &dirs(), "/img/base.qcow2", &Observed::default());
+        let kinds: Vec<&str> = actions
+            .iter()
+            .map(|a| match a {
+                Action::CreatePool { .. } => "pool",
+                Action::StartPool { .. } => "start-pool",
+                Action::DefineNetwork { .. } => "net",
+                Action::StartNetwork { .. } => "start-net",
+                Action::CreateDisk { .. } => "disk",
+                Action::WriteSeed { .. } => "seed",
+                Action::DefineDomain { .. } => "domain",
+                Action::StartDomain { .. } => "start",
+                Action::WaitSsh { .. } => "ssh",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "pool", "net", "start-net", "net", "start-net", "disk", "disk", "disk", "seed",
+                "seed", "seed", "domain", "domain", "domain", "start", "start", "start", "ssh",
+                "ssh", "ssh"
+            ]
+        );
+    }
+
+    #[test]
+    fn running_lab_only_waits() {
+        let lab = minimal();
+        let plan = plan_addresses(&lab);
+        let mut obs = Observed {
+            pool: Some(ObjState::Active),
+            ..Observed::default()
+        };
+        for k in NetKind::ALL {
+            obs.networks.insert(k, ObjState::Active);
+        }
+        for n in &lab.nodes {
+            obs.domains.insert(n.name.clone(), ObjState::Active);
+            obs.volumes.push(disk_volume_name(&n.name));
+            obs.volumes.push(seed_volume_name(&n.name));
+        }
+        let actions = plan_up(&lab, &plan, &dirs(), "/img/base.qcow2", &obs);
+        assert!(actions.iter().all(|a| matches!(a, Action::WaitSsh { .. })), "{actions:?}");
+    }
+
+    #[test]
+    fn stopped_node_is_started_not_redefined() {
+        let lab = minimal();
+        let plan = plan_addresses(&lab);
+        let mut obs = Observed {
+            pool: Some(ObjState::Active),
+            ..Observed::default()
+        };
+        for k in NetKind::ALL {
+            obs.networks.insert(k, ObjState::Active);
+        }
+        for n in &lab.nodes {
+            let st = if n.name == "master" { ObjState::Inactive } else { ObjState::Active };
+            obs.domains.insert(n.name.clone(), st);
+            obs.volumes.push(disk_volume_name(&n.name));
+            obs.volumes.push(seed_volume_name(&n.name));
+        }
+        let actions = plan_up(&lab, &plan, &dirs(), "/img/base.qcow2", &obs);
+        assert_eq!(
+            actions[0],
+            Action::StartDomain {
+                node: "master".into(),
+                domain: "dcos-lab-minimal-master".into()
+            }
+        );
+        assert_eq!(actions.len(), 4);
+    }
+}

@@ -1,0 +1,354 @@
+//! Planned objects → libvirt XML documents (network, pool, volume, domain) [pure].
+
+pub mod xml;
+
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::model::{Accel, Lab, NetKind, NetMode, Node};
+use crate::paths::LabDirs;
+use crate::plan::{AddressPlan, PREFIX};
+use xml::*;
+
+pub use xml::to_xml;
+
+/// Our version, written into every object's metadata.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// QEMU's TCG translation cache defaults to 1 GiB and dominates a guest's RSS; 256 MiB costs no boot time.
+pub const TCG_TB_CACHE_MIB: u64 = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot write {what} XML")]
+    Xml {
+        what: String,
+        #[source]
+        source: quick_xml::SeError,
+    },
+    #[error("node \"{node}\" is not in the lab")]
+    NoSuchNode { node: String },
+}
+
+/// The disk a node boots from and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootImage {
+    /// Base image the node's overlay is backed by.
+    pub disk: PathBuf,
+    /// `qcow2` or `raw`.
+    pub format: String,
+    /// Direct kernel boot when set (our own images); else the image's own bootloader.
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: Option<String>,
+}
+
+/// Everything outside the lab file that rendering needs.
+#[derive(Debug, Clone)]
+pub struct RenderCtx {
+    pub accel: Accel,
+    pub dirs: LabDirs,
+    pub image: BootImage,
+}
+
+fn xml_of<T: serde::Serialize>(root: &str, what: &str, v: &T) -> Result<String, RenderError> {
+    to_xml(root, v).map_err(|source| RenderError::Xml {
+        what: what.to_string(),
+        source,
+    })
+}
+
+fn short_hash(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn tag(lab: &Lab) -> LabTag {
+    LabTag {
+        xmlns: METADATA_NS.to_string(),
+        lab: lab.name.clone(),
+        version: TOOL_VERSION.to_string(),
+        ..LabTag::default()
+    }
+}
+
+/// Hash of a document with its metadata left out, stored in the metadata so a later `up` can tell
+/// whether the lab file still describes the object that exists.
+fn with_spec_hash<T, F>(root: &str, what: &str, mut doc: T, meta: F) -> Result<String, RenderError>
+where
+    T: serde::Serialize,
+    F: Fn(&mut T) -> &mut Option<Metadata>,
+{
+    let saved = meta(&mut doc).take();
+    let bare = xml_of(root, what, &doc)?;
+    let mut saved = saved;
+    if let Some(LabTag { spec, .. }) = saved.as_mut().and_then(|m| m.lab.as_mut()) {
+        *spec = Some(short_hash(&bare));
+    }
+    *meta(&mut doc) = saved;
+    xml_of(root, what, &doc)
+}
+
+/// libvirt network XML for one of the lab's networks. Private: isolated. Public: the lab file's
+/// mode (NAT by default) with IPv6. DHCP host entries pin every node's addresses; dnsmasq answers
+/// only for the lab's own names and never forwards queries off the host.
+pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<String, RenderError> {
+    let net = lab.network(kind);
+    let np = plan
+        .network(kind)
+        .ok_or_else(|| RenderError::NoSuchNode { node: kind.to_string() })?;
+    let members: Vec<_> = plan
+        .nodes
+        .iter()
+        .filter_map(|n| n.nic(kind).map(|nic| (n, nic)))
+        .collect();
+    let mut ips = vec![NetIp {
+        family: None,
+        address: np.gateway4.to_string(),
+        prefix: np.prefix4,
+        dhcp: Some(Dhcp {
+            hosts: members
+                .iter()
+                .map(|(n, nic)| DhcpHost {
+                    mac: Some(nic.mac.to_string()),
+                    name: n.node.clone(),
+                    ip: nic.ipv4.to_string(),
+                })
+                .collect(),
+        }),
+    }];
+    if let (Some(gw6), Some(p6)) = (np.gateway6, np.prefix6) {
+        ips.push(NetIp {
+            family: Some("ipv6".into()),
+            address: gw6.to_string(),
+            prefix: p6,
+            dhcp: Some(Dhcp {
+                hosts: members
+                    .iter()
+                    .filter_map(|(n, nic)| {
+                        nic.ipv6.map(|ip| DhcpHost {
+                            mac: None,
+                            name: n.node.clone(),
+                            ip: ip.to_string(),
+                        })
+                    })
+                    .collect(),
+            }),
+        });
+    }
+    let mut dns_hosts = Vec::new();
+    for (n, nic) in &members {
+        let fqdn = format!("{}.{}.{PREFIX}", n.node, lab.name);
+        dns_hosts.push(DnsHost {
+            ip: nic.ipv4.to_string(),
+            hostnames: vec![Text::new(fqdn.clone()), Text::new(n.node.clone())],
+        });
+        if let Some(ip6) = nic.ipv6 {
+            dns_hosts.push(DnsHost {
+                ip: ip6.to_string(),
+                hostnames: vec![Text::new(fqdn), Text::new(n.node.clone())],
+            });
+        }
+    }
+    let (xmlns_dnsmasq, dnsmasq_options) = DnsmasqOptions::new(&["no-resolv"]);
+    let doc = NetworkXml {
+        xmlns_dnsmasq,
+        name: np.name.clone(),
+        metadata: Some(Metadata {
+            lab: Some(LabTag {
+                network: Some(kind.to_string()),
+                ..tag(lab)
+            }),
+        }),
+        forward: match net.mode {
+            NetMode::Isolated => None,
+            NetMode::Nat => Some(Forward { mode: "nat".into() }),
+            NetMode::Route => Some(Forward {
+                mode: "route".into(),
+            }),
+        },
+        bridge: Some(Bridge {
+            name: np.bridge.clone(),
+            stp: Some("on".into()),
+            delay: Some("0".into()),
+        }),
+        domain: Some(DnsDomain {
+            name: format!("{}.{PREFIX}", lab.name),
+            local_only: Some("yes".into()),
+        }),
+        dns: Some(Dns { hosts: dns_hosts }),
+        ips,
+        dnsmasq_options,
+    };
+    with_spec_hash("network", &np.name, doc, |d| &mut d.metadata)
+}
+
+/// libvirt storage pool XML: a directory holding the lab's overlays and seeds.
+pub fn pool_xml(lab: &Lab, dirs: &LabDirs) -> Result<String, RenderError> {
+    let doc = PoolXml {
+        kind: "dir".into(),
+        name: crate::plan::pool_name(&lab.name),
+        target: PoolTarget {
+            path: dirs.pool().display().to_string(),
+            permissions: Some(Permissions {
+                mode: "0711".into(),
+            }),
+        },
+    };
+    xml_of("pool", "pool", &doc)
+}
+
+/// Storage volume XML of a node's root disk: a qcow2 overlay on the base image, sized as the node asks.
+pub fn disk_volume_xml(node: &Node, image: &BootImage) -> Result<String, RenderError> {
+    let doc = VolumeXml {
+        kind: "file".into(),
+        name: crate::plan::disk_volume_name(&node.name),
+        capacity: Capacity {
+            unit: "bytes".into(),
+            value: node.disk.bytes(),
+        },
+        target: VolTarget {
+            format: Format {
+                kind: "qcow2".into(),
+            },
+            permissions: Some(Permissions {
+                mode: "0600".into(),
+            }),
+        },
+        backing_store: Some(BackingStore {
+            path: image.disk.display().to_string(),
+            format: Format {
+                kind: image.format.clone(),
+            },
+        }),
+    };
+    xml_of("volume", "volume", &doc)
+}
+
+/// libvirt domain XML of one node.
+pub fn domain_xml(lab: &Lab, plan: &AddressPlan, node: &str, ctx: &RenderCtx) -> Result<String, RenderError> {
+    let n = lab.node(node).ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+    let addrs = plan.node(node).ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+    let file_disk = |path: PathBuf, format: &str, dev: &str, readonly: bool, serial: &str| Disk {
+        kind: "file".into(),
+        device: "disk".into(),
+        driver: DiskDriver {
+            name: "qemu".into(),
+            format: format.into(),
+            discard: (!readonly).then(|| "unmap".into()),
+        },
+        source: DiskSource {
+            file: path.display().to_string(),
+        },
+        target: DiskTarget {
+            dev: dev.into(),
+            bus: "virtio".into(),
+        },
+        readonly: readonly.then_some(Empty {}),
+        serial: Some(serial.into()),
+    };
+    let direct = ctx.image.kernel.is_some();
+    let doc = DomainXml {
+        kind: ctx.accel.domain_type().into(),
+        name: addrs.domain.clone(),
+        title: Some(format!("{} {} of lab {}", n.role, n.name, lab.name)),
+        metadata: Some(Metadata {
+            lab: Some(LabTag {
+                node: Some(n.name.clone()),
+                role: Some(n.role.to_string()),
+                accel: Some(ctx.accel.to_string()),
+                ..tag(lab)
+            }),
+        }),
+        memory: Memory {
+            unit: "KiB".into(),
+            value: n.memory.as_kib(),
+        },
+        vcpu: n.vcpus,
+        os: Os {
+            os_type: OsType {
+                arch: "x86_64".into(),
+                machine: "q35".into(),
+                value: "hvm".into(),
+            },
+            kernel: ctx.image.kernel.as_ref().map(|p| p.display().to_string()),
+            initrd: ctx.image.initrd.as_ref().map(|p| p.display().to_string()),
+            cmdline: ctx.image.cmdline.clone(),
+            boot: (!direct).then(|| Boot { dev: "hd".into() }),
+        },
+        features: Some(Features {
+            acpi: Some(Empty {}),
+            tcg: (ctx.accel == Accel::Tcg).then(|| Tcg {
+                tb_cache: Memory {
+                    unit: "MiB".into(),
+                    value: TCG_TB_CACHE_MIB,
+                },
+            }),
+        }),
+        // KVM passes the host CPU through; TCG keeps QEMU's default model (host-passthrough needs KVM).
+        cpu: (ctx.accel == Accel::Kvm).then(|| Cpu {
+            mode: "host-passthrough".into(),
+        }),
+        clock: Some(Clock {
+            offset: "utc".into(),
+        }),
+        on_poweroff: Some("destroy".into()),
+        on_reboot: Some("restart".into()),
+        on_crash: Some("destroy".into()),
+        devices: Devices {
+            disks: vec![
+                file_disk(ctx.dirs.disk(node), "qcow2", "vda", false, "root"),
+                file_disk(ctx.dirs.seed(node), "raw", "vdb", true, "cidata"),
+            ],
+            interfaces: addrs
+                .nics
+                .iter()
+                .map(|nic| Interface {
+                    kind: "network".into(),
+                    mac: MacAddr {
+                        address: nic.mac.to_string(),
+                    },
+                    source: IfaceSource {
+                        network: crate::plan::network_name(&lab.name, nic.net),
+                    },
+                    model: Model {
+                        kind: "virtio".into(),
+                    },
+                })
+                .collect(),
+            serial: Some(Serial {
+                kind: "pty".into(),
+                log: Some(Log {
+                    file: ctx.dirs.console_log(node).display().to_string(),
+                    append: "off".into(),
+                }),
+                target: PortTarget {
+                    kind: None,
+                    port: 0,
+                },
+            }),
+            console: Some(Console {
+                kind: "pty".into(),
+                target: PortTarget {
+                    kind: Some("serial".into()),
+                    port: 0,
+                },
+            }),
+            channel: Some(Channel {
+                kind: "unix".into(),
+                target: ChannelTarget {
+                    kind: "virtio".into(),
+                    name: "org.qemu.guest_agent.0".into(),
+                },
+            }),
+            rng: Some(Rng {
+                model: "virtio".into(),
+                backend: RngBackend {
+                    model: "random".into(),
+                    value: "/dev/urandom".into(),
+                },
+            }),
+        },
+    };
+    with_spec_hash("domain", &addrs.domain, doc, |d| &mut d.metadata)
+}
