@@ -163,7 +163,7 @@ pub fn parse(
 ) -> Result<Lab, ModelError> {
     let spec: LabSpec = serde_saphyr::from_str(text).map_err(|e| ModelError::Invalid {
         file: file.to_string(),
-        problems: vec![syntax_problem(&e)],
+        problems: vec![syntax_problem(&e, text)],
     })?;
     let ctx = ValidateCtx {
         file,
@@ -176,8 +176,21 @@ pub fn parse(
     })
 }
 
+/// The mapping key on line `line` of `text` (`  - role: x` → `role`), to name the field of an error
+/// serde reports by value only.
+fn key_on_line(text: &str, line: u64) -> Option<String> {
+    let l = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let l = l.trim_start().trim_start_matches("- ").trim_start();
+    let (key, _) = l.split_once(':')?;
+    let ok = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    ok.then(|| key.to_string())
+}
+
 /// Turns a YAML or serde error into a [`Problem`], naming the field where serde does.
-fn syntax_problem(e: &serde_saphyr::Error) -> Problem {
+fn syntax_problem(e: &serde_saphyr::Error, text: &str) -> Problem {
     let pos = e.location().and_then(|l| {
         (l.line() > 0).then_some(Pos {
             line: l.line(),
@@ -196,32 +209,43 @@ fn syntax_problem(e: &serde_saphyr::Error) -> Problem {
         let end = rest.find('`')?;
         Some(rest[..end].to_string())
     };
+    let expected = |m: &str| {
+        m.find("expected ")
+            .map(|i| {
+                m[i + "expected ".len()..]
+                    .trim_start_matches("one of ")
+                    .replace('`', "")
+            })
+            .unwrap_or_default()
+    };
+    let line_key = pos.and_then(|p| key_on_line(text, p.line));
     let (field, fix) = if let Some(f) = between(&message, "unknown field `") {
-        let allowed = message
-            .find("expected ")
-            .map(|i| message[i + "expected ".len()..].replace('`', ""))
-            .unwrap_or_default();
-        (
-            f,
-            format!("remove it or correct its spelling; allowed here: {allowed}"),
-        )
+        let fix = format!(
+            "remove it or correct its spelling; allowed here: {}",
+            expected(&message)
+        );
+        if let Some(i) = message.find(", expected") {
+            message.truncate(i);
+        }
+        (f, fix)
     } else if let Some(f) = between(&message, "missing field `") {
         (f, "add the field".to_string())
     } else if let Some(v) = between(&message, "unknown variant `") {
-        let allowed = message
-            .find("expected ")
-            .map(|i| message[i + "expected ".len()..].replace('`', ""))
-            .unwrap_or_default();
-        (v, format!("use {allowed}"))
-    } else if message.contains("invalid type") {
+        let fix = format!("use one of {}", expected(&message));
+        message = format!("unknown value \"{v}\"");
+        (line_key.unwrap_or(v), fix)
+    } else if message.contains("invalid type") || message.contains("expected") {
+        if message.contains("externally tagged enum") {
+            message = "expected one word here, not a list or a mapping".to_string();
+        }
         (
-            "value".to_string(),
+            line_key.unwrap_or_else(|| "value".to_string()),
             "write the value in the form the field takes (see labs/minimal.yaml)".to_string(),
         )
     } else {
         (
             "yaml".to_string(),
-            "fix the YAML syntax at that position".to_string(),
+            "fix the YAML there: indentation, a missing `:` or an unclosed bracket".to_string(),
         )
     };
     Problem {

@@ -1,0 +1,73 @@
+//! Rendered libvirt XML of the built-in labs, compared with checked-in files under tests/golden/.
+//! `DCOS_LAB_BLESS=1 cargo test --test golden` rewrites them on purpose.
+
+mod common;
+
+use dcos_lab::host::AccelDecision;
+use dcos_lab::model::{self, Accel, LabSource, NetKind};
+use dcos_lab::ops::render::{Target, render};
+use dcos_lab::paths::Dirs;
+
+fn dirs() -> Dirs {
+    Dirs {
+        state: "/var/lib/dcos-lab".into(),
+        cache: "/var/cache/dcos-lab".into(),
+    }
+}
+
+fn tcg() -> AccelDecision {
+    AccelDecision {
+        accel: Accel::Tcg,
+        reason: "test".into(),
+    }
+}
+
+#[test]
+fn builtin_labs_render_as_the_golden_files() {
+    for (name, _) in model::BUILTIN_LABS {
+        let lab = model::load(&LabSource::find(name).expect("builtin"), &["debian-12"]).expect("valid");
+        let dir = common::repo().join("tests/golden").join(name);
+        let mut targets = vec![
+            ("network-private".to_string(), Target::Network(NetKind::Private)),
+            ("network-public".to_string(), Target::Network(NetKind::Public)),
+            ("pool".to_string(), Target::Pool),
+        ];
+        for n in &lab.nodes {
+            targets.push((format!("domain-{}", n.name), Target::Node(n.name.clone())));
+            targets.push((format!("volume-{}", n.name), Target::Volume(n.name.clone())));
+        }
+        for (file, target) in targets {
+            let xml = render(&lab, &tcg(), &dirs(), &target).expect("renders");
+            common::assert_golden(&dir.join(format!("{file}.xml")), &xml);
+        }
+    }
+}
+
+#[test]
+fn kvm_domains_differ_from_tcg_only_in_accelerator_bits() {
+    let lab = model::load(&LabSource::find("minimal").expect("builtin"), &["debian-12"]).expect("valid");
+    let kvm = AccelDecision {
+        accel: Accel::Kvm,
+        reason: "test".into(),
+    };
+    let t = Target::Node("master".into());
+    let a = render(&lab, &tcg(), &dirs(), &t).expect("renders");
+    let b = render(&lab, &kvm, &dirs(), &t).expect("renders");
+    assert!(a.starts_with("<domain type=\"qemu\">"));
+    assert!(b.starts_with("<domain type=\"kvm\">"));
+    assert!(a.contains("<tb-cache unit=\"MiB\">256</tb-cache>"));
+    assert!(!b.contains("tb-cache"));
+    assert!(b.contains("<cpu mode=\"host-passthrough\"/>"));
+    assert!(!a.contains("host-passthrough"));
+}
+
+#[test]
+fn imported_image_boots_its_own_bootloader() {
+    let text = model::BUILTIN_LABS[0].1.replace("image: debian-12", "image: /srv/images/my-cloud.qcow2");
+    let lab = model::parse(&text, "t.yaml", None, &["debian-12"]).expect("valid");
+    let xml = render(&lab, &tcg(), &dirs(), &Target::Node("boot".into())).expect("renders");
+    assert!(!xml.contains("<kernel>"), "{xml}");
+    assert!(xml.contains("<boot dev=\"hd\"/>"), "{xml}");
+    let vol = render(&lab, &tcg(), &dirs(), &Target::Volume("boot".into())).expect("renders");
+    assert!(vol.contains("<path>/srv/images/my-cloud.qcow2</path>"), "{vol}");
+}
