@@ -9,7 +9,7 @@ use virt::storage_vol::StorageVol;
 
 use super::{DriverError, Hypervisor, NetworkSummary, Owned, PoolInfo, VersionInfo};
 use crate::plan::ObjState;
-use crate::render::xml::{Bridge, Metadata, NetIp, PoolTarget};
+use crate::render::xml::{Bridge, Metadata, PoolTarget};
 
 /// The system libvirt daemon: bridges and NAT need it.
 pub const DEFAULT_URI: &str = "qemu:///system";
@@ -37,6 +37,7 @@ struct DomainMeta {
     metadata: Option<Metadata>,
 }
 
+/// The parts of any network's XML we read; lenient, since networks made by others are read too.
 #[derive(Deserialize)]
 struct NetworkMeta {
     #[serde(default)]
@@ -44,7 +45,38 @@ struct NetworkMeta {
     #[serde(default)]
     bridge: Option<Bridge>,
     #[serde(rename = "ip", default)]
-    ips: Vec<NetIp>,
+    ips: Vec<AnyIp>,
+}
+
+#[derive(Deserialize)]
+struct AnyIp {
+    #[serde(rename = "@family", default)]
+    family: Option<String>,
+    #[serde(rename = "@address", default)]
+    address: Option<String>,
+    #[serde(rename = "@prefix", default)]
+    prefix: Option<u8>,
+    #[serde(rename = "@netmask", default)]
+    netmask: Option<String>,
+}
+
+impl AnyIp {
+    /// `a.b.c.d/n` for an IPv4 `<ip>`, whether written with `prefix` or `netmask`.
+    fn cidr4(&self) -> Option<String> {
+        if self.family.as_deref().unwrap_or("ipv4") != "ipv4" {
+            return None;
+        }
+        let addr = self.address.as_ref()?;
+        let prefix = match (self.prefix, &self.netmask) {
+            (Some(p), _) => p,
+            (None, Some(m)) => {
+                let m: std::net::Ipv4Addr = m.parse().ok()?;
+                u8::try_from(u32::from(m).count_ones()).ok()?
+            }
+            (None, None) => 24,
+        };
+        Some(format!("{addr}/{prefix}"))
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,6 +124,11 @@ impl Libvirt {
             self.conn.lookup_storage_pool_by_name(name),
         )
     }
+}
+
+/// Our metadata element, in our namespace (not merely an element with the same local name).
+fn is_ours(tag: &crate::render::xml::LabTag) -> bool {
+    tag.xmlns == crate::render::xml::METADATA_NS
 }
 
 /// `Ok(())` for success or "not found": removal is idempotent.
@@ -147,8 +184,11 @@ impl Hypervisor for Libvirt {
                 // Removed while we were listing.
                 Err(_) => continue,
             };
-            let meta: NetworkMeta = parse(&format!("network {name}"), &xml)?;
-            if let Some(tag) = meta.metadata.and_then(|m| m.lab) {
+            let Ok(meta) = parse::<NetworkMeta>(&format!("network {name}"), &xml) else {
+                tracing::debug!("skipping network {name}: its XML is not readable here");
+                continue;
+            };
+            if let Some(tag) = meta.metadata.and_then(|m| m.lab).filter(is_ours) {
                 let active = call(|| format!("query network {name}"), net.is_active())?;
                 out.push(Owned {
                     name,
@@ -166,16 +206,14 @@ impl Hypervisor for Libvirt {
         for net in nets {
             let name = call(|| "read a network's name".into(), net.name())?;
             let Ok(xml) = net.xml_desc(0) else { continue };
-            let meta: NetworkMeta = parse(&format!("network {name}"), &xml)?;
+            let Ok(meta) = parse::<NetworkMeta>(&format!("network {name}"), &xml) else {
+                tracing::debug!("skipping network {name}: its XML is not readable here");
+                continue;
+            };
             out.push(NetworkSummary {
                 name,
                 bridge: meta.bridge.map(|b| b.name),
-                ipv4: meta
-                    .ips
-                    .iter()
-                    .filter(|ip| ip.family.as_deref().unwrap_or("ipv4") == "ipv4")
-                    .map(|ip| format!("{}/{}", ip.address, ip.prefix))
-                    .collect(),
+                ipv4: meta.ips.iter().filter_map(AnyIp::cidr4).collect(),
                 active: net.is_active().unwrap_or(false),
             });
         }
@@ -217,8 +255,11 @@ impl Hypervisor for Libvirt {
         for dom in doms {
             let name = call(|| "read a domain's name".into(), dom.name())?;
             let Ok(xml) = dom.xml_desc(0) else { continue };
-            let meta: DomainMeta = parse(&format!("domain {name}"), &xml)?;
-            let Some(tag) = meta.metadata.and_then(|m| m.lab) else {
+            let Ok(meta) = parse::<DomainMeta>(&format!("domain {name}"), &xml) else {
+                tracing::debug!("skipping domain {name}: its metadata is not ours");
+                continue;
+            };
+            let Some(tag) = meta.metadata.and_then(|m| m.lab).filter(is_ours) else {
                 continue;
             };
             let state = match dom.state().map(|(s, _)| s) {
@@ -276,9 +317,12 @@ impl Hypervisor for Libvirt {
     fn remove_pool(&self, name: &str) -> Result<(), DriverError> {
         ignore_missing((|| {
             let pool = self.storage_pool(name)?;
-            if !call(|| format!("query storage pool {name}"), pool.is_active())? {
-                // Volumes can only be listed and deleted on an active pool.
-                call(|| format!("start storage pool {name}"), pool.create(0))?;
+            if !call(|| format!("query storage pool {name}"), pool.is_active())?
+                && pool.create(0).is_err()
+            {
+                // Volumes can only be listed and deleted on an active pool. One that cannot start
+                // (its directory is gone) holds no volumes libvirt could delete: undefine it.
+                return call(|| format!("undefine storage pool {name}"), pool.undefine());
             }
             let _ = pool.refresh(0);
             let vols = call(|| format!("list volumes of {name}"), pool.list_all_volumes(0))?;

@@ -57,7 +57,8 @@ pub struct LabTag {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
-    #[serde(rename = "dcoslab:lab", skip_serializing_if = "Option::is_none", default)]
+    // quick-xml matches elements by local name when reading, so the prefix is dropped there.
+    #[serde(rename = "dcoslab:lab", alias = "lab", skip_serializing_if = "Option::is_none", default)]
     pub lab: Option<LabTag>,
 }
 
