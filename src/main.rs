@@ -5,7 +5,11 @@ use clap::Parser;
 fn main() {
     let cli = dcos_lab::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("DCOS_LAB_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if cli.verbose { "dcos_lab=debug" } else { "dcos_lab=info" })
+        tracing_subscriber::EnvFilter::new(if cli.verbose {
+            "dcos_lab=debug"
+        } else {
+            "dcos_lab=info"
+        })
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -19,7 +19,11 @@ pub struct Dirs {
 impl Dirs {
     /// Reads the environment: the override variables, then XDG, then the system defaults for root.
     pub fn discover() -> Dirs {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         // SAFETY: geteuid has no preconditions and cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         let home = var("HOME").unwrap_or_else(|| PathBuf::from("/"));

@@ -34,14 +34,23 @@ fn builtin_labs_never_collide() {
     let plans: Vec<_> = model::BUILTIN_LABS
         .iter()
         .map(|(n, _)| {
-            let lab = model::load(&LabSource::find(n).expect("builtin"), &["debian-12"]).expect("valid");
+            let lab =
+                model::load(&LabSource::find(n).expect("builtin"), &["debian-12"]).expect("valid");
             (lab.clone(), plan_addresses(&lab))
         })
         .collect();
     for (i, (la, a)) in plans.iter().enumerate() {
         for (lb, b) in plans.iter().skip(i + 1) {
-            let common: Vec<_> = host_visible(a).intersection(&host_visible(b)).cloned().collect();
-            assert!(common.is_empty(), "{} and {} share {common:?}", la.name, lb.name);
+            let common: Vec<_> = host_visible(a)
+                .intersection(&host_visible(b))
+                .cloned()
+                .collect();
+            assert!(
+                common.is_empty(),
+                "{} and {} share {common:?}",
+                la.name,
+                lb.name
+            );
             for k in dcos_lab::model::NetKind::ALL {
                 assert!(
                     !la.network(k).cidr.overlaps(lb.network(k).cidr),

@@ -44,9 +44,15 @@ fn builtin_labs_are_valid() {
 #[test]
 fn builtin_layouts_are_as_documented() {
     use dcos_lab::model::{ByteSize, NetKind, Role};
-    let load = |n: &str| model::load(&LabSource::find(n).expect("builtin"), &["debian-12"]).expect("valid");
+    let load = |n: &str| {
+        model::load(&LabSource::find(n).expect("builtin"), &["debian-12"]).expect("valid")
+    };
     let minimal = load("minimal");
-    let roles: Vec<_> = minimal.nodes.iter().map(|n| (n.name.as_str(), n.role, n.memory)).collect();
+    let roles: Vec<_> = minimal
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.role, n.memory))
+        .collect();
     assert_eq!(
         roles,
         [
@@ -57,20 +63,38 @@ fn builtin_layouts_are_as_documented() {
     );
     for n in &minimal.nodes {
         assert!(n.on(NetKind::Private));
-        assert_eq!(n.on(NetKind::Public), n.role == Role::AgentPublic, "{}", n.name);
+        assert_eq!(
+            n.on(NetKind::Public),
+            n.role == Role::AgentPublic,
+            "{}",
+            n.name
+        );
     }
     assert!(minimal.networks.public.ipv6.is_some());
     assert!(minimal.networks.private.ipv6.is_none());
 
-    let count = |lab: &dcos_lab::model::Lab, r: Role| lab.nodes.iter().filter(|n| n.role == r).count();
+    let count =
+        |lab: &dcos_lab::model::Lab, r: Role| lab.nodes.iter().filter(|n| n.role == r).count();
     let standard = load("standard");
     assert_eq!(
-        [Role::Boot, Role::Master, Role::AgentPrivate, Role::AgentPublic].map(|r| count(&standard, r)),
+        [
+            Role::Boot,
+            Role::Master,
+            Role::AgentPrivate,
+            Role::AgentPublic
+        ]
+        .map(|r| count(&standard, r)),
         [1, 1, 1, 1]
     );
     let ha = load("ha");
     assert_eq!(
-        [Role::Boot, Role::Master, Role::AgentPrivate, Role::AgentPublic].map(|r| count(&ha, r)),
+        [
+            Role::Boot,
+            Role::Master,
+            Role::AgentPrivate,
+            Role::AgentPublic
+        ]
+        .map(|r| count(&ha, r)),
         [1, 3, 2, 1]
     );
     let names: Vec<_> = ha.nodes.iter().map(|n| n.name.as_str()).collect();

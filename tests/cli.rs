@@ -12,14 +12,35 @@ fn cmd() -> Command {
 
 #[test]
 fn plan_json_lists_networks_volumes_domains_in_creation_order() {
-    let out = cmd().args(["plan", "minimal", "--json", "--offline"]).output().expect("runs");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd()
+        .args(["plan", "minimal", "--json", "--offline"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(v["lab"], "minimal");
     let actions = v["actions"].as_array().expect("actions");
-    let kinds: Vec<&str> = actions.iter().map(|a| a["action"].as_str().expect("action")).collect();
-    let first = |k: &str| kinds.iter().position(|x| *x == k).unwrap_or_else(|| panic!("no {k} in {kinds:?}"));
-    let last = |k: &str| kinds.iter().rposition(|x| *x == k).unwrap_or_else(|| panic!("no {k}"));
+    let kinds: Vec<&str> = actions
+        .iter()
+        .map(|a| a["action"].as_str().expect("action"))
+        .collect();
+    let first = |k: &str| {
+        kinds
+            .iter()
+            .position(|x| *x == k)
+            .unwrap_or_else(|| panic!("no {k} in {kinds:?}"))
+    };
+    let last = |k: &str| {
+        kinds
+            .iter()
+            .rposition(|x| *x == k)
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
     assert!(last("define_network") < first("create_disk"), "{kinds:?}");
     assert!(last("create_disk") < first("define_domain"), "{kinds:?}");
     assert!(last("define_domain") < first("start_domain"), "{kinds:?}");
@@ -31,16 +52,27 @@ fn plan_json_lists_networks_volumes_domains_in_creation_order() {
         .filter(|a| a["action"] == "define_network")
         .map(|a| a["network"].as_str().expect("name"))
         .collect();
-    assert_eq!(nets, ["dcos-lab-minimal-private", "dcos-lab-minimal-public"]);
+    assert_eq!(
+        nets,
+        ["dcos-lab-minimal-private", "dcos-lab-minimal-public"]
+    );
     // Addresses are part of the plan.
     let nodes = v["addresses"]["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 3);
-    assert_eq!(v["accel"]["accel"].as_str().map(|s| s == "kvm" || s == "tcg"), Some(true));
+    assert_eq!(
+        v["accel"]["accel"]
+            .as_str()
+            .map(|s| s == "kvm" || s == "tcg"),
+        Some(true)
+    );
 }
 
 #[test]
 fn plan_accel_override_is_reported() {
-    let out = cmd().args(["plan", "minimal", "--json", "--offline", "--accel", "kvm"]).output().expect("runs");
+    let out = cmd()
+        .args(["plan", "minimal", "--json", "--offline", "--accel", "kvm"])
+        .output()
+        .expect("runs");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(v["accel"]["accel"], "kvm");
     assert_eq!(v["accel"]["reason"], "forced: kvm");
@@ -54,16 +86,25 @@ fn bad_lab_file_exits_2_naming_file_and_field() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("tests/bad-labs/memory-no-unit.yaml:5:13: nodes[0].memory"), "{err}");
+    assert!(
+        err.contains("tests/bad-labs/memory-no-unit.yaml:5:13: nodes[0].memory"),
+        "{err}"
+    );
     assert!(err.contains("fix: "), "{err}");
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn unknown_lab_and_unknown_node_exit_2() {
-    let out = cmd().args(["plan", "nosuchlab", "--offline"]).output().expect("runs");
+    let out = cmd()
+        .args(["plan", "nosuchlab", "--offline"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    let out = cmd().args(["render", "minimal", "--node", "nosuchnode"]).output().expect("runs");
+    let out = cmd()
+        .args(["render", "minimal", "--node", "nosuchnode"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("node \"nosuchnode\" is not in the lab"));
 }
@@ -78,25 +119,43 @@ fn bad_arguments_exit_2() {
 
 #[test]
 fn render_prints_domain_and_network_xml() {
-    let out = cmd().args(["render", "minimal", "--node", "master", "--accel", "tcg"]).output().expect("runs");
+    let out = cmd()
+        .args(["render", "minimal", "--node", "master", "--accel", "tcg"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(0));
     let xml = String::from_utf8_lossy(&out.stdout);
     assert!(xml.starts_with("<domain type=\"qemu\">"), "{xml}");
     assert!(xml.contains("<name>dcos-lab-minimal-master</name>"));
     assert!(xml.contains("/nonexistent/dcos-lab-test-state/labs/minimal/disks/master.qcow2"));
-    let out = cmd().args(["render", "minimal", "--network", "private"]).output().expect("runs");
+    let out = cmd()
+        .args(["render", "minimal", "--network", "private"])
+        .output()
+        .expect("runs");
     let xml = String::from_utf8_lossy(&out.stdout);
     assert!(xml.starts_with("<network"), "{xml}");
-    assert!(!xml.contains("<forward"), "private network must be isolated: {xml}");
+    assert!(
+        !xml.contains("<forward"),
+        "private network must be isolated: {xml}"
+    );
 }
 
 #[test]
 fn every_command_has_help() {
-    for sub in [vec![], vec!["plan"], vec!["render"], vec!["doctor"], vec!["up"]] {
+    for sub in [
+        vec![],
+        vec!["plan"],
+        vec!["render"],
+        vec!["doctor"],
+        vec!["up"],
+    ] {
         let mut args = sub.clone();
         args.push("--help");
         let out = cmd().args(&args).output().expect("runs");
         assert_eq!(out.status.code(), Some(0), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: dcos-lab"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: dcos-lab"),
+            "{args:?}"
+        );
     }
 }

@@ -25,11 +25,18 @@ fn tcg() -> AccelDecision {
 #[test]
 fn builtin_labs_render_as_the_golden_files() {
     for (name, _) in model::BUILTIN_LABS {
-        let lab = model::load(&LabSource::find(name).expect("builtin"), &["debian-12"]).expect("valid");
+        let lab =
+            model::load(&LabSource::find(name).expect("builtin"), &["debian-12"]).expect("valid");
         let dir = common::repo().join("tests/golden").join(name);
         let mut targets = vec![
-            ("network-private".to_string(), Target::Network(NetKind::Private)),
-            ("network-public".to_string(), Target::Network(NetKind::Public)),
+            (
+                "network-private".to_string(),
+                Target::Network(NetKind::Private),
+            ),
+            (
+                "network-public".to_string(),
+                Target::Network(NetKind::Public),
+            ),
             ("pool".to_string(), Target::Pool),
         ];
         for n in &lab.nodes {
@@ -45,7 +52,11 @@ fn builtin_labs_render_as_the_golden_files() {
 
 #[test]
 fn kvm_domains_differ_from_tcg_only_in_accelerator_bits() {
-    let lab = model::load(&LabSource::find("minimal").expect("builtin"), &["debian-12"]).expect("valid");
+    let lab = model::load(
+        &LabSource::find("minimal").expect("builtin"),
+        &["debian-12"],
+    )
+    .expect("valid");
     let kvm = AccelDecision {
         accel: Accel::Kvm,
         reason: "test".into(),
@@ -63,11 +74,16 @@ fn kvm_domains_differ_from_tcg_only_in_accelerator_bits() {
 
 #[test]
 fn imported_image_boots_its_own_bootloader() {
-    let text = model::BUILTIN_LABS[0].1.replace("image: debian-12", "image: /srv/images/my-cloud.qcow2");
+    let text = model::BUILTIN_LABS[0]
+        .1
+        .replace("image: debian-12", "image: /srv/images/my-cloud.qcow2");
     let lab = model::parse(&text, "t.yaml", None, &["debian-12"]).expect("valid");
     let xml = render(&lab, &tcg(), &dirs(), &Target::Node("boot".into())).expect("renders");
     assert!(!xml.contains("<kernel>"), "{xml}");
     assert!(xml.contains("<boot dev=\"hd\"/>"), "{xml}");
     let vol = render(&lab, &tcg(), &dirs(), &Target::Volume("boot".into())).expect("renders");
-    assert!(vol.contains("<path>/srv/images/my-cloud.qcow2</path>"), "{vol}");
+    assert!(
+        vol.contains("<path>/srv/images/my-cloud.qcow2</path>"),
+        "{vol}"
+    );
 }

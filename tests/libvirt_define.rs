@@ -11,7 +11,9 @@ use dcos_lab::render::{self, RenderCtx};
 
 #[test]
 fn rendered_xml_is_accepted_by_libvirt_and_read_back_as_ours() {
-    let Some(hv) = common::system_libvirt() else { return };
+    let Some(hv) = common::system_libvirt() else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let dirs = Dirs {
         state: tmp.path().join("state"),
@@ -31,33 +33,66 @@ fn rendered_xml_is_accepted_by_libvirt_and_read_back_as_ours() {
             let mut guard = common::Cleanup::new(&hv);
             for kind in NetKind::ALL {
                 let xml = render::network_xml(&lab, &addrs, kind).expect("render");
-                let n = hv.define_network(&xml).unwrap_or_else(|e| panic!("{}\n{xml}", dcos_lab::error_chain(&e)));
+                let n = hv
+                    .define_network(&xml)
+                    .unwrap_or_else(|e| panic!("{}\n{xml}", dcos_lab::error_chain(&e)));
                 guard.networks.push(n);
             }
-            let pool = hv.define_pool(&render::pool_xml(&lab, &ctx.dirs).expect("render")).expect("pool");
+            let pool = hv
+                .define_pool(&render::pool_xml(&lab, &ctx.dirs).expect("render"))
+                .expect("pool");
             guard.pools.push(pool);
             for node in &lab.nodes {
                 let xml = render::domain_xml(&lab, &addrs, &node.name, &ctx).expect("render");
-                let d = hv.define_domain(&xml).unwrap_or_else(|e| panic!("{}\n{xml}", dcos_lab::error_chain(&e)));
+                let d = hv
+                    .define_domain(&xml)
+                    .unwrap_or_else(|e| panic!("{}\n{xml}", dcos_lab::error_chain(&e)));
                 guard.domains.push(d);
             }
 
             // libvirt hands our metadata back: this is how status and down find a lab.
-            let doms: Vec<_> = hv.owned_domains().expect("list").into_iter().filter(|d| d.tag.lab == name).collect();
+            let doms: Vec<_> = hv
+                .owned_domains()
+                .expect("list")
+                .into_iter()
+                .filter(|d| d.tag.lab == name)
+                .collect();
             assert_eq!(doms.len(), lab.nodes.len());
             for d in &doms {
-                let node = lab.node(d.tag.node.as_deref().expect("node tag")).expect("known node");
+                let node = lab
+                    .node(d.tag.node.as_deref().expect("node tag"))
+                    .expect("known node");
                 assert_eq!(d.tag.role.as_deref(), Some(node.role.as_str()));
                 assert_eq!(d.tag.accel.as_deref(), Some(accel.to_string().as_str()));
                 assert!(d.tag.spec.is_some());
             }
-            let nets: Vec<_> = hv.owned_networks().expect("list").into_iter().filter(|n| n.tag.lab == name).collect();
+            let nets: Vec<_> = hv
+                .owned_networks()
+                .expect("list")
+                .into_iter()
+                .filter(|n| n.tag.lab == name)
+                .collect();
             assert_eq!(nets.len(), 2);
 
             drop(guard);
-            assert!(hv.owned_domains().expect("list").iter().all(|d| d.tag.lab != name), "domains left");
-            assert!(hv.owned_networks().expect("list").iter().all(|n| n.tag.lab != name), "networks left");
-            assert!(hv.pool(&plan::pool_name(&name)).expect("pool").is_none(), "pool left");
+            assert!(
+                hv.owned_domains()
+                    .expect("list")
+                    .iter()
+                    .all(|d| d.tag.lab != name),
+                "domains left"
+            );
+            assert!(
+                hv.owned_networks()
+                    .expect("list")
+                    .iter()
+                    .all(|n| n.tag.lab != name),
+                "networks left"
+            );
+            assert!(
+                hv.pool(&plan::pool_name(&name)).expect("pool").is_none(),
+                "pool left"
+            );
         }
     }
     // Nothing was written to the state directory either: define does not create files.
@@ -66,19 +101,31 @@ fn rendered_xml_is_accepted_by_libvirt_and_read_back_as_ours() {
 
 #[test]
 fn a_started_network_brings_up_its_bridge_and_removal_takes_it_away() {
-    let Some(hv) = common::system_libvirt() else { return };
+    let Some(hv) = common::system_libvirt() else {
+        return;
+    };
     let name = format!("{}-netstart", common::TEST_PREFIX);
-    let text = model::BUILTIN_LABS[0].1.replace("name: minimal", &format!("name: {name}"));
+    let text = model::BUILTIN_LABS[0]
+        .1
+        .replace("name: minimal", &format!("name: {name}"));
     let lab = model::parse(&text, "t.yaml", None, &["debian-12"]).expect("valid");
     let addrs = plan::plan_addresses(&lab);
     let mut guard = common::Cleanup::new(&hv);
     let xml = render::network_xml(&lab, &addrs, NetKind::Private).expect("render");
-    guard.networks.push(hv.define_network(&xml).expect("define"));
+    guard
+        .networks
+        .push(hv.define_network(&xml).expect("define"));
     hv.start_network(&guard.networks[0]).expect("start");
     let bridge = &addrs.network(NetKind::Private).expect("private").bridge;
-    assert!(std::path::Path::new("/sys/class/net").join(bridge).exists(), "bridge {bridge} is up");
+    assert!(
+        std::path::Path::new("/sys/class/net").join(bridge).exists(),
+        "bridge {bridge} is up"
+    );
     // Starting again is a no-op.
     hv.start_network(&guard.networks[0]).expect("start again");
     drop(guard);
-    assert!(!std::path::Path::new("/sys/class/net").join(bridge).exists(), "bridge {bridge} removed");
+    assert!(
+        !std::path::Path::new("/sys/class/net").join(bridge).exists(),
+        "bridge {bridge} removed"
+    );
 }

@@ -137,12 +137,20 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 match Libvirt::open(Some(&cli.uri)) {
                     Ok(c) => Some(c),
                     Err(e) => {
-                        tracing::warn!("{}; planning as if the lab did not exist", crate::error_chain(&e));
+                        tracing::warn!(
+                            "{}; planning as if the lab did not exist",
+                            crate::error_chain(&e)
+                        );
                         None
                     }
                 }
             };
-            let report = ops::plan::plan(&lab, accel, &dirs, conn.as_ref().map(|c| c as &dyn Hypervisor))?;
+            let report = ops::plan::plan(
+                &lab,
+                accel,
+                &dirs,
+                conn.as_ref().map(|c| c as &dyn Hypervisor),
+            )?;
             if a.json {
                 print_json(&report)?;
             } else {
@@ -159,7 +167,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 (_, Some(NetArg::Public), _, _) => ops::render::Target::Network(NetKind::Public),
                 (_, _, true, _) => ops::render::Target::Pool,
                 (_, _, _, Some(v)) => ops::render::Target::Volume(v),
-                _ => return Err(BadInput("say what to render: --node, --network, --pool or --volume".into()).into()),
+                _ => {
+                    return Err(BadInput(
+                        "say what to render: --node, --network, --pool or --volume".into(),
+                    )
+                    .into());
+                }
             };
             let xml = ops::render::render(&lab, &accel, &dirs, &target)
                 .with_context(|| format!("cannot render lab {}", lab.name))?;
@@ -173,7 +186,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             } else {
                 print(&ops::doctor::describe(&report))?;
             }
-            Ok(if report.ready() { 0 } else { crate::EXIT_FAILURE })
+            Ok(if report.ready() {
+                0
+            } else {
+                crate::EXIT_FAILURE
+            })
         }
         Command::Up(a) => {
             let lab = ops::load_lab(&a.lab)?;

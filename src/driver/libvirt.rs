@@ -20,7 +20,10 @@ pub struct Libvirt {
     uri: String,
 }
 
-fn call<T>(what: impl FnOnce() -> String, r: Result<T, virt::error::Error>) -> Result<T, DriverError> {
+fn call<T>(
+    what: impl FnOnce() -> String,
+    r: Result<T, virt::error::Error>,
+) -> Result<T, DriverError> {
     r.map_err(|source| DriverError::Call {
         what: what(),
         source,
@@ -141,8 +144,14 @@ fn ignore_missing(r: Result<(), DriverError>) -> Result<(), DriverError> {
 
 impl Hypervisor for Libvirt {
     fn version(&self) -> Result<VersionInfo, DriverError> {
-        let lib = call(|| "read the libvirt version".into(), self.conn.lib_version())?;
-        let hyp = call(|| "read the hypervisor version".into(), self.conn.hyp_version())?;
+        let lib = call(
+            || "read the libvirt version".into(),
+            self.conn.lib_version(),
+        )?;
+        let hyp = call(
+            || "read the hypervisor version".into(),
+            self.conn.hyp_version(),
+        )?;
         let kind = call(|| "read the driver type".into(), self.conn.driver_type())?;
         Ok(VersionInfo {
             uri: self.uri.clone(),
@@ -152,7 +161,10 @@ impl Hypervisor for Libvirt {
     }
 
     fn define_network(&self, xml: &str) -> Result<String, DriverError> {
-        let net = call(|| "define a network".into(), self.conn.define_network_xml(xml))?;
+        let net = call(
+            || "define a network".into(),
+            self.conn.define_network_xml(xml),
+        )?;
         call(|| "read a network's name".into(), net.name())
     }
 
@@ -178,7 +190,7 @@ impl Hypervisor for Libvirt {
         let nets = call(|| "list networks".into(), self.conn.list_all_networks(0))?;
         let mut out = Vec::new();
         for net in nets {
-            let name = call(|| "read a network's name".into(), net.name())?;
+            let Ok(name) = net.name() else { continue };
             let xml = match net.xml_desc(0) {
                 Ok(x) => x,
                 // Removed while we were listing.
@@ -189,10 +201,18 @@ impl Hypervisor for Libvirt {
                 continue;
             };
             if let Some(tag) = meta.metadata.and_then(|m| m.lab).filter(is_ours) {
-                let active = call(|| format!("query network {name}"), net.is_active())?;
+                let active = match net.is_active() {
+                    Ok(a) => a,
+                    // Removed while we were listing.
+                    Err(_) => continue,
+                };
                 out.push(Owned {
                     name,
-                    state: if active { ObjState::Active } else { ObjState::Inactive },
+                    state: if active {
+                        ObjState::Active
+                    } else {
+                        ObjState::Inactive
+                    },
                     tag,
                 });
             }
@@ -204,7 +224,7 @@ impl Hypervisor for Libvirt {
         let nets = call(|| "list networks".into(), self.conn.list_all_networks(0))?;
         let mut out = Vec::new();
         for net in nets {
-            let name = call(|| "read a network's name".into(), net.name())?;
+            let Ok(name) = net.name() else { continue };
             let Ok(xml) = net.xml_desc(0) else { continue };
             let Ok(meta) = parse::<NetworkMeta>(&format!("network {name}"), &xml) else {
                 tracing::debug!("skipping network {name}: its XML is not readable here");
@@ -221,7 +241,10 @@ impl Hypervisor for Libvirt {
     }
 
     fn define_domain(&self, xml: &str) -> Result<String, DriverError> {
-        let dom = call(|| "define a domain".into(), self.conn.define_domain_xml(xml))?;
+        let dom = call(
+            || "define a domain".into(),
+            self.conn.define_domain_xml(xml),
+        )?;
         call(|| "read a domain's name".into(), dom.name())
     }
 
@@ -240,11 +263,14 @@ impl Hypervisor for Libvirt {
             if call(|| format!("query domain {name}"), dom.is_active())? {
                 call(|| format!("stop domain {name}"), dom.destroy())?;
             }
-            let flags = sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                | sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                | sys::VIR_DOMAIN_UNDEFINE_NVRAM
-                | sys::VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
-            call(|| format!("undefine domain {name}"), dom.undefine_flags(flags))
+            // Our domains boot without UEFI and take no checkpoints: snapshot metadata and a
+            // managed save image are all that can hang on to a domain.
+            let flags =
+                sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
+            call(
+                || format!("undefine domain {name}"),
+                dom.undefine_flags(flags),
+            )
         })())
     }
 
@@ -253,7 +279,7 @@ impl Hypervisor for Libvirt {
         let doms = call(|| "list domains".into(), self.conn.list_all_domains(0))?;
         let mut out = Vec::new();
         for dom in doms {
-            let name = call(|| "read a domain's name".into(), dom.name())?;
+            let Ok(name) = dom.name() else { continue };
             let Ok(xml) = dom.xml_desc(0) else { continue };
             let Ok(meta) = parse::<DomainMeta>(&format!("domain {name}"), &xml) else {
                 tracing::debug!("skipping domain {name}: its metadata is not ours");
@@ -265,7 +291,9 @@ impl Hypervisor for Libvirt {
             let state = match dom.state().map(|(s, _)| s) {
                 Ok(virt::enumutil::Enum::Known(S::Running | S::Blocked)) => ObjState::Active,
                 Ok(virt::enumutil::Enum::Known(S::Paused | S::PMSuspended)) => ObjState::Paused,
-                _ => ObjState::Inactive,
+                Ok(_) => ObjState::Inactive,
+                // Removed while we were listing.
+                Err(_) => continue,
             };
             out.push(Owned { name, state, tag });
         }
@@ -309,7 +337,11 @@ impl Hypervisor for Libvirt {
         Ok(Some(PoolInfo {
             name: name.to_string(),
             path: meta.target.path,
-            state: if active { ObjState::Active } else { ObjState::Inactive },
+            state: if active {
+                ObjState::Active
+            } else {
+                ObjState::Inactive
+            },
             volumes,
         }))
     }
@@ -325,13 +357,19 @@ impl Hypervisor for Libvirt {
                 return call(|| format!("undefine storage pool {name}"), pool.undefine());
             }
             let _ = pool.refresh(0);
-            let vols = call(|| format!("list volumes of {name}"), pool.list_all_volumes(0))?;
+            let vols = call(
+                || format!("list volumes of {name}"),
+                pool.list_all_volumes(0),
+            )?;
             for vol in vols {
                 let vname = vol.name().unwrap_or_default();
                 call(|| format!("delete volume {vname} of {name}"), vol.delete(0))?;
             }
             call(|| format!("stop storage pool {name}"), pool.destroy())?;
-            call(|| format!("delete the directory of storage pool {name}"), pool.delete(0))?;
+            call(
+                || format!("delete the directory of storage pool {name}"),
+                pool.delete(0),
+            )?;
             call(|| format!("undefine storage pool {name}"), pool.undefine())
         })())
     }
@@ -348,5 +386,98 @@ impl Hypervisor for Libvirt {
     fn refresh_pool(&self, name: &str) -> Result<(), DriverError> {
         let p = self.storage_pool(name)?;
         call(|| format!("refresh storage pool {name}"), p.refresh(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{self, Accel, NetKind};
+    use crate::paths::Dirs;
+    use crate::render::{self, RenderCtx};
+
+    /// libvirt's own in-memory test driver: a fresh, private host per connection.
+    fn test_driver() -> Libvirt {
+        Libvirt::open(Some("test:///default")).expect("test driver")
+    }
+
+    fn minimal() -> model::Lab {
+        model::parse(model::BUILTIN_LABS[0].1, "minimal", None, &["debian-12"]).expect("valid")
+    }
+
+    #[test]
+    fn owned_objects_are_found_by_metadata_and_removal_is_idempotent() {
+        let hv = test_driver();
+        let lab = minimal();
+        let addrs = crate::plan::plan_addresses(&lab);
+        let dirs = Dirs {
+            state: "/nonexistent/state".into(),
+            cache: "/nonexistent/cache".into(),
+        };
+        let ctx = RenderCtx {
+            accel: Accel::Tcg,
+            dirs: dirs.lab(&lab.name),
+            image: crate::image::boot_image(&dirs, &lab.image),
+        };
+        let net = hv
+            .define_network(&render::network_xml(&lab, &addrs, NetKind::Private).expect("xml"))
+            .expect("define network");
+        let dom = hv
+            .define_domain(&render::domain_xml(&lab, &addrs, "master", &ctx).expect("xml"))
+            .expect("define domain");
+
+        let nets = hv.owned_networks().expect("list");
+        assert_eq!(
+            nets.len(),
+            1,
+            "the test driver's own `default` network is not ours"
+        );
+        assert_eq!(nets[0].tag.lab, "minimal");
+        assert_eq!(nets[0].tag.network.as_deref(), Some("private"));
+        assert_eq!(nets[0].state, ObjState::Inactive);
+        hv.start_network(&net).expect("start");
+        assert_eq!(
+            hv.owned_networks().expect("list")[0].state,
+            ObjState::Active
+        );
+
+        let doms = hv.owned_domains().expect("list");
+        assert_eq!(
+            doms.len(),
+            1,
+            "the test driver's own `test` domain is not ours"
+        );
+        assert_eq!(doms[0].tag.node.as_deref(), Some("master"));
+        assert_eq!(doms[0].tag.role.as_deref(), Some("master"));
+
+        hv.remove_domain(&dom).expect("remove");
+        hv.remove_domain(&dom).expect("removing twice is fine");
+        hv.remove_network(&net).expect("remove");
+        hv.remove_network(&net).expect("removing twice is fine");
+        assert!(hv.owned_domains().expect("list").is_empty());
+        assert!(hv.owned_networks().expect("list").is_empty());
+        // Objects that are not ours are untouched.
+        assert!(
+            hv.all_networks()
+                .expect("list")
+                .iter()
+                .any(|n| n.name == "default")
+        );
+    }
+
+    #[test]
+    fn a_foreign_element_named_lab_is_not_ours() {
+        let hv = test_driver();
+        let xml = "<network><name>other</name><metadata><x:lab xmlns:x='urn:other' name='minimal' version='1'/></metadata><bridge name='virbr9'/></network>";
+        hv.define_network(xml).expect("define");
+        assert!(hv.owned_networks().expect("list").is_empty());
+    }
+
+    #[test]
+    fn missing_objects_report_not_found() {
+        let hv = test_driver();
+        let err = hv.start_domain("nope").expect_err("missing");
+        assert!(err.is_not_found(), "{err:?}");
+        assert!(hv.pool("nope").expect("lookup").is_none());
     }
 }

@@ -87,7 +87,7 @@ pub trait Hypervisor: Send + Sync {
 
     fn define_domain(&self, xml: &str) -> Result<String, DriverError>;
     fn start_domain(&self, name: &str) -> Result<(), DriverError>;
-    /// Powers off (if running) and undefines, with its snapshot metadata and NVRAM; missing is fine.
+    /// Powers off (if running) and undefines, with its snapshot metadata and managed save; missing is fine.
     fn remove_domain(&self, name: &str) -> Result<(), DriverError>;
     fn owned_domains(&self) -> Result<Vec<Owned>, DriverError>;
 

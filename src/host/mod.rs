@@ -100,7 +100,11 @@ const TOOLS: &[(&str, &str, &str)] = &[
     ("qemu-system-x86_64", "running guests", "qemu-system-x86"),
     ("mmdebstrap", "building images", "mmdebstrap"),
     ("mkfs.ext4", "building images", "e2fsprogs"),
-    ("genisoimage", "cloud-init seeds for imported images", "genisoimage"),
+    (
+        "genisoimage",
+        "cloud-init seeds for imported images",
+        "genisoimage",
+    ),
 ];
 
 pub fn find_in_path(name: &str) -> bool {

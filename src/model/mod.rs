@@ -45,7 +45,10 @@ impl Problem {
             Some(p) => format!("{file}:{}:{}", p.line, p.column),
             None => file.to_string(),
         };
-        format!("{at}: {}: {}\n  fix: {}", self.field, self.message, self.fix)
+        format!(
+            "{at}: {}: {}\n  fix: {}",
+            self.field, self.message, self.fix
+        )
     }
 }
 
@@ -63,7 +66,10 @@ pub enum ModelError {
     )]
     NotFound { name: String },
     #[error("{}", render_problems(file, problems))]
-    Invalid { file: String, problems: Vec<Problem> },
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
 }
 
 impl ModelError {
@@ -179,7 +185,9 @@ pub fn parse(
 /// The mapping key on line `line` of `text` (`  - role: x` → `role`), to name the field of an error
 /// serde reports by value only.
 fn key_on_line(text: &str, line: u64) -> Option<String> {
-    let l = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let l = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
     let l = l.trim_start().trim_start_matches("- ").trim_start();
     let (key, _) = l.split_once(':')?;
     let ok = !key.is_empty()

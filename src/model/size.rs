@@ -105,7 +105,7 @@ impl fmt::Display for ByteSize {
             return write!(f, "0M");
         }
         for (mult, unit) in [(TIB, "T"), (GIB, "G"), (MIB, "M"), (KIB, "K")] {
-            if b % mult == 0 {
+            if b.is_multiple_of(mult) {
                 return write!(f, "{}{}", b / mult, unit);
             }
         }
@@ -135,16 +135,17 @@ mod tests {
             (" 2G ", 2 * GIB),
         ];
         for (text, bytes) in cases {
-            assert_eq!(ByteSize::parse(text).map(|b| b.bytes()), Ok(bytes), "{text}");
+            assert_eq!(
+                ByteSize::parse(text).map(|b| b.bytes()),
+                Ok(bytes),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn refuses_bad_sizes() {
-        assert_eq!(
-            ByteSize::parse("512"),
-            Err(SizeError::NoUnit("512".into()))
-        );
+        assert_eq!(ByteSize::parse("512"), Err(SizeError::NoUnit("512".into())));
         assert_eq!(
             ByteSize::parse("1X"),
             Err(SizeError::UnknownUnit("1X".into(), "X".into()))

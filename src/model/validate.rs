@@ -109,10 +109,10 @@ fn size_of(
 
 fn hardening(p: &mut Problems, base: &Hardening, spec: &HardeningSpec, field: &str) -> Hardening {
     let mut h = base.clone();
-    if let Some(s) = &spec.swap {
-        if let Some(v) = size_of(p, s, &format!("{field}.swap"), true) {
-            h.swap = v;
-        }
+    if let Some(s) = &spec.swap
+        && let Some(v) = size_of(p, s, &format!("{field}.swap"), true)
+    {
+        h.swap = v;
     }
     if let Some(t) = &spec.tmp_size {
         match size_of(p, t, &format!("{field}.tmp_size"), true) {
@@ -190,35 +190,35 @@ fn network(
     };
     let Some(spec) = spec else { return net };
     let spec = &spec.value;
-    if let Some(c) = &spec.cidr {
-        if c.value != "auto" {
-            match c.value.parse::<Ipv4Network>() {
-                Ok(n) if n.network() != n.ip() => p.add(
-                    pos(c),
-                    format!("{field}.cidr"),
-                    format!("{} has host bits set", c.value),
-                    format!("write the network address: {}/{}", n.network(), n.prefix()),
-                ),
-                Ok(n) if n.prefix() > 28 => p.add(
-                    pos(c),
-                    format!("{field}.cidr"),
-                    format!("/{} leaves no room for nodes", n.prefix()),
-                    "use a prefix of /28 or shorter, like /24",
-                ),
-                Ok(n) if !c.value.contains('/') => p.add(
-                    pos(c),
-                    format!("{field}.cidr"),
-                    format!("{} has no prefix length", n.ip()),
-                    format!("write it as a CIDR, like {}/24", n.ip()),
-                ),
-                Ok(n) => net.cidr = n,
-                Err(_) => p.add(
-                    pos(c),
-                    format!("{field}.cidr"),
-                    format!("\"{}\" is not an IPv4 CIDR", c.value),
-                    "write an IPv4 network like 10.10.0.0/24, or auto",
-                ),
-            }
+    if let Some(c) = &spec.cidr
+        && c.value != "auto"
+    {
+        match c.value.parse::<Ipv4Network>() {
+            Ok(n) if n.network() != n.ip() => p.add(
+                pos(c),
+                format!("{field}.cidr"),
+                format!("{} has host bits set", c.value),
+                format!("write the network address: {}/{}", n.network(), n.prefix()),
+            ),
+            Ok(n) if n.prefix() > 28 => p.add(
+                pos(c),
+                format!("{field}.cidr"),
+                format!("/{} leaves no room for nodes", n.prefix()),
+                "use a prefix of /28 or shorter, like /24",
+            ),
+            Ok(n) if !c.value.contains('/') => p.add(
+                pos(c),
+                format!("{field}.cidr"),
+                format!("{} has no prefix length", n.ip()),
+                format!("write it as a CIDR, like {}/24", n.ip()),
+            ),
+            Ok(n) => net.cidr = n,
+            Err(_) => p.add(
+                pos(c),
+                format!("{field}.cidr"),
+                format!("\"{}\" is not an IPv4 CIDR", c.value),
+                "write an IPv4 network like 10.10.0.0/24, or auto",
+            ),
         }
     }
     if let Some(v) = &spec.ipv6 {
@@ -311,27 +311,46 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
     };
 
     let nets = spec.networks.as_ref();
-    let private = network(&mut p, &name, NetKind::Private, nets.and_then(|n| n.private.as_ref()));
-    let public = network(&mut p, &name, NetKind::Public, nets.and_then(|n| n.public.as_ref()));
+    let private = network(
+        &mut p,
+        &name,
+        NetKind::Private,
+        nets.and_then(|n| n.private.as_ref()),
+    );
+    let public = network(
+        &mut p,
+        &name,
+        NetKind::Public,
+        nets.and_then(|n| n.public.as_ref()),
+    );
     if private.cidr.overlaps(public.cidr) {
-        let at = nets.and_then(|n| n.public.as_ref()).and_then(|s| s.value.cidr.as_ref()).and_then(pos);
+        let at = nets
+            .and_then(|n| n.public.as_ref())
+            .and_then(|s| s.value.cidr.as_ref())
+            .and_then(pos);
         p.add(
             at,
             "networks.public.cidr",
-            format!("{} overlaps the private network {}", public.cidr, private.cidr),
+            format!(
+                "{} overlaps the private network {}",
+                public.cidr, private.cidr
+            ),
             "give the two networks separate ranges, e.g. 10.10.0.0/24 and 10.11.0.0/24",
         );
     }
-    if let (Some(a), Some(b)) = (private.ipv6, public.ipv6) {
-        if a.overlaps(b) {
-            let at = nets.and_then(|n| n.public.as_ref()).and_then(|s| s.value.ipv6.as_ref()).and_then(pos);
-            p.add(
-                at,
-                "networks.public.ipv6",
-                format!("{b} overlaps the private network's {a}"),
-                "give the two networks different /64 prefixes",
-            );
-        }
+    if let (Some(a), Some(b)) = (private.ipv6, public.ipv6)
+        && a.overlaps(b)
+    {
+        let at = nets
+            .and_then(|n| n.public.as_ref())
+            .and_then(|s| s.value.ipv6.as_ref())
+            .and_then(pos);
+        p.add(
+            at,
+            "networks.public.ipv6",
+            format!("{b} overlaps the private network's {a}"),
+            "give the two networks different /64 prefixes",
+        );
     }
 
     let lab_hardening = match &spec.hardening {
@@ -478,7 +497,12 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
             }
         }
         let node_hardening = match &n.hardening {
-            Some(h) => hardening(&mut p, &lab_hardening, &h.value, &format!("{field}.hardening")),
+            Some(h) => hardening(
+                &mut p,
+                &lab_hardening,
+                &h.value,
+                &format!("{field}.hardening"),
+            ),
             None => lab_hardening.clone(),
         };
         let names: Vec<String> = match count {
@@ -548,7 +572,11 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
 
     // Room for every node on each network: node i takes host offset FIRST_NODE_OFFSET + i.
     for net in [&private, &public] {
-        let Some(last) = nodes.iter().filter(|n| n.on(net.kind)).map(|n| u32::from(n.index)).max()
+        let Some(last) = nodes
+            .iter()
+            .filter(|n| n.on(net.kind))
+            .map(|n| u32::from(n.index))
+            .max()
         else {
             continue;
         };

@@ -81,7 +81,10 @@ pub fn describe(r: &DoctorReport) -> String {
             t.name, t.needed_for
         ));
     }
-    out.push_str(&format!("state dir    {}\ncache dir    {}\n", r.state_dir, r.cache_dir));
+    out.push_str(&format!(
+        "state dir    {}\ncache dir    {}\n",
+        r.state_dir, r.cache_dir
+    ));
     if r.ready() {
         out.push_str("ready\n");
     } else {

@@ -112,7 +112,10 @@ pub fn describe(r: &PlanReport) -> String {
             .collect();
         out.push_str(&format!("node {:<10} {}\n", n.node, nics.join(", ")));
     }
-    if r.actions.iter().all(|a| matches!(a, Action::WaitSsh { .. })) {
+    if r.actions
+        .iter()
+        .all(|a| matches!(a, Action::WaitSsh { .. }))
+    {
         out.push_str("everything exists and runs: up would only check that every node answers\n");
     }
     for (i, a) in r.actions.iter().enumerate() {

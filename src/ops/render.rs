@@ -15,7 +15,12 @@ pub enum Target {
     Volume(String),
 }
 
-pub fn render(lab: &Lab, accel: &AccelDecision, dirs: &Dirs, target: &Target) -> Result<String, RenderError> {
+pub fn render(
+    lab: &Lab,
+    accel: &AccelDecision,
+    dirs: &Dirs,
+    target: &Target,
+) -> Result<String, RenderError> {
     let addresses = plan::plan_addresses(lab);
     let ctx = RenderCtx {
         accel: accel.accel,

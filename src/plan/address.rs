@@ -178,7 +178,11 @@ pub fn plan_addresses(lab: &Lab) -> AddressPlan {
         .map(|node| NodeAddrs {
             node: node.name.clone(),
             domain: domain_name(&lab.name, &node.name),
-            nics: node.networks.iter().map(|&k| nic(lab, id, node, k)).collect(),
+            nics: node
+                .networks
+                .iter()
+                .map(|&k| nic(lab, id, node, k))
+                .collect(),
         })
         .collect();
     AddressPlan {
@@ -194,7 +198,9 @@ mod tests {
     use super::*;
 
     fn lab(name: &str) -> Lab {
-        let text = crate::model::BUILTIN_LABS[2].1.replace("name: ha", &format!("name: {name}"));
+        let text = crate::model::BUILTIN_LABS[2]
+            .1
+            .replace("name: ha", &format!("name: {name}"));
         crate::model::parse(&text, "t.yaml", None, &["debian-12"]).expect("valid lab")
     }
 

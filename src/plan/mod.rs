@@ -49,18 +49,47 @@ impl Observed {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Define, build and start the lab's storage pool (a directory).
-    CreatePool { pool: String, path: String },
-    StartPool { pool: String },
-    DefineNetwork { network: String, kind: NetKind, bridge: String },
-    StartNetwork { network: String },
+    CreatePool {
+        pool: String,
+        path: String,
+    },
+    StartPool {
+        pool: String,
+    },
+    DefineNetwork {
+        network: String,
+        kind: NetKind,
+        bridge: String,
+    },
+    StartNetwork {
+        network: String,
+    },
     /// Create a node's qcow2 overlay on the base image.
-    CreateDisk { node: String, volume: String, size: ByteSize, backing: String },
+    CreateDisk {
+        node: String,
+        volume: String,
+        size: ByteSize,
+        backing: String,
+    },
     /// Write a node's NoCloud seed (hostname, SSH key, addresses, /etc/hosts).
-    WriteSeed { node: String, volume: String },
-    DefineDomain { node: String, domain: String, role: Role },
-    StartDomain { node: String, domain: String },
+    WriteSeed {
+        node: String,
+        volume: String,
+    },
+    DefineDomain {
+        node: String,
+        domain: String,
+        role: Role,
+    },
+    StartDomain {
+        node: String,
+        domain: String,
+    },
     /// Wait until the node answers over SSH.
-    WaitSsh { node: String, address: Ipv4Addr },
+    WaitSsh {
+        node: String,
+        address: Ipv4Addr,
+    },
 }
 
 impl Action {
@@ -81,7 +110,9 @@ impl Action {
                 size,
                 backing,
             } => format!("create disk {volume} for {node}: {size} qcow2 overlay on {backing}"),
-            Action::WriteSeed { node, volume } => format!("write cloud-init seed {volume} for {node}"),
+            Action::WriteSeed { node, volume } => {
+                format!("write cloud-init seed {volume} for {node}")
+            }
             Action::DefineDomain { node, domain, role } => {
                 format!("define domain {domain} ({role} {node})")
             }
@@ -185,8 +216,13 @@ mod tests {
     use super::*;
 
     fn minimal() -> Lab {
-        crate::model::parse(crate::model::BUILTIN_LABS[0].1, "minimal", None, &["debian-12"])
-            .expect("valid")
+        crate::model::parse(
+            crate::model::BUILTIN_LABS[0].1,
+            "minimal",
+            None,
+            &["debian-12"],
+        )
+        .expect("valid")
     }
 
     fn dirs() -> LabDirs {
@@ -199,7 +235,13 @@ mod tests {
     fn fresh_lab_creates_everything_in_order() {
         let lab = minimal();
         let plan = plan_addresses(&lab);
-        let actions = plan_up(&lab, &plan, &dirs(), "/img/base.qcow2", &Observed::default());
+        let actions = plan_up(
+            &lab,
+            &plan,
+            &dirs(),
+            "/img/base.qcow2",
+            &Observed::default(),
+        );
         let kinds: Vec<&str> = actions
             .iter()
             .map(|a| match a {
@@ -217,9 +259,26 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                "pool", "net", "start-net", "net", "start-net", "disk", "disk", "disk", "seed",
-                "seed", "seed", "domain", "domain", "domain", "start", "start", "start", "ssh",
-                "ssh", "ssh"
+                "pool",
+                "net",
+                "start-net",
+                "net",
+                "start-net",
+                "disk",
+                "disk",
+                "disk",
+                "seed",
+                "seed",
+                "seed",
+                "domain",
+                "domain",
+                "domain",
+                "start",
+                "start",
+                "start",
+                "ssh",
+                "ssh",
+                "ssh"
             ]
         );
     }
@@ -241,7 +300,10 @@ mod tests {
             obs.volumes.push(seed_volume_name(&n.name));
         }
         let actions = plan_up(&lab, &plan, &dirs(), "/img/base.qcow2", &obs);
-        assert!(actions.iter().all(|a| matches!(a, Action::WaitSsh { .. })), "{actions:?}");
+        assert!(
+            actions.iter().all(|a| matches!(a, Action::WaitSsh { .. })),
+            "{actions:?}"
+        );
     }
 
     #[test]
@@ -256,7 +318,11 @@ mod tests {
             obs.networks.insert(k, ObjState::Active);
         }
         for n in &lab.nodes {
-            let st = if n.name == "master" { ObjState::Inactive } else { ObjState::Active };
+            let st = if n.name == "master" {
+                ObjState::Inactive
+            } else {
+                ObjState::Active
+            };
             obs.domains.insert(n.name.clone(), st);
             obs.volumes.push(disk_volume_name(&n.name));
             obs.volumes.push(seed_volume_name(&n.name));

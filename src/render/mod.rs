@@ -94,9 +94,9 @@ where
 /// only for the lab's own names and never forwards queries off the host.
 pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<String, RenderError> {
     let net = lab.network(kind);
-    let np = plan
-        .network(kind)
-        .ok_or_else(|| RenderError::NoSuchNode { node: kind.to_string() })?;
+    let np = plan.network(kind).ok_or_else(|| RenderError::NoSuchNode {
+        node: kind.to_string(),
+    })?;
     let members: Vec<_> = plan
         .nodes
         .iter()
@@ -226,9 +226,18 @@ pub fn disk_volume_xml(node: &Node, image: &BootImage) -> Result<String, RenderE
 }
 
 /// libvirt domain XML of one node.
-pub fn domain_xml(lab: &Lab, plan: &AddressPlan, node: &str, ctx: &RenderCtx) -> Result<String, RenderError> {
-    let n = lab.node(node).ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
-    let addrs = plan.node(node).ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+pub fn domain_xml(
+    lab: &Lab,
+    plan: &AddressPlan,
+    node: &str,
+    ctx: &RenderCtx,
+) -> Result<String, RenderError> {
+    let n = lab
+        .node(node)
+        .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+    let addrs = plan
+        .node(node)
+        .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
     let file_disk = |path: PathBuf, format: &str, dev: &str, readonly: bool, serial: &str| Disk {
         kind: "file".into(),
         device: "disk".into(),

@@ -58,7 +58,12 @@ pub struct LabTag {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
     // quick-xml matches elements by local name when reading, so the prefix is dropped there.
-    #[serde(rename = "dcoslab:lab", alias = "lab", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "dcoslab:lab",
+        alias = "lab",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub lab: Option<LabTag>,
 }
 
@@ -66,7 +71,11 @@ pub struct Metadata {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NetworkXml {
-    #[serde(rename = "@xmlns:dnsmasq", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "@xmlns:dnsmasq",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub xmlns_dnsmasq: Option<String>,
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -81,7 +90,11 @@ pub struct NetworkXml {
     pub dns: Option<Dns>,
     #[serde(rename = "ip", default)]
     pub ips: Vec<NetIp>,
-    #[serde(rename = "dnsmasq:options", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "dnsmasq:options",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub dnsmasq_options: Option<DnsmasqOptions>,
 }
 
@@ -105,7 +118,11 @@ pub struct Bridge {
 pub struct DnsDomain {
     #[serde(rename = "@name")]
     pub name: String,
-    #[serde(rename = "@localOnly", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "@localOnly",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub local_only: Option<String>,
 }
 
@@ -208,7 +225,11 @@ pub struct VolumeXml {
     pub name: String,
     pub capacity: Capacity,
     pub target: VolTarget,
-    #[serde(rename = "backingStore", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "backingStore",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub backing_store: Option<BackingStore>,
 }
 

@@ -34,7 +34,6 @@ pub fn assert_golden(path: &Path, actual: &str) {
 
 use dcos_lab::driver::{Hypervisor, Libvirt};
 
-
 /// Every libvirt object a test makes starts with this, so a leftover is plainly a test's.
 pub const TEST_PREFIX: &str = "dltest";
 
