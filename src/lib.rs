@@ -12,6 +12,7 @@ pub mod model;
 pub mod ops;
 pub mod paths;
 pub mod plan;
+pub mod progress;
 pub mod render;
 
 /// Exit status for bad input (an invalid lab file, an unknown node, bad arguments).

@@ -58,6 +58,39 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Bring a lab up (not implemented yet).
     Up(LabArg),
+    /// Build, list, import and remove guest images.
+    #[command(subcommand)]
+    Image(ImageCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Build a recipe from Debian packages into the image cache (a cache hit when unchanged).
+    Build {
+        /// A built-in recipe.
+        #[arg(default_value = crate::model::DEFAULT_IMAGE)]
+        recipe: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the images in the cache.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an image (every build of a recipe, or an imported image) from the cache.
+    Rm {
+        name: String,
+    },
+    /// Import your own cloud image (qcow2 or raw), booted through its own bootloader.
+    Import {
+        file: std::path::PathBuf,
+        /// Name to use as `image:` in lab files.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +225,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 crate::EXIT_FAILURE
             })
         }
+        Command::Image(cmd) => image(cmd, &dirs),
         Command::Up(a) => {
             let lab = ops::load_lab(&a.lab)?;
             anyhow::bail!(
@@ -199,6 +233,82 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 lab.name,
                 a.lab
             )
+        }
+    }
+}
+
+fn image(cmd: ImageCmd, dirs: &Dirs) -> anyhow::Result<i32> {
+    use crate::image;
+    match cmd {
+        ImageCmd::Build { recipe, json } => {
+            if !image::recipe_names().contains(&recipe.as_str()) {
+                return Err(BadInput(format!(
+                    "no image recipe \"{recipe}\"; built-in recipes: {}",
+                    image::recipe_names().join(", ")
+                ))
+                .into());
+            }
+            let progress = crate::progress::Progress::new();
+            let spinner = progress.spinner(&format!("image {recipe}"));
+            let built = image::build(dirs, &recipe, &|step| spinner.step(step))
+                .with_context(|| format!("cannot build image {recipe}"))?;
+            spinner.done(&if built.built {
+                format!("built in {:.0} s", built.seconds)
+            } else {
+                "cached".to_string()
+            });
+            if json {
+                print_json(&built)?;
+            } else {
+                print(&format!(
+                    "{} {} ({} MiB on disk, {:.1} s)\n",
+                    if built.built { "built" } else { "cached" },
+                    built.dir.display(),
+                    built.disk_bytes / (1024 * 1024),
+                    built.seconds
+                ))?;
+            }
+            Ok(0)
+        }
+        ImageCmd::List { json } => {
+            let list = image::list(dirs)?;
+            if json {
+                print_json(&list)?;
+            } else {
+                let mut out = format!("{:<16} {:<9} {:>8}  {}\n", "NAME", "KIND", "MiB", "DIR");
+                for i in &list {
+                    out.push_str(&format!(
+                        "{:<16} {:<9} {:>8}  {}{}\n",
+                        i.name,
+                        i.kind,
+                        i.disk_bytes / (1024 * 1024),
+                        i.dir.display(),
+                        if i.kind == "built" && !i.current { " (stale)" } else { "" }
+                    ));
+                }
+                print(&out)?;
+            }
+            Ok(0)
+        }
+        ImageCmd::Rm { name } => {
+            let removed = image::remove(dirs, &name).map_err(|e| match e {
+                image::ImageError::NotFound { .. } => anyhow::Error::new(BadInput(e.to_string())),
+                other => other.into(),
+            })?;
+            for d in removed {
+                print(&format!("removed {}\n", d.display()))?;
+            }
+            Ok(0)
+        }
+        ImageCmd::Import { file, name } => {
+            let info = image::import(dirs, &file, &name).map_err(|e| match e {
+                image::ImageError::BadName { .. } | image::ImageError::NotAnImage { .. } => {
+                    anyhow::Error::new(BadInput(e.to_string()))
+                }
+                other => other.into(),
+            })?;
+            print(&format!("imported {} as {}\n", file.display(), info.name))?;
+            Ok(0)
         }
     }
 }

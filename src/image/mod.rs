@@ -1,6 +1,15 @@
-//! Guest images: the built-in recipes and where a built or imported image lives [pure].
+//! Guest images: built-in recipes, the content-addressed image cache, build and import [I/O in `store`/`build`].
 
-use std::path::PathBuf;
+mod build;
+mod store;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use build::build;
+pub use store::{ImageInfo, import, list, remove};
 
 use crate::model::ImageRef;
 use crate::paths::Dirs;
@@ -9,21 +18,123 @@ use crate::render::BootImage;
 /// Built-in image recipes, shipped inside the binary from `images/`.
 pub const RECIPES: &[(&str, &str)] = &[("debian-12", include_str!("../../images/debian-12.yaml"))];
 
+/// The customize hook every built image gets; part of the cache key.
+pub const CUSTOMIZE_SCRIPT: &str = include_str!("../../images/customize.sh");
+
+/// Kernel command line for our own images: the root filesystem is the whole of `vda` (no partition
+/// table), the serial port is the console, and cloud-init is pinned to the NoCloud seed.
+pub const DIRECT_BOOT_CMDLINE: &str = "root=/dev/vda rw console=ttyS0 ds=nocloud quiet";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("no image recipe \"{name}\" (built-in recipes: {known})")]
+    UnknownRecipe { name: String, known: String },
+    #[error("recipe {name} is not valid")]
+    BadRecipe {
+        name: String,
+        #[source]
+        source: serde_saphyr::Error,
+    },
+    #[error("{what} failed ({status}); last output:\n{tail}")]
+    Tool {
+        what: String,
+        status: String,
+        tail: String,
+    },
+    #[error("cannot run {tool}: is it installed? (scripts/setup-host.sh installs it)")]
+    Spawn {
+        tool: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} {}", path.display())]
+    Io {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the build left no {what} in {}", dir.display())]
+    Missing { what: String, dir: PathBuf },
+    #[error("no image named \"{name}\" in {}", dir.display())]
+    NotFound { name: String, dir: PathBuf },
+    #[error("image name \"{name}\" is taken by a built-in recipe or is not DNS-safe; pick another --name")]
+    BadName { name: String },
+    #[error("{} is not a disk image qemu-img can read", path.display())]
+    NotAnImage { path: PathBuf },
+}
+
+pub(crate) fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
+    let what = what.to_string();
+    let path = path.to_path_buf();
+    move |source| ImageError::Io { what, path, source }
+}
+
+/// An image recipe as written in `images/<name>.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub name: String,
+    pub suite: String,
+    pub variant: String,
+    pub kernel: String,
+    pub packages: Vec<String>,
+}
+
 /// Names of the built-in recipes.
 pub fn recipe_names() -> Vec<&'static str> {
     RECIPES.iter().map(|(n, _)| *n).collect()
 }
 
-/// Kernel command line for our own images: the root filesystem is the whole of `vda` (no partition
-/// table), the serial port is the console, and cloud-init is pinned to the NoCloud seed on `vdb`.
-pub const DIRECT_BOOT_CMDLINE: &str =
-    "root=/dev/vda rw console=ttyS0 ds=nocloud net.ifnames=1 quiet";
+fn recipe_text(name: &str) -> Result<&'static str, ImageError> {
+    RECIPES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| ImageError::UnknownRecipe {
+            name: name.to_string(),
+            known: recipe_names().join(", "),
+        })
+}
 
-/// Where the image for `image` is, or will be once built.
+pub fn recipe(name: &str) -> Result<Recipe, ImageError> {
+    serde_saphyr::from_str(recipe_text(name)?).map_err(|source| ImageError::BadRecipe {
+        name: name.to_string(),
+        source,
+    })
+}
+
+/// 12 hex digits of SHA-256 over the recipe, the customize hook and the tool version: a change to
+/// any of them is a new image, built beside the old one.
+pub fn cache_key(recipe_text: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(recipe_text.as_bytes());
+    h.update(b"\0");
+    h.update(CUSTOMIZE_SCRIPT.as_bytes());
+    h.update(b"\0");
+    h.update(crate::render::TOOL_VERSION.as_bytes());
+    h.finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Directory name of a built recipe in the cache: `<name>-<key>`.
+pub fn built_dir_name(name: &str) -> Result<String, ImageError> {
+    Ok(format!("{name}-{}", cache_key(recipe_text(name)?)))
+}
+
+/// Where the image for `image` is, or will be once built. Built-in recipes live under their
+/// content-addressed directory; an imported name under `imported-<name>`; a path is used as is.
 pub fn boot_image(dirs: &Dirs, image: &ImageRef) -> BootImage {
     match image {
         ImageRef::Recipe(name) => {
-            let dir = dirs.images().join(name);
+            let dir = match built_dir_name(name) {
+                Ok(d) => dirs.images().join(d),
+                // An imported image, referred to by its name.
+                Err(_) => return imported_boot_image(&dirs.images().join(format!("imported-{name}"))),
+            };
             BootImage {
                 disk: dir.join("disk.qcow2"),
                 format: "qcow2".into(),
@@ -46,7 +157,40 @@ pub fn boot_image(dirs: &Dirs, image: &ImageRef) -> BootImage {
     }
 }
 
+fn imported_boot_image(dir: &Path) -> BootImage {
+    BootImage {
+        disk: dir.join("disk.qcow2"),
+        format: "qcow2".into(),
+        kernel: None,
+        initrd: None,
+        cmdline: None,
+    }
+}
+
 /// Path form of the base image, as plans print it.
 pub fn backing_path(dirs: &Dirs, image: &ImageRef) -> PathBuf {
     boot_image(dirs, image).disk
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_recipes_parse() {
+        for name in recipe_names() {
+            let r = recipe(name).expect("valid recipe");
+            assert_eq!(r.name, name);
+            assert!(r.packages.iter().any(|p| p == "openssh-server"));
+            assert!(r.packages.iter().any(|p| p == "cloud-init"));
+        }
+    }
+
+    #[test]
+    fn cache_key_follows_the_recipe() {
+        let a = cache_key("name: x\n");
+        assert_eq!(a, cache_key("name: x\n"));
+        assert_ne!(a, cache_key("name: y\n"));
+        assert_eq!(a.len(), 12);
+    }
 }

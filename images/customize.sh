@@ -1,0 +1,80 @@
+#!/bin/sh
+# Finishes a dcos-lab guest image. `dcos-lab image build` runs this once, as an mmdebstrap
+# customize hook, with the image's root directory as $1. Its text is part of the image's cache key.
+set -eu
+R="$1"
+
+# Identity: every clone makes its own machine-id and SSH host keys at first boot.
+: > "$R/etc/machine-id"
+rm -f "$R/var/lib/dbus/machine-id" "$R"/etc/ssh/ssh_host_*
+cat > "$R/etc/systemd/system/dcos-lab-hostkeys.service" <<'UNIT'
+[Unit]
+Description=Generate this guest's SSH host keys (dcos-lab)
+DefaultDependencies=no
+After=local-fs.target
+Before=ssh.service cloud-init.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
+ln -sf /etc/systemd/system/dcos-lab-hostkeys.service \
+    "$R/etc/systemd/system/multi-user.target.wants/dcos-lab-hostkeys.service"
+
+# No password on any account: lock every password field that holds one.
+sed -i -E 's/^([^:]+):[^:*!]*:/\1:*:/' "$R/etc/shadow"
+# Log in with keys only; root logs in with the lab's key.
+mkdir -p "$R/etc/ssh/sshd_config.d"
+cat > "$R/etc/ssh/sshd_config.d/dcos-lab.conf" <<'CONF'
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UseDNS no
+CONF
+
+# The root filesystem is the whole of /dev/vda; systemd grows it to the disk's size at boot.
+echo '/dev/vda / ext4 defaults,discard,x-systemd.growfs 0 1' > "$R/etc/fstab"
+
+# /tmp is a tmpfs of systemd's default size (half of RAM), as on the cloud hosts DC/OS targets.
+cp "$R/usr/share/systemd/tmp.mount" "$R/etc/systemd/system/tmp.mount"
+mkdir -p "$R/etc/systemd/system/local-fs.target.wants"
+ln -sf /etc/systemd/system/tmp.mount "$R/etc/systemd/system/local-fs.target.wants/tmp.mount"
+
+# Networking by systemd-networkd (cloud-init renders for it); no ifupdown.
+systemctl --root="$R" enable systemd-networkd.service >/dev/null 2>&1
+systemctl --root="$R" mask systemd-networkd-wait-online.service >/dev/null 2>&1
+
+# Nothing reaches for the internet on its own: no apt timers, no NTP pools (time comes from the
+# host's clock at boot, and dcos-lab corrects it after a revert), no cloud metadata probing.
+systemctl --root="$R" mask apt-daily.timer apt-daily-upgrade.timer \
+    systemd-timesyncd.service e2scrub_all.timer >/dev/null 2>&1
+mkdir -p "$R/etc/cloud/cloud.cfg.d"
+cat > "$R/etc/cloud/cloud.cfg.d/90-dcos-lab.cfg" <<'CFG'
+# dcos-lab: NoCloud seed only, nothing fetched from the network, no locale generation.
+datasource_list: [NoCloud, None]
+datasource:
+  NoCloud:
+    fs_label: cidata
+disable_ec2_metadata: true
+locale: false
+apt_preserve_sources_list: true
+package_update: false
+package_upgrade: false
+package_reboot_if_required: false
+ntp:
+  enabled: false
+ssh_deletekeys: false
+disable_root: false
+manage_etc_hosts: false
+system_info:
+  network:
+    renderers: ['networkd']
+CFG
+
+# Smaller image: no package lists or caches.
+rm -rf "$R"/var/lib/apt/lists/* "$R"/var/cache/apt/*.bin "$R"/var/cache/apt/archives/*.deb
