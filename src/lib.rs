@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod driver;
+pub mod guest;
 pub mod host;
 pub mod image;
 pub mod model;

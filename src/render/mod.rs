@@ -1,5 +1,6 @@
 //! Planned objects → libvirt XML documents (network, pool, volume, domain) [pure].
 
+pub mod cloudinit;
 pub mod xml;
 
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ pub enum RenderError {
     },
     #[error("node \"{node}\" is not in the lab")]
     NoSuchNode { node: String },
+    #[error("cannot write {what} as YAML: {message}")]
+    Yaml { what: String, message: String },
 }
 
 /// The disk a node boots from and how.

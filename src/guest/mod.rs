@@ -1,0 +1,52 @@
+//! Talking to guests over SSH (russh, in-process): the lab key, pinned host keys, commands, waits [I/O].
+
+mod keys;
+mod session;
+
+pub use keys::{KnownHosts, LabKey};
+pub use session::{Output, Session, wait_ready};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error("cannot {what} {}", path.display())]
+    Io {
+        what: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the lab key {} is not a valid OpenSSH private key: {message}", path.display())]
+    BadKey {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("cannot generate an SSH key: {0}")]
+    KeyGen(String),
+    #[error(
+        "the SSH host key of {node} ({address}) is not the one pinned on first contact\n  fix: if the node was rebuilt outside dcos-lab, run `dcos-lab down` and `up` again; \
+         otherwise someone else answers at {address}"
+    )]
+    HostKeyMismatch { node: String, address: String },
+    #[error("cannot reach {node} at {address} over SSH")]
+    Connect {
+        node: String,
+        address: String,
+        #[source]
+        source: russh::Error,
+    },
+    #[error("{node} refused the lab key for root")]
+    AuthRejected { node: String },
+    #[error("SSH to {node} failed while running `{command}`")]
+    Channel {
+        node: String,
+        command: String,
+        #[source]
+        source: russh::Error,
+    },
+    #[error("{node} did not answer over SSH within {seconds} s (last error: {last})")]
+    Timeout {
+        node: String,
+        seconds: u64,
+        last: String,
+    },
+}

@@ -1,0 +1,223 @@
+//! One SSH session to a guest as root with the lab key, host key pinned [I/O].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use russh::ChannelMsg;
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+
+use super::{GuestError, KnownHosts, LabKey};
+
+/// Output of a command run on a guest.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// `None` when the command died without an exit status (e.g. killed by a signal).
+    pub status: Option<u32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+struct Pinning {
+    node: String,
+    known: KnownHosts,
+    mismatch: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl client::Handler for Pinning {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return Ok(false);
+        };
+        match self.known.check_or_pin(&self.node, key) {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                self.mismatch.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::warn!("cannot record the host key of {}: {e}", self.node);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// An authenticated SSH session to one node.
+pub struct Session {
+    node: String,
+    handle: Handle<Pinning>,
+}
+
+fn config() -> Arc<client::Config> {
+    Arc::new(client::Config {
+        inactivity_timeout: Some(Duration::from_secs(600)),
+        keepalive_interval: Some(Duration::from_secs(15)),
+        nodelay: true,
+        ..client::Config::default()
+    })
+}
+
+impl Session {
+    /// Connects to `addr` as root with the lab key; the node's host key is pinned on first
+    /// contact and must match afterwards.
+    pub async fn connect(
+        node: &str,
+        addr: SocketAddr,
+        key: &LabKey,
+        known: &KnownHosts,
+        timeout: Duration,
+    ) -> Result<Session, GuestError> {
+        let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handler = Pinning {
+            node: node.to_string(),
+            known: known.clone(),
+            mismatch: mismatch.clone(),
+        };
+        let connect = client::connect(config(), addr, handler);
+        let result = match tokio::time::timeout(timeout, connect).await {
+            Ok(r) => r,
+            Err(_) => Err(russh::Error::ConnectionTimeout),
+        };
+        let mut handle = match result {
+            Ok(h) => h,
+            Err(_) if mismatch.load(std::sync::atomic::Ordering::SeqCst) => {
+                return Err(GuestError::HostKeyMismatch {
+                    node: node.to_string(),
+                    address: addr.to_string(),
+                });
+            }
+            Err(source) => {
+                return Err(GuestError::Connect {
+                    node: node.to_string(),
+                    address: addr.to_string(),
+                    source,
+                });
+            }
+        };
+        let auth = handle
+            .authenticate_publickey("root", PrivateKeyWithHashAlg::new(key.private.clone(), None))
+            .await
+            .map_err(|source| GuestError::Connect {
+                node: node.to_string(),
+                address: addr.to_string(),
+                source,
+            })?;
+        if !auth.success() {
+            return Err(GuestError::AuthRejected {
+                node: node.to_string(),
+            });
+        }
+        Ok(Session {
+            node: node.to_string(),
+            handle,
+        })
+    }
+
+    /// Runs `command` through the guest's shell, with `stdin` (if any) fed to it, and collects its
+    /// output and exit status. Reads on after the exit status until the channel closes.
+    pub async fn exec_with_input(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, GuestError> {
+        let err = |source| GuestError::Channel {
+            node: self.node.clone(),
+            command: command.to_string(),
+            source,
+        };
+        let mut ch = self.handle.channel_open_session().await.map_err(err)?;
+        ch.exec(true, command).await.map_err(err)?;
+        if let Some(data) = stdin {
+            ch.data(data).await.map_err(err)?;
+        }
+        ch.eof().await.map_err(err)?;
+        let mut out = Output {
+            status: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn exec(&self, command: &str) -> Result<Output, GuestError> {
+        self.exec_with_input(command, None).await
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+/// Waits until `node` answers over SSH and runs a command, retrying with back-off (0.2 s doubling
+/// to 2 s) until `timeout`. A host key mismatch is final. `on_try` hears each failed attempt.
+pub async fn wait_ready(
+    node: &str,
+    addr: SocketAddr,
+    key: &LabKey,
+    known: &KnownHosts,
+    timeout: Duration,
+    on_try: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Session, GuestError> {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(200);
+    let mut last = String::from("no attempt yet");
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(GuestError::Timeout {
+                node: node.to_string(),
+                seconds: timeout.as_secs(),
+                last,
+            });
+        }
+        // A quick TCP probe first: cheap while the guest is still booting.
+        let probe = tokio::time::timeout(
+            left.min(Duration::from_secs(2)),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await;
+        match probe {
+            Ok(Ok(_)) => {
+                match Session::connect(node, addr, key, known, left.min(Duration::from_secs(20))).await {
+                    Ok(s) => match s.exec("true").await {
+                        Ok(o) if o.success() => return Ok(s),
+                        Ok(o) => last = format!("`true` exited with {:?}", o.status),
+                        Err(e) => last = crate::error_chain(&e),
+                    },
+                    Err(e @ GuestError::HostKeyMismatch { .. }) => return Err(e),
+                    Err(e) => last = crate::error_chain(&e),
+                }
+            }
+            Ok(Err(e)) => last = format!("TCP {addr}: {e}"),
+            Err(_) => last = format!("TCP {addr}: no answer"),
+        }
+        on_try(&last);
+        tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,235 @@
+//! A node's NoCloud seed: user-data (cloud-config), meta-data and network-config (v2) [pure].
+//!
+//! The same user-data serves imported cloud images, our own images, and a cloud provider's
+//! `user_data` (`dcos-lab render cloud-init LAB NODE`).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_saphyr::LitString;
+
+use crate::model::{Hardening, Lab, NetKind};
+use crate::plan::{AddressPlan, PREFIX};
+
+use super::RenderError;
+
+/// Where the hardening script lands in the guest.
+pub const HARDEN_PATH: &str = "/usr/local/sbin/dcos-lab-harden";
+
+/// The three files of a NoCloud seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    pub user_data: String,
+    pub meta_data: String,
+    pub network_config: String,
+}
+
+#[derive(Serialize)]
+struct WriteFile {
+    path: String,
+    permissions: String,
+    owner: String,
+    content: LitString,
+}
+
+#[derive(Serialize)]
+struct NtpOff {
+    enabled: bool,
+}
+
+#[derive(Serialize)]
+struct CloudConfig {
+    hostname: String,
+    fqdn: String,
+    prefer_fqdn_over_hostname: bool,
+    manage_etc_hosts: bool,
+    /// No default user: the lab logs in as root with its own key.
+    users: Vec<String>,
+    disable_root: bool,
+    ssh_pwauth: bool,
+    ssh_deletekeys: bool,
+    locale: bool,
+    package_update: bool,
+    package_upgrade: bool,
+    ntp: NtpOff,
+    write_files: Vec<WriteFile>,
+    runcmd: Vec<Vec<String>>,
+}
+
+fn file(path: &str, mode: &str, content: String) -> WriteFile {
+    WriteFile {
+        path: path.into(),
+        permissions: mode.into(),
+        owner: "root:root".into(),
+        content: LitString(content),
+    }
+}
+
+/// `/etc/hosts` naming every node of the lab by its private address (and IPv6 where it has one).
+pub fn etc_hosts(lab: &Lab, plan: &AddressPlan) -> String {
+    let mut out = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
+    for n in &plan.nodes {
+        let fqdn = format!("{}.{}.{PREFIX}", n.node, lab.name);
+        if let Some(nic) = n.nic(NetKind::Private) {
+            let _ = writeln!(out, "{} {fqdn} {}", nic.ipv4, n.node);
+        }
+        if let Some(ip6) = n.nics.iter().find_map(|nic| nic.ipv6) {
+            let _ = writeln!(out, "{ip6} {fqdn} {}", n.node);
+        }
+    }
+    out
+}
+
+/// The hardening script of the cloud install path, for one profile. Idempotent: run again, it
+/// changes nothing that is already right (the swap file is made once, the fstab lines once).
+pub fn harden_script(h: &Hardening) -> String {
+    let mut s = String::from(
+        "#!/bin/sh\n# dcos-lab hardening: the fixes the cloud install path applies before a DC/OS install.\nset -eu\n",
+    );
+    match h.tmp_size {
+        Some(size) => {
+            let opts = format!("size={},mode=1777,nosuid,nodev", size.as_mib().to_string() + "M");
+            let _ = write!(
+                s,
+                "\n# /tmp: a tmpfs large enough for the ~600 MB bootstrap download.\n\
+                 if findmnt -n -t tmpfs /tmp >/dev/null; then\n  mount -o remount,{opts} /tmp\nelse\n  mount -t tmpfs -o {opts} tmpfs /tmp\nfi\n"
+            );
+            if h.persistent {
+                let _ = write!(
+                    s,
+                    "sed -i '\\|^tmpfs /tmp |d' /etc/fstab\necho 'tmpfs /tmp tmpfs {opts} 0 0' >> /etc/fstab\n"
+                );
+            }
+        }
+        None => s.push_str("\n# /tmp: left at the guest's default.\n"),
+    }
+    match h.swap {
+        Some(size) => {
+            let _ = write!(
+                s,
+                "\n# Swap: a file, made once.\n\
+                 if ! swapon --show=NAME --noheadings | grep -qx /swapfile; then\n  \
+                 if [ ! -f /swapfile ]; then\n    fallocate -l {}M /swapfile.new\n    chmod 0600 /swapfile.new\n    mkswap /swapfile.new >/dev/null\n    mv /swapfile.new /swapfile\n  fi\n  \
+                 swapon /swapfile\nfi\n\
+                 grep -q '^/swapfile ' /etc/fstab || echo '/swapfile none swap sw 0 0' >> /etc/fstab\n",
+                size.as_mib()
+            );
+        }
+        None => s.push_str("\n# Swap: none.\n"),
+    }
+    let v6 = if h.ipv6 { 0 } else { 1 };
+    let _ = write!(
+        s,
+        "\n# IPv6 {}.\n\
+         printf 'net.ipv6.conf.all.disable_ipv6 = {v6}\\nnet.ipv6.conf.default.disable_ipv6 = {v6}\\n' > /etc/sysctl.d/90-dcos-lab-ipv6.conf\n\
+         sysctl -q -p /etc/sysctl.d/90-dcos-lab-ipv6.conf\n",
+        if h.ipv6 { "on" } else { "off" }
+    );
+    if !h.telemetry {
+        s.push_str(
+            "\n# Telemetry off: nothing in the guest may phone home.\n\
+             for u in popularity-contest.timer apt-daily.timer apt-daily-upgrade.timer systemd-timesyncd.service; do\n  \
+             systemctl disable --now \"$u\" >/dev/null 2>&1 || true\n  systemctl mask \"$u\" >/dev/null 2>&1 || true\ndone\n",
+        );
+    }
+    let _ = write!(
+        s,
+        "\nmkdir -p /etc/dcos-lab\n\
+         printf 'telemetry=%s\\nipv6=%s\\n' {} {} > /etc/dcos-lab/hardening\n",
+        if h.telemetry { "on" } else { "off" },
+        if h.ipv6 { "on" } else { "off" }
+    );
+    s
+}
+
+/// Network config v2: static addresses on every NIC (matched by MAC), a default route only on
+/// the public network, and the private gateway's dnsmasq as resolver.
+fn network_config(lab: &Lab, plan: &AddressPlan, node: &str) -> Result<String, RenderError> {
+    let addrs = plan
+        .node(node)
+        .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+    let mut s = String::from("version: 2\nethernets:\n");
+    for nic in &addrs.nics {
+        let net = plan
+            .network(nic.net)
+            .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+        let _ = write!(
+            s,
+            "  {kind}:\n    match:\n      macaddress: \"{mac}\"\n    dhcp4: false\n    dhcp6: false\n    accept-ra: false\n    addresses:\n      - {ip}/{p}\n",
+            kind = nic.net,
+            mac = nic.mac,
+            ip = nic.ipv4,
+            p = net.prefix4
+        );
+        if let (Some(ip6), Some(p6)) = (nic.ipv6, net.prefix6) {
+            let _ = writeln!(s, "      - \"{ip6}/{p6}\"");
+        }
+        if nic.net == NetKind::Public {
+            let _ = write!(s, "    routes:\n      - to: 0.0.0.0/0\n        via: {}\n", net.gateway4);
+            if let (Some(_), Some(gw6)) = (nic.ipv6, net.gateway6) {
+                let _ = write!(s, "      - to: \"::/0\"\n        via: \"{gw6}\"\n");
+            }
+        }
+        if nic.net == NetKind::Private {
+            let _ = write!(
+                s,
+                "    nameservers:\n      addresses: [{}]\n      search: [{}.{PREFIX}]\n",
+                net.gateway4, lab.name
+            );
+        }
+    }
+    Ok(s)
+}
+
+/// The seed of `node`, logging in as root with `ssh_public_key`.
+pub fn seed(lab: &Lab, plan: &AddressPlan, node: &str, ssh_public_key: &str) -> Result<Seed, RenderError> {
+    let n = lab
+        .node(node)
+        .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+    let gw = plan
+        .network(NetKind::Private)
+        .map(|p| p.gateway4.to_string())
+        .unwrap_or_default();
+    let fqdn = format!("{node}.{}.{PREFIX}", lab.name);
+    let cfg = CloudConfig {
+        hostname: node.to_string(),
+        fqdn: fqdn.clone(),
+        prefer_fqdn_over_hostname: false,
+        manage_etc_hosts: false,
+        users: Vec::new(),
+        disable_root: false,
+        ssh_pwauth: false,
+        ssh_deletekeys: false,
+        locale: false,
+        package_update: false,
+        package_upgrade: false,
+        ntp: NtpOff { enabled: false },
+        write_files: vec![
+            file(
+                "/root/.ssh/authorized_keys",
+                "0600",
+                format!("{}\n", ssh_public_key.trim()),
+            ),
+            file("/etc/hosts", "0644", etc_hosts(lab, plan)),
+            file(
+                "/etc/resolv.conf",
+                "0644",
+                format!("nameserver {gw}\nsearch {}.{PREFIX}\n", lab.name),
+            ),
+            file(HARDEN_PATH, "0755", harden_script(&n.hardening)),
+        ],
+        runcmd: vec![vec![HARDEN_PATH.to_string()]],
+    };
+    let body = serde_saphyr::to_string(&cfg).map_err(|e| RenderError::Yaml {
+        what: format!("user-data of {node}"),
+        message: e.to_string(),
+    })?;
+    Ok(Seed {
+        user_data: format!("#cloud-config\n{body}"),
+        meta_data: format!(
+            "instance-id: {}\nlocal-hostname: {node}\n",
+            crate::plan::domain_name(&lab.name, node)
+        ),
+        network_config: network_config(lab, plan, node)?,
+    })
+}
