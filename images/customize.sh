@@ -17,7 +17,7 @@ ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
+ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
 
 [Install]
 WantedBy=multi-user.target
@@ -35,6 +35,8 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 UseDNS no
+# One host key, ed25519: RSA key generation takes tens of seconds under software emulation.
+HostKey /etc/ssh/ssh_host_ed25519_key
 CONF
 
 # The root filesystem is the whole of /dev/vda; systemd grows it to the disk's size at boot.
@@ -52,7 +54,7 @@ systemctl --root="$R" mask systemd-networkd-wait-online.service >/dev/null 2>&1
 # Nothing reaches for the internet on its own: no apt timers, no NTP pools (time comes from the
 # host's clock at boot, and dcos-lab corrects it after a revert), no cloud metadata probing.
 systemctl --root="$R" mask apt-daily.timer apt-daily-upgrade.timer \
-    systemd-timesyncd.service e2scrub_all.timer >/dev/null 2>&1
+    systemd-timesyncd.service e2scrub_all.timer e2scrub_reap.service >/dev/null 2>&1
 mkdir -p "$R/etc/cloud/cloud.cfg.d"
 cat > "$R/etc/cloud/cloud.cfg.d/90-dcos-lab.cfg" <<'CFG'
 # dcos-lab: NoCloud seed only, nothing fetched from the network, no locale generation.

@@ -87,12 +87,18 @@ impl LabDirs {
         self.root.join("console").join(format!("{node}.log"))
     }
 
+    /// Private directory (0700) of the lab's key and pinned host keys. The lab's directory
+    /// itself is 0711 so that QEMU (as libvirt-qemu) can reach the disks.
+    pub fn ssh_dir(&self) -> PathBuf {
+        self.root.join("ssh")
+    }
+
     pub fn ssh_key(&self) -> PathBuf {
-        self.root.join("id_ed25519")
+        self.ssh_dir().join("id_ed25519")
     }
 
     pub fn known_hosts(&self) -> PathBuf {
-        self.root.join("known_hosts")
+        self.ssh_dir().join("known_hosts")
     }
 
     pub fn path(&self) -> &Path {

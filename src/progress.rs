@@ -43,6 +43,7 @@ impl Progress {
             bar,
             label: label.to_string(),
             tty: self.tty,
+            last: std::sync::Mutex::new(String::new()),
         }
     }
 }
@@ -52,14 +53,20 @@ pub struct Line {
     bar: ProgressBar,
     label: String,
     tty: bool,
+    last: std::sync::Mutex<String>,
 }
 
 impl Line {
+    /// Shows `msg`; logged (without a terminal) only when it differs from the previous step.
     pub fn step(&self, msg: &str) {
         if self.tty {
             self.bar.set_message(msg.to_string());
-        } else {
+            return;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if *last != msg {
             tracing::info!("{}: {msg}", self.label);
+            *last = msg.to_string();
         }
     }
 

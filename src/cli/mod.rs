@@ -9,6 +9,8 @@ use crate::BadInput;
 use crate::driver::{Hypervisor, Libvirt};
 use crate::model::{AccelChoice, NetKind};
 use crate::ops;
+
+mod commands;
 use crate::paths::Dirs;
 
 /// Multi-node DC/OS-style cluster labs on libvirt/KVM.
@@ -56,8 +58,22 @@ pub enum Command {
     Render(RenderArgs),
     /// Check that this host can run labs: libvirt, accelerator, memory, tools.
     Doctor(DoctorArgs),
-    /// Bring a lab up (not implemented yet).
-    Up(LabArg),
+    /// Bring a lab up, or converge it: create what is missing, start what is stopped, wait for SSH.
+    Up(UpArgs),
+    /// Remove everything a lab owns: domains, networks, disks, seeds, keys, console logs.
+    Down(DownArgs),
+    /// Nodes, roles, states and addresses of one lab (or all), read from libvirt.
+    Status(StatusArgs),
+    /// The labs that exist on this host.
+    List(JsonArg),
+    /// Run a command on one node, or open a shell there.
+    Ssh(SshArgs),
+    /// Run a command on several nodes at once; non-zero if any failed.
+    Exec(ExecArgs),
+    /// An OpenSSH config block per node (for `ssh -F` and Ansible).
+    SshConfig(LabArg),
+    /// An Ansible YAML inventory of the lab, grouped by role.
+    Inventory(LabArg),
     /// Build, list, import and remove guest images.
     #[command(subcommand)]
     Image(ImageCmd),
@@ -81,9 +97,7 @@ pub enum ImageCmd {
         json: bool,
     },
     /// Remove an image (every build of a recipe, or an imported image) from the cache.
-    Rm {
-        name: String,
-    },
+    Rm { name: String },
     /// Import your own cloud image (qcow2 or raw), booted through its own bootloader.
     Import {
         file: std::path::PathBuf,
@@ -97,6 +111,79 @@ pub enum ImageCmd {
 pub struct LabArg {
     /// A built-in lab (minimal, standard, ha) or the path of a lab file.
     pub lab: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// A built-in lab (minimal, standard, ha) or the path of a lab file.
+    pub lab: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Override the lab file's accelerator.
+    #[arg(long, value_enum)]
+    pub accel: Option<AccelArg>,
+    /// Seconds one node may take to answer over SSH before `up` fails.
+    #[arg(long, default_value_t = 300, env = "DCOS_LAB_WAIT")]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["lab", "all"])))]
+pub struct DownArgs {
+    /// A lab name, built-in lab or lab file.
+    pub lab: Option<String>,
+    /// Remove every lab on this host.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A lab name, built-in lab or lab file; every lab when left out.
+    pub lab: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// A lab name, built-in lab or lab file.
+    pub lab: String,
+    /// The node.
+    pub node: String,
+    /// The command; an interactive shell when left out.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// A lab name, built-in lab or lab file.
+    pub lab: String,
+    /// Only this node (repeatable).
+    #[arg(long)]
+    pub node: Vec<String>,
+    /// Only nodes of this role: boot, master, agent-private, agent-public (repeatable).
+    #[arg(long)]
+    pub role: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The command, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -143,14 +230,53 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-fn print(text: &str) -> anyhow::Result<()> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The node table `up` and `status` print.
+pub(crate) fn nodes_table(nodes: &[ops::lab_state::NodeState]) -> String {
+    let mut out = format!(
+        "{:<12} {:<14} {:<9} {}\n",
+        "NODE", "ROLE", "STATE", "ADDRESSES"
+    );
+    for n in nodes {
+        let addrs: Vec<String> = n
+            .nics
+            .iter()
+            .map(|nic| match &nic.ipv6 {
+                Some(v6) => format!("{}={},{}", nic.network, nic.ipv4, v6),
+                None => format!("{}={}", nic.network, nic.ipv4),
+            })
+            .collect();
+        let state = match n.state {
+            crate::plan::ObjState::Active => "running",
+            crate::plan::ObjState::Inactive => "stopped",
+            crate::plan::ObjState::Paused => "paused",
+        };
+        out.push_str(&format!(
+            "{:<12} {:<14} {:<9} {}\n",
+            n.name,
+            n.role,
+            state,
+            addrs.join(" ")
+        ));
+    }
+    out
+}
+
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
         .context("cannot write to stdout")
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     let mut s = serde_json::to_string_pretty(v).context("cannot encode JSON")?;
     s.push('\n');
     print(&s)
@@ -228,12 +354,39 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(cmd) => image(cmd, &dirs),
         Command::Up(a) => {
             let lab = ops::load_lab(&a.lab)?;
-            anyhow::bail!(
-                "up is not implemented yet (lab {} is valid; `dcos-lab plan {}` shows what up will do)",
-                lab.name,
-                a.lab
-            )
+            let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
+            let opts = ops::up::UpOptions {
+                uri: cli.uri.clone(),
+                wait: std::time::Duration::from_secs(a.wait),
+            };
+            let report = runtime()?.block_on(ops::up::up(&lab, accel, &dirs, &opts))?;
+            if a.json {
+                print_json(&report)?;
+            } else {
+                let mut out = nodes_table(&report.nodes);
+                out.push_str(&format!(
+                    "lab {} is up ({} nodes, accelerator {}) in {:.1} s{}\n",
+                    report.lab,
+                    report.nodes.len(),
+                    report.accel.accel,
+                    report.seconds,
+                    if report.actions.is_empty() {
+                        ", nothing to change"
+                    } else {
+                        ""
+                    }
+                ));
+                print(&out)?;
+            }
+            Ok(0)
         }
+        Command::Down(a) => commands::down(&cli.uri, &dirs, a),
+        Command::Status(a) => commands::status(&cli.uri, a),
+        Command::List(a) => commands::list(&cli.uri, a),
+        Command::Ssh(a) => commands::ssh(&cli.uri, &dirs, a),
+        Command::Exec(a) => commands::exec(&cli.uri, &dirs, a),
+        Command::SshConfig(a) => commands::ssh_config(&cli.uri, &dirs, a),
+        Command::Inventory(a) => commands::inventory(&cli.uri, &dirs, a),
     }
 }
 
@@ -283,7 +436,11 @@ fn image(cmd: ImageCmd, dirs: &Dirs) -> anyhow::Result<i32> {
                         i.kind,
                         i.disk_bytes / (1024 * 1024),
                         i.dir.display(),
-                        if i.kind == "built" && !i.current { " (stale)" } else { "" }
+                        if i.kind == "built" && !i.current {
+                            " (stale)"
+                        } else {
+                            ""
+                        }
                     ));
                 }
                 print(&out)?;

@@ -383,6 +383,25 @@ impl Hypervisor for Libvirt {
         call(|| "read a volume's path".into(), vol.path())
     }
 
+    fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError> {
+        let pools = call(
+            || "list storage pools".into(),
+            self.conn.list_all_storage_pools(0),
+        )?;
+        let mut out = Vec::new();
+        for p in pools {
+            let Ok(name) = p.name() else { continue };
+            if !name.starts_with(&format!("{}-", crate::plan::PREFIX)) {
+                continue;
+            }
+            let Ok(xml) = p.xml_desc(0) else { continue };
+            if let Ok(meta) = parse::<PoolMeta>(&format!("storage pool {name}"), &xml) {
+                out.push((name, meta.target.path));
+            }
+        }
+        Ok(out)
+    }
+
     fn refresh_pool(&self, name: &str) -> Result<(), DriverError> {
         let p = self.storage_pool(name)?;
         call(|| format!("refresh storage pool {name}"), p.refresh(0))

@@ -98,6 +98,8 @@ pub trait Hypervisor: Send + Sync {
     /// Deletes every volume, then the pool and its directory; missing is fine.
     fn remove_pool(&self, name: &str) -> Result<(), DriverError>;
     fn create_volume(&self, pool: &str, xml: &str) -> Result<String, DriverError>;
+    /// Name and target directory of every storage pool named with our prefix.
+    fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError>;
     /// Rescans the pool's directory (after files were written into it directly).
     fn refresh_pool(&self, name: &str) -> Result<(), DriverError>;
 }

@@ -36,12 +36,14 @@ impl LabKey {
     pub fn load_or_create(path: &Path, comment: &str) -> Result<LabKey, GuestError> {
         if path.exists() {
             let text = fs::read_to_string(path).map_err(io("read", path))?;
-            let key = PrivateKey::from_openssh(text.as_bytes()).map_err(|e| GuestError::BadKey {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            let key =
+                PrivateKey::from_openssh(text.as_bytes()).map_err(|e| GuestError::BadKey {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
             // Whatever happened to the file's mode since, it goes back to 0600.
-            fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io("chmod", path))?;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+                .map_err(io("chmod", path))?;
             return Ok(LabKey {
                 private: Arc::new(key),
                 path: path.to_path_buf(),
@@ -49,7 +51,8 @@ impl LabKey {
         }
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io("create", dir))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io("chmod", dir))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(io("chmod", dir))?;
         }
         let mut key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
             .map_err(|e| GuestError::KeyGen(e.to_string()))?;
@@ -69,7 +72,10 @@ impl LabKey {
         f.write_all(pem.as_bytes()).map_err(io("write", &tmp))?;
         f.sync_all().map_err(io("write", &tmp))?;
         fs::rename(&tmp, path).map_err(io("write", path))?;
-        let public = key.public_key().to_openssh().map_err(|e| GuestError::KeyGen(e.to_string()))?;
+        let public = key
+            .public_key()
+            .to_openssh()
+            .map_err(|e| GuestError::KeyGen(e.to_string()))?;
         let pub_path = path.with_extension("pub");
         fs::write(&pub_path, format!("{public}\n")).map_err(io("write", &pub_path))?;
         Ok(LabKey {
@@ -129,7 +135,11 @@ impl KnownHosts {
     pub fn check_or_pin(&self, node: &str, key: &PublicKey) -> Result<bool, GuestError> {
         let text = key.to_openssh().unwrap_or_default();
         // The key type and base64, without a comment.
-        let text: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        let text: String = text
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         match keys.get(node) {
             Some(pinned) => Ok(*pinned == text),
@@ -171,7 +181,11 @@ mod tests {
         let a = LabKey::load_or_create(&path, "dcos-lab test").expect("create");
         let mode = fs::metadata(&path).expect("key").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let dmode = fs::metadata(path.parent().expect("dir")).expect("dir").permissions().mode() & 0o777;
+        let dmode = fs::metadata(path.parent().expect("dir"))
+            .expect("dir")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dmode, 0o700);
         let b = LabKey::load_or_create(&path, "dcos-lab test").expect("load");
         assert_eq!(a.public_openssh(), b.public_openssh());

@@ -32,7 +32,7 @@ pub enum GuestError {
         node: String,
         address: String,
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
     #[error("{node} refused the lab key for root")]
     AuthRejected { node: String },
@@ -41,7 +41,7 @@ pub enum GuestError {
         node: String,
         command: String,
         #[source]
-        source: russh::Error,
+        source: Box<russh::Error>,
     },
     #[error("{node} did not answer over SSH within {seconds} s (last error: {last})")]
     Timeout {
@@ -49,4 +49,26 @@ pub enum GuestError {
         seconds: u64,
         last: String,
     },
+}
+
+/// `dcos-lab ssh LAB NODE` without a command: a shell on the node, over russh.
+pub async fn interactive(
+    lab_dirs: &crate::paths::LabDirs,
+    node: &str,
+    addr: Option<std::net::Ipv4Addr>,
+) -> anyhow::Result<i32> {
+    let addr = addr.ok_or_else(|| anyhow::anyhow!("node {node} has no private address"))?;
+    let key = LabKey::load_or_create(&lab_dirs.ssh_key(), "dcos-lab")?;
+    let known = KnownHosts::load(&lab_dirs.known_hosts())?;
+    let s = Session::connect(
+        node,
+        std::net::SocketAddr::new(std::net::IpAddr::V4(addr), 22),
+        &key,
+        &known,
+        std::time::Duration::from_secs(30),
+    )
+    .await?;
+    let status = s.interactive_shell().await?;
+    s.close().await;
+    Ok(i32::try_from(status).unwrap_or(255))
 }

@@ -42,14 +42,18 @@ struct Pinning {
 impl client::Handler for Pinning {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
             return Ok(false);
         };
         match self.known.check_or_pin(&self.node, key) {
             Ok(true) => Ok(true),
             Ok(false) => {
-                self.mismatch.store(true, std::sync::atomic::Ordering::SeqCst);
+                self.mismatch
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(false)
             }
             Err(e) => {
@@ -108,17 +112,20 @@ impl Session {
                 return Err(GuestError::Connect {
                     node: node.to_string(),
                     address: addr.to_string(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         };
         let auth = handle
-            .authenticate_publickey("root", PrivateKeyWithHashAlg::new(key.private.clone(), None))
+            .authenticate_publickey(
+                "root",
+                PrivateKeyWithHashAlg::new(key.private.clone(), None),
+            )
             .await
             .map_err(|source| GuestError::Connect {
                 node: node.to_string(),
                 address: addr.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         if !auth.success() {
             return Err(GuestError::AuthRejected {
@@ -133,11 +140,15 @@ impl Session {
 
     /// Runs `command` through the guest's shell, with `stdin` (if any) fed to it, and collects its
     /// output and exit status. Reads on after the exit status until the channel closes.
-    pub async fn exec_with_input(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, GuestError> {
+    pub async fn exec_with_input(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, GuestError> {
         let err = |source| GuestError::Channel {
             node: self.node.clone(),
             command: command.to_string(),
-            source,
+            source: Box::new(source),
         };
         let mut ch = self.handle.channel_open_session().await.map_err(err)?;
         ch.exec(true, command).await.map_err(err)?;
@@ -173,10 +184,12 @@ impl Session {
     }
 }
 
-/// Waits until `node` answers over SSH and runs a command, retrying with back-off (0.2 s doubling
-/// to 2 s) until `timeout`. A host key mismatch is final. `on_try` hears each failed attempt.
+/// Waits until `node` answers over SSH and `ready_check` succeeds there, retrying with back-off
+/// (0.2 s doubling to 2 s) until `timeout`. A host key mismatch is final. `on_try` hears each
+/// failed attempt.
 pub async fn wait_ready(
     node: &str,
+    ready_check: &str,
     addr: SocketAddr,
     key: &LabKey,
     known: &KnownHosts,
@@ -203,10 +216,15 @@ pub async fn wait_ready(
         .await;
         match probe {
             Ok(Ok(_)) => {
-                match Session::connect(node, addr, key, known, left.min(Duration::from_secs(20))).await {
-                    Ok(s) => match s.exec("true").await {
+                match Session::connect(node, addr, key, known, left.min(Duration::from_secs(20)))
+                    .await
+                {
+                    Ok(s) => match s.exec(ready_check).await {
                         Ok(o) if o.success() => return Ok(s),
-                        Ok(o) => last = format!("`true` exited with {:?}", o.status),
+                        Ok(_) => {
+                            last = "SSH answers; first-boot configuration not finished yet".into();
+                            s.close().await;
+                        }
                         Err(e) => last = crate::error_chain(&e),
                     },
                     Err(e @ GuestError::HostKeyMismatch { .. }) => return Err(e),
@@ -219,5 +237,106 @@ pub async fn wait_ready(
         on_try(&last);
         tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
         delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Puts the terminal on `fd` in raw mode and restores it on drop.
+struct RawMode {
+    fd: i32,
+    saved: libc::termios,
+}
+
+impl RawMode {
+    fn enter(fd: i32) -> Option<RawMode> {
+        // SAFETY: termios calls on a valid fd with a zeroed struct they fill in.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut t) != 0 {
+                return None;
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            if libc::tcsetattr(fd, libc::TCSANOW, &t) != 0 {
+                return None;
+            }
+            Some(RawMode { fd, saved })
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: restores the attributes saved from the same fd.
+        unsafe {
+            libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved);
+        }
+    }
+}
+
+fn terminal_size() -> (u32, u32) {
+    // SAFETY: TIOCGWINSZ fills a winsize struct; on failure we fall back to 80x24.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 {
+            (u32::from(ws.ws_col), u32::from(ws.ws_row))
+        } else {
+            (80, 24)
+        }
+    }
+}
+
+impl Session {
+    /// An interactive login shell on a pseudo-terminal, wired to this process's terminal.
+    /// Returns the shell's exit status.
+    pub async fn interactive_shell(&self) -> Result<u32, GuestError> {
+        use std::io::IsTerminal;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let err = |source| GuestError::Channel {
+            node: self.node.clone(),
+            command: "(interactive shell)".into(),
+            source: Box::new(source),
+        };
+        let mut ch = self.handle.channel_open_session().await.map_err(err)?;
+        let tty = std::io::stdin().is_terminal();
+        if tty {
+            let (w, h) = terminal_size();
+            let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
+            ch.request_pty(false, &term, w, h, 0, 0, &[])
+                .await
+                .map_err(err)?;
+        }
+        ch.request_shell(true).await.map_err(err)?;
+        let _raw = if tty { RawMode::enter(0) } else { None };
+        let mut stdin = tokio::io::stdin();
+        let mut stdout = tokio::io::stdout();
+        let mut stderr = tokio::io::stderr();
+        let mut buf = vec![0u8; 4096];
+        let mut stdin_open = true;
+        let mut status = 255;
+        loop {
+            tokio::select! {
+                n = stdin.read(&mut buf), if stdin_open => match n {
+                    Ok(0) | Err(_) => {
+                        stdin_open = false;
+                        ch.eof().await.map_err(err)?;
+                    }
+                    Ok(n) => ch.data(&buf[..n]).await.map_err(err)?,
+                },
+                msg = ch.wait() => match msg {
+                    Some(ChannelMsg::Data { data }) => {
+                        let _ = stdout.write_all(&data).await;
+                        let _ = stdout.flush().await;
+                    }
+                    Some(ChannelMsg::ExtendedData { data, .. }) => {
+                        let _ = stderr.write_all(&data).await;
+                        let _ = stderr.flush().await;
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => status = exit_status,
+                    Some(_) => {}
+                    None => break,
+                },
+            }
+        }
+        Ok(status)
     }
 }

@@ -164,7 +164,9 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
         fs::copy(&src, &to).map_err(io_err("cannot copy", &src))?;
     }
 
-    step(&format!("making a {ROOTFS_SIZE} ext4 filesystem from the tree (mkfs.ext4 -d)"));
+    step(&format!(
+        "making a {ROOTFS_SIZE} ext4 filesystem from the tree (mkfs.ext4 -d)"
+    ));
     let raw = tmp.join("disk.raw");
     run(
         "mkfs.ext4",
@@ -190,7 +192,8 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
 
     for f in ["disk.qcow2", "vmlinuz", "initrd.img"] {
         let p = tmp.join(f);
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(io_err("cannot chmod", &p))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
+            .map_err(io_err("cannot chmod", &p))?;
     }
     let disk_bytes = file_size_on_disk(&qcow);
     write_manifest(
@@ -208,10 +211,12 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
             direct_boot: true,
         },
     )?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io_err("cannot chmod", &tmp))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+        .map_err(io_err("cannot chmod", &tmp))?;
     // Everything is on disk before the rename makes it visible.
     run("sync", Command::new("sync").arg("-f").arg(&tmp))?;
-    fs::rename(&tmp, &final_dir).map_err(io_err("cannot move the finished image to", &final_dir))?;
+    fs::rename(&tmp, &final_dir)
+        .map_err(io_err("cannot move the finished image to", &final_dir))?;
     Ok(Built {
         name: name.to_string(),
         dir: final_dir,

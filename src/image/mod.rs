@@ -33,7 +33,7 @@ pub enum ImageError {
     BadRecipe {
         name: String,
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     #[error("{what} failed ({status}); last output:\n{tail}")]
     Tool {
@@ -58,7 +58,9 @@ pub enum ImageError {
     Missing { what: String, dir: PathBuf },
     #[error("no image named \"{name}\" in {}", dir.display())]
     NotFound { name: String, dir: PathBuf },
-    #[error("image name \"{name}\" is taken by a built-in recipe or is not DNS-safe; pick another --name")]
+    #[error(
+        "image name \"{name}\" is taken by a built-in recipe or is not DNS-safe; pick another --name"
+    )]
     BadName { name: String },
     #[error("{} is not a disk image qemu-img can read", path.display())]
     NotAnImage { path: PathBuf },
@@ -100,7 +102,7 @@ fn recipe_text(name: &str) -> Result<&'static str, ImageError> {
 pub fn recipe(name: &str) -> Result<Recipe, ImageError> {
     serde_saphyr::from_str(recipe_text(name)?).map_err(|source| ImageError::BadRecipe {
         name: name.to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -133,7 +135,9 @@ pub fn boot_image(dirs: &Dirs, image: &ImageRef) -> BootImage {
             let dir = match built_dir_name(name) {
                 Ok(d) => dirs.images().join(d),
                 // An imported image, referred to by its name.
-                Err(_) => return imported_boot_image(&dirs.images().join(format!("imported-{name}"))),
+                Err(_) => {
+                    return imported_boot_image(&dirs.images().join(format!("imported-{name}")));
+                }
             };
             BootImage {
                 disk: dir.join("disk.qcow2"),

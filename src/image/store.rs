@@ -152,7 +152,8 @@ pub fn import(dirs: &Dirs, file: &Path, name: &str) -> Result<ImageInfo, ImageEr
                 .arg(tmp.join("disk.qcow2")),
         )?;
         let disk = tmp.join("disk.qcow2");
-        fs::set_permissions(&disk, fs::Permissions::from_mode(0o644)).map_err(io_err("cannot chmod", &disk))?;
+        fs::set_permissions(&disk, fs::Permissions::from_mode(0o644))
+            .map_err(io_err("cannot chmod", &disk))?;
         write_manifest(
             &tmp,
             &Manifest {
@@ -168,7 +169,8 @@ pub fn import(dirs: &Dirs, file: &Path, name: &str) -> Result<ImageInfo, ImageEr
                 direct_boot: false,
             },
         )?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io_err("cannot chmod", &tmp))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+            .map_err(io_err("cannot chmod", &tmp))?;
         if final_dir.exists() {
             fs::remove_dir_all(&final_dir).map_err(io_err("cannot replace", &final_dir))?;
         }

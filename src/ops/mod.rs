@@ -1,8 +1,12 @@
 //! One operation per command: load → plan → (apply) → report. Commands in `cli` are thin wrappers.
 
+pub mod access;
 pub mod doctor;
+pub mod down;
+pub mod lab_state;
 pub mod plan;
 pub mod render;
+pub mod up;
 
 use crate::host;
 use crate::model::{self, AccelChoice, Lab, LabSource};
@@ -25,4 +29,14 @@ pub fn decide_accel(lab: &Lab, over: Option<AccelChoice>) -> host::AccelDecision
         }
     };
     host::choose_accel(choice, &facts)
+}
+
+/// The lab name behind `arg`: a built-in lab or lab file is loaded for its name; otherwise a
+/// DNS-safe `arg` is taken as the name of a lab whose file may be gone (`down`, `status`, `ssh`).
+pub fn lab_name(arg: &str) -> Result<String, model::ModelError> {
+    match load_lab(arg) {
+        Ok(lab) => Ok(lab.name),
+        Err(model::ModelError::NotFound { .. }) if model::is_dns_safe(arg) => Ok(arg.to_string()),
+        Err(e) => Err(e),
+    }
 }

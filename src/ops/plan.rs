@@ -39,13 +39,19 @@ pub fn observe(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, DriverError> 
             _ => continue,
         };
         obs.networks.insert(kind, n.state);
+        if let Some(spec) = n.tag.spec {
+            obs.network_specs.insert(kind, spec);
+        }
     }
     for d in hv.owned_domains()? {
         if d.tag.lab != lab {
             continue;
         }
         if let Some(node) = d.tag.node {
-            obs.domains.insert(node, d.state);
+            obs.domains.insert(node.clone(), d.state);
+            if let Some(spec) = d.tag.spec {
+                obs.domain_specs.insert(node, spec);
+            }
         }
     }
     Ok(obs)

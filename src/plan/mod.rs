@@ -33,6 +33,9 @@ pub struct Observed {
     pub domains: BTreeMap<String, ObjState>,
     /// Volume names present in the lab's pool.
     pub volumes: Vec<String>,
+    /// Spec hashes found in the metadata of existing domains (by node) and networks.
+    pub domain_specs: BTreeMap<String, String>,
+    pub network_specs: BTreeMap<NetKind, String>,
 }
 
 impl Observed {

@@ -15,6 +15,8 @@ use super::RenderError;
 
 /// Where the hardening script lands in the guest.
 pub const HARDEN_PATH: &str = "/usr/local/sbin/dcos-lab-harden";
+/// Written when first-boot configuration is complete; `up` waits for it, not just for sshd.
+pub const READY_MARKER: &str = "/var/lib/dcos-lab/ready";
 
 /// The three files of a NoCloud seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +90,10 @@ pub fn harden_script(h: &Hardening) -> String {
     );
     match h.tmp_size {
         Some(size) => {
-            let opts = format!("size={},mode=1777,nosuid,nodev", size.as_mib().to_string() + "M");
+            let opts = format!(
+                "size={},mode=1777,nosuid,nodev",
+                size.as_mib().to_string() + "M"
+            );
             let _ = write!(
                 s,
                 "\n# /tmp: a tmpfs large enough for the ~600 MB bootstrap download.\n\
@@ -165,7 +170,11 @@ fn network_config(lab: &Lab, plan: &AddressPlan, node: &str) -> Result<String, R
             let _ = writeln!(s, "      - \"{ip6}/{p6}\"");
         }
         if nic.net == NetKind::Public {
-            let _ = write!(s, "    routes:\n      - to: 0.0.0.0/0\n        via: {}\n", net.gateway4);
+            let _ = write!(
+                s,
+                "    routes:\n      - to: 0.0.0.0/0\n        via: {}\n",
+                net.gateway4
+            );
             if let (Some(_), Some(gw6)) = (nic.ipv6, net.gateway6) {
                 let _ = write!(s, "      - to: \"::/0\"\n        via: \"{gw6}\"\n");
             }
@@ -182,7 +191,12 @@ fn network_config(lab: &Lab, plan: &AddressPlan, node: &str) -> Result<String, R
 }
 
 /// The seed of `node`, logging in as root with `ssh_public_key`.
-pub fn seed(lab: &Lab, plan: &AddressPlan, node: &str, ssh_public_key: &str) -> Result<Seed, RenderError> {
+pub fn seed(
+    lab: &Lab,
+    plan: &AddressPlan,
+    node: &str,
+    ssh_public_key: &str,
+) -> Result<Seed, RenderError> {
     let n = lab
         .node(node)
         .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
@@ -218,7 +232,14 @@ pub fn seed(lab: &Lab, plan: &AddressPlan, node: &str, ssh_public_key: &str) -> 
             ),
             file(HARDEN_PATH, "0755", harden_script(&n.hardening)),
         ],
-        runcmd: vec![vec![HARDEN_PATH.to_string()]],
+        runcmd: vec![
+            vec![HARDEN_PATH.to_string()],
+            vec![
+                "sh".into(),
+                "-c".into(),
+                format!("mkdir -p /var/lib/dcos-lab && date -u +%FT%TZ > {READY_MARKER}"),
+            ],
+        ],
     };
     let body = serde_saphyr::to_string(&cfg).map_err(|e| RenderError::Yaml {
         what: format!("user-data of {node}"),

@@ -269,6 +269,16 @@ pub fn domain_xml(
                 node: Some(n.name.clone()),
                 role: Some(n.role.to_string()),
                 accel: Some(ctx.accel.to_string()),
+                nics: addrs
+                    .nics
+                    .iter()
+                    .map(|nic| NicTag {
+                        network: nic.net.to_string(),
+                        mac: nic.mac.to_string(),
+                        ipv4: nic.ipv4.to_string(),
+                        ipv6: nic.ipv6.map(|a| a.to_string()),
+                    })
+                    .collect(),
                 ..tag(lab)
             }),
         }),

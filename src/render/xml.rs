@@ -53,6 +53,27 @@ pub struct LabTag {
     pub accel: Option<String>,
     #[serde(rename = "@version", default)]
     pub version: String,
+    /// A node's NICs, so `status`, `ssh` and `down` work from libvirt alone, without the lab file.
+    #[serde(
+        rename = "dcoslab:nic",
+        alias = "nic",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub nics: Vec<NicTag>,
+}
+
+/// `<dcoslab:nic network=... mac=... ipv4=... [ipv6=...]/>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NicTag {
+    #[serde(rename = "@network")]
+    pub network: String,
+    #[serde(rename = "@mac")]
+    pub mac: String,
+    #[serde(rename = "@ipv4")]
+    pub ipv4: String,
+    #[serde(rename = "@ipv6", skip_serializing_if = "Option::is_none", default)]
+    pub ipv6: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

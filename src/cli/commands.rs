@@ -1,0 +1,271 @@
+//! Thin wrappers of the lab commands over `ops`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{
+    DownArgs, ExecArgs, JsonArg, LabArg, SshArgs, StatusArgs, nodes_table, print, print_json,
+    runtime,
+};
+use crate::BadInput;
+use crate::ops::{self, access, lab_state};
+use crate::paths::Dirs;
+
+/// How long connecting to a running node may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn down(uri: &str, dirs: &Dirs, a: DownArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let reports = rt.block_on(async {
+        let hv = ops::up::connect(uri).await?;
+        let labs = match &a.lab {
+            Some(arg) if !a.all => vec![ops::lab_name(arg)?],
+            _ => ops::down::known_labs(&hv, dirs).await?,
+        };
+        let mut reports = Vec::new();
+        for lab in labs {
+            reports.push(ops::down::down(&hv, dirs, &lab).await?);
+        }
+        anyhow::Ok(reports)
+    })?;
+    if a.json {
+        print_json(&reports)?;
+    } else {
+        let mut out = String::new();
+        for r in &reports {
+            if r.removed.is_empty() {
+                out.push_str(&format!("lab {}: nothing to remove\n", r.lab));
+            } else {
+                for x in &r.removed {
+                    out.push_str(&format!("removed {x}\n"));
+                }
+                out.push_str(&format!("lab {} is down ({:.1} s)\n", r.lab, r.seconds));
+            }
+        }
+        if reports.is_empty() {
+            out.push_str("no labs\n");
+        }
+        print(&out)?;
+    }
+    Ok(0)
+}
+
+pub fn status(uri: &str, a: StatusArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let labs = rt.block_on(async {
+        let hv = ops::up::connect(uri).await?;
+        match &a.lab {
+            Some(arg) => {
+                let name = ops::lab_name(arg)?;
+                anyhow::Ok(vec![lab_state::read(&hv, &name).await?])
+            }
+            None => Ok(lab_state::read_all(&hv).await?.into_values().collect()),
+        }
+    })?;
+    if a.json {
+        if a.lab.is_some() {
+            print_json(&labs[0])?;
+        } else {
+            print_json(&labs)?;
+        }
+    } else {
+        let mut out = String::new();
+        for l in &labs {
+            if !l.exists() {
+                out.push_str(&format!("lab {}: not found (nothing in libvirt)\n", l.lab));
+                continue;
+            }
+            let accel = l
+                .nodes
+                .iter()
+                .find_map(|n| n.accel.clone())
+                .unwrap_or_default();
+            out.push_str(&format!("lab {} (accelerator {accel})\n", l.lab));
+            out.push_str(&nodes_table(&l.nodes));
+        }
+        if labs.is_empty() {
+            out.push_str("no labs\n");
+        }
+        print(&out)?;
+    }
+    // A named lab that does not exist is not an error for status, but scripts can tell.
+    Ok(if a.lab.is_some() && !labs.iter().any(|l| l.exists()) {
+        1
+    } else {
+        0
+    })
+}
+
+pub fn list(uri: &str, a: JsonArg) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let labs = rt.block_on(async {
+        let hv = ops::up::connect(uri).await?;
+        lab_state::read_all(&hv).await
+    })?;
+    #[derive(serde::Serialize)]
+    struct Row {
+        lab: String,
+        nodes: usize,
+        running: usize,
+    }
+    let rows: Vec<Row> = labs
+        .values()
+        .map(|l| Row {
+            lab: l.lab.clone(),
+            nodes: l.nodes.len(),
+            running: l
+                .nodes
+                .iter()
+                .filter(|n| n.state == crate::plan::ObjState::Active)
+                .count(),
+        })
+        .collect();
+    if a.json {
+        print_json(&rows)?;
+    } else {
+        let mut out = format!("{:<24} {:>5} {:>8}\n", "LAB", "NODES", "RUNNING");
+        for r in &rows {
+            out.push_str(&format!("{:<24} {:>5} {:>8}\n", r.lab, r.nodes, r.running));
+        }
+        print(&out)?;
+    }
+    Ok(0)
+}
+
+fn existing(state: &lab_state::LabState) -> anyhow::Result<()> {
+    if !state.exists() {
+        return Err(BadInput(format!(
+            "lab {} does not exist; `dcos-lab up {}` makes it",
+            state.lab, state.lab
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+pub fn exec(uri: &str, dirs: &Dirs, a: ExecArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let name = ops::lab_name(&a.lab)?;
+    let command = shell_join(&a.command);
+    let results = rt.block_on(async {
+        let hv = ops::up::connect(uri).await?;
+        let state = lab_state::read(&hv, &name).await?;
+        existing(&state)?;
+        let targets = access::select(&state, &a.node, &a.role)?;
+        access::exec(&dirs.lab(&name), &targets, &command, CONNECT_TIMEOUT).await
+    })?;
+    let failed = results.iter().filter(|r| !r.ok()).count();
+    if a.json {
+        print_json(&results)?;
+    } else {
+        let mut out = String::new();
+        for r in &results {
+            for line in r.stdout.lines() {
+                out.push_str(&format!("{}: {line}\n", r.node));
+            }
+            for line in r.stderr.lines() {
+                out.push_str(&format!("{} (stderr): {line}\n", r.node));
+            }
+            match (&r.error, r.status) {
+                (Some(e), _) => out.push_str(&format!("{}: FAILED: {e}\n", r.node)),
+                (None, Some(0)) => {}
+                (None, s) => out.push_str(&format!(
+                    "{}: exit status {}\n",
+                    r.node,
+                    s.map(|s| s.to_string())
+                        .unwrap_or_else(|| "none (killed)".into())
+                )),
+            }
+        }
+        out.push_str(&format!(
+            "{} of {} nodes succeeded\n",
+            results.len() - failed,
+            results.len()
+        ));
+        print(&out)?;
+    }
+    Ok(if failed == 0 { 0 } else { crate::EXIT_FAILURE })
+}
+
+/// Joins arguments into one shell command line, quoting where needed.
+fn shell_join(args: &[String]) -> String {
+    if args.len() == 1 {
+        // One argument is taken as a shell command line, as `ssh host 'cmd; cmd'` does.
+        return args[0].clone();
+    }
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn ssh(uri: &str, dirs: &Dirs, a: SshArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let name = ops::lab_name(&a.lab)?;
+    let lab_dirs = dirs.lab(&name);
+    let state = rt.block_on(async {
+        let hv = ops::up::connect(uri).await?;
+        lab_state::read(&hv, &name).await
+    })?;
+    existing(&state)?;
+    let node = access::select(&state, std::slice::from_ref(&a.node), &[])?;
+    let node = node.first().context("node")?;
+    if a.command.is_empty() {
+        return rt.block_on(crate::guest::interactive(
+            &lab_dirs,
+            &node.name,
+            node.private_ipv4(),
+        ));
+    }
+    let command = shell_join(&a.command);
+    let results = rt.block_on(access::exec(&lab_dirs, &[node], &command, CONNECT_TIMEOUT))?;
+    let r = results.into_iter().next().context("no result")?;
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(r.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(r.stderr.as_bytes());
+    if let Some(e) = r.error {
+        anyhow::bail!(e);
+    }
+    // The remote command's status, as ssh does (255 when it had none).
+    Ok(r.status
+        .map(|s| i32::try_from(s).unwrap_or(255))
+        .unwrap_or(255))
+}
+
+fn access_files(
+    uri: &str,
+    dirs: &Dirs,
+    a: &LabArg,
+) -> anyhow::Result<(String, lab_state::LabState, std::path::PathBuf)> {
+    let rt = runtime()?;
+    let name = ops::lab_name(&a.lab)?;
+    let state = rt.block_on(async {
+        let hv = ops::up::connect(uri).await?;
+        lab_state::read(&hv, &name).await
+    })?;
+    existing(&state)?;
+    let kh = access::write_openssh_known_hosts(&name, &dirs.lab(&name), &state)?;
+    Ok((name, state, kh))
+}
+
+pub fn ssh_config(uri: &str, dirs: &Dirs, a: LabArg) -> anyhow::Result<i32> {
+    let (name, state, kh) = access_files(uri, dirs, &a)?;
+    print(&access::ssh_config(&name, &dirs.lab(&name), &state, &kh))?;
+    Ok(0)
+}
+
+pub fn inventory(uri: &str, dirs: &Dirs, a: LabArg) -> anyhow::Result<i32> {
+    let (name, state, kh) = access_files(uri, dirs, &a)?;
+    print(&access::inventory(&name, &dirs.lab(&name), &state, &kh))?;
+    Ok(0)
+}

@@ -1,0 +1,104 @@
+//! `down`: remove every domain, network, pool, volume and file a lab owns, found by asking libvirt
+//! (metadata) and the state directory; works without the lab file or local state [I/O].
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::up::blocking;
+use crate::driver::{Hypervisor, Libvirt};
+use crate::paths::Dirs;
+use crate::plan;
+
+#[derive(Debug, Serialize)]
+pub struct DownReport {
+    pub lab: String,
+    /// What was removed, in order.
+    pub removed: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Removes lab `lab`. Touches only domains and networks whose metadata names this lab in our
+/// namespace, and the pool only when its directory is this lab's.
+pub async fn down(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str) -> anyhow::Result<DownReport> {
+    let t0 = std::time::Instant::now();
+    let mut removed = Vec::new();
+    let state = super::lab_state::read(hv, lab).await?;
+    // Domains first (they hold the networks and disks), all at once.
+    let mut set = tokio::task::JoinSet::new();
+    for n in &state.nodes {
+        let d = n.domain.clone();
+        let hv = hv.clone();
+        set.spawn(async move {
+            let d2 = d.clone();
+            blocking(&hv, move |h| h.remove_domain(&d2))
+                .await
+                .map(|_| d)
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        removed.push(format!("domain {}", r??));
+    }
+    for n in &state.networks {
+        let name = n.name.clone();
+        blocking(hv, move |h| h.remove_network(&name)).await?;
+        removed.push(format!("network {}", n.name));
+    }
+    let lab_dirs = dirs.lab(lab);
+    let pool = plan::pool_name(lab);
+    let p = pool.clone();
+    if let Some(info) = blocking(hv, move |h| h.pool(&p)).await? {
+        if std::path::Path::new(&info.path) == lab_dirs.pool() {
+            let p = pool.clone();
+            blocking(hv, move |h| h.remove_pool(&p)).await?;
+            removed.push(format!(
+                "storage pool {pool} ({} volumes)",
+                info.volumes.len()
+            ));
+        } else {
+            tracing::warn!(
+                "storage pool {pool} is not this lab's (its directory is {}, not {}): left alone",
+                info.path,
+                lab_dirs.pool().display()
+            );
+        }
+    }
+    if lab_dirs.path().exists() {
+        std::fs::remove_dir_all(lab_dirs.path())
+            .with_context(|| format!("cannot remove {}", lab_dirs.path().display()))?;
+        removed.push(format!("directory {}", lab_dirs.path().display()));
+    }
+    Ok(DownReport {
+        lab: lab.to_string(),
+        removed,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Every lab that libvirt or the state directory knows of.
+pub async fn known_labs(hv: &Arc<Libvirt>, dirs: &Dirs) -> anyhow::Result<Vec<String>> {
+    let mut labs: Vec<String> = super::lab_state::read_all(hv).await?.into_keys().collect();
+    if let Ok(entries) = std::fs::read_dir(dirs.labs()) {
+        for e in entries.flatten() {
+            if let Some(n) = e.file_name().to_str()
+                && crate::model::is_dns_safe(n)
+                && !labs.iter().any(|l| l == n)
+            {
+                labs.push(n.to_string());
+            }
+        }
+    }
+    // Pools named like ours whose directory is in our state directory.
+    let pools = blocking(hv, |h| h.owned_pools()).await?;
+    for (name, path) in pools {
+        if let Some(lab) = name.strip_prefix(&format!("{}-", plan::PREFIX))
+            && std::path::Path::new(&path) == dirs.lab(lab).pool()
+            && !labs.iter().any(|l| l == lab)
+        {
+            labs.push(lab.to_string());
+        }
+    }
+    labs.sort();
+    Ok(labs)
+}

@@ -1,0 +1,122 @@
+//! What a lab is, read from libvirt alone (its objects' metadata): nodes, roles, states, addresses [I/O].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::driver::Libvirt;
+use crate::plan::ObjState;
+use crate::render::xml::NicTag;
+
+/// One node as libvirt has it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeState {
+    pub name: String,
+    pub domain: String,
+    pub role: String,
+    pub state: ObjState,
+    pub accel: Option<String>,
+    pub nics: Vec<NicTag>,
+}
+
+impl NodeState {
+    /// The private IPv4 address, which dcos-lab uses to reach the node.
+    pub fn private_ipv4(&self) -> Option<std::net::Ipv4Addr> {
+        self.nics
+            .iter()
+            .find(|n| n.network == "private")
+            .and_then(|n| n.ipv4.parse().ok())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkState {
+    pub name: String,
+    pub network: String,
+    pub state: ObjState,
+}
+
+/// A lab as libvirt has it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabState {
+    pub lab: String,
+    pub nodes: Vec<NodeState>,
+    pub networks: Vec<NetworkState>,
+}
+
+impl LabState {
+    pub fn exists(&self) -> bool {
+        !self.nodes.is_empty() || !self.networks.is_empty()
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeState> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+const ROLE_ORDER: [&str; 4] = ["boot", "master", "agent-private", "agent-public"];
+
+fn role_rank(r: &str) -> usize {
+    ROLE_ORDER
+        .iter()
+        .position(|x| *x == r)
+        .unwrap_or(ROLE_ORDER.len())
+}
+
+/// Every lab libvirt knows of, by name.
+pub async fn read_all(hv: &Arc<Libvirt>) -> anyhow::Result<BTreeMap<String, LabState>> {
+    use crate::driver::Hypervisor;
+    let (doms, nets) =
+        super::up::blocking(hv, |h| Ok((h.owned_domains()?, h.owned_networks()?))).await?;
+    let mut labs: BTreeMap<String, LabState> = BTreeMap::new();
+    let entry = |labs: &mut BTreeMap<String, LabState>, lab: &str| {
+        labs.entry(lab.to_string())
+            .or_insert_with(|| LabState {
+                lab: lab.to_string(),
+                nodes: Vec::new(),
+                networks: Vec::new(),
+            })
+            .lab
+            .clone()
+    };
+    for d in doms {
+        let lab = entry(&mut labs, &d.tag.lab);
+        if let Some(l) = labs.get_mut(&lab) {
+            l.nodes.push(NodeState {
+                name: d.tag.node.clone().unwrap_or_default(),
+                domain: d.name,
+                role: d.tag.role.clone().unwrap_or_default(),
+                state: d.state,
+                accel: d.tag.accel.clone(),
+                nics: d.tag.nics,
+            });
+        }
+    }
+    for n in nets {
+        let lab = entry(&mut labs, &n.tag.lab);
+        if let Some(l) = labs.get_mut(&lab) {
+            l.networks.push(NetworkState {
+                name: n.name,
+                network: n.tag.network.unwrap_or_default(),
+                state: n.state,
+            });
+        }
+    }
+    for l in labs.values_mut() {
+        // Role order, then the order of the address plan (the private address).
+        l.nodes
+            .sort_by_key(|n| (role_rank(&n.role), n.private_ipv4(), n.name.clone()));
+        l.networks.sort_by(|a, b| a.network.cmp(&b.network));
+    }
+    Ok(labs)
+}
+
+/// One lab; empty (not an error) when libvirt has nothing of it.
+pub async fn read(hv: &Arc<Libvirt>, lab: &str) -> anyhow::Result<LabState> {
+    Ok(read_all(hv).await?.remove(lab).unwrap_or(LabState {
+        lab: lab.to_string(),
+        nodes: Vec::new(),
+        networks: Vec::new(),
+    }))
+}
