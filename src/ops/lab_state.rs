@@ -9,6 +9,26 @@ use crate::driver::Libvirt;
 use crate::plan::ObjState;
 use crate::render::xml::NicTag;
 
+/// A NIC of a node as reported (`status --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct NicState {
+    pub network: String,
+    pub mac: String,
+    pub ipv4: String,
+    pub ipv6: Option<String>,
+}
+
+impl From<NicTag> for NicState {
+    fn from(t: NicTag) -> Self {
+        NicState {
+            network: t.network,
+            mac: t.mac,
+            ipv4: t.ipv4,
+            ipv6: t.ipv6,
+        }
+    }
+}
+
 /// One node as libvirt has it.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeState {
@@ -17,7 +37,7 @@ pub struct NodeState {
     pub role: String,
     pub state: ObjState,
     pub accel: Option<String>,
-    pub nics: Vec<NicTag>,
+    pub nics: Vec<NicState>,
 }
 
 impl NodeState {
@@ -89,7 +109,7 @@ pub async fn read_all(hv: &Arc<Libvirt>) -> anyhow::Result<BTreeMap<String, LabS
                 role: d.tag.role.clone().unwrap_or_default(),
                 state: d.state,
                 accel: d.tag.accel.clone(),
-                nics: d.tag.nics,
+                nics: d.tag.nics.into_iter().map(NicState::from).collect(),
             });
         }
     }

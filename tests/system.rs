@@ -1,0 +1,314 @@
+//! System tests on the real qemu:///system with real guests (TCG here): image, lifecycle,
+//! convergence after a kill, two labs side by side. One lab at a time (`common::vm_lock`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestLab;
+
+const MINIMAL_NODES: &str = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n  - name: public\n    role: agent-public\n    memory: 1G\n";
+const TWO_NODES: &str = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 768M\n";
+
+fn skip() -> bool {
+    common::system_libvirt().is_none()
+}
+
+/// The lab tests' main scenario: one `minimal`-shaped lab serves every read-only check.
+#[test]
+fn minimal_lab_up_check_converge_down() {
+    if skip() {
+        return;
+    }
+    let _vm = common::vm_lock();
+    let lab = TestLab::new("min", 61, MINIMAL_NODES);
+    let f = lab.file_arg();
+
+    let t0 = Instant::now();
+    let up = lab.json(&["up", &f, "--json"]);
+    let cold = t0.elapsed();
+    assert_eq!(up["lab"], lab.name.as_str());
+    assert_eq!(up["accel"]["accel"], "tcg");
+
+    // status --json lists exactly the lab file's nodes, with the planned addresses.
+    let status = lab.json(&["status", &f, "--json"]);
+    let plan = lab.json(&["plan", &f, "--json", "--offline"]);
+    let mut seen: Vec<(String, Vec<String>)> = status["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            assert_eq!(n["state"], "active", "{n}");
+            let ips = n["nics"]
+                .as_array()
+                .expect("nics")
+                .iter()
+                .map(|x| x["ipv4"].as_str().expect("ip").to_string())
+                .collect();
+            (n["name"].as_str().expect("name").to_string(), ips)
+        })
+        .collect();
+    let mut planned: Vec<(String, Vec<String>)> = plan["addresses"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            let ips = n["nics"]
+                .as_array()
+                .expect("nics")
+                .iter()
+                .map(|x| x["ipv4"].as_str().expect("ip").to_string())
+                .collect();
+            (n["node"].as_str().expect("node").to_string(), ips)
+        })
+        .collect();
+    seen.sort();
+    planned.sort();
+    assert_eq!(seen, planned);
+
+    // Every node answers over SSH with its own hostname; nodes reach each other by name.
+    let names = ["boot", "master", "public"];
+    for n in names {
+        assert_eq!(lab.sh(n, "hostname").trim(), n);
+        let pings: Vec<String> = names
+            .iter()
+            .map(|o| format!("ping -c1 -W3 {o} >/dev/null && echo {o}"))
+            .collect();
+        let ok = lab.sh(n, &pings.join("; "));
+        assert_eq!(
+            ok.split_whitespace().collect::<Vec<_>>(),
+            names,
+            "{n} reaches every node by name"
+        );
+    }
+
+    // The public agent reaches the host over the public network by IPv6.
+    let gw6 = plan["addresses"]["networks"][1]["gateway6"]
+        .as_str()
+        .expect("public IPv6 gateway");
+    let out = lab.sh(
+        "public",
+        &format!("ping -6 -c1 -W3 {gw6} >/dev/null && echo reached"),
+    );
+    assert_eq!(out.trim(), "reached");
+
+    // The private network does not forward off the host: no <forward> in libvirt's definition,
+    // and a private-only node has no route beyond the lab.
+    let hv = common::system_libvirt().expect("libvirt");
+    use dcos_lab::driver::Hypervisor;
+    let private = hv.all_networks().expect("networks");
+    assert!(
+        private
+            .iter()
+            .any(|n| n.name == format!("dcos-lab-{}-private", lab.name))
+    );
+    let routes = lab.sh(
+        "master",
+        "ip -4 route show default; ip -6 route show default",
+    );
+    assert_eq!(routes.trim(), "", "master must have no default route");
+    let out = lab.sh(
+        "master",
+        "ping -c1 -W2 192.0.2.1 >/dev/null 2>&1 && echo escaped || echo contained",
+    );
+    assert_eq!(out.trim(), "contained");
+
+    // Image properties (issue: base images): host keys differ between guests of one image,
+    // no account has a password, machine-ids differ.
+    let k1 = lab.sh("boot", "cat /etc/ssh/ssh_host_ed25519_key.pub");
+    let k2 = lab.sh("master", "cat /etc/ssh/ssh_host_ed25519_key.pub");
+    assert!(k1.starts_with("ssh-ed25519 ") && k2.starts_with("ssh-ed25519 "));
+    assert_ne!(
+        k1, k2,
+        "SSH host keys must differ between guests of one image"
+    );
+    assert_ne!(
+        lab.sh("boot", "cat /etc/machine-id"),
+        lab.sh("master", "cat /etc/machine-id")
+    );
+    let with_password = lab.sh("boot", "awk -F: '$2 !~ /^[*!]/ {print $1}' /etc/shadow");
+    assert_eq!(with_password.trim(), "", "accounts with a password");
+
+    // exec on a role, with JSON, reports each node's exit status; a failing node fails the whole.
+    let out = lab
+        .cmd()
+        .args(["exec", &f, "--role", "master", "--json", "--", "exit 3"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["node"], "master");
+    assert_eq!(v[0]["status"], 3);
+
+    // The lab key and pinned host keys are private.
+    use std::os::unix::fs::PermissionsExt;
+    let ssh_dir = lab.state.path().join("labs").join(&lab.name).join("ssh");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&ssh_dir), 0o700);
+    assert_eq!(mode(&ssh_dir.join("id_ed25519")), 0o600);
+    assert_eq!(mode(&ssh_dir.join("known_hosts")), 0o600);
+
+    // ssh-config works with OpenSSH, host key checked against the pinned key.
+    if std::path::Path::new("/usr/bin/ssh").exists() {
+        let cfg = lab.run(&["ssh-config", &f]);
+        let cfg_path = lab.state.path().join("ssh_config");
+        std::fs::write(&cfg_path, &cfg.stdout).expect("write");
+        let out = std::process::Command::new("ssh")
+            .arg("-F")
+            .arg(&cfg_path)
+            .args([
+                "-o",
+                "BatchMode=yes",
+                &format!("master.{}", lab.name),
+                "hostname",
+            ])
+            .output()
+            .expect("ssh");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "master",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let inv = String::from_utf8(lab.run(&["inventory", &f]).stdout).expect("utf8");
+    assert!(
+        inv.contains("    master:\n      hosts:\n        master:\n"),
+        "{inv}"
+    );
+
+    // A second up changes nothing and is at least 10x faster.
+    let t1 = Instant::now();
+    let again = lab.json(&["up", &f, "--json"]);
+    let warm = t1.elapsed();
+    assert_eq!(
+        again["actions"].as_array().map(Vec::len),
+        Some(0),
+        "{again}"
+    );
+    assert!(
+        warm * 10 <= cold,
+        "warm up {warm:?} is not 10x faster than cold {cold:?}"
+    );
+
+    // A changed lab file that cannot be converged is refused, naming what differs.
+    let changed = std::fs::read_to_string(&lab.file)
+        .expect("read")
+        .replace("memory: 768M", "memory: 1G")
+        .replace("memory: 512M", "memory: 640M");
+    let changed_file = lab.state.path().join("changed.yaml");
+    std::fs::write(&changed_file, changed).expect("write");
+    let out = lab
+        .cmd()
+        .args(["up", changed_file.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("node boot: its definition changed") && err.contains("dcos-lab down"),
+        "{err}"
+    );
+
+    // down leaves nothing, and works without the lab file.
+    std::fs::remove_file(&lab.file).expect("rm lab file");
+    lab.run(&["down", &lab.name]);
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
+
+/// `kill -9` of `up` midway, then `up` again: a complete lab; then `down` leaves nothing.
+#[test]
+fn killed_up_converges_on_the_next_up() {
+    if skip() {
+        return;
+    }
+    let _vm = common::vm_lock();
+    let lab = TestLab::new("kill", 62, TWO_NODES);
+    let f = lab.file_arg();
+    let hv = common::system_libvirt().expect("libvirt");
+    use dcos_lab::driver::Hypervisor;
+    let mut child = lab
+        .std_cmd()
+        .args(["up", &f])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Kill it once some of the lab exists but before it is complete.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let doms = hv
+            .owned_domains()
+            .expect("list")
+            .into_iter()
+            .filter(|d| d.tag.lab == lab.name)
+            .count();
+        if doms >= 1 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    assert!(
+        !lab.leftovers().is_empty(),
+        "the kill left a partial lab to converge"
+    );
+
+    let up = lab.json(&["up", &f, "--json"]);
+    assert_eq!(up["nodes"].as_array().map(Vec::len), Some(2));
+    for n in ["boot", "master"] {
+        assert_eq!(lab.sh(n, "hostname").trim(), n);
+    }
+    lab.run(&["down", &f]);
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
+
+/// Two labs with different names run side by side; taking one down leaves the other alone.
+#[test]
+fn two_labs_side_by_side() {
+    if skip() {
+        return;
+    }
+    let _vm = common::vm_lock();
+    let a = TestLab::new("side-a", 63, TWO_NODES);
+    let b = TestLab::new("side-b", 64, TWO_NODES);
+    // Both come up at the same time.
+    let (fa, fb) = (a.file_arg(), b.file_arg());
+    let spawn = |lab: &TestLab, f: &str| {
+        lab.std_cmd()
+            .args(["up", f, "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (ca, cb) = (spawn(&a, &fa), spawn(&b, &fb));
+    for (lab, child) in [(&a, ca), (&b, cb)] {
+        let out = child.wait_with_output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            lab.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(a.sh("master", "hostname").trim(), "master");
+    assert_eq!(b.sh("master", "hostname").trim(), "master");
+    a.run(&["down", &fa]);
+    assert_eq!(a.leftovers(), Vec::<String>::new());
+    let st = b.json(&["status", &fb, "--json"]);
+    assert_eq!(st["nodes"].as_array().map(Vec::len), Some(2));
+    assert!(
+        st["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .all(|n| n["state"] == "active")
+    );
+    assert_eq!(
+        b.sh("boot", "ping -c1 -W3 master >/dev/null && echo ok")
+            .trim(),
+        "ok"
+    );
+}
