@@ -26,6 +26,52 @@ mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
 ln -sf /etc/systemd/system/dcos-lab-hostkeys.service \
     "$R/etc/systemd/system/multi-user.target.wants/dcos-lab-hostkeys.service"
 
+# Fast first boot: the same NoCloud seed applied without cloud-init, chosen on the kernel command
+# line (dcos-lab.firstboot=fast, with cloud-init=disabled). The script arrives beside this hook.
+mkdir -p "$R/usr/local/lib/dcos-lab"
+cp "$(dirname "$0")/firstboot.py" "$R/usr/local/lib/dcos-lab/firstboot.py"
+chmod 0755 "$R/usr/local/lib/dcos-lab/firstboot.py"
+cat > "$R/etc/systemd/system/dcos-lab-firstboot.service" <<'UNIT'
+[Unit]
+Description=dcos-lab first boot, early: hostname, files, network (fast path)
+DefaultDependencies=no
+ConditionKernelCommandLine=dcos-lab.firstboot=fast
+ConditionPathExists=!/var/lib/dcos-lab/firstboot-early.done
+Wants=network-pre.target
+After=local-fs.target systemd-remount-fs.service
+Before=network-pre.target systemd-networkd.service ssh.service sysinit.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/bin/python3 /usr/local/lib/dcos-lab/firstboot.py early
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+cat > "$R/etc/systemd/system/dcos-lab-firstboot-final.service" <<'UNIT'
+[Unit]
+Description=dcos-lab first boot, final: runcmd (fast path)
+ConditionKernelCommandLine=dcos-lab.firstboot=fast
+ConditionPathExists=!/var/lib/dcos-lab/firstboot-final.done
+ConditionPathExists=/var/lib/dcos-lab/runcmd.sh
+After=network.target ssh.service dcos-lab-firstboot.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh /var/lib/dcos-lab/runcmd.sh
+ExecStartPost=/bin/sh -c 'echo done > /var/lib/dcos-lab/firstboot-final.done'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+mkdir -p "$R/etc/systemd/system/sysinit.target.wants"
+ln -sf /etc/systemd/system/dcos-lab-firstboot.service \
+    "$R/etc/systemd/system/sysinit.target.wants/dcos-lab-firstboot.service"
+ln -sf /etc/systemd/system/dcos-lab-firstboot-final.service \
+    "$R/etc/systemd/system/multi-user.target.wants/dcos-lab-firstboot-final.service"
+
 # No password on any account: lock every password field that holds one.
 sed -i -E 's/^([^:]+):[^:*!]*:/\1:*:/' "$R/etc/shadow"
 # Log in with keys only; root logs in with the lab's key.

@@ -97,6 +97,66 @@ fn file_size_on_disk(p: &Path) -> u64 {
     fs::metadata(p).map(|m| m.blocks() * 512).unwrap_or(0)
 }
 
+/// Mount points at or below `dir`, deepest first (from /proc/self/mounts).
+fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut found: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        // /proc/mounts escapes spaces as \040; our paths have none.
+        .map(PathBuf::from)
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    found
+}
+
+/// Removes an interrupted build. A killed mmdebstrap leaves /proc, /sys and /dev mounts inside its
+/// tree: they are unmounted first, and nothing is deleted while anything is still mounted there,
+/// so a removal can never reach into the host's /proc, /sys or /dev.
+fn remove_build_dir(dir: &Path) -> Result<(), ImageError> {
+    for m in mounts_below(dir) {
+        // SAFETY: umount2 with a path we own (a C string); MNT_DETACH cannot block.
+        let c = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()).map_err(|_| {
+            ImageError::Io {
+                what: "cannot unmount".into(),
+                path: m.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            }
+        })?;
+        let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        if rc != 0 {
+            tracing::warn!(
+                "cannot unmount {}: {}",
+                m.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    let left = mounts_below(dir);
+    if !left.is_empty() {
+        return Err(ImageError::Io {
+            what: format!("{} is still mounted below", left.len()),
+            path: dir.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::ResourceBusy),
+        });
+    }
+    fs::remove_dir_all(dir).map_err(io_err("cannot remove", dir))
+}
+
+/// Removes a build directory that was not renamed into place, when the build returns.
+struct BuildDirGuard(PathBuf);
+
+impl Drop for BuildDirGuard {
+    fn drop(&mut self) {
+        if self.0.exists()
+            && let Err(e) = remove_build_dir(&self.0)
+        {
+            tracing::warn!("cannot remove the failed build {}: {e}", self.0.display());
+        }
+    }
+}
+
 /// Builds recipe `name` into the cache, or returns the cached image. `step` is told each step.
 pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, ImageError> {
     let started = Instant::now();
@@ -123,15 +183,19 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
             let n = e.file_name().to_string_lossy().into_owned();
             if n.starts_with(&format!(".build-{name}-{key}")) {
                 tracing::info!("removing an interrupted build: {}", e.path().display());
-                let _ = fs::remove_dir_all(e.path());
+                remove_build_dir(&e.path())?;
             }
         }
     }
     let tmp = images.join(format!(".build-{name}-{key}-{}", std::process::id()));
     fs::create_dir_all(&tmp).map_err(io_err("cannot create", &tmp))?;
+    // A failed build removes its directory; a killed one is removed by the next build.
+    let _cleanup = BuildDirGuard(tmp.clone());
     let rootfs = tmp.join("rootfs");
     let hook = tmp.join("customize.sh");
     fs::write(&hook, super::CUSTOMIZE_SCRIPT).map_err(io_err("cannot write", &hook))?;
+    let firstboot = tmp.join("firstboot.py");
+    fs::write(&firstboot, super::FIRSTBOOT_SCRIPT).map_err(io_err("cannot write", &firstboot))?;
 
     step(&format!(
         "installing {} packages of Debian {} (mmdebstrap)",
@@ -189,6 +253,7 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
     )?;
     fs::remove_file(&raw).map_err(io_err("cannot remove", &raw))?;
     fs::remove_file(&hook).map_err(io_err("cannot remove", &hook))?;
+    fs::remove_file(&firstboot).map_err(io_err("cannot remove", &firstboot))?;
 
     for f in ["disk.qcow2", "vmlinuz", "initrd.img"] {
         let p = tmp.join(f);

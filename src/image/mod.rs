@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 pub use build::build;
 pub use store::{ImageInfo, import, list, remove};
 
-use crate::model::ImageRef;
+use crate::model::{FirstBoot, ImageRef};
 use crate::paths::Dirs;
 use crate::render::BootImage;
 
@@ -20,10 +20,23 @@ pub const RECIPES: &[(&str, &str)] = &[("debian-12", include_str!("../../images/
 
 /// The customize hook every built image gets; part of the cache key.
 pub const CUSTOMIZE_SCRIPT: &str = include_str!("../../images/customize.sh");
+/// The fast first-boot program installed by the hook; part of the cache key.
+pub const FIRSTBOOT_SCRIPT: &str = include_str!("../../images/firstboot.py");
 
 /// Kernel command line for our own images: the root filesystem is the whole of `vda` (no partition
-/// table), the serial port is the console, and cloud-init is pinned to the NoCloud seed.
-pub const DIRECT_BOOT_CMDLINE: &str = "root=/dev/vda rw console=ttyS0 ds=nocloud quiet";
+/// table) and the serial port is the console. The first-boot path is added by [`cmdline`].
+pub const DIRECT_BOOT_CMDLINE: &str = "root=/dev/vda rw console=ttyS0 quiet";
+
+/// The kernel command line for a first-boot path: `fast` turns cloud-init off and our own
+/// first-boot units on; `cloud-init` pins cloud-init to the NoCloud seed.
+pub fn cmdline(firstboot: FirstBoot) -> String {
+    match firstboot {
+        FirstBoot::Fast => {
+            format!("{DIRECT_BOOT_CMDLINE} cloud-init=disabled dcos-lab.firstboot=fast")
+        }
+        FirstBoot::CloudInit => format!("{DIRECT_BOOT_CMDLINE} ds=nocloud"),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -114,6 +127,8 @@ pub fn cache_key(recipe_text: &str) -> String {
     h.update(b"\0");
     h.update(CUSTOMIZE_SCRIPT.as_bytes());
     h.update(b"\0");
+    h.update(FIRSTBOOT_SCRIPT.as_bytes());
+    h.update(b"\0");
     h.update(crate::render::TOOL_VERSION.as_bytes());
     h.finalize()
         .iter()
@@ -129,7 +144,7 @@ pub fn built_dir_name(name: &str) -> Result<String, ImageError> {
 
 /// Where the image for `image` is, or will be once built. Built-in recipes live under their
 /// content-addressed directory; an imported name under `imported-<name>`; a path is used as is.
-pub fn boot_image(dirs: &Dirs, image: &ImageRef) -> BootImage {
+pub fn boot_image(dirs: &Dirs, image: &ImageRef, firstboot: FirstBoot) -> BootImage {
     match image {
         ImageRef::Recipe(name) => {
             let dir = match built_dir_name(name) {
@@ -144,7 +159,7 @@ pub fn boot_image(dirs: &Dirs, image: &ImageRef) -> BootImage {
                 format: "qcow2".into(),
                 kernel: Some(dir.join("vmlinuz")),
                 initrd: Some(dir.join("initrd.img")),
-                cmdline: Some(DIRECT_BOOT_CMDLINE.into()),
+                cmdline: Some(cmdline(firstboot)),
             }
         }
         ImageRef::File(path) => BootImage {
@@ -173,7 +188,7 @@ fn imported_boot_image(dir: &Path) -> BootImage {
 
 /// Path form of the base image, as plans print it.
 pub fn backing_path(dirs: &Dirs, image: &ImageRef) -> PathBuf {
-    boot_image(dirs, image).disk
+    boot_image(dirs, image, FirstBoot::Fast).disk
 }
 
 #[cfg(test)]

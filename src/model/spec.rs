@@ -30,6 +30,8 @@ pub struct LabSpec {
     #[serde(default)]
     pub accel: Option<Spanned<AccelSpec>>,
     #[serde(default)]
+    pub firstboot: Option<Spanned<FirstBootSpec>>,
+    #[serde(default)]
     pub networks: Option<NetworksSpec>,
     pub nodes: Spanned<Vec<Spanned<NodeSpec>>>,
     #[serde(default)]
@@ -44,6 +46,13 @@ pub enum AccelSpec {
     Auto,
     Kvm,
     Tcg,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FirstBootSpec {
+    Fast,
+    CloudInit,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -310,6 +310,10 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
         Some(AccelSpec::Tcg) => AccelChoice::Tcg,
     };
 
+    let firstboot = match spec.firstboot.as_ref().map(|f| f.value) {
+        None | Some(FirstBootSpec::Fast) => FirstBoot::Fast,
+        Some(FirstBootSpec::CloudInit) => FirstBoot::CloudInit,
+    };
     let nets = spec.networks.as_ref();
     let private = network(
         &mut p,
@@ -665,6 +669,7 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
         source: ctx.file.to_string(),
         image,
         accel,
+        firstboot,
         networks: Networks { private, public },
         nodes,
         hardening: lab_hardening,

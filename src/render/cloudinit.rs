@@ -131,10 +131,18 @@ pub fn harden_script(h: &Hardening) -> String {
         if h.ipv6 { "on" } else { "off" }
     );
     if !h.telemetry {
+        // One `systemctl mask --now` for the units not masked yet: every systemctl call that
+        // changes unit files reloads systemd, which takes seconds under software emulation.
         s.push_str(
             "\n# Telemetry off: nothing in the guest may phone home.\n\
+             units=\"\"\n\
              for u in popularity-contest.timer apt-daily.timer apt-daily-upgrade.timer systemd-timesyncd.service; do\n  \
-             systemctl disable --now \"$u\" >/dev/null 2>&1 || true\n  systemctl mask \"$u\" >/dev/null 2>&1 || true\ndone\n",
+             case \"$(systemctl is-enabled \"$u\" 2>/dev/null || true)\" in\n    \
+             masked|masked-runtime|not-found|\"\") ;;\n    \
+             *) units=\"$units $u\" ;;\n  \
+             esac\n\
+             done\n\
+             if [ -n \"$units\" ]; then systemctl mask --now $units >/dev/null 2>&1 || true; fi\n",
         );
     }
     let _ = write!(
