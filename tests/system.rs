@@ -66,6 +66,14 @@ fn minimal_lab_up_check_converge_down() {
     planned.sort();
     assert_eq!(seen, planned);
 
+    // verify passes on a freshly up-ed lab, and writes JUnit XML.
+    let junit = lab.state.path().join("verify.xml");
+    let v = lab.json(&["verify", &f, "--json", "--junit", junit.to_str().expect("path")]);
+    let failed: Vec<_> = v["checks"].as_array().expect("checks").iter().filter(|c| c["passed"] != true).collect();
+    assert!(failed.is_empty(), "verify failed: {failed:#?}");
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("failures=\"0\"") && xml.contains("name=\"swap\""), "{xml}");
+
     // Every node answers over SSH with its own hostname; nodes reach each other by name.
     let names = ["boot", "master", "public"];
     for n in names {
@@ -311,4 +319,48 @@ fn two_labs_side_by_side() {
             .trim(),
         "ok"
     );
+}
+
+/// The seed's failure, reproduced and fixed: the boot node serves a file larger than half of a
+/// 1 GiB node's RAM; downloading it into a default /tmp fails, into a hardened /tmp it succeeds
+/// with the right checksum. A node with hardening turned off fails `verify` on exactly its checks.
+#[test]
+fn hardening_fixes_the_bootstrap_download_and_verify_names_what_is_missing() {
+    if skip() {
+        return;
+    }
+    let _vm = common::vm_lock();
+    let nodes = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n  - name: plain\n    role: agent-private\n    memory: 1G\n    hardening:\n      swap: none\n      tmp_size: none\n      telemetry: true\n      ipv6: false\n";
+    let lab = TestLab::new("hard", 65, nodes);
+    let f = lab.file_arg();
+    lab.run(&["up", &f]);
+
+    let out = lab.cmd().args(["verify", &f, "--json"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1), "verify must fail");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut failed: Vec<String> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .map(|c| format!("{}/{}", c["node"].as_str().unwrap_or(""), c["name"].as_str().unwrap_or("")))
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["plain/ipv6", "plain/swap", "plain/telemetry", "plain/tmp"]);
+
+    // A bootstrap-sized file (600 MiB > half of 1 GiB), served over HTTP by the boot node.
+    lab.sh("boot", "mkdir -p /srv/bootstrap && head -c 600M /dev/urandom > /srv/bootstrap/big.bin && sha256sum /srv/bootstrap/big.bin | cut -d' ' -f1 > /srv/bootstrap/big.sha256");
+    lab.sh("boot", "cd /srv/bootstrap && setsid nohup python3 -m http.server 4040 >/dev/null 2>&1 < /dev/null & sleep 0");
+    let want = lab.sh("boot", "cat /srv/bootstrap/big.sha256").trim().to_string();
+    let fetch = "for i in $(seq 1 50); do curl -sf -o /dev/null http://boot:4040/big.sha256 && break; sleep 0.2; done; curl -sS -f -o /tmp/big.bin http://boot:4040/big.bin; echo \"curl=$?\"";
+
+    let plain = lab.sh("plain", fetch);
+    assert!(plain.contains("curl=23"), "the default /tmp (half of RAM) must be too small: {plain}");
+    let hardened = lab.sh("master", fetch);
+    assert!(hardened.contains("curl=0"), "{hardened}");
+    let got = lab.sh("master", "sha256sum /tmp/big.bin | cut -d' ' -f1");
+    assert_eq!(got.trim(), want);
+
+    lab.run(&["down", &f]);
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
 }

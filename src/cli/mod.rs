@@ -54,8 +54,10 @@ pub enum NetArg {
 pub enum Command {
     /// Print the ordered actions `up` would take for a lab, changing nothing.
     Plan(PlanArgs),
-    /// Print the libvirt XML of one of a lab's objects.
+    /// Print the libvirt XML of one of a lab's objects, or a node's cloud-init seed.
     Render(RenderArgs),
+    /// Check inside every node: swap, /tmp, IPv6, isolation, telemetry. Non-zero if any fails.
+    Verify(VerifyArgs),
     /// Check that this host can run labs: libvirt, accelerator, memory, tools.
     Doctor(DoctorArgs),
     /// Bring a lab up, or converge it: create what is missing, start what is stopped, wait for SSH.
@@ -202,10 +204,17 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["node", "network", "pool", "volume"])))]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    group(clap::ArgGroup::new("what").required(true).args(["node", "network", "pool", "volume"]))
+)]
 pub struct RenderArgs {
+    #[command(subcommand)]
+    pub sub: Option<RenderSub>,
     /// A built-in lab (minimal, standard, ha) or the path of a lab file.
-    pub lab: String,
+    #[arg(required = true)]
+    pub lab: Option<String>,
     /// Domain XML of this node.
     #[arg(long)]
     pub node: Option<String>,
@@ -221,6 +230,41 @@ pub struct RenderArgs {
     /// Override the lab file's accelerator.
     #[arg(long, value_enum)]
     pub accel: Option<AccelArg>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RenderSub {
+    /// A node's cloud-init user-data (usable as-is as a cloud provider's `user_data`).
+    CloudInit {
+        /// A built-in lab (minimal, standard, ha) or the path of a lab file.
+        lab: String,
+        node: String,
+        /// Which seed file to print.
+        #[arg(long, value_enum, default_value = "user-data")]
+        part: SeedPart,
+        /// Public key to authorise for root instead of the lab's key.
+        #[arg(long)]
+        ssh_key: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SeedPart {
+    UserData,
+    MetaData,
+    NetworkConfig,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A built-in lab (minimal, standard, ha) or the path of a lab file.
+    pub lab: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the results as JUnit XML to this file.
+    #[arg(long)]
+    pub junit: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -317,8 +361,55 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Render(a) => {
+        Command::Render(RenderArgs {
+            sub: Some(RenderSub::CloudInit { lab, node, part, ssh_key }),
+            ..
+        }) => {
+            let lab = ops::load_lab(&lab)?;
+            let key = match ssh_key {
+                Some(p) => std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?,
+                None => {
+                    let path = dirs.lab(&lab.name).ssh_key();
+                    crate::guest::LabKey::load_or_create(&path, &format!("dcos-lab {}", lab.name))?.public_openssh()
+                }
+            };
+            let plan = crate::plan::plan_addresses(&lab);
+            let seed = crate::render::cloudinit::seed(&lab, &plan, &node, &key)?;
+            print(match part {
+                SeedPart::UserData => &seed.user_data,
+                SeedPart::MetaData => &seed.meta_data,
+                SeedPart::NetworkConfig => &seed.network_config,
+            })?;
+            Ok(0)
+        }
+        Command::Verify(a) => {
             let lab = ops::load_lab(&a.lab)?;
+            let report = runtime()?.block_on(ops::verify::run(&lab, &dirs, &cli.uri))?;
+            if let Some(path) = &a.junit {
+                std::fs::write(path, ops::verify::junit(&report))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if a.json {
+                print_json(&report)?;
+            } else {
+                let mut out = String::new();
+                for c in &report.checks {
+                    out.push_str(&format!(
+                        "{} {:<8} {:<40} {}\n",
+                        if c.passed { "ok  " } else { "FAIL" },
+                        c.node,
+                        c.name,
+                        if c.passed { c.actual.clone() } else { format!("expected {}; got {}", c.expected, c.actual) }
+                    ));
+                }
+                let failed = report.failed().len();
+                out.push_str(&format!("{} checks, {} failed\n", report.checks.len(), failed));
+                print(&out)?;
+            }
+            Ok(if report.failed().is_empty() { 0 } else { crate::EXIT_FAILURE })
+        }
+        Command::Render(a) => {
+            let lab = ops::load_lab(a.lab.as_deref().unwrap_or_default())?;
             let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
             let target = match (a.node, a.network, a.pool, a.volume) {
                 (Some(n), _, _, _) => ops::render::Target::Node(n),

@@ -7,6 +7,7 @@ pub mod lab_state;
 pub mod plan;
 pub mod render;
 pub mod up;
+pub mod verify;
 
 use crate::host;
 use crate::model::{self, AccelChoice, Lab, LabSource};
