@@ -94,14 +94,25 @@ const TEST_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdjb2xkZW4ta2V5LWZv
 #[test]
 fn cloud_init_seeds_render_as_the_golden_files() {
     for name in ["minimal", "ha"] {
-        let lab = model::load(&LabSource::find(name).expect("builtin"), &["debian-12"]).expect("valid");
+        let lab =
+            model::load(&LabSource::find(name).expect("builtin"), &["debian-12"]).expect("valid");
         let plan = dcos_lab::plan::plan_addresses(&lab);
         let dir = common::repo().join("tests/golden").join(name);
         for n in &lab.nodes {
-            let seed = dcos_lab::render::cloudinit::seed(&lab, &plan, &n.name, TEST_KEY).expect("renders");
-            common::assert_golden(&dir.join(format!("seed-{}-user-data.yaml", n.name)), &seed.user_data);
-            common::assert_golden(&dir.join(format!("seed-{}-meta-data.yaml", n.name)), &seed.meta_data);
-            common::assert_golden(&dir.join(format!("seed-{}-network-config.yaml", n.name)), &seed.network_config);
+            let seed =
+                dcos_lab::render::cloudinit::seed(&lab, &plan, &n.name, TEST_KEY).expect("renders");
+            common::assert_golden(
+                &dir.join(format!("seed-{}-user-data.yaml", n.name)),
+                &seed.user_data,
+            );
+            common::assert_golden(
+                &dir.join(format!("seed-{}-meta-data.yaml", n.name)),
+                &seed.meta_data,
+            );
+            common::assert_golden(
+                &dir.join(format!("seed-{}-network-config.yaml", n.name)),
+                &seed.network_config,
+            );
         }
     }
 }
@@ -114,15 +125,21 @@ fn hardening_profile_shapes_the_user_data() {
     );
     let lab = model::parse(&text, "t.yaml", None, &["debian-12"]).expect("valid");
     let plan = dcos_lab::plan::plan_addresses(&lab);
-    let ud = dcos_lab::render::cloudinit::seed(&lab, &plan, "master", TEST_KEY).expect("renders").user_data;
+    let ud = dcos_lab::render::cloudinit::seed(&lab, &plan, "master", TEST_KEY)
+        .expect("renders")
+        .user_data;
     assert!(ud.starts_with("#cloud-config\n"));
     assert!(ud.contains("# Swap: none."), "{ud}");
     assert!(ud.contains("size=2048M,mode=1777"), "{ud}");
-    assert!(ud.contains("echo 'tmpfs /tmp tmpfs size=2048M"), "persistent writes fstab: {ud}");
+    assert!(
+        ud.contains("echo 'tmpfs /tmp tmpfs size=2048M"),
+        "persistent writes fstab: {ud}"
+    );
     assert!(ud.contains("disable_ipv6 = 1"), "{ud}");
     assert!(!ud.contains("Telemetry off"), "{ud}");
     // The user-data is valid YAML with the keys cloud-init reads.
-    let v: serde_json::Value = serde_saphyr::from_str(ud.trim_start_matches("#cloud-config\n")).expect("yaml");
+    let v: serde_json::Value =
+        serde_saphyr::from_str(ud.trim_start_matches("#cloud-config\n")).expect("yaml");
     assert_eq!(v["hostname"], "master");
     assert_eq!(v["write_files"][0]["path"], "/root/.ssh/authorized_keys");
     assert_eq!(v["write_files"][0]["content"], format!("{TEST_KEY}\n"));

@@ -120,6 +120,23 @@ fn killed_build_leaves_no_image_and_the_next_build_is_good() {
         leftovers.is_empty(),
         "interrupted build directories left: {leftovers:?}"
     );
+
+    // Changing the recipe rebuilds, beside the old image; the unchanged one stays a cache hit.
+    let recipes = cache.path().join("recipes");
+    std::fs::create_dir_all(&recipes).expect("mkdir");
+    let text =
+        std::fs::read_to_string(common::repo().join("images/debian-12.yaml")).expect("recipe");
+    std::fs::write(recipes.join("debian-12.yaml"), format!("{text}  - less\n")).expect("write");
+    let changed = json(
+        dcos_lab(Some(cache.path()))
+            .env("DCOS_LAB_RECIPE_DIR", &recipes)
+            .args(["image", "build", "debian-12", "--json"]),
+    );
+    assert_eq!(changed["built"], true, "a changed recipe must rebuild");
+    assert_ne!(changed["dir"], built["dir"]);
+    let again = json(dcos_lab(Some(cache.path())).args(["image", "build", "debian-12", "--json"]));
+    assert_eq!(again["built"], false);
+    assert_eq!(again["dir"], built["dir"]);
 }
 
 /// A user's own image is imported under a name, listed, and removed.

@@ -68,11 +68,25 @@ fn minimal_lab_up_check_converge_down() {
 
     // verify passes on a freshly up-ed lab, and writes JUnit XML.
     let junit = lab.state.path().join("verify.xml");
-    let v = lab.json(&["verify", &f, "--json", "--junit", junit.to_str().expect("path")]);
-    let failed: Vec<_> = v["checks"].as_array().expect("checks").iter().filter(|c| c["passed"] != true).collect();
+    let v = lab.json(&[
+        "verify",
+        &f,
+        "--json",
+        "--junit",
+        junit.to_str().expect("path"),
+    ]);
+    let failed: Vec<_> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .collect();
     assert!(failed.is_empty(), "verify failed: {failed:#?}");
     let xml = std::fs::read_to_string(&junit).expect("junit");
-    assert!(xml.contains("failures=\"0\"") && xml.contains("name=\"swap\""), "{xml}");
+    assert!(
+        xml.contains("failures=\"0\"") && xml.contains("name=\"swap\""),
+        "{xml}"
+    );
 
     // Every node answers over SSH with its own hostname; nodes reach each other by name.
     let names = ["boot", "master", "public"];
@@ -200,6 +214,25 @@ fn minimal_lab_up_check_converge_down() {
         "warm up {warm:?} is not 10x faster than cold {cold:?}"
     );
 
+    // A stopped node is started again by up, and answers.
+    hv.stop_domain(&format!("dcos-lab-{}-master", lab.name))
+        .expect("stop master");
+    let st = lab.json(&["status", &f, "--json"]);
+    let master = st["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["name"] == "master")
+        .cloned()
+        .expect("master");
+    assert_eq!(master["state"], "inactive");
+    let again = lab.json(&["up", &f, "--json"]);
+    assert_eq!(
+        again["actions"],
+        serde_json::json!(["start domain dcos-lab-dltest-min-master"])
+    );
+    assert_eq!(lab.sh("master", "hostname").trim(), "master");
+
     // A changed lab file that cannot be converged is refused, naming what differs.
     let changed = std::fs::read_to_string(&lab.file)
         .expect("read")
@@ -219,8 +252,10 @@ fn minimal_lab_up_check_converge_down() {
         "{err}"
     );
 
-    // down leaves nothing, and works without the lab file.
+    // down leaves nothing, and works without the lab file or the lab's local state.
     std::fs::remove_file(&lab.file).expect("rm lab file");
+    std::fs::remove_dir_all(lab.state.path().join("labs").join(&lab.name).join("ssh"))
+        .expect("rm state");
     lab.run(&["down", &lab.name]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
@@ -335,7 +370,11 @@ fn hardening_fixes_the_bootstrap_download_and_verify_names_what_is_missing() {
     let f = lab.file_arg();
     lab.run(&["up", &f]);
 
-    let out = lab.cmd().args(["verify", &f, "--json"]).output().expect("runs");
+    let out = lab
+        .cmd()
+        .args(["verify", &f, "--json"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(1), "verify must fail");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let mut failed: Vec<String> = v["checks"]
@@ -343,23 +382,165 @@ fn hardening_fixes_the_bootstrap_download_and_verify_names_what_is_missing() {
         .expect("checks")
         .iter()
         .filter(|c| c["passed"] != true)
-        .map(|c| format!("{}/{}", c["node"].as_str().unwrap_or(""), c["name"].as_str().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["node"].as_str().unwrap_or(""),
+                c["name"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     failed.sort();
-    assert_eq!(failed, ["plain/ipv6", "plain/swap", "plain/telemetry", "plain/tmp"]);
+    assert_eq!(
+        failed,
+        ["plain/ipv6", "plain/swap", "plain/telemetry", "plain/tmp"]
+    );
 
     // A bootstrap-sized file (600 MiB > half of 1 GiB), served over HTTP by the boot node.
     lab.sh("boot", "mkdir -p /srv/bootstrap && head -c 600M /dev/urandom > /srv/bootstrap/big.bin && sha256sum /srv/bootstrap/big.bin | cut -d' ' -f1 > /srv/bootstrap/big.sha256");
-    lab.sh("boot", "cd /srv/bootstrap && setsid nohup python3 -m http.server 4040 >/dev/null 2>&1 < /dev/null & sleep 0");
-    let want = lab.sh("boot", "cat /srv/bootstrap/big.sha256").trim().to_string();
+    lab.sh(
+        "boot",
+        "cd /srv/bootstrap; setsid nohup python3 -m http.server 4040 >/dev/null 2>&1 </dev/null &",
+    );
+    let want = lab
+        .sh("boot", "cat /srv/bootstrap/big.sha256")
+        .trim()
+        .to_string();
     let fetch = "for i in $(seq 1 50); do curl -sf -o /dev/null http://boot:4040/big.sha256 && break; sleep 0.2; done; curl -sS -f -o /tmp/big.bin http://boot:4040/big.bin; echo \"curl=$?\"";
 
     let plain = lab.sh("plain", fetch);
-    assert!(plain.contains("curl=23"), "the default /tmp (half of RAM) must be too small: {plain}");
+    assert!(
+        plain.contains("curl=23"),
+        "the default /tmp (half of RAM) must be too small: {plain}"
+    );
     let hardened = lab.sh("master", fetch);
     assert!(hardened.contains("curl=0"), "{hardened}");
     let got = lab.sh("master", "sha256sum /tmp/big.bin | cut -d' ' -f1");
     assert_eq!(got.trim(), want);
+
+    lab.run(&["down", &f]);
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
+
+/// Whole-lab snapshots: processes and files come back with a revert, later files go, clocks are
+/// corrected, two snapshots revert in either order, they survive a libvirtd restart, and `down`
+/// leaves nothing.
+#[test]
+fn snapshot_and_revert_put_the_lab_back_running() {
+    if skip() {
+        return;
+    }
+    let _vm = common::vm_lock();
+    let lab = TestLab::new("snap", 66, TWO_NODES);
+    let f = lab.file_arg();
+    lab.run(&["up", &f]);
+
+    lab.sh(
+        "master",
+        "echo one > /root/marker; setsid nohup sleep 100000 >/dev/null 2>&1 </dev/null &",
+    );
+    let pid = lab
+        .sh("master", "pgrep -f 'sleep 100000'")
+        .trim()
+        .to_string();
+    assert!(!pid.is_empty());
+    let s1 = lab.json(&["snapshot", &f, "first", "--json"]);
+    assert_eq!(s1["snapshot"], "first");
+    // The same name twice is refused, changing nothing.
+    let out = lab
+        .cmd()
+        .args(["snapshot", &f, "first"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+
+    lab.sh(
+        "master",
+        "echo two > /root/marker; echo later > /root/later",
+    );
+    lab.json(&["snapshot", &f, "second", "--json"]);
+    lab.sh(
+        "master",
+        "rm -f /root/marker; pkill -f 'sleep 100000'; echo after > /root/after",
+    );
+
+    // Snapshots outlive a libvirtd restart (where nothing supervises it, as here).
+    if !std::path::Path::new("/run/systemd/system").exists() {
+        let _ = std::process::Command::new("pkill")
+            .args(["-x", "libvirtd"])
+            .status();
+        std::thread::sleep(Duration::from_millis(500));
+        let st = std::process::Command::new("libvirtd")
+            .arg("-d")
+            .status()
+            .expect("libvirtd");
+        assert!(st.success());
+        let t = Instant::now();
+        while dcos_lab::driver::Libvirt::open(Some("qemu:///system")).is_err()
+            && t.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let list = lab.json(&["snapshots", &f, "--json"]);
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+    assert!(
+        list[0]["complete"] == true && list[0]["vm_state_bytes"].as_u64().unwrap_or(0) > 0,
+        "{list}"
+    );
+    let st = lab.json(&["status", &f, "--json"]);
+    assert_eq!(st["snapshots"], serde_json::json!(["first", "second"]));
+
+    // Revert to the first: marker "one", the process running with its pid, later files gone.
+    let r = lab.json(&["revert", &f, "first", "--json"]);
+    for (node, offset) in r["clock_offsets"]
+        .as_array()
+        .expect("offsets")
+        .iter()
+        .map(|o| (o[0].clone(), o[1].as_f64().expect("f64")))
+    {
+        assert!(
+            offset.abs() < 2.0,
+            "{node} clock off by {offset} s after revert"
+        );
+    }
+    assert_eq!(lab.sh("master", "cat /root/marker").trim(), "one");
+    assert_eq!(lab.sh("master", "pgrep -f 'sleep 100000'").trim(), pid);
+    assert_eq!(
+        lab.sh("master", "ls /root/later /root/after 2>/dev/null | wc -l")
+            .trim(),
+        "0"
+    );
+    // The guest's clock agrees with the host's, measured here independently.
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs_f64();
+    let guest: f64 = lab
+        .sh("master", "date -u +%s.%N")
+        .trim()
+        .parse()
+        .expect("date");
+    assert!((guest - host).abs() < 2.0, "guest {guest} vs host {host}");
+
+    // Then to the second, then back to the first: either order works.
+    lab.json(&["revert", &f, "second", "--json"]);
+    assert_eq!(
+        lab.sh("master", "cat /root/marker /root/later").trim(),
+        "two\nlater"
+    );
+    lab.json(&["revert", &f, "first", "--json"]);
+    assert_eq!(lab.sh("master", "cat /root/marker").trim(), "one");
+
+    lab.run(&["snapshot", "rm", &f, "second"]);
+    let list = lab.json(&["snapshots", &f, "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
 
     lab.run(&["down", &f]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{
-    DownArgs, ExecArgs, JsonArg, LabArg, SshArgs, StatusArgs, nodes_table, print, print_json,
-    runtime,
+    DownArgs, ExecArgs, JsonArg, LabArg, LabJsonArgs, RevertArgs, SnapshotArgs, SnapshotSub,
+    SshArgs, StatusArgs, nodes_table, print, print_json, runtime,
 };
 use crate::BadInput;
 use crate::ops::{self, access, lab_state};
@@ -83,6 +83,9 @@ pub fn status(uri: &str, a: StatusArgs) -> anyhow::Result<i32> {
                 .unwrap_or_default();
             out.push_str(&format!("lab {} (accelerator {accel})\n", l.lab));
             out.push_str(&nodes_table(&l.nodes));
+            if !l.snapshots.is_empty() {
+                out.push_str(&format!("snapshots: {}\n", l.snapshots.join(", ")));
+            }
         }
         if labs.is_empty() {
             out.push_str("no labs\n");
@@ -267,5 +270,97 @@ pub fn ssh_config(uri: &str, dirs: &Dirs, a: LabArg) -> anyhow::Result<i32> {
 pub fn inventory(uri: &str, dirs: &Dirs, a: LabArg) -> anyhow::Result<i32> {
     let (name, state, kh) = access_files(uri, dirs, &a)?;
     print(&access::inventory(&name, &dirs.lab(&name), &state, &kh))?;
+    Ok(0)
+}
+
+pub fn snapshot(uri: &str, a: SnapshotArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    if let Some(SnapshotSub::Rm { lab, name }) = a.sub {
+        let lab = ops::lab_name(&lab)?;
+        rt.block_on(async {
+            let hv = ops::up::connect(uri).await?;
+            ops::snapshot::remove(&hv, &lab, &name).await
+        })?;
+        print(&format!("removed snapshot {name} of lab {lab}\n"))?;
+        return Ok(0);
+    }
+    let lab = ops::lab_name(a.lab.as_deref().unwrap_or_default())?;
+    let name = a.name.unwrap_or_else(ops::snapshot::default_name);
+    let report = rt.block_on(async {
+        let hv = ops::up::connect(uri).await?;
+        ops::snapshot::snapshot(&hv, &lab, &name).await
+    })?;
+    if a.json {
+        print_json(&report)?;
+    } else {
+        print(&format!(
+            "snapshot {} of lab {} taken in {:.1} s\n",
+            report.snapshot, report.lab, report.seconds
+        ))?;
+    }
+    Ok(0)
+}
+
+pub fn revert(uri: &str, dirs: &Dirs, a: RevertArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let lab = ops::lab_name(&a.lab)?;
+    let report = rt.block_on(async {
+        let hv = ops::up::connect(uri).await?;
+        ops::snapshot::revert(
+            &hv,
+            dirs,
+            &lab,
+            a.name.as_deref(),
+            Duration::from_secs(a.wait),
+        )
+        .await
+    })?;
+    if a.json {
+        print_json(&report)?;
+    } else {
+        let offsets: Vec<String> = report
+            .clock_offsets
+            .iter()
+            .map(|(n, o)| format!("{n} {o:+.2} s"))
+            .collect();
+        print(&format!(
+            "lab {} reverted to {}: running in {:.1} s, every node answering in {:.1} s; clocks corrected ({})\n",
+            report.lab,
+            report.snapshot,
+            report.seconds_to_running,
+            report.seconds,
+            offsets.join(", ")
+        ))?;
+    }
+    Ok(0)
+}
+
+pub fn snapshots(uri: &str, dirs: &Dirs, a: LabJsonArgs) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let lab = ops::lab_name(&a.lab)?;
+    let mut snaps = rt.block_on(async {
+        let hv = ops::up::connect(uri).await?;
+        ops::snapshot::list(&hv, &lab).await
+    })?;
+    ops::snapshot::add_sizes(dirs, &lab, &mut snaps);
+    if a.json {
+        print_json(&snaps)?;
+    } else {
+        let mut out = format!(
+            "{:<28} {:<12} {:>10}  {}\n",
+            "NAME", "CREATED", "MEMORY MiB", "NODES"
+        );
+        for s in &snaps {
+            out.push_str(&format!(
+                "{:<28} {:<12} {:>10}  {}{}\n",
+                s.name,
+                s.created_unix,
+                s.vm_state_bytes / (1024 * 1024),
+                s.nodes.join(","),
+                if s.complete { "" } else { " (incomplete)" }
+            ));
+        }
+        print(&out)?;
+    }
     Ok(0)
 }

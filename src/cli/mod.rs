@@ -72,6 +72,12 @@ pub enum Command {
     Ssh(SshArgs),
     /// Run a command on several nodes at once; non-zero if any failed.
     Exec(ExecArgs),
+    /// Snapshot the whole lab (every node paused, captured with its memory, resumed).
+    Snapshot(SnapshotArgs),
+    /// Put the whole lab back to a snapshot (the newest when no name is given), running.
+    Revert(RevertArgs),
+    /// The lab's snapshots: name, time, memory state saved.
+    Snapshots(LabJsonArgs),
     /// An OpenSSH config block per node (for `ssh -F` and Ansible).
     SshConfig(LabArg),
     /// An Ansible YAML inventory of the lab, grouped by role.
@@ -113,6 +119,50 @@ pub enum ImageCmd {
 pub struct LabArg {
     /// A built-in lab (minimal, standard, ha) or the path of a lab file.
     pub lab: String,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub sub: Option<SnapshotSub>,
+    /// A lab name, built-in lab or lab file.
+    #[arg(required = true)]
+    pub lab: Option<String>,
+    /// The snapshot's name (default: s<date>-<time>).
+    pub name: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotSub {
+    /// Delete a snapshot from every node.
+    Rm { lab: String, name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// A lab name, built-in lab or lab file.
+    pub lab: String,
+    /// The snapshot (default: the newest complete one).
+    pub name: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds a node may take to answer over SSH after the revert.
+    #[arg(long, default_value_t = 120)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LabJsonArgs {
+    /// A lab name, built-in lab or lab file.
+    pub lab: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -362,15 +412,23 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Render(RenderArgs {
-            sub: Some(RenderSub::CloudInit { lab, node, part, ssh_key }),
+            sub:
+                Some(RenderSub::CloudInit {
+                    lab,
+                    node,
+                    part,
+                    ssh_key,
+                }),
             ..
         }) => {
             let lab = ops::load_lab(&lab)?;
             let key = match ssh_key {
-                Some(p) => std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?,
+                Some(p) => std::fs::read_to_string(&p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
                 None => {
                     let path = dirs.lab(&lab.name).ssh_key();
-                    crate::guest::LabKey::load_or_create(&path, &format!("dcos-lab {}", lab.name))?.public_openssh()
+                    crate::guest::LabKey::load_or_create(&path, &format!("dcos-lab {}", lab.name))?
+                        .public_openssh()
                 }
             };
             let plan = crate::plan::plan_addresses(&lab);
@@ -399,14 +457,26 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                         if c.passed { "ok  " } else { "FAIL" },
                         c.node,
                         c.name,
-                        if c.passed { c.actual.clone() } else { format!("expected {}; got {}", c.expected, c.actual) }
+                        if c.passed {
+                            c.actual.clone()
+                        } else {
+                            format!("expected {}; got {}", c.expected, c.actual)
+                        }
                     ));
                 }
                 let failed = report.failed().len();
-                out.push_str(&format!("{} checks, {} failed\n", report.checks.len(), failed));
+                out.push_str(&format!(
+                    "{} checks, {} failed\n",
+                    report.checks.len(),
+                    failed
+                ));
                 print(&out)?;
             }
-            Ok(if report.failed().is_empty() { 0 } else { crate::EXIT_FAILURE })
+            Ok(if report.failed().is_empty() {
+                0
+            } else {
+                crate::EXIT_FAILURE
+            })
         }
         Command::Render(a) => {
             let lab = ops::load_lab(a.lab.as_deref().unwrap_or_default())?;
@@ -476,6 +546,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::List(a) => commands::list(&cli.uri, a),
         Command::Ssh(a) => commands::ssh(&cli.uri, &dirs, a),
         Command::Exec(a) => commands::exec(&cli.uri, &dirs, a),
+        Command::Snapshot(a) => commands::snapshot(&cli.uri, a),
+        Command::Revert(a) => commands::revert(&cli.uri, &dirs, a),
+        Command::Snapshots(a) => commands::snapshots(&cli.uri, &dirs, a),
         Command::SshConfig(a) => commands::ssh_config(&cli.uri, &dirs, a),
         Command::Inventory(a) => commands::inventory(&cli.uri, &dirs, a),
     }
@@ -485,7 +558,7 @@ fn image(cmd: ImageCmd, dirs: &Dirs) -> anyhow::Result<i32> {
     use crate::image;
     match cmd {
         ImageCmd::Build { recipe, json } => {
-            if !image::recipe_names().contains(&recipe.as_str()) {
+            if !image::recipe_names().contains(&recipe) {
                 return Err(BadInput(format!(
                     "no image recipe \"{recipe}\"; built-in recipes: {}",
                     image::recipe_names().join(", ")

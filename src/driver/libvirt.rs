@@ -7,7 +7,7 @@ use virt::network::Network;
 use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
 
-use super::{DriverError, Hypervisor, NetworkSummary, Owned, PoolInfo, VersionInfo};
+use super::{DriverError, Hypervisor, NetworkSummary, Owned, PoolInfo, SnapshotInfo, VersionInfo};
 use crate::plan::ObjState;
 use crate::render::xml::{Bridge, Metadata, PoolTarget};
 
@@ -80,6 +80,22 @@ impl AnyIp {
         };
         Some(format!("{addr}/{prefix}"))
     }
+}
+
+#[derive(Deserialize)]
+struct SnapshotMeta {
+    #[serde(rename = "creationTime", default)]
+    creation_time: Option<u64>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    memory: Option<SnapshotMemory>,
+}
+
+#[derive(Deserialize)]
+struct SnapshotMemory {
+    #[serde(rename = "@snapshot", default)]
+    snapshot: String,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +270,129 @@ impl Hypervisor for Libvirt {
             return Ok(());
         }
         call(|| format!("start domain {name}"), dom.create().map(|_| ()))
+    }
+
+    fn stop_domain(&self, name: &str) -> Result<(), DriverError> {
+        let dom = self.domain(name)?;
+        if call(|| format!("query domain {name}"), dom.is_active())? {
+            call(|| format!("stop domain {name}"), dom.destroy())?;
+        }
+        Ok(())
+    }
+
+    fn suspend_domain(&self, name: &str) -> Result<(), DriverError> {
+        use virt::domain::DomainState as S;
+        let dom = self.domain(name)?;
+        match call(|| format!("query domain {name}"), dom.state())?.0 {
+            virt::enumutil::Enum::Known(S::Paused) => Ok(()),
+            _ => call(|| format!("pause domain {name}"), dom.suspend()),
+        }
+    }
+
+    fn resume_domain(&self, name: &str) -> Result<(), DriverError> {
+        use virt::domain::DomainState as S;
+        let dom = self.domain(name)?;
+        match call(|| format!("query domain {name}"), dom.state())?.0 {
+            virt::enumutil::Enum::Known(S::Paused) => {
+                call(|| format!("resume domain {name}"), dom.resume())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn create_snapshot(
+        &self,
+        domain: &str,
+        snapshot: &str,
+        description: &str,
+    ) -> Result<(), DriverError> {
+        let dom = self.domain(domain)?;
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        };
+        let xml = format!(
+            "<domainsnapshot><name>{}</name><description>{}</description><memory snapshot='internal'/><disks><disk name='vda' snapshot='internal'/><disk name='vdb' snapshot='no'/></disks></domainsnapshot>",
+            esc(snapshot),
+            esc(description)
+        );
+        call(
+            || format!("snapshot domain {domain} as {snapshot}"),
+            dom.create_snapshot_xml(&xml, 0).map(|_| ()),
+        )
+    }
+
+    fn revert_snapshot(
+        &self,
+        domain: &str,
+        snapshot: &str,
+        paused: bool,
+    ) -> Result<(), DriverError> {
+        let dom = self.domain(domain)?;
+        let snaps = call(
+            || format!("list snapshots of {domain}"),
+            dom.list_all_snapshots(0),
+        )?;
+        let snap = snaps
+            .into_iter()
+            .find(|s| s.name().ok().as_deref() == Some(snapshot))
+            .ok_or_else(|| DriverError::NoSnapshot {
+                domain: domain.to_string(),
+                snapshot: snapshot.to_string(),
+            })?;
+        let flags = if paused {
+            virt::sys::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED
+        } else {
+            virt::sys::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING
+        };
+        call(
+            || format!("revert domain {domain} to {snapshot}"),
+            snap.revert(flags),
+        )
+    }
+
+    fn delete_snapshot(&self, domain: &str, snapshot: &str) -> Result<(), DriverError> {
+        let dom = match self.domain(domain) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let snaps = call(
+            || format!("list snapshots of {domain}"),
+            dom.list_all_snapshots(0),
+        )?;
+        for s in snaps {
+            if s.name().ok().as_deref() == Some(snapshot) {
+                call(
+                    || format!("delete snapshot {snapshot} of {domain}"),
+                    s.delete(0),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshots(&self, domain: &str) -> Result<Vec<SnapshotInfo>, DriverError> {
+        let dom = self.domain(domain)?;
+        let snaps = call(
+            || format!("list snapshots of {domain}"),
+            dom.list_all_snapshots(0),
+        )?;
+        let mut out = Vec::new();
+        for s in snaps {
+            let Ok(name) = s.name() else { continue };
+            let Ok(xml) = s.xml_desc(0) else { continue };
+            let meta: SnapshotMeta = parse(&format!("snapshot {name} of {domain}"), &xml)?;
+            out.push(SnapshotInfo {
+                name,
+                created_unix: meta.creation_time.unwrap_or(0),
+                state: meta.state.unwrap_or_default(),
+                has_memory: meta.memory.is_some_and(|m| m.snapshot == "internal"),
+            });
+        }
+        out.sort_by_key(|s| s.created_unix);
+        Ok(out)
     }
 
     fn remove_domain(&self, name: &str) -> Result<(), DriverError> {

@@ -23,6 +23,8 @@ pub enum DriverError {
         #[source]
         source: virt::error::Error,
     },
+    #[error("domain {domain} has no snapshot {snapshot}")]
+    NoSnapshot { domain: String, snapshot: String },
     #[error("libvirt returned XML for {what} that dcos-lab cannot read")]
     Parse {
         what: String,
@@ -87,6 +89,29 @@ pub trait Hypervisor: Send + Sync {
 
     fn define_domain(&self, xml: &str) -> Result<String, DriverError>;
     fn start_domain(&self, name: &str) -> Result<(), DriverError>;
+    /// Powers a domain off at once (like pulling the plug); stopped already is fine.
+    fn stop_domain(&self, name: &str) -> Result<(), DriverError>;
+    /// Pauses a running domain (its vCPUs stop); paused already is fine.
+    fn suspend_domain(&self, name: &str) -> Result<(), DriverError>;
+    /// Resumes a paused domain; running already is fine.
+    fn resume_domain(&self, name: &str) -> Result<(), DriverError>;
+    /// An internal snapshot of disk and memory (qcow2), named `snapshot`; the seed disk is left out.
+    fn create_snapshot(
+        &self,
+        domain: &str,
+        snapshot: &str,
+        description: &str,
+    ) -> Result<(), DriverError>;
+    /// Reverts to `snapshot`, leaving the domain paused (`paused`) or running.
+    fn revert_snapshot(
+        &self,
+        domain: &str,
+        snapshot: &str,
+        paused: bool,
+    ) -> Result<(), DriverError>;
+    /// Deletes `snapshot` of `domain`; a missing one is fine.
+    fn delete_snapshot(&self, domain: &str, snapshot: &str) -> Result<(), DriverError>;
+    fn snapshots(&self, domain: &str) -> Result<Vec<SnapshotInfo>, DriverError>;
     /// Powers off (if running) and undefines, with its snapshot metadata and managed save; missing is fine.
     fn remove_domain(&self, name: &str) -> Result<(), DriverError>;
     fn owned_domains(&self) -> Result<Vec<Owned>, DriverError>;
@@ -102,6 +127,16 @@ pub trait Hypervisor: Send + Sync {
     fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError>;
     /// Rescans the pool's directory (after files were written into it directly).
     fn refresh_pool(&self, name: &str) -> Result<(), DriverError>;
+}
+
+/// A domain snapshot as libvirt lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub created_unix: u64,
+    /// The domain state captured (`running`, `paused`, `shutoff`).
+    pub state: String,
+    pub has_memory: bool,
 }
 
 /// Name and bridge of any libvirt network.

@@ -185,7 +185,7 @@ impl Session {
 }
 
 /// Waits until `node` answers over SSH and `ready_check` succeeds there, retrying with back-off
-/// (0.2 s doubling to 2 s) until `timeout`. A host key mismatch is final. `on_try` hears each
+/// (0.1 s doubling to 1 s) until `timeout`. A host key mismatch is final. `on_try` hears each
 /// failed attempt.
 pub async fn wait_ready(
     node: &str,
@@ -197,7 +197,7 @@ pub async fn wait_ready(
     on_try: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Session, GuestError> {
     let deadline = Instant::now() + timeout;
-    let mut delay = Duration::from_millis(200);
+    let mut delay = Duration::from_millis(100);
     let mut last = String::from("no attempt yet");
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -236,7 +236,7 @@ pub async fn wait_ready(
         }
         on_try(&last);
         tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
+        delay = (delay * 2).min(Duration::from_secs(1));
     }
 }
 

@@ -161,7 +161,7 @@ impl Drop for BuildDirGuard {
 pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, ImageError> {
     let started = Instant::now();
     let r = recipe(name)?;
-    let key = cache_key(recipe_text(name)?);
+    let key = cache_key(&recipe_text(name)?);
     let images = dirs.images();
     fs::create_dir_all(&images).map_err(io_err("cannot create", &images))?;
     // QEMU (as libvirt-qemu) must traverse to the backing files.

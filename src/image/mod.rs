@@ -96,16 +96,48 @@ pub struct Recipe {
     pub packages: Vec<String>,
 }
 
-/// Names of the built-in recipes.
-pub fn recipe_names() -> Vec<&'static str> {
-    RECIPES.iter().map(|(n, _)| *n).collect()
+/// A folder of the user's own recipes (`<name>.yaml`), found before the built-in ones.
+pub const RECIPE_DIR_ENV: &str = "DCOS_LAB_RECIPE_DIR";
+
+fn user_recipes() -> Vec<(String, String)> {
+    let Some(dir) = std::env::var_os(RECIPE_DIR_ENV).filter(|d| !d.is_empty()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            let name = p.file_name()?.to_str()?.strip_suffix(".yaml")?.to_string();
+            crate::model::is_dns_safe(&name).then_some(())?;
+            Some((name, std::fs::read_to_string(&p).ok()?))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
-fn recipe_text(name: &str) -> Result<&'static str, ImageError> {
+/// Names of the recipes: the user's (DCOS_LAB_RECIPE_DIR), then the built-in ones.
+pub fn recipe_names() -> Vec<String> {
+    let mut names: Vec<String> = user_recipes().into_iter().map(|(n, _)| n).collect();
+    for (n, _) in RECIPES {
+        if !names.iter().any(|x| x == n) {
+            names.push((*n).to_string());
+        }
+    }
+    names
+}
+
+fn recipe_text(name: &str) -> Result<String, ImageError> {
+    if let Some((_, t)) = user_recipes().into_iter().find(|(n, _)| n == name) {
+        return Ok(t);
+    }
     RECIPES
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, t)| *t)
+        .map(|(_, t)| (*t).to_string())
         .ok_or_else(|| ImageError::UnknownRecipe {
             name: name.to_string(),
             known: recipe_names().join(", "),
@@ -113,7 +145,7 @@ fn recipe_text(name: &str) -> Result<&'static str, ImageError> {
 }
 
 pub fn recipe(name: &str) -> Result<Recipe, ImageError> {
-    serde_saphyr::from_str(recipe_text(name)?).map_err(|source| ImageError::BadRecipe {
+    serde_saphyr::from_str(&recipe_text(name)?).map_err(|source| ImageError::BadRecipe {
         name: name.to_string(),
         source: Box::new(source),
     })
@@ -139,7 +171,7 @@ pub fn cache_key(recipe_text: &str) -> String {
 
 /// Directory name of a built recipe in the cache: `<name>-<key>`.
 pub fn built_dir_name(name: &str) -> Result<String, ImageError> {
-    Ok(format!("{name}-{}", cache_key(recipe_text(name)?)))
+    Ok(format!("{name}-{}", cache_key(&recipe_text(name)?)))
 }
 
 /// Where the image for `image` is, or will be once built. Built-in recipes live under their
@@ -198,7 +230,7 @@ mod tests {
     #[test]
     fn builtin_recipes_parse() {
         for name in recipe_names() {
-            let r = recipe(name).expect("valid recipe");
+            let r = recipe(&name).expect("valid recipe");
             assert_eq!(r.name, name);
             assert!(r.packages.iter().any(|p| p == "openssh-server"));
             assert!(r.packages.iter().any(|p| p == "cloud-init"));

@@ -118,7 +118,7 @@ pub fn remove(dirs: &Dirs, name: &str) -> Result<Vec<PathBuf>, ImageError> {
 /// Imports a user's own disk image (qcow2 or raw) as `name`; it boots through its own bootloader
 /// and is configured by the same NoCloud seed as built images.
 pub fn import(dirs: &Dirs, file: &Path, name: &str) -> Result<ImageInfo, ImageError> {
-    if recipe_names().contains(&name) || !crate::model::is_dns_safe(name) {
+    if recipe_names().iter().any(|n| n == name) || !crate::model::is_dns_safe(name) {
         return Err(ImageError::BadName {
             name: name.to_string(),
         });

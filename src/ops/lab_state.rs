@@ -63,6 +63,8 @@ pub struct LabState {
     pub lab: String,
     pub nodes: Vec<NodeState>,
     pub networks: Vec<NetworkState>,
+    /// Snapshot names held by any node, oldest first.
+    pub snapshots: Vec<String>,
 }
 
 impl LabState {
@@ -96,6 +98,7 @@ pub async fn read_all(hv: &Arc<Libvirt>) -> anyhow::Result<BTreeMap<String, LabS
                 lab: lab.to_string(),
                 nodes: Vec::new(),
                 networks: Vec::new(),
+                snapshots: Vec::new(),
             })
             .lab
             .clone()
@@ -124,6 +127,21 @@ pub async fn read_all(hv: &Arc<Libvirt>) -> anyhow::Result<BTreeMap<String, LabS
         }
     }
     for l in labs.values_mut() {
+        let domains: Vec<String> = l.nodes.iter().map(|n| n.domain.clone()).collect();
+        let snaps = super::up::blocking(hv, move |h| {
+            let mut all: Vec<(u64, String)> = Vec::new();
+            for d in &domains {
+                for s in h.snapshots(d).unwrap_or_default() {
+                    if !all.iter().any(|(_, n)| *n == s.name) {
+                        all.push((s.created_unix, s.name));
+                    }
+                }
+            }
+            all.sort();
+            Ok(all.into_iter().map(|(_, n)| n).collect::<Vec<_>>())
+        })
+        .await?;
+        l.snapshots = snaps;
         // Role order, then the order of the address plan (the private address).
         l.nodes
             .sort_by_key(|n| (role_rank(&n.role), n.private_ipv4(), n.name.clone()));
@@ -138,5 +156,6 @@ pub async fn read(hv: &Arc<Libvirt>, lab: &str) -> anyhow::Result<LabState> {
         lab: lab.to_string(),
         nodes: Vec::new(),
         networks: Vec::new(),
+        snapshots: Vec::new(),
     }))
 }

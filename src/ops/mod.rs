@@ -6,6 +6,7 @@ pub mod down;
 pub mod lab_state;
 pub mod plan;
 pub mod render;
+pub mod snapshot;
 pub mod up;
 pub mod verify;
 
@@ -15,7 +16,17 @@ use crate::model::{self, AccelChoice, Lab, LabSource};
 /// Finds and validates a lab given as a built-in name or a path. Changes nothing.
 pub fn load_lab(arg: &str) -> Result<Lab, model::ModelError> {
     let source = LabSource::find(arg)?;
-    model::load(&source, &crate::image::recipe_names())
+    let recipes = crate::image::recipe_names();
+    let mut names: Vec<&str> = recipes.iter().map(String::as_str).collect();
+    // Images imported by name count as recipes for `image:`.
+    let imported = crate::image::list(&crate::paths::Dirs::discover()).unwrap_or_default();
+    names.extend(
+        imported
+            .iter()
+            .filter(|i| i.kind == "imported")
+            .map(|i| i.name.as_str()),
+    );
+    model::load(&source, &names)
 }
 
 /// The accelerator for `lab`: the command-line override, else the lab file, else detection.

@@ -238,7 +238,7 @@ async fn ensure_image(dirs: &Dirs, lab: &Lab, progress: &Progress) -> anyhow::Re
         return Ok(());
     }
     match &lab.image {
-        ImageRef::Recipe(name) if crate::image::recipe_names().contains(&name.as_str()) => {
+        ImageRef::Recipe(name) if crate::image::recipe_names().contains(name) => {
             let line = Arc::new(progress.spinner(&format!("image {name}")));
             line.step("not in the cache: building it (about a minute)");
             let d = dirs.clone();

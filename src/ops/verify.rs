@@ -119,14 +119,33 @@ pub fn evaluate(
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let mut out = Vec::new();
     if let Some(want) = req.swap {
-        out.push(size_check(node, "swap", want, get("swap_bytes").parse().ok(), "active swap"));
+        out.push(size_check(
+            node,
+            "swap",
+            want,
+            get("swap_bytes").parse().ok(),
+            "active swap",
+        ));
     }
     if let Some(want) = req.tmp_size {
         let fstype = get("tmp_fstype");
-        let mut c = size_check(node, "tmp", want, get("tmp_bytes").parse().ok(), "tmpfs /tmp");
+        let mut c = size_check(
+            node,
+            "tmp",
+            want,
+            get("tmp_bytes").parse().ok(),
+            "tmpfs /tmp",
+        );
         if fstype != "tmpfs" {
             c.passed = false;
-            c.actual = format!("/tmp is {}", if fstype.is_empty() { "not a mount" } else { &fstype });
+            c.actual = format!(
+                "/tmp is {}",
+                if fstype.is_empty() {
+                    "not a mount"
+                } else {
+                    &fstype
+                }
+            );
         }
         out.push(c);
     }
@@ -150,7 +169,9 @@ pub fn evaluate(
             } else {
                 have.clone()
             },
-            passed: have.split_whitespace().any(|a| a.split('/').next() == Some(&want.to_string())),
+            passed: have
+                .split_whitespace()
+                .any(|a| a.split('/').next() == Some(&want.to_string())),
         });
         for t in ping6_targets {
             let r = get(&format!("ping6 {t}"));
@@ -158,7 +179,11 @@ pub fn evaluate(
                 node: node.into(),
                 name: format!("ipv6-reach {t}"),
                 expected: format!("{t} answers ping over IPv6"),
-                actual: if r == "ok" { "answers".into() } else { "no answer".into() },
+                actual: if r == "ok" {
+                    "answers".into()
+                } else {
+                    "no answer".into()
+                },
                 passed: r == "ok",
             });
         }
@@ -265,7 +290,11 @@ pub async fn run(lab: &Lab, dirs: &crate::paths::Dirs, uri: &str) -> anyhow::Res
     let hv = super::up::connect(uri).await?;
     let state = super::lab_state::read(&hv, &lab.name).await?;
     if !state.exists() {
-        return Err(crate::BadInput(format!("lab {} does not exist; `dcos-lab up` makes it", lab.name)).into());
+        return Err(crate::BadInput(format!(
+            "lab {} does not exist; `dcos-lab up` makes it",
+            lab.name
+        ))
+        .into());
     }
     let mut checks = Vec::new();
     // The host side: the private network has no <forward>.
@@ -314,7 +343,13 @@ pub async fn run(lab: &Lab, dirs: &crate::paths::Dirs, uri: &str) -> anyhow::Res
         let lab_dirs = lab_dirs.clone();
         set.spawn(async move {
             let script = facts_script(&targets, mac.as_deref());
-            let r = super::access::exec(&lab_dirs, &[&ns], &script, std::time::Duration::from_secs(30)).await;
+            let r = super::access::exec(
+                &lab_dirs,
+                &[&ns],
+                &script,
+                std::time::Duration::from_secs(30),
+            )
+            .await;
             (ns.name.clone(), targets, r)
         });
     }
@@ -333,7 +368,9 @@ pub async fn run(lab: &Lab, dirs: &crate::paths::Dirs, uri: &str) -> anyhow::Res
                 node: node.clone(),
                 name: "ssh".into(),
                 expected: "answers over SSH".into(),
-                actual: other.and_then(|r| r.error).unwrap_or_else(|| "no result".into()),
+                actual: other
+                    .and_then(|r| r.error)
+                    .unwrap_or_else(|| "no result".into()),
                 passed: false,
             }),
         }
@@ -349,7 +386,13 @@ mod tests {
     use super::*;
 
     fn lab() -> Lab {
-        crate::model::parse(crate::model::BUILTIN_LABS[0].1, "minimal", None, &["debian-12"]).expect("valid")
+        crate::model::parse(
+            crate::model::BUILTIN_LABS[0].1,
+            "minimal",
+            None,
+            &["debian-12"],
+        )
+        .expect("valid")
     }
 
     const GOOD: &str = "swap_bytes=2147479552\ntmp_fstype=tmpfs\ntmp_bytes=1073741824\nipv6_disabled=0\nroute_outside=\nphone_home=\ntelemetry_marker=off\ndcos_telemetry=\n";
@@ -360,7 +403,10 @@ mod tests {
         let plan = crate::plan::plan_addresses(&l);
         let checks = evaluate(&l, &plan, "master", GOOD, &[]);
         let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["swap", "tmp", "ipv6", "private-isolation", "telemetry"]);
+        assert_eq!(
+            names,
+            ["swap", "tmp", "ipv6", "private-isolation", "telemetry"]
+        );
         assert!(checks.iter().all(|c| c.passed), "{checks:#?}");
     }
 
@@ -382,11 +428,26 @@ mod tests {
         let l = lab();
         let plan = crate::plan::plan_addresses(&l);
         let targets = ping6_targets(&plan, "public");
-        assert_eq!(targets.len(), 1, "only the host: minimal has one public node");
-        let want = plan.node("public").and_then(|a| a.nic(NetKind::Public)).and_then(|n| n.ipv6).expect("v6");
-        let facts = format!("{GOOD}public_dev=enp2s0\npublic_ipv6={want}/64\nroute_outside=enp2s0\nping6 {}=fail\n", targets[0]);
+        assert_eq!(
+            targets.len(),
+            1,
+            "only the host: minimal has one public node"
+        );
+        let want = plan
+            .node("public")
+            .and_then(|a| a.nic(NetKind::Public))
+            .and_then(|n| n.ipv6)
+            .expect("v6");
+        let facts = format!(
+            "{GOOD}public_dev=enp2s0\npublic_ipv6={want}/64\nroute_outside=enp2s0\nping6 {}=fail\n",
+            targets[0]
+        );
         let checks = evaluate(&l, &plan, "public", &facts, &targets);
-        let failed: Vec<_> = checks.iter().filter(|c| !c.passed).map(|c| c.name.clone()).collect();
+        let failed: Vec<_> = checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.clone())
+            .collect();
         assert_eq!(failed, [format!("ipv6-reach {}", targets[0])]);
     }
 
@@ -396,7 +457,12 @@ mod tests {
         let plan = crate::plan::plan_addresses(&l);
         let facts = GOOD.replace("route_outside=\n", "route_outside=enp1s0\n");
         let c = evaluate(&l, &plan, "master", &facts, &[]);
-        assert!(!c.iter().find(|c| c.name == "private-isolation").expect("check").passed);
+        assert!(
+            !c.iter()
+                .find(|c| c.name == "private-isolation")
+                .expect("check")
+                .passed
+        );
     }
 
     #[test]
@@ -405,10 +471,20 @@ mod tests {
         let plan = crate::plan::plan_addresses(&l);
         let facts = GOOD.replace("dcos_telemetry=\n", "dcos_telemetry='true'\n");
         let c = evaluate(&l, &plan, "master", &facts, &[]);
-        assert!(!c.iter().find(|c| c.name == "telemetry").expect("check").passed);
+        assert!(
+            !c.iter()
+                .find(|c| c.name == "telemetry")
+                .expect("check")
+                .passed
+        );
         let facts = GOOD.replace("dcos_telemetry=\n", "dcos_telemetry='false'\n");
         let c = evaluate(&l, &plan, "master", &facts, &[]);
-        assert!(c.iter().find(|c| c.name == "telemetry").expect("check").passed);
+        assert!(
+            c.iter()
+                .find(|c| c.name == "telemetry")
+                .expect("check")
+                .passed
+        );
     }
 
     #[test]
@@ -416,8 +492,20 @@ mod tests {
         let r = VerifyReport {
             lab: "minimal".into(),
             checks: vec![
-                Check { node: "boot".into(), name: "swap".into(), expected: "a".into(), actual: "b".into(), passed: false },
-                Check { node: "boot".into(), name: "tmp".into(), expected: "a".into(), actual: "a".into(), passed: true },
+                Check {
+                    node: "boot".into(),
+                    name: "swap".into(),
+                    expected: "a".into(),
+                    actual: "b".into(),
+                    passed: false,
+                },
+                Check {
+                    node: "boot".into(),
+                    name: "tmp".into(),
+                    expected: "a".into(),
+                    actual: "a".into(),
+                    passed: true,
+                },
             ],
         };
         let x = junit(&r);

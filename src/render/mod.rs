@@ -172,7 +172,9 @@ pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<Strin
         },
         bridge: Some(Bridge {
             name: np.bridge.clone(),
-            stp: Some("on".into()),
+            // No loops on a lab bridge: STP would hold every new port (a started or reverted
+            // node) in the listening state for seconds.
+            stp: Some("off".into()),
             delay: Some("0".into()),
         }),
         domain: Some(DnsDomain {
