@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark of the `minimal` lab on this host: cold `up` (image cached), warm `up` (no-op), `down`,
+# Benchmark of the `minimal` lab on this host: cold `up` (image cached), warm `up` (no-op),
+# `snapshot`, `revert` (until every node answers over SSH), the memory a snapshot saves, `down`,
 # QEMU RSS per node, peak RSS of dcos-lab itself, and (with --image) the image build time and size.
 # Prints a table; record results in docs/benchmarks.md with the machine and accelerator.
 #
@@ -60,8 +61,11 @@ for node in boot master public; do
     rss=$([ -n "$pid" ] && ps -o rss= -p "$pid" | tr -d ' ' || echo 0)
     qemu_rss="$qemu_rss $node=$((rss / 1024))MiB"
 done
+read -r snap rss_snap < <(measure "$BIN" snapshot bench-minimal bench)
+snap_mib=$("$BIN" snapshots bench-minimal --json | python3 -c 'import json,sys; print(sum(s["vm_state_bytes"] for s in json.load(sys.stdin)) // 2**20)')
+read -r revert rss_revert < <(measure "$BIN" revert bench-minimal bench)
 read -r down rss_down < <(measure "$BIN" down bench-minimal)
-peak=$(printf '%s\n' "$rss_cold" "$rss_warm" "$rss_down" | sort -n | tail -1)
+peak=$(printf '%s\n' "$rss_cold" "$rss_warm" "$rss_snap" "$rss_revert" "$rss_down" | sort -n | tail -1)
 
 echo "dcos-lab benchmark: lab minimal (public network isolated), accelerator $accel"
 echo "host: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -r)"
@@ -72,6 +76,9 @@ if [ "$IMAGE" = 1 ]; then
 fi
 printf '%-28s %s s\n' "up, cold (image cached)" "$cold"
 printf '%-28s %s s\n' "up, warm (no-op)" "$warm"
+printf '%-28s %s s\n' "snapshot" "$snap"
+printf '%-28s %s MiB\n' "snapshot memory state" "$snap_mib"
+printf '%-28s %s s (%s of cold up)\n' "revert, to SSH-ready" "$revert" "$(python3 -c "print(f'{$revert/$cold:.2f}')")"
 printf '%-28s %s s\n' "down" "$down"
 printf '%-28s %s\n' "QEMU RSS after up" "$qemu_rss"
 printf '%-28s %s MiB\n' "dcos-lab peak RSS" "$((peak / 1024))"

@@ -440,7 +440,7 @@ fn snapshot_and_revert_put_the_lab_back_running() {
         "echo one > /root/marker; setsid nohup sleep 100000 >/dev/null 2>&1 </dev/null &",
     );
     let pid = lab
-        .sh("master", "pgrep -f 'sleep 100000'")
+        .sh("master", "pgrep -f '[s]leep 100000'")
         .trim()
         .to_string();
     assert!(!pid.is_empty());
@@ -461,7 +461,7 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     lab.json(&["snapshot", &f, "second", "--json"]);
     lab.sh(
         "master",
-        "rm -f /root/marker; pkill -f 'sleep 100000'; echo after > /root/after",
+        "rm -f /root/marker; pkill -f '[s]leep 100000'; echo after > /root/after",
     );
 
     // Snapshots outlive a libvirtd restart (where nothing supervises it, as here).
@@ -511,7 +511,7 @@ fn snapshot_and_revert_put_the_lab_back_running() {
         );
     }
     assert_eq!(lab.sh("master", "cat /root/marker").trim(), "one");
-    assert_eq!(lab.sh("master", "pgrep -f 'sleep 100000'").trim(), pid);
+    assert_eq!(lab.sh("master", "pgrep -f '[s]leep 100000'").trim(), pid);
     assert_eq!(
         lab.sh("master", "ls /root/later /root/after 2>/dev/null | wc -l")
             .trim(),
