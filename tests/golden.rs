@@ -124,6 +124,8 @@ fn hardening_profile_shapes_the_user_data() {
         "hardening:\n  swap: none\n  tmp_size: 2G\n  persistent: true\n  telemetry: true\n  ipv6: false\nnodes:",
     );
     let lab = model::parse(&text, "t.yaml", None, &["debian-12"]).expect("valid");
+    // ipv6: false takes IPv6 off the public network as well as out of the guests.
+    assert!(lab.networks.public.ipv6.is_none());
     let plan = dcos_lab::plan::plan_addresses(&lab);
     let ud = dcos_lab::render::cloudinit::seed(&lab, &plan, "master", TEST_KEY)
         .expect("renders")

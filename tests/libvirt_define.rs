@@ -28,7 +28,7 @@ fn rendered_xml_is_accepted_by_libvirt_and_read_back_as_ours() {
             let ctx = RenderCtx {
                 accel,
                 dirs: dirs.lab(&lab.name),
-                image: dcos_lab::image::boot_image(&dirs, &lab.image, lab.firstboot),
+                image: dcos_lab::image::boot_image(&dirs, &lab.image),
             };
             let mut guard = common::Cleanup::new(&hv);
             for kind in NetKind::ALL {

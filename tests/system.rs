@@ -545,3 +545,49 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     lab.run(&["down", &f]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
+
+/// The same lab file boots one node through cloud-init (as imported images do) and one through
+/// the fast first-boot path; both end up configured and hardened alike, and `verify` passes.
+#[test]
+fn cloud_init_and_fast_first_boot_give_the_same_result() {
+    if skip() {
+        return;
+    }
+    let _vm = common::vm_lock();
+    let nodes = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n    firstboot: cloud-init\n";
+    let lab = TestLab::new("paths", 67, nodes);
+    let f = lab.file_arg();
+    lab.run(&["up", &f]);
+    assert!(
+        lab.sh("boot", "cat /proc/cmdline")
+            .contains("dcos-lab.firstboot=fast")
+    );
+    assert!(lab.sh("master", "cat /proc/cmdline").contains("ds=nocloud"));
+    assert_eq!(
+        lab.sh("boot", "cloud-init status 2>/dev/null | cut -d' ' -f2")
+            .trim(),
+        "disabled"
+    );
+    assert_eq!(
+        lab.sh(
+            "master",
+            "cloud-init status --wait 2>/dev/null | tail -1 | cut -d' ' -f2"
+        )
+        .trim(),
+        "done"
+    );
+    let v = lab.json(&["verify", &f, "--json"]);
+    let failed: Vec<_> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    // The same files, written by either path.
+    let files =
+        "cat /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /etc/dcos-lab/hardening";
+    assert_eq!(lab.sh("boot", files), lab.sh("master", files));
+    lab.run(&["down", &f]);
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}

@@ -575,7 +575,7 @@ mod tests {
         let ctx = RenderCtx {
             accel: Accel::Tcg,
             dirs: dirs.lab(&lab.name),
-            image: crate::image::boot_image(&dirs, &lab.image, lab.firstboot),
+            image: crate::image::boot_image(&dirs, &lab.image),
         };
         let net = hv
             .define_network(&render::network_xml(&lab, &addrs, NetKind::Private).expect("xml"))

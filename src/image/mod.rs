@@ -176,7 +176,7 @@ pub fn built_dir_name(name: &str) -> Result<String, ImageError> {
 
 /// Where the image for `image` is, or will be once built. Built-in recipes live under their
 /// content-addressed directory; an imported name under `imported-<name>`; a path is used as is.
-pub fn boot_image(dirs: &Dirs, image: &ImageRef, firstboot: FirstBoot) -> BootImage {
+pub fn boot_image(dirs: &Dirs, image: &ImageRef) -> BootImage {
     match image {
         ImageRef::Recipe(name) => {
             let dir = match built_dir_name(name) {
@@ -191,7 +191,7 @@ pub fn boot_image(dirs: &Dirs, image: &ImageRef, firstboot: FirstBoot) -> BootIm
                 format: "qcow2".into(),
                 kernel: Some(dir.join("vmlinuz")),
                 initrd: Some(dir.join("initrd.img")),
-                cmdline: Some(cmdline(firstboot)),
+                cmdline: Some(DIRECT_BOOT_CMDLINE.into()),
             }
         }
         ImageRef::File(path) => BootImage {
@@ -220,7 +220,7 @@ fn imported_boot_image(dir: &Path) -> BootImage {
 
 /// Path form of the base image, as plans print it.
 pub fn backing_path(dirs: &Dirs, image: &ImageRef) -> PathBuf {
-    boot_image(dirs, image, FirstBoot::Fast).disk
+    boot_image(dirs, image).disk
 }
 
 #[cfg(test)]

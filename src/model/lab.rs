@@ -212,6 +212,7 @@ pub struct Node {
     /// Always contains `Private`, first.
     pub networks: Vec<NetKind>,
     pub hardening: Hardening,
+    pub firstboot: FirstBoot,
 }
 
 impl Node {

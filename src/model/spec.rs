@@ -113,6 +113,9 @@ pub struct NodeSpec {
     pub count: Option<Spanned<u32>>,
     #[serde(default)]
     pub hardening: Option<Spanned<HardeningSpec>>,
+    /// Overrides the lab's `firstboot` for this node.
+    #[serde(default)]
+    pub firstboot: Option<Spanned<FirstBootSpec>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

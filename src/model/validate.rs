@@ -362,6 +362,16 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
         None => Hardening::default(),
     };
 
+    // `hardening.ipv6: false` takes IPv6 off the public network too (`auto` follows it), unless
+    // the file gives a prefix.
+    let public_ipv6_given = nets
+        .and_then(|n| n.public.as_ref())
+        .and_then(|p| p.value.ipv6.as_ref())
+        .is_some_and(|v| v.value != "auto");
+    let mut public = public;
+    if !lab_hardening.ipv6 && !public_ipv6_given {
+        public.ipv6 = None;
+    }
     let mut nodes: Vec<Node> = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     if spec.nodes.value.is_empty() {
@@ -509,6 +519,11 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
             ),
             None => lab_hardening.clone(),
         };
+        let node_firstboot = match n.firstboot.as_ref().map(|f| f.value) {
+            None => firstboot,
+            Some(FirstBootSpec::Fast) => FirstBoot::Fast,
+            Some(FirstBootSpec::CloudInit) => FirstBoot::CloudInit,
+        };
         let names: Vec<String> = match count {
             Some(c) => (1..=c).map(|k| format!("{base}{k}")).collect(),
             None => vec![base.clone()],
@@ -540,6 +555,7 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
                 disk: disk.unwrap_or(DEFAULT_DISK),
                 networks: networks.clone(),
                 hardening: node_hardening.clone(),
+                firstboot: node_firstboot,
             });
         }
         let _ = at;

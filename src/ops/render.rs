@@ -25,7 +25,7 @@ pub fn render(
     let ctx = RenderCtx {
         accel: accel.accel,
         dirs: dirs.lab(&lab.name),
-        image: crate::image::boot_image(dirs, &lab.image, lab.firstboot),
+        image: crate::image::boot_image(dirs, &lab.image),
     };
     match target {
         Target::Node(n) => render::domain_xml(lab, &addresses, n, &ctx),

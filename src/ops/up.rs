@@ -233,7 +233,7 @@ fn write_seed(
 /// Makes sure the image exists: builds a missing built-in recipe (saying so); a missing imported
 /// image or file is an error that says what to do.
 async fn ensure_image(dirs: &Dirs, lab: &Lab, progress: &Progress) -> anyhow::Result<()> {
-    let img = crate::image::boot_image(dirs, &lab.image, lab.firstboot);
+    let img = crate::image::boot_image(dirs, &lab.image);
     if img.disk.is_file() {
         return Ok(());
     }
@@ -283,7 +283,7 @@ pub async fn up(
     let ctx = RenderCtx {
         accel: accel.accel,
         dirs: lab_dirs.clone(),
-        image: crate::image::boot_image(dirs, &lab.image, lab.firstboot),
+        image: crate::image::boot_image(dirs, &lab.image),
     };
     let name = lab.name.clone();
     let obs = blocking(&hv, move |h| super::plan::observe(h, &name)).await?;

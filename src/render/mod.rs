@@ -297,7 +297,12 @@ pub fn domain_xml(
             },
             kernel: ctx.image.kernel.as_ref().map(|p| p.display().to_string()),
             initrd: ctx.image.initrd.as_ref().map(|p| p.display().to_string()),
-            cmdline: ctx.image.cmdline.clone(),
+            // The node's first-boot path is chosen on the kernel command line.
+            cmdline: ctx
+                .image
+                .cmdline
+                .as_ref()
+                .map(|_| crate::image::cmdline(n.firstboot)),
             boot: (!direct).then(|| Boot { dev: "hd".into() }),
         },
         features: Some(Features {
