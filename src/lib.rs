@@ -9,6 +9,7 @@ pub mod driver;
 pub mod guest;
 pub mod host;
 pub mod image;
+pub mod lock;
 pub mod model;
 pub mod ops;
 pub mod paths;

@@ -298,8 +298,40 @@ fn killed_up_converges_on_the_next_up() {
         "the kill left a partial lab to converge"
     );
 
-    let up = lab.json(&["up", &f, "--json"]);
-    assert_eq!(up["nodes"].as_array().map(Vec::len), Some(2));
+    // Two `up`s of the lab at once converge it into one lab (the second waits for the first),
+    // and a third with --no-wait is refused at once while they work.
+    let spawn = || {
+        lab.std_cmd()
+            .args(["up", &f, "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (b, c) = (spawn(), spawn());
+    std::thread::sleep(Duration::from_secs(2));
+    let busy = lab
+        .cmd()
+        .args(["up", &f, "--no-wait"])
+        .output()
+        .expect("runs");
+    assert_eq!(busy.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("is busy"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    for child in [b, c] {
+        let out = child.wait_with_output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let st = lab.json(&["status", &f, "--json"]);
+    assert_eq!(st["nodes"].as_array().map(Vec::len), Some(2));
+    assert_eq!(st["networks"].as_array().map(Vec::len), Some(2));
     for n in ["boot", "master"] {
         assert_eq!(lab.sh(n, "hostname").trim(), n);
     }

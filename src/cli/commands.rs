@@ -15,7 +15,7 @@ use crate::paths::Dirs;
 /// How long connecting to a running node may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn down(uri: &str, dirs: &Dirs, a: DownArgs) -> anyhow::Result<i32> {
+pub fn down(uri: &str, dirs: &Dirs, a: DownArgs, no_wait: bool) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let reports = rt.block_on(async {
         let hv = ops::up::connect(uri).await?;
@@ -25,6 +25,7 @@ pub fn down(uri: &str, dirs: &Dirs, a: DownArgs) -> anyhow::Result<i32> {
         };
         let mut reports = Vec::new();
         for lab in labs {
+            let _lock = super::lock(dirs, &lab, no_wait)?;
             reports.push(ops::down::down(&hv, dirs, &lab).await?);
         }
         anyhow::Ok(reports)
@@ -273,10 +274,11 @@ pub fn inventory(uri: &str, dirs: &Dirs, a: LabArg) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn snapshot(uri: &str, a: SnapshotArgs) -> anyhow::Result<i32> {
+pub fn snapshot(uri: &str, dirs: &Dirs, a: SnapshotArgs, no_wait: bool) -> anyhow::Result<i32> {
     let rt = runtime()?;
     if let Some(SnapshotSub::Rm { lab, name }) = a.sub {
         let lab = ops::lab_name(&lab)?;
+        let _lock = super::lock(dirs, &lab, no_wait)?;
         rt.block_on(async {
             let hv = ops::up::connect(uri).await?;
             ops::snapshot::remove(&hv, &lab, &name).await
@@ -285,6 +287,7 @@ pub fn snapshot(uri: &str, a: SnapshotArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let lab = ops::lab_name(a.lab.as_deref().unwrap_or_default())?;
+    let _lock = super::lock(dirs, &lab, no_wait)?;
     let name = a.name.unwrap_or_else(ops::snapshot::default_name);
     let report = rt.block_on(async {
         let hv = ops::up::connect(uri).await?;
@@ -301,9 +304,10 @@ pub fn snapshot(uri: &str, a: SnapshotArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn revert(uri: &str, dirs: &Dirs, a: RevertArgs) -> anyhow::Result<i32> {
+pub fn revert(uri: &str, dirs: &Dirs, a: RevertArgs, no_wait: bool) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let lab = ops::lab_name(&a.lab)?;
+    let _lock = super::lock(dirs, &lab, no_wait)?;
     let report = rt.block_on(async {
         let hv = ops::up::connect(uri).await?;
         ops::snapshot::revert(

@@ -23,6 +23,9 @@ pub struct Cli {
     /// More detail on stderr (or set DCOS_LAB_LOG=debug).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Fail at once instead of waiting when another command is working on the same lab.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -378,8 +381,19 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 
 /// Runs the command; returns the exit status on success paths that still report failure
 /// (e.g. `doctor` finding problems).
+/// Takes the lab's lock for a command that changes the lab.
+pub(crate) fn lock(dirs: &Dirs, lab: &str, no_wait: bool) -> anyhow::Result<crate::lock::LabLock> {
+    Ok(crate::lock::LabLock::acquire(
+        &dirs.state,
+        lab,
+        !no_wait,
+        &|m| tracing::warn!("{m}"),
+    )?)
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let dirs = Dirs::discover();
+    let no_wait = cli.no_wait;
     match cli.command {
         Command::Plan(a) => {
             let lab = ops::load_lab(&a.lab)?;
@@ -515,6 +529,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(cmd) => image(cmd, &dirs),
         Command::Up(a) => {
             let lab = ops::load_lab(&a.lab)?;
+            let _lock = lock(&dirs, &lab.name, no_wait)?;
             let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
             let opts = ops::up::UpOptions {
                 uri: cli.uri.clone(),
@@ -541,13 +556,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Down(a) => commands::down(&cli.uri, &dirs, a),
+        Command::Down(a) => commands::down(&cli.uri, &dirs, a, no_wait),
         Command::Status(a) => commands::status(&cli.uri, a),
         Command::List(a) => commands::list(&cli.uri, a),
         Command::Ssh(a) => commands::ssh(&cli.uri, &dirs, a),
         Command::Exec(a) => commands::exec(&cli.uri, &dirs, a),
-        Command::Snapshot(a) => commands::snapshot(&cli.uri, a),
-        Command::Revert(a) => commands::revert(&cli.uri, &dirs, a),
+        Command::Snapshot(a) => commands::snapshot(&cli.uri, &dirs, a, no_wait),
+        Command::Revert(a) => commands::revert(&cli.uri, &dirs, a, no_wait),
         Command::Snapshots(a) => commands::snapshots(&cli.uri, &dirs, a),
         Command::SshConfig(a) => commands::ssh_config(&cli.uri, &dirs, a),
         Command::Inventory(a) => commands::inventory(&cli.uri, &dirs, a),
