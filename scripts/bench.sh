@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Benchmark of the `minimal` lab on this host: cold `up` (image cached), warm `up` (no-op),
-# `snapshot`, `revert` (until every node answers over SSH), the memory a snapshot saves, `down`,
-# QEMU RSS per node, peak RSS of dcos-lab itself, and (with --image) the image build time and size.
-# Prints a table; record results in docs/benchmarks.md with the machine and accelerator.
+# Benchmark of the `minimal` lab on this host, against a floor: scripts/floor.sh brings up the same
+# lab from the same image, XML and seeds with plain virsh/qemu-img/ssh and nothing else. Floor and
+# dcos-lab run alternately for N rounds (default 3) in one invocation; the table gives, per
+# operation, the medians, the ranges and the ratio dcos-lab/floor. Also: warm `up` (no-op), the
+# memory a snapshot saves, QEMU RSS per node, dcos-lab's peak RSS, and (with --image) the image
+# build time and size. Record results in docs/benchmarks.md with the machine and accelerator.
 #
-# The lab is a copy of labs/minimal.yaml named bench-minimal whose public network is isolated
-# (the benchmark never lets guests forward off the host).
+# The labs are copies of labs/minimal.yaml whose public network is isolated (guests never forward
+# off the host during a benchmark).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=0
-for a in "$@"; do
-    case "$a" in
+ROUNDS=3
+while [ $# -gt 0 ]; do
+    case "$1" in
         --image) IMAGE=1 ;;
-        *) echo "usage: scripts/bench.sh [--image]" >&2; exit 2 ;;
+        --rounds) ROUNDS=$2; shift ;;
+        *) echo "usage: scripts/bench.sh [--image] [--rounds N]" >&2; exit 2 ;;
     esac
+    shift
 done
 
 cargo build --release --quiet
@@ -23,8 +28,11 @@ WORK=$(mktemp -d /tmp/dcos-lab-bench.XXXXXX)
 chmod 711 "$WORK"
 trap '"$BIN" down bench-minimal >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
-sed -e 's/^name: minimal/name: bench-minimal/' -e '/^  public:/,/^nodes:/ s/mode: nat/mode: isolated/' \
-    labs/minimal.yaml > "$WORK/bench-minimal.yaml"
+isolated() {
+    sed -e "s/^name: minimal/name: $1/" -e '/^  public:/,/^nodes:/ s/mode: nat/mode: isolated/' labs/minimal.yaml
+}
+isolated bench-minimal > "$WORK/bench-minimal.yaml"
+isolated floor-minimal > "$WORK/floor-minimal.yaml"
 LAB="$WORK/bench-minimal.yaml"
 
 # Runs a command; prints "<seconds> <peak RSS KiB of the command>".
@@ -40,45 +48,56 @@ print(f"{dt:.2f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
 PY
 }
 
-declare -A ROWS
 if [ "$IMAGE" = 1 ]; then
     CACHE="$WORK/cache"
-    read -r t _ < <(DCOS_LAB_CACHE_DIR="$CACHE" measure "$BIN" image build debian-12)
-    size=$(du -sm "$CACHE/images" | cut -f1)
-    ROWS[image_build_s]=$t
-    ROWS[image_size_mib]=$size
+    read -r image_s _ < <(DCOS_LAB_CACHE_DIR="$CACHE" measure "$BIN" image build debian-12)
+    image_mib=$(du -sm "$CACHE/images" | cut -f1)
 fi
-
 "$BIN" image build debian-12 >/dev/null 2>&1
 "$BIN" down bench-minimal >/dev/null 2>&1 || true
 
-read -r cold rss_cold < <(measure "$BIN" up "$LAB")
-read -r warm rss_warm < <(measure "$BIN" up "$LAB")
-accel=$("$BIN" status bench-minimal --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["nodes"][0]["accel"])')
-qemu_rss=""
-for node in boot master public; do
-    pid=$(pgrep -f "guest=dcos-lab-bench-minimal-$node," || true)
-    rss=$([ -n "$pid" ] && ps -o rss= -p "$pid" | tr -d ' ' || echo 0)
-    qemu_rss="$qemu_rss $node=$((rss / 1024))MiB"
+RESULTS="$WORK/results"
+: > "$RESULTS"
+peak=0
+for round in $(seq 1 "$ROUNDS"); do
+    read -r fu fs fr fd < <(bash scripts/floor.sh "$WORK/floor-minimal.yaml" "$BIN")
+    echo "floor $round $fu $fs $fr $fd" >> "$RESULTS"
+    read -r up r1 < <(measure "$BIN" up "$LAB")
+    read -r warm r2 < <(measure "$BIN" up "$LAB")
+    qemu_rss=""
+    for node in boot master public; do
+        pid=$(pgrep -f "guest=dcos-lab-bench-minimal-$node," || true)
+        rss=$([ -n "$pid" ] && ps -o rss= -p "$pid" | tr -d ' ' || echo 0)
+        qemu_rss="$qemu_rss $node=$((rss / 1024))MiB"
+    done
+    read -r snap r3 < <(measure "$BIN" snapshot bench-minimal bench)
+    snap_mib=$("$BIN" snapshots bench-minimal --json | python3 -c 'import json,sys; print(sum(s["vm_state_bytes"] for s in json.load(sys.stdin)) // 2**20)')
+    read -r revert r4 < <(measure "$BIN" revert bench-minimal bench)
+    read -r down r5 < <(measure "$BIN" down bench-minimal)
+    echo "tool $round $up $snap $revert $down" >> "$RESULTS"
+    for r in $r1 $r2 $r3 $r4 $r5; do [ "$r" -gt "$peak" ] && peak=$r; done
+    echo "round $round: floor up/snapshot/revert/down $fu $fs $fr $fd; dcos-lab $up $snap $revert $down" >&2
 done
-read -r snap rss_snap < <(measure "$BIN" snapshot bench-minimal bench)
-snap_mib=$("$BIN" snapshots bench-minimal --json | python3 -c 'import json,sys; print(sum(s["vm_state_bytes"] for s in json.load(sys.stdin)) // 2**20)')
-read -r revert rss_revert < <(measure "$BIN" revert bench-minimal bench)
-read -r down rss_down < <(measure "$BIN" down bench-minimal)
-peak=$(printf '%s\n' "$rss_cold" "$rss_warm" "$rss_snap" "$rss_revert" "$rss_down" | sort -n | tail -1)
 
-echo "dcos-lab benchmark: lab minimal (public network isolated), accelerator $accel"
-echo "host: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -r)"
-printf '%-28s %s\n' "operation" "value"
+accel=$(grep -o "type=\"[a-z]*\"" <("$BIN" render "$LAB" --node boot) | head -1 | cut -d'"' -f2)
+echo "dcos-lab benchmark: lab minimal (public network isolated), domain type $accel, $ROUNDS rounds"
+echo "host: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(uname -r)"
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+ops = ["up (cold, hardened, to SSH)", "snapshot", "revert (to SSH)", "down"]
+get = lambda who, i: [float(r[2 + i]) for r in rows if r[0] == who]
+print(f"{'operation':<30} {'floor median [range]':>24} {'dcos-lab median [range]':>26} {'ratio':>6}")
+for i, op in enumerate(ops):
+    f, t = get("floor", i), get("tool", i)
+    fm, tm = statistics.median(f), statistics.median(t)
+    print(f"{op:<30} {fm:>8.2f} [{min(f):.2f}-{max(f):.2f}]{'':>6} {tm:>8.2f} [{min(t):.2f}-{max(t):.2f}]{'':>8} {tm/fm:>6.2f}")
+PY
+printf '%-30s %s s\n' "up, warm (no-op)" "$warm"
+printf '%-30s %s MiB\n' "snapshot memory state" "$snap_mib"
+printf '%-30s %s\n' "QEMU RSS after up" "$qemu_rss"
+printf '%-30s %s MiB\n' "dcos-lab peak RSS" "$((peak / 1024))"
 if [ "$IMAGE" = 1 ]; then
-    printf '%-28s %s s\n' "image build (cold cache)" "${ROWS[image_build_s]}"
-    printf '%-28s %s MiB\n' "image size on disk" "${ROWS[image_size_mib]}"
+    printf '%-30s %s s\n' "image build (cold cache)" "$image_s"
+    printf '%-30s %s MiB\n' "image size on disk" "$image_mib"
 fi
-printf '%-28s %s s\n' "up, cold (image cached)" "$cold"
-printf '%-28s %s s\n' "up, warm (no-op)" "$warm"
-printf '%-28s %s s\n' "snapshot" "$snap"
-printf '%-28s %s MiB\n' "snapshot memory state" "$snap_mib"
-printf '%-28s %s s (%s of cold up)\n' "revert, to SSH-ready" "$revert" "$(python3 -c "print(f'{$revert/$cold:.2f}')")"
-printf '%-28s %s s\n' "down" "$down"
-printf '%-28s %s\n' "QEMU RSS after up" "$qemu_rss"
-printf '%-28s %s MiB\n' "dcos-lab peak RSS" "$((peak / 1024))"
