@@ -132,7 +132,9 @@ pub async fn read_all(hv: &Arc<Libvirt>) -> anyhow::Result<BTreeMap<String, LabS
             let mut all: Vec<(u64, String)> = Vec::new();
             for d in &domains {
                 for s in h.snapshots(d).unwrap_or_default() {
-                    if !all.iter().any(|(_, n)| *n == s.name) {
+                    if s.name != super::snapshot::PRE_REVERT
+                        && !all.iter().any(|(_, n)| *n == s.name)
+                    {
                         all.push((s.created_unix, s.name));
                     }
                 }

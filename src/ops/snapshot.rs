@@ -18,6 +18,9 @@ use crate::guest::{KnownHosts, LabKey, Session};
 use crate::paths::Dirs;
 use crate::plan::ObjState;
 
+/// The checkpoint `revert` takes of every node before reverting, and deletes after.
+pub const PRE_REVERT: &str = "dcos-lab-pre-revert";
+
 #[derive(Debug, Serialize)]
 pub struct SnapshotReport {
     pub lab: String,
@@ -52,7 +55,8 @@ pub struct LabSnapshot {
 
 /// A valid snapshot name: used in libvirt and shell-free, so DNS-safe-like.
 pub fn check_name(name: &str) -> Result<(), crate::BadInput> {
-    let ok = !name.is_empty()
+    let ok = name != PRE_REVERT
+        && !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
@@ -214,7 +218,7 @@ pub async fn list(hv: &Arc<Libvirt>, lab: &str) -> anyhow::Result<Vec<LabSnapsho
     for n in &state.nodes {
         let d = n.domain.clone();
         let snaps = blocking(hv, move |h| h.snapshots(&d)).await?;
-        for s in snaps {
+        for s in snaps.into_iter().filter(|s| s.name != PRE_REVERT) {
             let e = by_name
                 .entry(s.name.clone())
                 .or_insert_with(|| LabSnapshot {
@@ -322,12 +326,28 @@ pub async fn revert(
     }
     let snap_name = snap.name.clone();
     let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
+    running(&state)?;
     // Nothing runs ahead while the others are put back.
     for (d, r) in for_all(hv, &domains, |h, d| h.suspend_domain(d)).await {
-        if let Err(e) = r {
-            // A stopped node cannot be paused; reverting restores it anyway.
-            tracing::debug!("{d}: {e:#}");
-        }
+        r.with_context(|| format!("cannot pause {d}"))?;
+    }
+    // A checkpoint of the moment before, so that a revert failing on one node can put every
+    // node back as it was instead of leaving the lab half reverted.
+    let _ = for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT)).await;
+    let desc = format!("dcos-lab lab {lab}: before a revert");
+    let checkpoint: Vec<anyhow::Error> = for_all(hv, &domains, move |h, d| {
+        h.create_snapshot(d, PRE_REVERT, &desc)
+    })
+    .await
+    .into_iter()
+    .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot checkpoint {d}"))))
+    .collect();
+    if let Some(e) = checkpoint.into_iter().next() {
+        let _ = for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT)).await;
+        let _ = for_all(hv, &domains, |h, d| h.resume_domain(d)).await;
+        return Err(e.context(format!(
+            "revert of lab {lab} did not start; the lab is as it was"
+        )));
     }
     let n = snap_name.clone();
     let mut failed: Vec<(String, anyhow::Error)> =
@@ -347,13 +367,33 @@ pub async fn revert(
             .collect();
     }
     if let Some((d, e)) = failed.into_iter().next() {
+        // Roll every node back to the checkpoint.
+        let rollback: Vec<String> =
+            for_all(hv, &domains, |h, d| h.revert_snapshot(d, PRE_REVERT, true))
+                .await
+                .into_iter()
+                .filter_map(|(d, r)| r.err().map(|_| d))
+                .collect();
         let _ = for_all(hv, &domains, |h, d| h.resume_domain(d)).await;
+        if rollback.is_empty() {
+            let _ = for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT)).await;
+            return Err(e.context(format!(
+                "revert of lab {lab} to {snap_name} failed on {d}; the lab was rolled back and is as it was"
+            )));
+        }
         return Err(e.context(format!(
-            "revert of lab {lab} to {snap_name} failed on {d}: the lab is HALF reverted (the other nodes are at {snap_name}); fix: `dcos-lab revert {lab} {snap_name}` again, or `down` and `up`"
+            "revert of lab {lab} to {snap_name} failed on {d}, and rolling back failed on {}: the lab is HALF reverted; fix: `dcos-lab revert {lab} {snap_name}` again, or `down` and `up`",
+            rollback.join(", ")
         )));
     }
     for (d, r) in for_all(hv, &domains, |h, d| h.resume_domain(d)).await {
         r.with_context(|| format!("cannot resume {d} after the revert"))?;
+    }
+    // The checkpoint is not needed once every node runs from the snapshot.
+    for (d, r) in for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT)).await {
+        if let Err(e) = r {
+            tracing::warn!("cannot delete the revert checkpoint of {d}: {e:#}");
+        }
     }
     let running_at = t0.elapsed().as_secs_f64();
     let clock_offsets = fix_clocks(&state, &dirs.lab(lab), wait).await?;
