@@ -66,7 +66,7 @@ fn kvm_domains_differ_from_tcg_only_in_accelerator_bits() {
     let b = render(&lab, &kvm, &dirs(), &t).expect("renders");
     assert!(a.starts_with("<domain type=\"qemu\">"));
     assert!(b.starts_with("<domain type=\"kvm\">"));
-    assert!(a.contains("<tb-cache unit=\"MiB\">256</tb-cache>"));
+    assert!(a.contains("<tb-cache unit=\"MiB\">128</tb-cache>"));
     assert!(!b.contains("tb-cache"));
     assert!(b.contains("<cpu mode=\"host-passthrough\"/>"));
     assert!(!a.contains("host-passthrough"));

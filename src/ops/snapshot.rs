@@ -389,14 +389,18 @@ pub async fn revert(
     for (d, r) in for_all(hv, &domains, |h, d| h.resume_domain(d)).await {
         r.with_context(|| format!("cannot resume {d} after the revert"))?;
     }
-    // The checkpoint is not needed once every node runs from the snapshot.
-    for (d, r) in for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT)).await {
+    let running_at = t0.elapsed().as_secs_f64();
+    // The checkpoint is not needed once every node runs from the snapshot; it is deleted while
+    // the clocks are corrected.
+    let cleanup = for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT));
+    let lab_dirs = dirs.lab(lab);
+    let (deleted, clock_offsets) = tokio::join!(cleanup, fix_clocks(&state, &lab_dirs, wait));
+    for (d, r) in deleted {
         if let Err(e) = r {
             tracing::warn!("cannot delete the revert checkpoint of {d}: {e:#}");
         }
     }
-    let running_at = t0.elapsed().as_secs_f64();
-    let clock_offsets = fix_clocks(&state, &dirs.lab(lab), wait).await?;
+    let clock_offsets = clock_offsets?;
     Ok(RevertReport {
         lab: lab.to_string(),
         snapshot: snap_name,
@@ -439,10 +443,13 @@ async fn fix_clocks(
                 "{node}: SSH answers after {:.2} s",
                 t.elapsed().as_secs_f64()
             );
-            let set_cmd = format!("date -u -s @{:.3} >/dev/null", now_secs());
-            s.exec(&set_cmd).await?;
+            // Set and read back in one round trip.
             let before = now_secs();
-            let out = s.exec("date -u +%s.%N").await?;
+            let out = s
+                .exec(&format!(
+                    "date -u -s @{before:.3} >/dev/null && date -u +%s.%N"
+                ))
+                .await?;
             let after = now_secs();
             s.close().await;
             let guest: f64 = out.stdout_str().trim().parse().unwrap_or(0.0);
