@@ -623,3 +623,51 @@ fn cloud_init_and_fast_first_boot_give_the_same_result() {
     lab.run(&["down", &f]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
+
+/// A guest that never becomes reachable (here: an image with nothing to boot) makes `up` fail
+/// after the bounded wait, naming the node and showing its console; the nodes stay for inspection.
+#[test]
+fn unreachable_guest_fails_up_after_the_wait_and_is_left_running() {
+    if skip() {
+        return;
+    }
+    let _vm = common::vm_lock();
+    let lab = TestLab::new("broken", 68, TWO_NODES);
+    let broken = lab.state.path().join("broken.raw");
+    std::fs::write(&broken, vec![0u8; 1 << 20]).expect("write");
+    let text = std::fs::read_to_string(&lab.file).expect("read").replace(
+        "accel: tcg\n",
+        &format!("accel: tcg\nimage: {}\n", broken.display()),
+    );
+    std::fs::write(&lab.file, text).expect("write");
+    let f = lab.file_arg();
+    let t = Instant::now();
+    let out = lab
+        .cmd()
+        .args(["up", &f, "--wait", "15"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(120),
+        "the wait is bounded"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not reachable") && err.contains("did not answer over SSH within 15 s"),
+        "{err}"
+    );
+    assert!(err.contains("the last lines of its console"), "{err}");
+    assert!(err.contains("left running for inspection"), "{err}");
+    let st = lab.json(&["status", &f, "--json"]);
+    assert!(
+        st["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .all(|n| n["state"] == "active"),
+        "{st}"
+    );
+    lab.run(&["down", &f]);
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}

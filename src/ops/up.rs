@@ -191,6 +191,23 @@ async fn preflight(
     Ok(())
 }
 
+/// The last `lines` lines of a console log, for an error message.
+fn console_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            let start = all.len().saturating_sub(lines);
+            all[start..]
+                .iter()
+                .map(|l| format!("  | {}", l.trim_end_matches('\r')))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        Err(e) => format!("  (no console log: {e})"),
+    }
+}
+
 /// Writes a node's NoCloud seed as an ISO 9660 image labelled `cidata` (genisoimage), atomically.
 fn write_seed(
     lab_dirs: &LabDirs,
@@ -382,6 +399,7 @@ pub async fn up(
         let known = known.clone();
         let domain = starting.get(&node).cloned();
         let wait = opts.wait;
+        let console = lab_dirs.console_log(&node);
         set.spawn(async move {
             if let Some(domain) = domain {
                 line.step("starting");
@@ -412,7 +430,11 @@ pub async fn up(
                 }
                 Err(e) => {
                     line.fail("no SSH");
-                    Err(anyhow::Error::new(e).context(format!("node {node} is not reachable")))
+                    let tail = console_tail(&console, 20);
+                    Err(anyhow::Error::new(e).context(format!(
+                        "node {node} is not reachable; the last lines of its console ({}):\n{tail}",
+                        console.display()
+                    )))
                 }
             }
         });
