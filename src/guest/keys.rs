@@ -17,6 +17,22 @@ fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> GuestError {
     move |source| GuestError::Io { what, path, source }
 }
 
+/// Writes `bytes` to `path` atomically, mode 0600 from the first byte: under a temporary name,
+/// synced, then renamed into place.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), GuestError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io("create", &tmp))?;
+    f.write_all(bytes).map_err(io("write", &tmp))?;
+    f.sync_all().map_err(io("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(io("write", path))
+}
+
 /// A lab's SSH key pair, generated in-process on first use and kept 0600 in the lab's directory.
 #[derive(Clone)]
 pub struct LabKey {
@@ -60,18 +76,7 @@ impl LabKey {
         let pem = key
             .to_openssh(russh::keys::ssh_key::LineEnding::LF)
             .map_err(|e| GuestError::KeyGen(e.to_string()))?;
-        // Written under a temporary name with 0600 from the start, then renamed into place.
-        let tmp = path.with_extension("tmp");
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        f.write_all(pem.as_bytes()).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("write", &tmp))?;
-        fs::rename(&tmp, path).map_err(io("write", path))?;
+        write_private(path, pem.as_bytes())?;
         let public = key
             .public_key()
             .to_openssh()
@@ -119,16 +124,7 @@ impl KnownHosts {
 
     fn save(&self, keys: &BTreeMap<String, String>) -> Result<(), GuestError> {
         let text: String = keys.iter().map(|(n, k)| format!("{n} {k}\n")).collect();
-        let tmp = self.path.with_extension("tmp");
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        f.write_all(text.as_bytes()).map_err(io("write", &tmp))?;
-        fs::rename(&tmp, &self.path).map_err(io("write", &self.path))
+        write_private(&self.path, text.as_bytes())
     }
 
     /// Checks `key` for `node`: pins it when the node has none yet. `Ok(false)` on a mismatch.
