@@ -93,7 +93,7 @@ const TEST_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdjb2xkZW4ta2V5LWZv
 
 #[test]
 fn cloud_init_seeds_render_as_the_golden_files() {
-    for name in ["minimal", "ha"] {
+    for name in ["minimal", "standard", "ha"] {
         let lab =
             model::load(&LabSource::find(name).expect("builtin"), &["debian-12"]).expect("valid");
         let plan = dcos_lab::plan::plan_addresses(&lab);
