@@ -40,6 +40,13 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     if bad { EXIT_BAD_INPUT } else { EXIT_FAILURE }
 }
 
+/// Time since the Unix epoch (zero if the clock is before it).
+pub fn unix_time() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 /// `outer: cause: root cause`, each cause once.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();

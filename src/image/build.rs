@@ -268,10 +268,7 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
             kind: "built".into(),
             key: key.clone(),
             recipe: Some(r),
-            created_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            created_unix: crate::unix_time().as_secs(),
             tool_version: crate::render::TOOL_VERSION.into(),
             direct_boot: true,
         },

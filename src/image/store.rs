@@ -161,10 +161,7 @@ pub fn import(dirs: &Dirs, file: &Path, name: &str) -> Result<ImageInfo, ImageEr
                 kind: "imported".into(),
                 key: String::new(),
                 recipe: None,
-                created_unix: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
+                created_unix: crate::unix_time().as_secs(),
                 tool_version: crate::render::TOOL_VERSION.into(),
                 direct_boot: false,
             },

@@ -88,9 +88,21 @@ fn role_rank(r: &str) -> usize {
 
 /// Every lab libvirt knows of, by name.
 pub async fn read_all(hv: &Arc<Libvirt>) -> anyhow::Result<BTreeMap<String, LabState>> {
+    read_labs(hv, None).await
+}
+
+/// The labs libvirt knows of, or only `only`; snapshots are listed for the labs returned alone.
+async fn read_labs(
+    hv: &Arc<Libvirt>,
+    only: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, LabState>> {
     use crate::driver::Hypervisor;
-    let (doms, nets) =
+    let (mut doms, mut nets) =
         super::up::blocking(hv, |h| Ok((h.owned_domains()?, h.owned_networks()?))).await?;
+    if let Some(lab) = only {
+        doms.retain(|d| d.tag.lab == lab);
+        nets.retain(|n| n.tag.lab == lab);
+    }
     let mut labs: BTreeMap<String, LabState> = BTreeMap::new();
     let entry = |labs: &mut BTreeMap<String, LabState>, lab: &str| {
         labs.entry(lab.to_string())
@@ -154,10 +166,13 @@ pub async fn read_all(hv: &Arc<Libvirt>) -> anyhow::Result<BTreeMap<String, LabS
 
 /// One lab; empty (not an error) when libvirt has nothing of it.
 pub async fn read(hv: &Arc<Libvirt>, lab: &str) -> anyhow::Result<LabState> {
-    Ok(read_all(hv).await?.remove(lab).unwrap_or(LabState {
-        lab: lab.to_string(),
-        nodes: Vec::new(),
-        networks: Vec::new(),
-        snapshots: Vec::new(),
-    }))
+    Ok(read_labs(hv, Some(lab))
+        .await?
+        .remove(lab)
+        .unwrap_or(LabState {
+            lab: lab.to_string(),
+            nodes: Vec::new(),
+            networks: Vec::new(),
+            snapshots: Vec::new(),
+        }))
 }

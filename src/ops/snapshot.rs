@@ -72,11 +72,7 @@ pub fn check_name(name: &str) -> Result<(), crate::BadInput> {
 
 /// A default name from the time: `s20261125-224800`.
 pub fn default_name() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (y, mo, d, h, mi, s) = civil(secs);
+    let (y, mo, d, h, mi, s) = civil(crate::unix_time().as_secs());
     format!("s{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
 }
 
@@ -411,10 +407,7 @@ pub async fn revert(
 }
 
 fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    crate::unix_time().as_secs_f64()
 }
 
 /// After a revert each guest's clock is as old as the snapshot: set it from the host's over SSH,
