@@ -114,6 +114,12 @@ fn cloud_init_seeds_render_as_the_golden_files() {
                 &seed.network_config,
             );
         }
+        let genconf = dcos_lab::render::genconf::config_yaml(&lab, &plan).expect("renders");
+        common::assert_golden(&dir.join("genconf-config.yaml"), &genconf);
+        common::assert_golden(
+            &dir.join("genconf-ip-detect"),
+            &dcos_lab::render::genconf::ip_detect(&lab),
+        );
     }
 }
 

@@ -299,6 +299,14 @@ pub enum RenderSub {
         #[arg(long)]
         ssh_key: Option<std::path::PathBuf>,
     },
+    /// The DC/OS installer's genconf/config.yaml that `install` writes on the boot node.
+    Genconf {
+        /// A built-in lab (minimal, standard, ha) or the path of a lab file.
+        lab: String,
+        /// Print genconf/ip-detect instead.
+        #[arg(long)]
+        ip_detect: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -452,6 +460,19 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 SeedPart::MetaData => &seed.meta_data,
                 SeedPart::NetworkConfig => &seed.network_config,
             })?;
+            Ok(0)
+        }
+        Command::Render(RenderArgs {
+            sub: Some(RenderSub::Genconf { lab, ip_detect }),
+            ..
+        }) => {
+            let lab = ops::load_lab(&lab)?;
+            if ip_detect {
+                print(&crate::render::genconf::ip_detect(&lab))?;
+            } else {
+                let plan = crate::plan::plan_addresses(&lab);
+                print(&crate::render::genconf::config_yaml(&lab, &plan)?)?;
+            }
             Ok(0)
         }
         Command::Verify(a) => {

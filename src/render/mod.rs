@@ -1,6 +1,7 @@
 //! Planned objects → libvirt XML documents (network, pool, volume, domain) [pure].
 
 pub mod cloudinit;
+pub mod genconf;
 pub mod xml;
 
 use std::path::PathBuf;

@@ -1,0 +1,206 @@
+//! The DC/OS advanced installer's input: `genconf/config.yaml` and `genconf/ip-detect` [pure].
+//!
+//! Both are written on the boot node by `dcos-lab install`, which then runs the user's own
+//! `dcos_generate_config.sh` there.
+
+use std::net::Ipv4Addr;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value;
+
+use crate::model::{Lab, NetKind, Role};
+use crate::plan::AddressPlan;
+
+use super::RenderError;
+
+/// Where the installer and its `genconf/` live on the boot node.
+pub const WORK_DIR: &str = "/root/dcos";
+
+/// Keys in file order; a key from the lab file's `dcos.config` replaces the generated one in place.
+struct Ordered(Vec<(String, Value)>);
+
+impl serde::Serialize for Ordered {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Ordered {
+    fn set(&mut self, key: &str, value: Value) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key.to_string(), value)),
+        }
+    }
+}
+
+fn private_ipv4(addrs: &AddressPlan, node: &str) -> Result<Ipv4Addr, RenderError> {
+    addrs
+        .node(node)
+        .and_then(|n| n.private_ipv4())
+        .ok_or_else(|| RenderError::NoSuchNode {
+            node: node.to_string(),
+        })
+}
+
+/// The boot node's name (validation guarantees exactly one).
+pub fn boot_node(lab: &Lab) -> Result<&str, RenderError> {
+    lab.nodes
+        .iter()
+        .find(|n| n.role == Role::Boot)
+        .map(|n| n.name.as_str())
+        .ok_or_else(|| RenderError::NoSuchNode {
+            node: "(role: boot)".to_string(),
+        })
+}
+
+/// `http://<boot node's private address>:<bootstrap_port>`: where the nodes fetch the bootstrap.
+pub fn bootstrap_url(lab: &Lab, addrs: &AddressPlan) -> Result<String, RenderError> {
+    let ip = private_ipv4(addrs, boot_node(lab)?)?;
+    Ok(format!("http://{ip}:{}", lab.dcos.bootstrap_port))
+}
+
+fn ips(lab: &Lab, addrs: &AddressPlan, role: Role) -> Result<Value, RenderError> {
+    let mut out = Vec::new();
+    for n in lab.nodes.iter().filter(|n| n.role == role) {
+        out.push(Value::String(private_ipv4(addrs, &n.name)?.to_string()));
+    }
+    Ok(Value::Array(out))
+}
+
+fn flag(on: bool) -> Value {
+    // DC/OS reads these as the strings 'true' / 'false'.
+    Value::String(if on { "true" } else { "false" }.to_string())
+}
+
+/// `genconf/config.yaml`. Static master discovery over the private network; DNS from the host's
+/// dnsmasq on the private network (it answers the lab's names and never forwards off the host);
+/// telemetry and IPv6 follow the hardening profile; login stays local (`oauth_enabled: 'false'`).
+pub fn config_yaml(lab: &Lab, addrs: &AddressPlan) -> Result<String, RenderError> {
+    let resolver = addrs
+        .network(NetKind::Private)
+        .map(|n| n.gateway4)
+        .ok_or_else(|| RenderError::NoSuchNode {
+            node: "(private network)".to_string(),
+        })?;
+    let mut c = Ordered(Vec::new());
+    c.set("bootstrap_url", Value::String(bootstrap_url(lab, addrs)?));
+    c.set("cluster_name", Value::String(lab.dcos.cluster_name.clone()));
+    c.set("master_discovery", Value::String("static".into()));
+    c.set("exhibitor_storage_backend", Value::String("static".into()));
+    c.set("master_list", ips(lab, addrs, Role::Master)?);
+    c.set("agent_list", ips(lab, addrs, Role::AgentPrivate)?);
+    c.set("public_agent_list", ips(lab, addrs, Role::AgentPublic)?);
+    c.set(
+        "resolvers",
+        Value::Array(vec![Value::String(resolver.to_string())]),
+    );
+    c.set("enable_ipv6", flag(lab.hardening.ipv6));
+    c.set("telemetry_enabled", flag(lab.hardening.telemetry));
+    c.set("oauth_enabled", flag(false));
+    for (k, v) in &lab.dcos.config {
+        c.set(k, v.clone());
+    }
+    let body = serde_saphyr::to_string(&c).map_err(|e| RenderError::Yaml {
+        what: "genconf/config.yaml".to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(format!(
+        "# genconf/config.yaml for lab {}, written by dcos-lab; `dcos.config` in the lab file adds or overrides keys.\n{body}",
+        lab.name
+    ))
+}
+
+/// `genconf/ip-detect`: prints the node's address on the lab's private network.
+pub fn ip_detect(lab: &Lab) -> String {
+    let cidr = lab.network(NetKind::Private).cidr;
+    format!(
+        "#!/bin/sh\n\
+         # ip-detect for lab {lab}, written by dcos-lab: this node's address on the private network {cidr}.\n\
+         set -o nounset -o errexit\n\
+         ip -4 -o addr show to {cidr} | awk '{{ split($4, a, \"/\"); print a[1]; exit }}'\n",
+        lab = lab.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::plan_addresses;
+
+    fn lab(extra: &str) -> Lab {
+        let text = format!("{}{extra}", crate::model::BUILTIN_LABS[0].1);
+        crate::model::parse(&text, "t.yaml", None, &["debian-12"]).expect("valid lab")
+    }
+
+    fn parsed(l: &Lab) -> serde_json::Value {
+        let text = config_yaml(l, &plan_addresses(l)).expect("renders");
+        serde_saphyr::from_str(&text).expect("valid YAML")
+    }
+
+    #[test]
+    fn lists_come_from_roles_and_private_addresses() {
+        let l = lab("");
+        let c = parsed(&l);
+        let plan = plan_addresses(&l);
+        let ip = |n: &str| {
+            plan.node(n)
+                .and_then(|n| n.private_ipv4())
+                .map(|a| a.to_string())
+        };
+        assert_eq!(
+            c["bootstrap_url"],
+            format!("http://{}:4040", ip("boot").expect("boot"))
+        );
+        assert_eq!(c["master_list"], serde_json::json!([ip("master")]));
+        assert_eq!(c["agent_list"], serde_json::json!([]));
+        assert_eq!(c["public_agent_list"], serde_json::json!([ip("public")]));
+        assert_eq!(c["telemetry_enabled"], "false");
+        assert_eq!(c["oauth_enabled"], "false");
+        assert_eq!(c["enable_ipv6"], "true");
+        assert_eq!(c["master_discovery"], "static");
+    }
+
+    #[test]
+    fn resolver_is_the_host_on_the_private_network_never_a_public_one() {
+        let l = lab("");
+        let c = parsed(&l);
+        let gw = plan_addresses(&l)
+            .network(NetKind::Private)
+            .map(|n| n.gateway4.to_string());
+        assert_eq!(c["resolvers"], serde_json::json!([gw]));
+    }
+
+    #[test]
+    fn hardening_drives_telemetry_and_ipv6() {
+        let l = lab("hardening:\n  telemetry: true\n  ipv6: false\n");
+        let c = parsed(&l);
+        assert_eq!(c["telemetry_enabled"], "true");
+        assert_eq!(c["enable_ipv6"], "false");
+    }
+
+    #[test]
+    fn lab_file_config_wins_over_generated_keys() {
+        let l = lab(
+            "dcos:\n  cluster_name: demo\n  config:\n    telemetry_enabled: 'true'\n    dns_search: lab\n",
+        );
+        let text = config_yaml(&l, &plan_addresses(&l)).expect("renders");
+        let c: serde_json::Value = serde_saphyr::from_str(&text).expect("yaml");
+        assert_eq!(c["telemetry_enabled"], "true");
+        assert_eq!(c["dns_search"], "lab");
+        assert_eq!(c["cluster_name"], "demo");
+        assert_eq!(text.matches("telemetry_enabled").count(), 1);
+    }
+
+    #[test]
+    fn ip_detect_filters_by_the_private_cidr() {
+        let l = lab("");
+        let s = ip_detect(&l);
+        assert!(s.starts_with("#!/bin/sh\n"));
+        assert!(s.contains(&format!("show to {}", l.network(NetKind::Private).cidr)));
+    }
+}
