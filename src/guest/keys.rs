@@ -51,20 +51,32 @@ impl LabKey {
     /// Loads the key at `path`, or makes a new ed25519 key there (mode 0600, directory 0700).
     pub fn load_or_create(path: &Path, comment: &str) -> Result<LabKey, GuestError> {
         if path.exists() {
-            let text = fs::read_to_string(path).map_err(io("read", path))?;
-            let key =
-                PrivateKey::from_openssh(text.as_bytes()).map_err(|e| GuestError::BadKey {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
-            // Whatever happened to the file's mode since, it goes back to 0600.
-            fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-                .map_err(io("chmod", path))?;
-            return Ok(LabKey {
-                private: Arc::new(key),
+            return LabKey::load(path);
+        }
+        LabKey::create(path, comment)
+    }
+
+    /// Loads the lab's key; a missing key is an error that says how a lab gets one.
+    pub fn load(path: &Path) -> Result<LabKey, GuestError> {
+        if !path.exists() {
+            return Err(GuestError::NoKey {
                 path: path.to_path_buf(),
             });
         }
+        let text = fs::read_to_string(path).map_err(io("read", path))?;
+        let key = PrivateKey::from_openssh(text.as_bytes()).map_err(|e| GuestError::BadKey {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        // Whatever happened to the file's mode since, it goes back to 0600.
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io("chmod", path))?;
+        Ok(LabKey {
+            private: Arc::new(key),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn create(path: &Path, comment: &str) -> Result<LabKey, GuestError> {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io("create", dir))?;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))

@@ -20,6 +20,11 @@ pub enum GuestError {
         path: std::path::PathBuf,
         message: String,
     },
+    #[error(
+        "this lab has no SSH key at {}\n  fix: the lab was made with another state directory (DCOS_LAB_STATE_DIR) or by another user; use that, or `dcos-lab down` and `up` it again",
+        path.display()
+    )]
+    NoKey { path: std::path::PathBuf },
     #[error("cannot generate an SSH key: {0}")]
     KeyGen(String),
     #[error(
@@ -58,7 +63,7 @@ pub async fn interactive(
     addr: Option<std::net::Ipv4Addr>,
 ) -> anyhow::Result<i32> {
     let addr = addr.ok_or_else(|| anyhow::anyhow!("node {node} has no private address"))?;
-    let key = LabKey::load_or_create(&lab_dirs.ssh_key(), "dcos-lab")?;
+    let key = LabKey::load(&lab_dirs.ssh_key())?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
     let s = Session::connect(
         node,

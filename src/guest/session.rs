@@ -145,6 +145,15 @@ impl Session {
         command: &str,
         stdin: Option<&[u8]>,
     ) -> Result<Output, GuestError> {
+        self.exec_reading(command, stdin).await
+    }
+
+    /// Like [`Session::exec_with_input`], with stdin streamed from `stdin` (a file of any size).
+    pub async fn exec_reading<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        command: &str,
+        stdin: Option<R>,
+    ) -> Result<Output, GuestError> {
         let err = |source| GuestError::Channel {
             node: self.node.clone(),
             command: command.to_string(),

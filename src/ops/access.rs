@@ -69,7 +69,7 @@ pub async fn exec(
     command: &str,
     timeout: Duration,
 ) -> anyhow::Result<Vec<NodeResult>> {
-    let key = LabKey::load_or_create(&lab_dirs.ssh_key(), "dcos-lab")?;
+    let key = LabKey::load(&lab_dirs.ssh_key())?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
     let mut set = tokio::task::JoinSet::new();
     for (i, n) in targets.iter().enumerate() {

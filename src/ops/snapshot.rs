@@ -417,7 +417,7 @@ async fn fix_clocks(
     lab_dirs: &crate::paths::LabDirs,
     wait: Duration,
 ) -> anyhow::Result<Vec<(String, f64)>> {
-    let key = LabKey::load_or_create(&lab_dirs.ssh_key(), "dcos-lab")?;
+    let key = LabKey::load(&lab_dirs.ssh_key())?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
     let mut set = tokio::task::JoinSet::new();
     for n in &state.nodes {
