@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use super::{
     DownArgs, ExecArgs, JsonArg, LabArg, LabJsonArgs, RevertArgs, SnapshotArgs, SnapshotSub,
-    SshArgs, StatusArgs, nodes_table, print, print_json, runtime,
+    SshArgs, StatusArgs, print, print_json, runtime,
 };
 use crate::BadInput;
 use crate::ops::{self, access, lab_state};
@@ -52,17 +52,31 @@ pub fn down(uri: &str, dirs: &Dirs, a: DownArgs, no_wait: bool) -> anyhow::Resul
     Ok(0)
 }
 
-pub fn status(uri: &str, a: StatusArgs) -> anyhow::Result<i32> {
+/// A lab as `status` shows it: libvirt's view plus each node's DC/OS install state.
+#[derive(serde::Serialize)]
+struct LabStatus {
+    #[serde(flatten)]
+    state: lab_state::LabState,
+    install: std::collections::BTreeMap<String, ops::install::NodeInstall>,
+}
+
+pub fn status(uri: &str, dirs: &Dirs, a: StatusArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let labs = rt.block_on(async {
         let hv = ops::up::connect(uri).await?;
-        match &a.lab {
+        let states = match &a.lab {
             Some(arg) => {
                 let name = ops::lab_name(arg)?;
-                anyhow::Ok(vec![lab_state::read(&hv, &name).await?])
+                vec![lab_state::read(&hv, &name).await?]
             }
-            None => Ok(lab_state::read_all(&hv).await?.into_values().collect()),
+            None => lab_state::read_all(&hv).await?.into_values().collect(),
+        };
+        let mut out = Vec::new();
+        for state in states {
+            let install = ops::install::probe(&dirs.lab(&state.lab), &state.nodes).await;
+            out.push(LabStatus { state, install });
         }
+        anyhow::Ok(out)
     })?;
     if a.json {
         if a.lab.is_some() {
@@ -72,7 +86,7 @@ pub fn status(uri: &str, a: StatusArgs) -> anyhow::Result<i32> {
         }
     } else {
         let mut out = String::new();
-        for l in &labs {
+        for LabStatus { state: l, install } in &labs {
             if !l.exists() {
                 out.push_str(&format!("lab {}: not found (nothing in libvirt)\n", l.lab));
                 continue;
@@ -83,7 +97,14 @@ pub fn status(uri: &str, a: StatusArgs) -> anyhow::Result<i32> {
                 .find_map(|n| n.accel.clone())
                 .unwrap_or_default();
             out.push_str(&format!("lab {} (accelerator {accel})\n", l.lab));
-            out.push_str(&nodes_table(&l.nodes));
+            // The DC/OS column appears once any node has started an install.
+            let any = install.values().any(|s| {
+                !matches!(
+                    s,
+                    ops::install::NodeInstall::None | ops::install::NodeInstall::Unknown { .. }
+                )
+            });
+            out.push_str(&super::nodes_table_with(&l.nodes, any.then_some(install)));
             if !l.snapshots.is_empty() {
                 out.push_str(&format!("snapshots: {}\n", l.snapshots.join(", ")));
             }
@@ -94,11 +115,29 @@ pub fn status(uri: &str, a: StatusArgs) -> anyhow::Result<i32> {
         print(&out)?;
     }
     // A named lab that does not exist is not an error for status, but scripts can tell.
-    Ok(if a.lab.is_some() && !labs.iter().any(|l| l.exists()) {
-        1
-    } else {
-        0
-    })
+    Ok(
+        if a.lab.is_some() && !labs.iter().any(|l| l.state.exists()) {
+            1
+        } else {
+            0
+        },
+    )
+}
+
+/// The text summary of an install.
+pub fn install_summary(r: &ops::install::InstallReport) -> String {
+    let mut out = String::new();
+    for n in &r.nodes {
+        out.push_str(&format!(
+            "{:<12} {:<14} {} ({:.0} s)\n",
+            n.node, n.role, n.outcome, n.seconds
+        ));
+    }
+    out.push_str(&format!(
+        "DC/OS installed on lab {} from {} (config {}) in {:.1} s\n",
+        r.lab, r.bootstrap_url, r.config, r.seconds
+    ));
+    out
 }
 
 pub fn list(uri: &str, a: JsonArg) -> anyhow::Result<i32> {

@@ -65,6 +65,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Bring a lab up, or converge it: create what is missing, start what is stopped, wait for SSH.
     Up(UpArgs),
+    /// Install DC/OS on a running lab with the lab file's installer (resumes a stopped install).
+    Install(InstallArgs),
     /// Remove everything a lab owns: domains, networks, disks, seeds, keys, console logs.
     Down(DownArgs),
     /// Nodes, roles, states and addresses of one lab (or all), read from libvirt.
@@ -188,6 +190,24 @@ pub struct UpArgs {
     /// Seconds one node may take to answer over SSH before `up` fails.
     #[arg(long, default_value_t = 300, env = "DCOS_LAB_WAIT")]
     pub wait: u64,
+    /// Do not install DC/OS even when the lab file names an installer.
+    #[arg(long)]
+    pub no_install: bool,
+    /// Seconds one install phase on one node may take (with an installer).
+    #[arg(long, default_value_t = 1800)]
+    pub install_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// A built-in lab (minimal, standard, ha) or the path of a lab file with `dcos.installer`.
+    pub lab: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds one phase on one node may take (the masters' health check included).
+    #[arg(long, default_value_t = 1800)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -345,9 +365,36 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The node table `up` and `status` print.
 pub(crate) fn nodes_table(nodes: &[ops::lab_state::NodeState]) -> String {
+    nodes_table_with(nodes, None)
+}
+
+/// The nodes as a table; with `install`, a column of each node's DC/OS install state.
+pub(crate) fn nodes_table_with(
+    nodes: &[ops::lab_state::NodeState],
+    install: Option<&std::collections::BTreeMap<String, ops::install::NodeInstall>>,
+) -> String {
+    let col = |name: &str| -> String {
+        match install {
+            None => String::new(),
+            Some(m) => format!(
+                " {:<26}",
+                m.get(name)
+                    .map(|s| s.describe())
+                    .unwrap_or_else(|| "?".into())
+            ),
+        }
+    };
     let mut out = format!(
-        "{:<12} {:<14} {:<9} {}\n",
-        "NODE", "ROLE", "STATE", "ADDRESSES"
+        "{:<12} {:<14} {:<9}{} {}\n",
+        "NODE",
+        "ROLE",
+        "STATE",
+        if install.is_some() {
+            format!(" {:<26}", "DC/OS")
+        } else {
+            String::new()
+        },
+        "ADDRESSES"
     );
     for n in nodes {
         let addrs: Vec<String> = n
@@ -358,16 +405,12 @@ pub(crate) fn nodes_table(nodes: &[ops::lab_state::NodeState]) -> String {
                 None => format!("{}={}", nic.network, nic.ipv4),
             })
             .collect();
-        let state = match n.state {
-            crate::plan::ObjState::Active => "running",
-            crate::plan::ObjState::Inactive => "stopped",
-            crate::plan::ObjState::Paused => "paused",
-        };
         out.push_str(&format!(
-            "{:<12} {:<14} {:<9} {}\n",
+            "{:<12} {:<14} {:<9}{} {}\n",
             n.name,
             n.role,
-            state,
+            n.state.to_string(),
+            col(&n.name),
             addrs.join(" ")
         ));
     }
@@ -550,15 +593,40 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(cmd) => image(cmd, &dirs),
         Command::Up(a) => {
             let lab = ops::load_lab(&a.lab)?;
+            let installing = lab.dcos.installer.is_some() && !a.no_install;
+            if installing {
+                // A missing installer is refused before anything is created.
+                ops::install::installer_path(&lab)?;
+            }
             let _lock = lock(&dirs, &lab.name, no_wait)?;
             let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
             let opts = ops::up::UpOptions {
                 uri: cli.uri.clone(),
                 wait: std::time::Duration::from_secs(a.wait),
             };
-            let report = runtime()?.block_on(ops::up::up(&lab, accel, &dirs, &opts))?;
+            let rt = runtime()?;
+            let report = rt.block_on(ops::up::up(&lab, accel, &dirs, &opts))?;
+            let install = if installing {
+                let opts = ops::install::InstallOptions {
+                    uri: cli.uri.clone(),
+                    timeout: std::time::Duration::from_secs(a.install_timeout),
+                };
+                Some(rt.block_on(ops::install::install(&lab, &dirs, &opts))?)
+            } else {
+                None
+            };
             if a.json {
-                print_json(&report)?;
+                #[derive(serde::Serialize)]
+                struct Out<'a> {
+                    #[serde(flatten)]
+                    up: &'a ops::up::UpReport,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    install: Option<&'a ops::install::InstallReport>,
+                }
+                print_json(&Out {
+                    up: &report,
+                    install: install.as_ref(),
+                })?;
             } else {
                 let mut out = nodes_table(&report.nodes);
                 out.push_str(&format!(
@@ -573,12 +641,31 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                         ""
                     }
                 ));
+                if let Some(i) = &install {
+                    out.push_str(&commands::install_summary(i));
+                }
                 print(&out)?;
             }
             Ok(0)
         }
+        Command::Install(a) => {
+            let lab = ops::load_lab(&a.lab)?;
+            ops::install::installer_path(&lab)?;
+            let _lock = lock(&dirs, &lab.name, no_wait)?;
+            let opts = ops::install::InstallOptions {
+                uri: cli.uri.clone(),
+                timeout: std::time::Duration::from_secs(a.timeout),
+            };
+            let report = runtime()?.block_on(ops::install::install(&lab, &dirs, &opts))?;
+            if a.json {
+                print_json(&report)?;
+            } else {
+                print(&commands::install_summary(&report))?;
+            }
+            Ok(0)
+        }
         Command::Down(a) => commands::down(&cli.uri, &dirs, a, no_wait),
-        Command::Status(a) => commands::status(&cli.uri, a),
+        Command::Status(a) => commands::status(&cli.uri, &dirs, a),
         Command::List(a) => commands::list(&cli.uri, a),
         Command::Ssh(a) => commands::ssh(&cli.uri, &dirs, a),
         Command::Exec(a) => commands::exec(&cli.uri, &dirs, a),

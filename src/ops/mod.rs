@@ -3,6 +3,7 @@
 pub mod access;
 pub mod doctor;
 pub mod down;
+pub mod install;
 pub mod lab_state;
 pub mod plan;
 pub mod render;

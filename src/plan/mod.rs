@@ -24,6 +24,16 @@ pub enum ObjState {
     Paused,
 }
 
+impl std::fmt::Display for ObjState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ObjState::Active => "running",
+            ObjState::Inactive => "stopped",
+            ObjState::Paused => "paused",
+        })
+    }
+}
+
 /// What already exists of a lab: read from libvirt (and the pool directory) by the driver.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
