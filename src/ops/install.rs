@@ -301,7 +301,7 @@ impl Remote {
     /// Records the failure on the node and builds the error with the log's tail.
     async fn failed(&self, phase: Phase, command: &str, why: String) -> PhaseFailed {
         let tail_cmd = format!(
-            "echo 'failed {phase} {}' > {STATE_FILE}; tail -n {TAIL_LINES} {LOG_FILE}",
+            "echo 'failed {phase} {}' > {STATE_FILE}; tail -n {TAIL_LINES} {LOG_FILE}; df -h --output=size,used,avail /tmp | awk 'NR == 2 {{ print \"(/tmp: size \" $1 \", used \" $2 \", available \" $3 \")\" }}'",
             self.config
         );
         let log_tail = match self.session.exec(&tail_cmd).await {
@@ -684,7 +684,7 @@ pub async fn install(
             && c != config
         {
             return Err(crate::BadInput(format!(
-                "node {name} of lab {} has DC/OS from another installer or configuration (dcos section of {} changed since)\n  fix: undo the change, or `dcos-lab down {}` and `up` to install afresh",
+                "node {name} of lab {} has DC/OS from another installer or configuration (the installer or the dcos section of {} changed since)\n  fix: undo the change, or `dcos-lab down {}` and `up` to install afresh",
                 lab.name, lab.source, lab.name
             ))
             .into());
