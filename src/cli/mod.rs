@@ -442,9 +442,46 @@ pub(crate) fn lock(dirs: &Dirs, lab: &str, no_wait: bool) -> anyhow::Result<crat
     )?)
 }
 
+/// The error for a command stopped by Ctrl-C: what exists of the lab now (read from libvirt),
+/// and how to go on.
+pub(crate) async fn interrupted(uri: &str, lab: &str, arg: &str, command: &str) -> anyhow::Error {
+    let what = match ops::up::connect(uri).await {
+        Ok(hv) => match ops::lab_state::read(&hv, lab).await {
+            Ok(s) if s.exists() => {
+                let mut parts: Vec<String> = s
+                    .networks
+                    .iter()
+                    .map(|n| format!("network {} ({})", n.name, n.state))
+                    .collect();
+                parts.extend(
+                    s.nodes
+                        .iter()
+                        .map(|n| format!("domain {} ({})", n.domain, n.state)),
+                );
+                format!("lab {lab} has now: {}", parts.join(", "))
+            }
+            Ok(_) => format!("lab {lab} has no domains or networks in libvirt"),
+            Err(e) => format!("cannot read what lab {lab} has now: {e}"),
+        },
+        Err(e) => format!("cannot read what lab {lab} has now: {e}"),
+    };
+    crate::Interrupted(format!(
+        "interrupted: `{command}` stopped by Ctrl-C; {what}\n  fix: `dcos-lab up {arg}` finishes the lab, `dcos-lab down {lab}` removes it"
+    ))
+    .into()
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let dirs = Dirs::discover();
     let no_wait = cli.no_wait;
+    crate::fault::set_command(match &cli.command {
+        Command::Up(_) => "up",
+        Command::Down(_) => "down",
+        Command::Snapshot(_) => "snapshot",
+        Command::Revert(_) => "revert",
+        Command::Install(_) => "install",
+        _ => "",
+    });
     match cli.command {
         Command::Plan(a) => {
             let lab = ops::load_lab(&a.lab)?;
@@ -605,7 +642,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 wait: std::time::Duration::from_secs(a.wait),
             };
             let rt = runtime()?;
-            let report = rt.block_on(ops::up::up(&lab, accel, &dirs, &opts))?;
+            let report = rt.block_on(async {
+                tokio::select! {
+                    r = ops::up::up(&lab, accel, &dirs, &opts) => r,
+                    _ = tokio::signal::ctrl_c() => Err(interrupted(&cli.uri, &lab.name, &a.lab, "up").await),
+                }
+            })?;
             let install = if installing {
                 let opts = ops::install::InstallOptions {
                     uri: cli.uri.clone(),
@@ -656,7 +698,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 uri: cli.uri.clone(),
                 timeout: std::time::Duration::from_secs(a.timeout),
             };
-            let report = runtime()?.block_on(ops::install::install(&lab, &dirs, &opts))?;
+            let report = runtime()?.block_on(async {
+                tokio::select! {
+                    r = ops::install::install(&lab, &dirs, &opts) => r,
+                    _ = tokio::signal::ctrl_c() => Err(crate::Interrupted(format!(
+                        "interrupted: `install` stopped by Ctrl-C (commands already started on the nodes run on)\n  fix: `dcos-lab install {}` resumes", a.lab
+                    )).into()),
+                }
+            })?;
             if a.json {
                 print_json(&report)?;
             } else {

@@ -24,10 +24,44 @@ fn call<T>(
     what: impl FnOnce() -> String,
     r: Result<T, virt::error::Error>,
 ) -> Result<T, DriverError> {
-    r.map_err(|source| DriverError::Call {
-        what: what(),
-        source,
+    r.map_err(|source| {
+        if connection_lost(&source) {
+            DriverError::ConnectionLost {
+                what: what(),
+                source,
+            }
+        } else {
+            DriverError::Call {
+                what: what(),
+                source,
+            }
+        }
     })
+}
+
+/// True when the error says the connection to libvirtd is gone rather than that the call failed.
+fn connection_lost(e: &virt::error::Error) -> bool {
+    use virt::enumutil::Enum;
+    use virt::error::{ErrorDomain as D, ErrorNumber as N};
+    matches!(e.domain(), Enum::Known(D::Rpc))
+        || matches!(e.code(), Enum::Known(N::NoConnect))
+        || [
+            "client socket is closed",
+            "Broken pipe",
+            "End of file while reading",
+        ]
+        .iter()
+        .any(|m| e.message().contains(m))
+}
+
+/// [`call`] for a call that changes the host: one step for fault injection ([`crate::fault`]).
+fn changed<T>(
+    what: impl Fn() -> String,
+    r: Result<T, virt::error::Error>,
+) -> Result<T, DriverError> {
+    let v = call(&what, r)?;
+    crate::fault::step(&what());
+    Ok(v)
 }
 
 fn version_string(v: u32) -> String {
@@ -177,7 +211,7 @@ impl Hypervisor for Libvirt {
     }
 
     fn define_network(&self, xml: &str) -> Result<String, DriverError> {
-        let net = call(
+        let net = changed(
             || "define a network".into(),
             self.conn.define_network_xml(xml),
         )?;
@@ -189,16 +223,16 @@ impl Hypervisor for Libvirt {
         if call(|| format!("query network {name}"), net.is_active())? {
             return Ok(());
         }
-        call(|| format!("start network {name}"), net.create().map(|_| ()))
+        changed(|| format!("start network {name}"), net.create().map(|_| ()))
     }
 
     fn remove_network(&self, name: &str) -> Result<(), DriverError> {
         ignore_missing((|| {
             let net = self.network(name)?;
             if call(|| format!("query network {name}"), net.is_active())? {
-                call(|| format!("stop network {name}"), net.destroy())?;
+                changed(|| format!("stop network {name}"), net.destroy())?;
             }
-            call(|| format!("undefine network {name}"), net.undefine())
+            changed(|| format!("undefine network {name}"), net.undefine())
         })())
     }
 
@@ -257,7 +291,7 @@ impl Hypervisor for Libvirt {
     }
 
     fn define_domain(&self, xml: &str) -> Result<String, DriverError> {
-        let dom = call(
+        let dom = changed(
             || "define a domain".into(),
             self.conn.define_domain_xml(xml),
         )?;
@@ -267,15 +301,16 @@ impl Hypervisor for Libvirt {
     fn start_domain(&self, name: &str) -> Result<(), DriverError> {
         let dom = self.domain(name)?;
         if call(|| format!("query domain {name}"), dom.is_active())? {
-            return Ok(());
+            // Running, or paused (by an interrupted snapshot or revert): make it run.
+            return self.resume_domain(name);
         }
-        call(|| format!("start domain {name}"), dom.create().map(|_| ()))
+        changed(|| format!("start domain {name}"), dom.create().map(|_| ()))
     }
 
     fn stop_domain(&self, name: &str) -> Result<(), DriverError> {
         let dom = self.domain(name)?;
         if call(|| format!("query domain {name}"), dom.is_active())? {
-            call(|| format!("stop domain {name}"), dom.destroy())?;
+            changed(|| format!("stop domain {name}"), dom.destroy())?;
         }
         Ok(())
     }
@@ -285,7 +320,7 @@ impl Hypervisor for Libvirt {
         let dom = self.domain(name)?;
         match call(|| format!("query domain {name}"), dom.state())?.0 {
             virt::enumutil::Enum::Known(S::Paused) => Ok(()),
-            _ => call(|| format!("pause domain {name}"), dom.suspend()),
+            _ => changed(|| format!("pause domain {name}"), dom.suspend()),
         }
     }
 
@@ -294,7 +329,7 @@ impl Hypervisor for Libvirt {
         let dom = self.domain(name)?;
         match call(|| format!("query domain {name}"), dom.state())?.0 {
             virt::enumutil::Enum::Known(S::Paused) => {
-                call(|| format!("resume domain {name}"), dom.resume())
+                changed(|| format!("resume domain {name}"), dom.resume())
             }
             _ => Ok(()),
         }
@@ -317,7 +352,7 @@ impl Hypervisor for Libvirt {
             esc(snapshot),
             esc(description)
         );
-        call(
+        changed(
             || format!("snapshot domain {domain} as {snapshot}"),
             dom.create_snapshot_xml(&xml, 0).map(|_| ()),
         )
@@ -346,7 +381,7 @@ impl Hypervisor for Libvirt {
         } else {
             virt::sys::VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING
         };
-        call(
+        changed(
             || format!("revert domain {domain} to {snapshot}"),
             snap.revert(flags),
         )
@@ -364,7 +399,7 @@ impl Hypervisor for Libvirt {
         )?;
         for s in snaps {
             if s.name().ok().as_deref() == Some(snapshot) {
-                call(
+                changed(
                     || format!("delete snapshot {snapshot} of {domain}"),
                     s.delete(0),
                 )?;
@@ -400,13 +435,13 @@ impl Hypervisor for Libvirt {
         ignore_missing((|| {
             let dom = self.domain(name)?;
             if call(|| format!("query domain {name}"), dom.is_active())? {
-                call(|| format!("stop domain {name}"), dom.destroy())?;
+                changed(|| format!("stop domain {name}"), dom.destroy())?;
             }
             // Our domains boot without UEFI and take no checkpoints: snapshot metadata and a
             // managed save image are all that can hang on to a domain.
             let flags =
                 sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
-            call(
+            changed(
                 || format!("undefine domain {name}"),
                 dom.undefine_flags(flags),
             )
@@ -440,7 +475,7 @@ impl Hypervisor for Libvirt {
     }
 
     fn define_pool(&self, xml: &str) -> Result<String, DriverError> {
-        let pool = call(
+        let pool = changed(
             || "define a storage pool".into(),
             self.conn.define_storage_pool_xml(xml, 0),
         )?;
@@ -450,10 +485,10 @@ impl Hypervisor for Libvirt {
     fn start_pool(&self, name: &str, build: bool) -> Result<(), DriverError> {
         let pool = self.storage_pool(name)?;
         if build {
-            call(|| format!("build storage pool {name}"), pool.build(0))?;
+            changed(|| format!("build storage pool {name}"), pool.build(0))?;
         }
         if !call(|| format!("query storage pool {name}"), pool.is_active())? {
-            call(|| format!("start storage pool {name}"), pool.create(0))?;
+            changed(|| format!("start storage pool {name}"), pool.create(0))?;
         }
         Ok(())
     }
@@ -493,7 +528,7 @@ impl Hypervisor for Libvirt {
             {
                 // Volumes can only be listed and deleted on an active pool. One that cannot start
                 // (its directory is gone) holds no volumes libvirt could delete: undefine it.
-                return call(|| format!("undefine storage pool {name}"), pool.undefine());
+                return changed(|| format!("undefine storage pool {name}"), pool.undefine());
             }
             let _ = pool.refresh(0);
             let vols = call(
@@ -502,20 +537,20 @@ impl Hypervisor for Libvirt {
             )?;
             for vol in vols {
                 let vname = vol.name().unwrap_or_default();
-                call(|| format!("delete volume {vname} of {name}"), vol.delete(0))?;
+                changed(|| format!("delete volume {vname} of {name}"), vol.delete(0))?;
             }
-            call(|| format!("stop storage pool {name}"), pool.destroy())?;
-            call(
+            changed(|| format!("stop storage pool {name}"), pool.destroy())?;
+            changed(
                 || format!("delete the directory of storage pool {name}"),
                 pool.delete(0),
             )?;
-            call(|| format!("undefine storage pool {name}"), pool.undefine())
+            changed(|| format!("undefine storage pool {name}"), pool.undefine())
         })())
     }
 
     fn create_volume(&self, pool: &str, xml: &str) -> Result<String, DriverError> {
         let p = self.storage_pool(pool)?;
-        let vol = call(
+        let vol = changed(
             || format!("create a volume in {pool}"),
             StorageVol::create_xml(&p, xml, 0),
         )?;

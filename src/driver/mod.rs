@@ -23,6 +23,14 @@ pub enum DriverError {
         #[source]
         source: virt::error::Error,
     },
+    #[error(
+        "lost the connection to libvirt while trying to {what} (was libvirtd restarted or stopped?)\n  fix: make sure libvirtd runs (scripts/setup-host.sh starts it), then run the command again: it takes over where this one stopped"
+    )]
+    ConnectionLost {
+        what: String,
+        #[source]
+        source: virt::error::Error,
+    },
     #[error("domain {domain} has no snapshot {snapshot}")]
     NoSnapshot { domain: String, snapshot: String },
     #[error("libvirt returned XML for {what} that dcos-lab cannot read")]

@@ -89,6 +89,7 @@ impl LabKey {
             .to_openssh(russh::keys::ssh_key::LineEnding::LF)
             .map_err(|e| GuestError::KeyGen(e.to_string()))?;
         write_private(path, pem.as_bytes())?;
+        crate::fault::step("write the lab key");
         let public = key
             .public_key()
             .to_openssh()

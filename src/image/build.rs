@@ -177,6 +177,19 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
             seconds: started.elapsed().as_secs_f64(),
         });
     }
+    for (tool, package) in [
+        ("mmdebstrap", "mmdebstrap"),
+        ("mkfs.ext4", "e2fsprogs"),
+        ("qemu-img", "qemu-utils"),
+    ] {
+        if !crate::host::find_in_path(tool) {
+            return Err(ImageError::MissingTool {
+                name: name.to_string(),
+                tool: tool.to_string(),
+                package: package.to_string(),
+            });
+        }
+    }
     // Leftovers of interrupted builds of this image: we hold the lock, so none is running.
     if let Ok(entries) = fs::read_dir(&images) {
         for e in entries.flatten() {

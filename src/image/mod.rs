@@ -54,6 +54,14 @@ pub enum ImageError {
         status: String,
         tail: String,
     },
+    #[error(
+        "{tool} is not installed, so image {name} cannot be built\n  fix: run scripts/setup-host.sh (or `apt install {package}`)"
+    )]
+    MissingTool {
+        name: String,
+        tool: String,
+        package: String,
+    },
     #[error("cannot run {tool}: is it installed? (scripts/setup-host.sh installs it)")]
     Spawn {
         tool: String,

@@ -67,6 +67,7 @@ pub async fn down(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str) -> anyhow::Result<D
     if lab_dirs.path().exists() {
         std::fs::remove_dir_all(lab_dirs.path())
             .with_context(|| format!("cannot remove {}", lab_dirs.path().display()))?;
+        crate::fault::step("remove the lab's directory");
         removed.push(format!("directory {}", lab_dirs.path().display()));
     }
     Ok(DownReport {

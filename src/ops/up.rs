@@ -132,12 +132,12 @@ async fn preflight(
     if let Some(avail) = crate::host::mem_available()
         && needed > avail.bytes()
     {
-        bail!(
+        return Err(crate::BadInput(format!(
             "not enough free memory for lab {}: its stopped nodes need {} MiB, the host has {} MiB available\n  fix: stop other labs (`dcos-lab down`), or give the nodes less memory in the lab file",
             lab.name,
             needed / (1024 * 1024),
             avail.as_mib()
-        );
+        )).into());
     }
     let new_nets: Vec<NetKind> = actions
         .iter()
@@ -159,32 +159,32 @@ async fn preflight(
                 continue;
             }
             if other.bridge.as_deref() == Some(np.bridge.as_str()) {
-                bail!(
+                return Err(crate::BadInput(format!(
                     "bridge {} of the {kind} network is already used by libvirt network {}\n  fix: rename the lab (bridge names derive from it)",
                     np.bridge,
                     other.name
-                );
+                )).into());
             }
             for c in &other.ipv4 {
                 if let Ok(o) = c.parse::<ipnetwork::Ipv4Network>()
                     && o.overlaps(net.cidr)
                 {
-                    bail!(
+                    return Err(crate::BadInput(format!(
                         "the {kind} network {} of lab {} collides with libvirt network {} ({c})\n  fix: set networks.{kind}.cidr in the lab file to a free range",
                         net.cidr,
                         lab.name,
                         other.name
-                    );
+                    )).into());
                 }
             }
         }
         for (route, dev) in &routes {
             if route.overlaps(net.cidr) && dev != &np.bridge {
-                bail!(
+                return Err(crate::BadInput(format!(
                     "the {kind} network {} of lab {} collides with the host route {route} on {dev}\n  fix: set networks.{kind}.cidr in the lab file to a free range",
                     net.cidr,
                     lab.name
-                );
+                )).into());
             }
         }
     }
@@ -268,14 +268,18 @@ async fn ensure_image(dirs: &Dirs, lab: &Lab, progress: &Progress) -> anyhow::Re
             line.done(&format!("built in {:.0} s", built.seconds));
             Ok(())
         }
-        ImageRef::Recipe(name) => bail!(
-            "image \"{name}\" is not in the cache {}\n  fix: `dcos-lab image import FILE --name {name}`",
+        ImageRef::Recipe(name) => Err(crate::BadInput(format!(
+            "{}: image \"{name}\" is not in the cache {}\n  fix: `dcos-lab image import FILE --name {name}`",
+            lab.source,
             dirs.images().display()
-        ),
-        ImageRef::File(p) => bail!(
-            "image file {} does not exist\n  fix: correct `image:` in the lab file",
+        ))
+        .into()),
+        ImageRef::File(p) => Err(crate::BadInput(format!(
+            "{}: image: the file {} does not exist\n  fix: correct `image:` in the lab file",
+            lab.source,
             p.display()
-        ),
+        ))
+        .into()),
     }
 }
 
@@ -372,6 +376,7 @@ pub async fn up(
             Action::WriteSeed { node, .. } => {
                 let seed = render::cloudinit::seed(lab, &addrs, node, &key.public_openssh())?;
                 write_seed(&lab_dirs, node, &seed)?;
+                crate::fault::step(&format!("write the seed of {node}"));
                 let p = pool.clone();
                 blocking(&hv, move |h| h.refresh_pool(&p)).await?;
             }
