@@ -1,0 +1,488 @@
+//! Reliability on the real qemu:///system: a command killed at every step it changes the host,
+//! Ctrl-C, libvirtd restarted mid-`up`, host key mismatch, preflight refusals that create nothing,
+//! and objects with lab-like names that are not ours. One test at a time (`common::vm_lock`):
+//! these tests restart libvirtd.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestLab;
+use dcos_lab::driver::{Hypervisor, Libvirt};
+
+const TWO_NODES: &str = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 768M\n";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs `args` with the fault `spec` (`<command>:<step>:kill`).
+fn with_fault(lab: &TestLab, spec: &str, args: &[&str]) -> Output {
+    lab.cmd()
+        .env(dcos_lab::fault::ENV, spec)
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn killed(out: &Output) -> bool {
+    out.status.signal() == Some(libc::SIGKILL)
+}
+
+/// Every node of the lab runs and answers over SSH.
+fn assert_converged(lab: &TestLab, context: &str) {
+    let f = lab.file_arg();
+    let status = lab.json(&["status", &f, "--json"]);
+    let nodes = status["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 2, "{context}: {status}");
+    for n in nodes {
+        assert_eq!(n["state"], "active", "{context}: {n}");
+    }
+    lab.run(&["exec", &f, "--", "true"]);
+}
+
+fn restart_libvirtd() {
+    let _ = std::process::Command::new("pkill")
+        .args(["-x", "libvirtd"])
+        .status();
+    let t = Instant::now();
+    while std::process::Command::new("pgrep")
+        .args(["-x", "libvirtd"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+        && t.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let st = std::process::Command::new("libvirtd")
+        .arg("-d")
+        .status()
+        .expect("libvirtd");
+    assert!(st.success());
+    let t = Instant::now();
+    while Libvirt::open(Some("qemu:///system")).is_err() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until process `pid` is stopped (SIGSTOP).
+fn wait_stopped(child: &mut std::process::Child) {
+    let t = Instant::now();
+    loop {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        // The state follows the command name in parentheses.
+        if stat
+            .rsplit(')')
+            .next()
+            .map(|r| r.trim_start().starts_with('T'))
+            == Some(true)
+        {
+            return;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("the command ended before the fault point: {st}");
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "never stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// `up`, `snapshot`, `revert` and `down`, each killed (SIGKILL) right after every step that
+/// changes the host, each time followed by `up`: the lab converges every time, and `down`
+/// leaves nothing.
+///
+/// `up` and `down` converge by design, so "killed at step N" is reached by chaining: every run
+/// is killed after its own first change, and the next run starts where the last one died, until a
+/// run has nothing left to do; that visits every step of a fresh run exactly once, for one boot.
+/// `snapshot` and `revert` start over every time, so they are run killed at step 1, 2, ... until
+/// a run completes.
+#[test]
+fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
+    if common::system_libvirt().is_none() {
+        return;
+    }
+    let _vm = common::vm_lock();
+    let lab = TestLab::new("fault", 73, TWO_NODES);
+    let f = lab.file_arg();
+
+    // up, killed after each of its steps in turn.
+    let mut steps = 0;
+    loop {
+        let out = with_fault(&lab, "up:1:kill", &["up", &f]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            killed(&out),
+            "up failed instead of being killed:\n{}",
+            text(&out.stderr)
+        );
+        steps += 1;
+        assert!(steps < 60, "up never finished");
+    }
+    // pool (define, build, start), 2 networks (define, start), key, 2 disks, 2 seeds,
+    // 2 domains (define, start).
+    assert!(steps >= 14, "only {steps} steps of up were killed");
+    assert_converged(&lab, "after the killed ups");
+
+    // snapshot, killed after step k for every k; `up` after each.
+    lab.run(&["exec", &f, "--", "echo base > /root/base"]);
+    let mut k = 1;
+    let base = loop {
+        let name = format!("s{k}");
+        let out = with_fault(
+            &lab,
+            &format!("snapshot:{k}:kill"),
+            &["snapshot", &f, &name],
+        );
+        if out.status.success() {
+            break name;
+        }
+        assert!(
+            killed(&out),
+            "snapshot failed instead of being killed:\n{}",
+            text(&out.stderr)
+        );
+        lab.run(&["up", &f]);
+        assert_converged(&lab, &format!("snapshot killed at step {k}"));
+        k += 1;
+        assert!(k < 40, "snapshot never finished");
+    };
+    assert!(k > 4, "only {} steps of snapshot were killed", k - 1);
+    let list = lab.json(&["snapshots", &f, "--json"]);
+    let complete: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|s| s["complete"] == true)
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(complete, vec![base.as_str()], "{list}");
+
+    // revert, killed after step k for every k; `up` after each.
+    lab.run(&["exec", &f, "--", "rm /root/base"]);
+    let mut k = 1;
+    loop {
+        let out = with_fault(&lab, &format!("revert:{k}:kill"), &["revert", &f, &base]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            killed(&out),
+            "revert failed instead of being killed:\n{}",
+            text(&out.stderr)
+        );
+        lab.run(&["up", &f]);
+        assert_converged(&lab, &format!("revert killed at step {k}"));
+        k += 1;
+        assert!(k < 40, "revert never finished");
+    }
+    assert!(k > 4, "only {} steps of revert were killed", k - 1);
+    assert_eq!(lab.sh("master", "cat /root/base").trim(), "base");
+
+    // A node whose host key changed (someone else answers at its address) is refused; a
+    // revert puts the node's own key back.
+    let _ = lab
+        .cmd()
+        .args([
+            "ssh",
+            &f,
+            "master",
+            "--",
+            "rm -f /etc/ssh/ssh_host_*; ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key; systemctl restart ssh",
+        ])
+        .output();
+    let out = lab
+        .cmd()
+        .args(["ssh", &f, "master", "--", "true"])
+        .output()
+        .expect("runs");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not the one pinned"), "{err}");
+    assert!(err.contains("fix:"), "{err}");
+    lab.run(&["revert", &f, &base]);
+    assert_converged(&lab, "after the host key test");
+
+    // down, killed after each of its steps in turn; after the first kill, `up` converges.
+    let mut steps = 0;
+    loop {
+        let out = with_fault(&lab, "down:1:kill", &["down", &f]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            killed(&out),
+            "down failed instead of being killed:\n{}",
+            text(&out.stderr)
+        );
+        steps += 1;
+        if steps == 1 {
+            lab.run(&["up", &f]);
+            assert_converged(&lab, "up after a killed down");
+        }
+        assert!(steps < 60, "down never finished");
+    }
+    assert!(steps >= 6, "only {steps} steps of down were killed");
+    assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
+}
+
+/// Ctrl-C during `up` stops it, says what exists, exits 130; libvirtd restarted in the middle of
+/// `up` gives a clear error; the next `up` converges; `down` leaves nothing.
+#[test]
+fn ctrl_c_and_a_libvirtd_restart_during_up() {
+    if common::system_libvirt().is_none() {
+        return;
+    }
+    let _vm = common::vm_lock();
+    let lab = TestLab::new("intr", 74, TWO_NODES);
+    let f = lab.file_arg();
+
+    // Ctrl-C right after the 4th change (the networks are being made).
+    let mut child = lab
+        .std_cmd()
+        .env(dcos_lab::fault::ENV, "up:4:stop")
+        .args(["up", &f])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_stopped(&mut child);
+    signal(&child, libc::SIGINT);
+    signal(&child, libc::SIGCONT);
+    let out = child.wait_with_output().expect("waits");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: `up` stopped by Ctrl-C"), "{err}");
+    assert!(
+        err.contains("has now: network dcos-lab-dltest-intr-"),
+        "{err}"
+    );
+    assert!(err.contains("fix: `dcos-lab up"), "{err}");
+
+    // libvirtd restarted while `up` is between two changes.
+    let mut child = lab
+        .std_cmd()
+        .env(dcos_lab::fault::ENV, "up:2:stop")
+        .args(["up", &f])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_stopped(&mut child);
+    restart_libvirtd();
+    signal(&child, libc::SIGCONT);
+    let out = child.wait_with_output().expect("waits");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("lost the connection to libvirt"), "{err}");
+    assert!(err.contains("run the command again"), "{err}");
+
+    lab.run(&["up", &f]);
+    assert_converged(&lab, "up after the interruptions");
+    lab.run(&["down", &f]);
+    assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
+}
+
+/// A bridge with no ports carrying a host route; removed on drop.
+struct HostRoute(&'static str);
+
+impl HostRoute {
+    fn add(dev: &'static str, cidr: &str) -> HostRoute {
+        let ip = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip");
+            assert!(st.success(), "ip {args:?}");
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", dev])
+            .stderr(Stdio::null())
+            .status();
+        let guard = HostRoute(dev);
+        ip(&["link", "add", dev, "type", "bridge"]);
+        ip(&["addr", "add", cidr, "dev", dev]);
+        ip(&["link", "set", dev, "up"]);
+        guard
+    }
+}
+
+impl Drop for HostRoute {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", self.0])
+            .status();
+    }
+}
+
+fn refused(lab: &TestLab, out: &Output, code: i32, needles: &[&str]) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "missing {n:?} in:\n{err}");
+    }
+    assert!(err.contains("fix"), "{err}");
+    assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
+}
+
+/// Every preflight refusal says what to do, exits non-zero and creates nothing; objects with a
+/// lab's names but without our metadata survive `down` and `down --all`.
+#[test]
+fn preflight_refusals_create_nothing_and_foreign_objects_survive_down() {
+    let Some(hv) = common::system_libvirt() else {
+        return;
+    };
+    let _vm = common::vm_lock();
+
+    // Not enough memory.
+    let lab = TestLab::new(
+        "pre",
+        75,
+        "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 900G\n",
+    );
+    let f = lab.file_arg();
+    let out = lab.cmd().args(["up", &f]).output().expect("runs");
+    refused(&lab, &out, 2, &["not enough free memory", "dltest-pre"]);
+
+    // A CIDR taken by a libvirt network that is not ours.
+    let lab = TestLab::new("pre", 76, TWO_NODES);
+    let f = lab.file_arg();
+    let mut guard = common::Cleanup::new(&hv);
+    let foreign = "dltest-foreign-net";
+    guard.networks.push(foreign.into());
+    hv.define_network(&format!(
+        "<network><name>{foreign}</name><bridge name='dltest-fn0'/><ip address='172.29.76.1' prefix='24'/></network>"
+    ))
+    .expect("define");
+    let out = lab.cmd().args(["up", &f]).output().expect("runs");
+    refused(
+        &lab,
+        &out,
+        2,
+        &[
+            "collides with libvirt network dltest-foreign-net",
+            "networks.private.cidr",
+        ],
+    );
+    drop(guard);
+
+    // A CIDR the host already routes.
+    let lab = TestLab::new("pre", 77, TWO_NODES);
+    let f = lab.file_arg();
+    let route = HostRoute::add("dltest-rt0", "172.28.77.1/24");
+    let out = lab.cmd().args(["up", &f]).output().expect("runs");
+    refused(
+        &lab,
+        &out,
+        2,
+        &[
+            "collides with the host route 172.28.77.0/24 on dltest-rt0",
+            "networks.public.cidr",
+        ],
+    );
+    drop(route);
+
+    // libvirt unreachable.
+    let out = lab
+        .cmd()
+        .args([
+            "--uri",
+            "qemu+unix:///system?socket=/nonexistent/libvirt-sock",
+            "up",
+            &f,
+        ])
+        .output()
+        .expect("runs");
+    refused(
+        &lab,
+        &out,
+        1,
+        &["libvirt is not reachable", "setup-host.sh"],
+    );
+
+    // An image file that does not exist.
+    let text_of = std::fs::read_to_string(&lab.file).expect("lab");
+    std::fs::write(
+        &lab.file,
+        text_of.replace(
+            "accel: tcg\n",
+            "accel: tcg\nimage: /nonexistent/disk.qcow2\n",
+        ),
+    )
+    .expect("lab");
+    let out = lab.cmd().args(["up", &f]).output().expect("runs");
+    refused(
+        &lab,
+        &out,
+        2,
+        &["/nonexistent/disk.qcow2", "does not exist", "image:"],
+    );
+    std::fs::write(&lab.file, text_of).expect("lab");
+
+    // A built-in image that is not cached and cannot be built here (no mmdebstrap on PATH).
+    let cache = tempfile::Builder::new()
+        .prefix("dltest-cache-")
+        .tempdir()
+        .expect("cache");
+    let out = lab
+        .cmd()
+        .env("DCOS_LAB_CACHE_DIR", cache.path())
+        .env("PATH", "/nonexistent")
+        .args(["up", &f])
+        .output()
+        .expect("runs");
+    refused(
+        &lab,
+        &out,
+        1,
+        &[
+            "mmdebstrap is not installed",
+            "image debian-12 cannot be built",
+        ],
+    );
+
+    // A domain and a network named like the lab's, without our metadata, survive `down` of that
+    // lab and `down --all`.
+    let mut guard = common::Cleanup::new(&hv);
+    let net = format!("dcos-lab-{}-private", lab.name);
+    let dom = format!("dcos-lab-{}-boot", lab.name);
+    guard.networks.push(net.clone());
+    guard.domains.push(dom.clone());
+    hv.define_network(&format!(
+        "<network><name>{net}</name><bridge name='dltest-fn1'/></network>"
+    ))
+    .expect("define network");
+    hv.define_domain(&format!(
+        "<domain type='qemu'><name>{dom}</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>"
+    ))
+    .expect("define domain");
+    lab.run(&["down", &lab.name]);
+    // `down --all` removes every lab on the host: only where no lab but the tests' exists.
+    let others: Vec<String> = hv
+        .owned_domains()
+        .expect("domains")
+        .into_iter()
+        .map(|d| d.tag.lab)
+        .filter(|l| !l.starts_with(common::TEST_PREFIX))
+        .collect();
+    if others.is_empty() {
+        lab.run(&["down", "--all"]);
+    } else {
+        eprintln!("skipped `down --all`: this host has labs that are not the tests' ({others:?})");
+    }
+    let names = hv.all_networks().expect("networks");
+    assert!(names.iter().any(|n| n.name == net), "{net} was removed");
+    assert!(hv.snapshots(&dom).is_ok(), "{dom} was removed");
+}
