@@ -266,9 +266,10 @@ fn ctrl_c_and_a_libvirtd_restart_during_up() {
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted: `up` stopped by Ctrl-C"), "{err}");
     assert!(
-        err.contains("has now: network dcos-lab-dltest-intr-"),
+        err.contains("has now: storage pool dcos-lab-dltest-intr ("),
         "{err}"
     );
+    assert!(err.contains("directory "), "{err}");
     assert!(err.contains("fix: `dcos-lab up"), "{err}");
 
     // libvirtd restarted while `up` is between two changes.

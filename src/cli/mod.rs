@@ -444,26 +444,48 @@ pub(crate) fn lock(dirs: &Dirs, lab: &str, no_wait: bool) -> anyhow::Result<crat
 
 /// The error for a command stopped by Ctrl-C: what exists of the lab now (read from libvirt),
 /// and how to go on.
-pub(crate) async fn interrupted(uri: &str, lab: &str, arg: &str, command: &str) -> anyhow::Error {
-    let what = match ops::up::connect(uri).await {
-        Ok(hv) => match ops::lab_state::read(&hv, lab).await {
-            Ok(s) if s.exists() => {
-                let mut parts: Vec<String> = s
-                    .networks
+pub(crate) async fn interrupted(
+    uri: &str,
+    dirs: &Dirs,
+    lab: &str,
+    arg: &str,
+    command: &str,
+) -> anyhow::Error {
+    let mut parts = Vec::new();
+    let read = async {
+        let hv = ops::up::connect(uri).await?;
+        let s = ops::lab_state::read(&hv, lab).await?;
+        let pool = crate::plan::pool_name(lab);
+        let p = pool.clone();
+        let pool = ops::up::blocking(&hv, move |h| h.pool(&p))
+            .await?
+            .map(|i| format!("storage pool {pool} ({} volumes)", i.volumes.len()));
+        anyhow::Ok((s, pool))
+    };
+    match read.await {
+        Ok((s, pool)) => {
+            parts.extend(pool);
+            parts.extend(
+                s.networks
                     .iter()
-                    .map(|n| format!("network {} ({})", n.name, n.state))
-                    .collect();
-                parts.extend(
-                    s.nodes
-                        .iter()
-                        .map(|n| format!("domain {} ({})", n.domain, n.state)),
-                );
-                format!("lab {lab} has now: {}", parts.join(", "))
-            }
-            Ok(_) => format!("lab {lab} has no domains or networks in libvirt"),
-            Err(e) => format!("cannot read what lab {lab} has now: {e}"),
-        },
-        Err(e) => format!("cannot read what lab {lab} has now: {e}"),
+                    .map(|n| format!("network {} ({})", n.name, n.state)),
+            );
+            parts.extend(
+                s.nodes
+                    .iter()
+                    .map(|n| format!("domain {} ({})", n.domain, n.state)),
+            );
+        }
+        Err(e) => parts.push(format!("(cannot ask libvirt: {e})")),
+    }
+    let dir = dirs.lab(lab);
+    if dir.path().exists() {
+        parts.push(format!("directory {}", dir.path().display()));
+    }
+    let what = if parts.is_empty() {
+        format!("lab {lab} has nothing on this host")
+    } else {
+        format!("lab {lab} has now: {}", parts.join(", "))
     };
     crate::Interrupted(format!(
         "interrupted: `{command}` stopped by Ctrl-C; {what}\n  fix: `dcos-lab up {arg}` finishes the lab, `dcos-lab down {lab}` removes it"
@@ -645,7 +667,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let report = rt.block_on(async {
                 tokio::select! {
                     r = ops::up::up(&lab, accel, &dirs, &opts) => r,
-                    _ = tokio::signal::ctrl_c() => Err(interrupted(&cli.uri, &lab.name, &a.lab, "up").await),
+                    _ = tokio::signal::ctrl_c() => Err(interrupted(&cli.uri, &dirs, &lab.name, &a.lab, "up").await),
                 }
             })?;
             let install = if installing {
