@@ -329,7 +329,19 @@ impl Hypervisor for Libvirt {
         let dom = self.domain(name)?;
         match call(|| format!("query domain {name}"), dom.state())?.0 {
             virt::enumutil::Enum::Known(S::Paused) => {
-                changed(|| format!("resume domain {name}"), dom.resume())
+                match changed(|| format!("resume domain {name}"), dom.resume()) {
+                    // A domain libvirt is still starting shows as paused until it runs.
+                    Err(e)
+                        if matches!(
+                            dom.state(),
+                            Ok((virt::enumutil::Enum::Known(S::Running), _))
+                        ) =>
+                    {
+                        tracing::debug!("{name} runs already: {e}");
+                        Ok(())
+                    }
+                    r => r,
+                }
             }
             _ => Ok(()),
         }
@@ -485,7 +497,9 @@ impl Hypervisor for Libvirt {
     fn start_pool(&self, name: &str, build: bool) -> Result<(), DriverError> {
         let pool = self.storage_pool(name)?;
         if build {
-            changed(|| format!("build storage pool {name}"), pool.build(0))?;
+            // Making the pool's directory (again) is not a step of its own: it changes nothing
+            // once the directory exists, and the start that follows is the step.
+            call(|| format!("build storage pool {name}"), pool.build(0))?;
         }
         if !call(|| format!("query storage pool {name}"), pool.is_active())? {
             changed(|| format!("start storage pool {name}"), pool.create(0))?;
