@@ -553,7 +553,9 @@ impl Hypervisor for Libvirt {
                 let vname = vol.name().unwrap_or_default();
                 changed(|| format!("delete volume {vname} of {name}"), vol.delete(0))?;
             }
-            changed(|| format!("stop storage pool {name}"), pool.destroy())?;
+            // Not a step of its own: a removal started over starts the pool again to list its
+            // volumes, so this stop would repeat forever; the deletes around it are the steps.
+            call(|| format!("stop storage pool {name}"), pool.destroy())?;
             changed(
                 || format!("delete the directory of storage pool {name}"),
                 pool.delete(0),
