@@ -19,6 +19,7 @@ PACKAGES=(
     dnsmasq-base pkg-config
     mmdebstrap e2fsprogs genisoimage
     iproute2 procps
+    python3-yaml xz-utils
 )
 
 missing=()
