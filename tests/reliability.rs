@@ -10,7 +10,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestLab;
-use dcos_lab::driver::{Hypervisor, Libvirt};
+use dcos_lab::driver::Hypervisor;
 
 const TWO_NODES: &str = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 768M\n";
 
@@ -43,29 +43,52 @@ fn assert_converged(lab: &TestLab, context: &str) {
     lab.run(&["exec", &f, "--", "true"]);
 }
 
-fn restart_libvirtd() {
-    let _ = std::process::Command::new("pkill")
-        .args(["-x", "libvirtd"])
-        .status();
-    let t = Instant::now();
-    while std::process::Command::new("pgrep")
-        .args(["-x", "libvirtd"])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-        && t.elapsed() < Duration::from_secs(10)
-    {
-        std::thread::sleep(Duration::from_millis(100));
+/// Runs `args` with a kill after its first change, again and again, until a run has nothing left
+/// to do; `after_kill` runs after each kill with the number of kills so far. Returns that number.
+fn killed_until_done(
+    lab: &TestLab,
+    command: &str,
+    args: &[&str],
+    mut after_kill: impl FnMut(u32),
+) -> u32 {
+    let mut kills = 0;
+    loop {
+        let out = with_fault(lab, &format!("{command}:1:kill"), args);
+        if out.status.success() {
+            return kills;
+        }
+        assert!(
+            killed(&out),
+            "{command} failed instead of being killed:\n{}",
+            text(&out.stderr)
+        );
+        kills += 1;
+        after_kill(kills);
+        assert!(kills < 60, "{command} never finished");
     }
-    let st = std::process::Command::new("libvirtd")
-        .arg("-d")
-        .status()
-        .expect("libvirtd");
-    assert!(st.success());
-    let t = Instant::now();
-    while Libvirt::open(Some("qemu:///system")).is_err() && t.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(200));
+}
+
+/// Runs `args(k)` killed after step k, for k = 1, 2, ..., with `up` and a convergence check after
+/// each kill, until a run completes. Returns the k of the run that completed.
+fn killed_at_each_step(lab: &TestLab, command: &str, args: impl Fn(u32) -> Vec<String>) -> u32 {
+    let f = lab.file_arg();
+    let mut k = 1;
+    loop {
+        let a = args(k);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = with_fault(lab, &format!("{command}:{k}:kill"), &a);
+        if out.status.success() {
+            return k;
+        }
+        assert!(
+            killed(&out),
+            "{command} failed instead of being killed:\n{}",
+            text(&out.stderr)
+        );
+        lab.run(&["up", &f]);
+        assert_converged(lab, &format!("{command} killed at step {k}"));
+        k += 1;
+        assert!(k < 40, "{command} never finished");
     }
 }
 
@@ -117,20 +140,7 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     let f = lab.file_arg();
 
     // up, killed after each of its steps in turn.
-    let mut steps = 0;
-    loop {
-        let out = with_fault(&lab, "up:1:kill", &["up", &f]);
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            killed(&out),
-            "up failed instead of being killed:\n{}",
-            text(&out.stderr)
-        );
-        steps += 1;
-        assert!(steps < 60, "up never finished");
-    }
+    let steps = killed_until_done(&lab, "up", &["up", &f], |_| {});
     // pool (define, build, start), 2 networks (define, start), key, 2 disks, 2 seeds,
     // 2 domains (define, start).
     assert!(steps >= 14, "only {steps} steps of up were killed");
@@ -138,27 +148,10 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
 
     // snapshot, killed after step k for every k; `up` after each.
     lab.run(&["exec", &f, "--", "echo base > /root/base"]);
-    let mut k = 1;
-    let base = loop {
-        let name = format!("s{k}");
-        let out = with_fault(
-            &lab,
-            &format!("snapshot:{k}:kill"),
-            &["snapshot", &f, &name],
-        );
-        if out.status.success() {
-            break name;
-        }
-        assert!(
-            killed(&out),
-            "snapshot failed instead of being killed:\n{}",
-            text(&out.stderr)
-        );
-        lab.run(&["up", &f]);
-        assert_converged(&lab, &format!("snapshot killed at step {k}"));
-        k += 1;
-        assert!(k < 40, "snapshot never finished");
-    };
+    let k = killed_at_each_step(&lab, "snapshot", |k| {
+        vec!["snapshot".into(), f.clone(), format!("s{k}")]
+    });
+    let base = format!("s{k}");
     assert!(k > 4, "only {} steps of snapshot were killed", k - 1);
     // A snapshot killed before every node holds it is listed as incomplete; one killed after the
     // captures (while resuming) is complete.
@@ -177,22 +170,9 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
 
     // revert, killed after step k for every k; `up` after each.
     lab.run(&["exec", &f, "--", "rm /root/base"]);
-    let mut k = 1;
-    loop {
-        let out = with_fault(&lab, &format!("revert:{k}:kill"), &["revert", &f, &base]);
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            killed(&out),
-            "revert failed instead of being killed:\n{}",
-            text(&out.stderr)
-        );
-        lab.run(&["up", &f]);
-        assert_converged(&lab, &format!("revert killed at step {k}"));
-        k += 1;
-        assert!(k < 40, "revert never finished");
-    }
+    let k = killed_at_each_step(&lab, "revert", |_| {
+        vec!["revert".into(), f.clone(), base.clone()]
+    });
     assert!(k > 4, "only {} steps of revert were killed", k - 1);
     assert_eq!(lab.sh("master", "cat /root/base").trim(), "base");
 
@@ -221,24 +201,12 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     assert_converged(&lab, "after the host key test");
 
     // down, killed after each of its steps in turn; after the first kill, `up` converges.
-    let mut steps = 0;
-    loop {
-        let out = with_fault(&lab, "down:1:kill", &["down", &f]);
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            killed(&out),
-            "down failed instead of being killed:\n{}",
-            text(&out.stderr)
-        );
-        steps += 1;
-        if steps == 1 {
+    let steps = killed_until_done(&lab, "down", &["down", &f], |kills| {
+        if kills == 1 {
             lab.run(&["up", &f]);
             assert_converged(&lab, "up after a killed down");
         }
-        assert!(steps < 60, "down never finished");
-    }
+    });
     assert!(steps >= 6, "only {steps} steps of down were killed");
     assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
 }
@@ -287,7 +255,7 @@ fn ctrl_c_and_a_libvirtd_restart_during_up() {
         .spawn()
         .expect("spawn");
     wait_stopped(&mut child);
-    restart_libvirtd();
+    common::restart_libvirtd();
     signal(&child, libc::SIGCONT);
     let out = child.wait_with_output().expect("waits");
     let err = text(&out.stderr);

@@ -498,21 +498,7 @@ fn snapshot_and_revert_put_the_lab_back_running() {
 
     // Snapshots outlive a libvirtd restart (where nothing supervises it, as here).
     if !std::path::Path::new("/run/systemd/system").exists() {
-        let _ = std::process::Command::new("pkill")
-            .args(["-x", "libvirtd"])
-            .status();
-        std::thread::sleep(Duration::from_millis(500));
-        let st = std::process::Command::new("libvirtd")
-            .arg("-d")
-            .status()
-            .expect("libvirtd");
-        assert!(st.success());
-        let t = Instant::now();
-        while dcos_lab::driver::Libvirt::open(Some("qemu:///system")).is_err()
-            && t.elapsed() < Duration::from_secs(30)
-        {
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        common::restart_libvirtd();
     }
     let list = lab.json(&["snapshots", &f, "--json"]);
     let names: Vec<&str> = list

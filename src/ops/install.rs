@@ -460,76 +460,87 @@ async fn boot(
     serve_unit: &str,
     url: &str,
 ) -> anyhow::Result<&'static str> {
-    if remote.read_state().await?
-        == (NodeInstall::Serving {
-            config: remote.config.clone(),
-        })
-    {
-        // Done before; make sure the server still runs (a reboot starts it too: it is enabled).
+    let done = NodeInstall::Serving {
+        config: remote.config.clone(),
+    };
+    let already = remote.read_state().await? == done;
+    if already {
+        // Done before; the server must still run (a reboot starts it too: it is enabled).
         line.step("already generated; checking the server");
+    } else {
+        upload(remote, line, installer, installer_sha).await?;
+        line.step("genconf: running the installer's genconf step");
+        for (path, content, mode) in files {
+            remote.write_file(path, content.as_bytes(), mode).await?;
+        }
         remote
             .run(
-                Phase::Serve,
-                &format!("systemctl is-active --quiet {SERVE_UNIT} || systemctl restart {SERVE_UNIT}; curl -fsS --retry 10 --retry-connrefused -o /dev/null {url}/dcos_install.sh"),
+                Phase::Genconf,
+                &format!("cd {WORK_DIR} && rm -rf genconf/serve && bash dcos_generate_config.sh"),
             )
             .await?;
+        line.step("serve: starting the HTTP server");
         remote
-            .set_state(&format!("serving {}", remote.config))
+            .write_file(
+                &format!("/etc/systemd/system/{SERVE_UNIT}"),
+                serve_unit.as_bytes(),
+                "644",
+            )
             .await?;
-        return Ok("already served");
     }
-    let target = format!("{WORK_DIR}/dcos_generate_config.sh");
-    let there = remote
-        .session
-        .exec(&format!("sha256sum {target} 2>/dev/null | cut -d' ' -f1"))
-        .await?;
-    if there.stdout_str().trim() != installer_sha {
-        let size = std::fs::metadata(installer).map(|m| m.len()).unwrap_or(0);
-        line.step(&format!(
-            "upload: copying the installer ({} MiB)",
-            size >> 20
-        ));
-        let file = tokio::fs::File::open(installer)
-            .await
-            .with_context(|| format!("cannot read {}", installer.display()))?;
-        let cmd =
-            format!("mkdir -p {WORK_DIR} && cat > {target}.part && mv {target}.part {target}");
-        let o = remote.session.exec_reading(&cmd, Some(file)).await?;
-        if !o.success() {
-            return Err(remote
-                .failed(Phase::Upload, &cmd, o.stderr_str().trim().to_string())
-                .await
-                .into());
-        }
-    }
-    line.step("genconf: running the installer's genconf step");
-    for (path, content, mode) in files {
-        remote.write_file(path, content.as_bytes(), mode).await?;
-    }
-    remote
-        .run(
-            Phase::Genconf,
-            &format!("cd {WORK_DIR} && rm -rf genconf/serve && bash dcos_generate_config.sh"),
+    let start = if already {
+        format!("systemctl is-active --quiet {SERVE_UNIT} || systemctl restart {SERVE_UNIT}")
+    } else {
+        format!(
+            "systemctl daemon-reload && systemctl enable --quiet {SERVE_UNIT} && systemctl restart {SERVE_UNIT}"
         )
-        .await?;
-    line.step("serve: starting the HTTP server");
-    remote
-        .write_file(
-            &format!("/etc/systemd/system/{SERVE_UNIT}"),
-            serve_unit.as_bytes(),
-            "644",
-        )
-        .await?;
+    };
     remote
         .run(
             Phase::Serve,
-            &format!("systemctl daemon-reload && systemctl enable --quiet {SERVE_UNIT} && systemctl restart {SERVE_UNIT} && curl -fsS --retry 10 --retry-connrefused -o /dev/null {url}/dcos_install.sh"),
+            &format!(
+                "{start} && curl -fsS --retry 10 --retry-connrefused -o /dev/null {url}/dcos_install.sh"
+            ),
         )
         .await?;
     remote
         .set_state(&format!("serving {}", remote.config))
         .await?;
-    Ok("served")
+    Ok(if already { "already served" } else { "served" })
+}
+
+/// Copies the installer to the boot node unless the same file (by SHA-256) is there already.
+async fn upload(
+    remote: &Remote,
+    line: &Line,
+    installer: &Path,
+    installer_sha: &str,
+) -> anyhow::Result<()> {
+    let target = format!("{WORK_DIR}/dcos_generate_config.sh");
+    let there = remote
+        .session
+        .exec(&format!("sha256sum {target} 2>/dev/null | cut -d' ' -f1"))
+        .await?;
+    if there.stdout_str().trim() == installer_sha {
+        return Ok(());
+    }
+    let size = std::fs::metadata(installer).map(|m| m.len()).unwrap_or(0);
+    line.step(&format!(
+        "upload: copying the installer ({} MiB)",
+        size >> 20
+    ));
+    let file = tokio::fs::File::open(installer)
+        .await
+        .with_context(|| format!("cannot read {}", installer.display()))?;
+    let cmd = format!("mkdir -p {WORK_DIR} && cat > {target}.part && mv {target}.part {target}");
+    let o = remote.session.exec_reading(&cmd, Some(file)).await?;
+    if !o.success() {
+        return Err(remote
+            .failed(Phase::Upload, &cmd, o.stderr_str().trim().to_string())
+            .await
+            .into());
+    }
+    Ok(())
 }
 
 /// One master or agent: fetch and run `dcos_install.sh ROLE` unless done, then the health check.
@@ -664,18 +675,8 @@ pub async fn install(
     let installer_sha = tokio::task::spawn_blocking(move || sha256_file(&inst))
         .await?
         .with_context(|| format!("cannot read {}", installer.display()))?;
-    let config = {
-        let mut h = Sha256::new();
-        for part in [installer_sha.as_str(), &config_yaml, &ip_detect] {
-            h.update(part.as_bytes());
-            h.update([0]);
-        }
-        h.finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let config =
+        crate::render::short_hash(&[installer_sha.as_str(), &config_yaml, &ip_detect].join("\0"));
     let remotes = connect_all(lab, &state, &dirs.lab(&lab.name), opts.timeout, &config).await?;
 
     // A node installed from another installer or configuration cannot be installed over.

@@ -64,7 +64,8 @@ fn xml_of<T: serde::Serialize>(root: &str, what: &str, v: &T) -> Result<String, 
     })
 }
 
-fn short_hash(s: &str) -> String {
+/// 16 hex digits of SHA-256 over `s`.
+pub(crate) fn short_hash(s: &str) -> String {
     let d = Sha256::digest(s.as_bytes());
     d.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }

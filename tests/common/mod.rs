@@ -92,6 +92,35 @@ pub fn system_libvirt() -> Option<Libvirt> {
     }
 }
 
+/// Restarts libvirtd by hand (nothing supervises it here) and waits until it answers.
+pub fn restart_libvirtd() {
+    let _ = std::process::Command::new("pkill")
+        .args(["-x", "libvirtd"])
+        .status();
+    let t = std::time::Instant::now();
+    while std::process::Command::new("pgrep")
+        .args(["-x", "libvirtd"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+        && t.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let st = std::process::Command::new("libvirtd")
+        .arg("-d")
+        .status()
+        .expect("libvirtd");
+    assert!(st.success());
+    let t = std::time::Instant::now();
+    while Libvirt::open(Some("qemu:///system")).is_err()
+        && t.elapsed() < std::time::Duration::from_secs(30)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// Serialises the tests that boot guests: one lab at a time on small hosts.
 pub static VM_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
