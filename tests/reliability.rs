@@ -315,10 +315,9 @@ fn refused(lab: &TestLab, out: &Output, code: i32, needles: &[&str]) {
 /// lab's names but without our metadata survive `down` and `down --all`.
 #[test]
 fn preflight_refusals_create_nothing_and_foreign_objects_survive_down() {
-    let Some(hv) = common::system_libvirt() else {
+    let Some((_vm, hv)) = common::vm_lock_and_libvirt() else {
         return;
     };
-    let _vm = common::vm_lock();
 
     // Not enough memory.
     let lab = TestLab::new(

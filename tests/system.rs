@@ -263,13 +263,11 @@ fn minimal_lab_up_check_converge_down() {
 /// `kill -9` of `up` midway, then `up` again: a complete lab; then `down` leaves nothing.
 #[test]
 fn killed_up_converges_on_the_next_up() {
-    if skip() {
+    let Some((_vm, hv)) = common::vm_lock_and_libvirt() else {
         return;
-    }
-    let _vm = common::vm_lock();
+    };
     let lab = TestLab::new("kill", 62, TWO_NODES);
     let f = lab.file_arg();
-    let hv = common::system_libvirt().expect("libvirt");
     use dcos_lab::driver::Hypervisor;
     let mut child = lab
         .std_cmd()

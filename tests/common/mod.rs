@@ -128,6 +128,14 @@ pub fn vm_lock() -> std::sync::MutexGuard<'static, ()> {
     VM_LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The VM lock, then a connection to the system libvirt, in that order: a test holding the lock
+/// may restart libvirtd, which breaks every connection opened before it (CI saw a test that
+/// connected first fail with "Broken pipe" once it got the lock).
+pub fn vm_lock_and_libvirt() -> Option<(std::sync::MutexGuard<'static, ()>, Libvirt)> {
+    let lock = vm_lock();
+    system_libvirt().map(|hv| (lock, hv))
+}
+
 /// A lab made for one test: its own state directory and lab file, the shared image cache.
 /// Dropping it runs `dcos-lab down` and removes anything of the lab libvirt still has.
 pub struct TestLab {
