@@ -58,6 +58,8 @@ struct LabStatus {
     #[serde(flatten)]
     state: lab_state::LabState,
     install: std::collections::BTreeMap<String, ops::install::NodeInstall>,
+    /// The snapshot of a revert that was interrupted (`up` or `revert` finishes it).
+    unfinished_revert: Option<String>,
 }
 
 pub fn status(uri: &str, dirs: &Dirs, a: StatusArgs) -> anyhow::Result<i32> {
@@ -73,8 +75,14 @@ pub fn status(uri: &str, dirs: &Dirs, a: StatusArgs) -> anyhow::Result<i32> {
         };
         let mut out = Vec::new();
         for state in states {
-            let install = ops::install::probe(&dirs.lab(&state.lab), &state.nodes).await;
-            out.push(LabStatus { state, install });
+            let lab_dirs = dirs.lab(&state.lab);
+            let install = ops::install::probe(&lab_dirs, &state.nodes).await;
+            let unfinished_revert = ops::snapshot::unfinished_revert(&lab_dirs)?;
+            out.push(LabStatus {
+                state,
+                install,
+                unfinished_revert,
+            });
         }
         anyhow::Ok(out)
     })?;
@@ -86,7 +94,12 @@ pub fn status(uri: &str, dirs: &Dirs, a: StatusArgs) -> anyhow::Result<i32> {
         }
     } else {
         let mut out = String::new();
-        for LabStatus { state: l, install } in &labs {
+        for LabStatus {
+            state: l,
+            install,
+            unfinished_revert,
+        } in &labs
+        {
             if !l.exists() {
                 out.push_str(&format!("lab {}: not found (nothing in libvirt)\n", l.lab));
                 continue;
@@ -107,6 +120,12 @@ pub fn status(uri: &str, dirs: &Dirs, a: StatusArgs) -> anyhow::Result<i32> {
             out.push_str(&super::nodes_table_with(&l.nodes, any.then_some(install)));
             if !l.snapshots.is_empty() {
                 out.push_str(&format!("snapshots: {}\n", l.snapshots.join(", ")));
+            }
+            if let Some(snap) = unfinished_revert {
+                out.push_str(&format!(
+                    "revert to {snap}: interrupted, not finished; fix: `dcos-lab up {}` or `dcos-lab revert {} {snap}`\n",
+                    l.lab, l.lab
+                ));
             }
         }
         if labs.is_empty() {
@@ -320,7 +339,7 @@ pub fn snapshot(uri: &str, dirs: &Dirs, a: SnapshotArgs, no_wait: bool) -> anyho
         let _lock = super::lock(dirs, &lab, no_wait)?;
         rt.block_on(async {
             let hv = ops::up::connect(uri).await?;
-            ops::snapshot::remove(&hv, &lab, &name).await
+            ops::snapshot::remove(&hv, dirs, &lab, &name).await
         })?;
         print(&format!("removed snapshot {name} of lab {lab}\n"))?;
         return Ok(0);
@@ -330,7 +349,7 @@ pub fn snapshot(uri: &str, dirs: &Dirs, a: SnapshotArgs, no_wait: bool) -> anyho
     let name = a.name.unwrap_or_else(ops::snapshot::default_name);
     let report = rt.block_on(async {
         let hv = ops::up::connect(uri).await?;
-        ops::snapshot::snapshot(&hv, &lab, &name).await
+        ops::snapshot::snapshot(&hv, dirs, &lab, &name).await
     })?;
     if a.json {
         print_json(&report)?;
@@ -390,14 +409,14 @@ pub fn snapshots(uri: &str, dirs: &Dirs, a: LabJsonArgs) -> anyhow::Result<i32> 
         print_json(&snaps)?;
     } else {
         let mut out = format!(
-            "{:<28} {:<12} {:>10}  {}\n",
+            "{:<28} {:<23} {:>10}  {}\n",
             "NAME", "CREATED", "MEMORY MiB", "NODES"
         );
         for s in &snaps {
             out.push_str(&format!(
-                "{:<28} {:<12} {:>10}  {}{}\n",
+                "{:<28} {:<23} {:>10}  {}{}\n",
                 s.name,
-                s.created_unix,
+                format!("{} UTC", ops::snapshot::utc_time(s.created_unix)),
                 s.vm_state_bytes / (1024 * 1024),
                 s.nodes.join(","),
                 if s.complete { "" } else { " (incomplete)" }

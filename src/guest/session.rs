@@ -193,12 +193,12 @@ impl Session {
     }
 }
 
-/// Waits until `node` answers over SSH and `ready_check` succeeds there, retrying with back-off
+/// Waits until `node` answers over SSH and `ready_check` (if any) succeeds there, retrying with back-off
 /// (0.1 s doubling to 1 s) until `timeout`. A host key mismatch is final. `on_try` hears each
 /// failed attempt.
 pub async fn wait_ready(
     node: &str,
-    ready_check: &str,
+    ready_check: Option<&str>,
     addr: SocketAddr,
     key: &LabKey,
     known: &KnownHosts,
@@ -228,13 +228,17 @@ pub async fn wait_ready(
                 match Session::connect(node, addr, key, known, left.min(Duration::from_secs(20)))
                     .await
                 {
-                    Ok(s) => match s.exec(ready_check).await {
-                        Ok(o) if o.success() => return Ok(s),
-                        Ok(_) => {
-                            last = "SSH answers; first-boot configuration not finished yet".into();
-                            s.close().await;
-                        }
-                        Err(e) => last = crate::error_chain(&e),
+                    Ok(s) => match ready_check {
+                        None => return Ok(s),
+                        Some(check) => match s.exec(check).await {
+                            Ok(o) if o.success() => return Ok(s),
+                            Ok(_) => {
+                                last =
+                                    "SSH answers; first-boot configuration not finished yet".into();
+                                s.close().await;
+                            }
+                            Err(e) => last = crate::error_chain(&e),
+                        },
                     },
                     Err(e @ GuestError::HostKeyMismatch { .. }) => return Err(e),
                     Err(e) => last = crate::error_chain(&e),

@@ -144,9 +144,7 @@ async fn read_labs(
             let mut all: Vec<(u64, String)> = Vec::new();
             for d in &domains {
                 for s in h.snapshots(d).unwrap_or_default() {
-                    if s.name != super::snapshot::PRE_REVERT
-                        && !all.iter().any(|(_, n)| *n == s.name)
-                    {
+                    if !all.iter().any(|(_, n)| *n == s.name) {
                         all.push((s.created_unix, s.name));
                     }
                 }

@@ -4,7 +4,9 @@
 //! Mechanism: libvirt internal snapshots (disk and memory inside each node's qcow2 overlay). See
 //! docs/snapshots.md for why, with measurements.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,11 +17,8 @@ use super::lab_state::{self, LabState};
 use super::up::blocking;
 use crate::driver::{Hypervisor, Libvirt};
 use crate::guest::{KnownHosts, LabKey, Session};
-use crate::paths::Dirs;
+use crate::paths::{Dirs, LabDirs};
 use crate::plan::ObjState;
-
-/// The checkpoint `revert` takes of every node before reverting, and deletes after.
-pub const PRE_REVERT: &str = "dcos-lab-pre-revert";
 
 #[derive(Debug, Serialize)]
 pub struct SnapshotReport {
@@ -55,8 +54,7 @@ pub struct LabSnapshot {
 
 /// A valid snapshot name: used in libvirt and shell-free, so DNS-safe-like.
 pub fn check_name(name: &str) -> Result<(), crate::BadInput> {
-    let ok = name != PRE_REVERT
-        && !name.is_empty()
+    let ok = !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
@@ -74,6 +72,12 @@ pub fn check_name(name: &str) -> Result<(), crate::BadInput> {
 pub fn default_name() -> String {
     let (y, mo, d, h, mi, s) = civil(crate::unix_time().as_secs());
     format!("s{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+}
+
+/// A Unix time as `2026-11-25 22:48:00` (UTC), for listings.
+pub fn utc_time(secs: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(secs);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
 }
 
 /// UTC calendar fields of a Unix time (days-from-civil, inverted).
@@ -146,8 +150,19 @@ fn running(state: &LabState) -> anyhow::Result<Vec<String>> {
 
 /// Takes snapshot `name` of every node at one moment. On failure the lab is left as it was
 /// (snapshots already taken are deleted, every node resumed), and the error says so.
-pub async fn snapshot(hv: &Arc<Libvirt>, lab: &str, name: &str) -> anyhow::Result<SnapshotReport> {
+pub async fn snapshot(
+    hv: &Arc<Libvirt>,
+    dirs: &Dirs,
+    lab: &str,
+    name: &str,
+) -> anyhow::Result<SnapshotReport> {
     check_name(name)?;
+    if let Some(pending) = unfinished_revert(&dirs.lab(lab))? {
+        return Err(crate::BadInput(format!(
+            "lab {lab} is half way through a revert to {pending} that was interrupted; a snapshot now would freeze that; fix: `dcos-lab up {lab}` or `dcos-lab revert {lab} {pending}` finishes it"
+        ))
+        .into());
+    }
     let t0 = Instant::now();
     let state = lab_state::read(hv, lab).await?;
     let domains = running(&state)?;
@@ -209,12 +224,11 @@ pub async fn snapshot(hv: &Arc<Libvirt>, lab: &str, name: &str) -> anyhow::Resul
 /// The lab's snapshots: by name, with the nodes holding each.
 pub async fn list(hv: &Arc<Libvirt>, lab: &str) -> anyhow::Result<Vec<LabSnapshot>> {
     let state = lab_state::read(hv, lab).await?;
-    let mut by_name: std::collections::BTreeMap<String, LabSnapshot> =
-        std::collections::BTreeMap::new();
+    let mut by_name: BTreeMap<String, LabSnapshot> = BTreeMap::new();
     for n in &state.nodes {
         let d = n.domain.clone();
         let snaps = blocking(hv, move |h| h.snapshots(&d)).await?;
-        for s in snaps.into_iter().filter(|s| s.name != PRE_REVERT) {
+        for s in snaps {
             let e = by_name
                 .entry(s.name.clone())
                 .or_insert_with(|| LabSnapshot {
@@ -242,20 +256,15 @@ pub fn add_sizes(dirs: &Dirs, lab: &str, snaps: &mut [LabSnapshot]) {
     let mut nodes: Vec<&String> = snaps.iter().flat_map(|s| s.nodes.iter()).collect();
     nodes.sort();
     nodes.dedup();
-    let mut sizes: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     for node in nodes {
-        let out = std::process::Command::new("qemu-img")
-            .args(["info", "-U", "--output=json"])
-            .arg(lab_dirs.disk(node))
-            .output();
-        let Ok(out) = out else { continue };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
-            continue;
-        };
-        for s in v["snapshots"].as_array().into_iter().flatten() {
-            if let (Some(name), Some(size)) = (s["name"].as_str(), s["vm-state-size"].as_u64()) {
-                *sizes.entry(name.to_string()).or_default() += size;
+        match qcow2_vm_states(&lab_dirs.disk(node)) {
+            Ok(states) => {
+                for (name, size) in states {
+                    *sizes.entry(name).or_default() += size;
+                }
             }
+            Err(e) => tracing::debug!("sizes of {node}'s snapshots: {e:#}"),
         }
     }
     for s in snaps {
@@ -264,7 +273,13 @@ pub fn add_sizes(dirs: &Dirs, lab: &str, snaps: &mut [LabSnapshot]) {
 }
 
 /// Deletes snapshot `name` from every node.
-pub async fn remove(hv: &Arc<Libvirt>, lab: &str, name: &str) -> anyhow::Result<()> {
+pub async fn remove(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str, name: &str) -> anyhow::Result<()> {
+    if unfinished_revert(&dirs.lab(lab))?.as_deref() == Some(name) {
+        return Err(crate::BadInput(format!(
+            "lab {lab} is half way through a revert to {name} that was interrupted; it needs {name} to finish; fix: `dcos-lab up {lab}` or `dcos-lab revert {lab} {name}` first"
+        ))
+        .into());
+    }
     let snaps = list(hv, lab).await?;
     if !snaps.iter().any(|s| s.name == name) {
         return Err(crate::BadInput(format!(
@@ -281,8 +296,111 @@ pub async fn remove(hv: &Arc<Libvirt>, lab: &str, name: &str) -> anyhow::Result<
     Ok(())
 }
 
-/// Puts every node back to snapshot `name`, running, with its clock corrected, and waits until
-/// each answers over SSH. Every node is reverted paused and all are resumed together.
+/// Where a revert in progress is recorded: from before the first node is paused until every
+/// node runs from the snapshot. A revert that did not get there (killed, libvirtd gone, a node
+/// that would not revert) is finished by the next `revert` or `up`: reverts are idempotent, so
+/// the lab goes forward to the snapshot instead of staying half reverted.
+fn revert_record(lab_dirs: &LabDirs) -> PathBuf {
+    lab_dirs.root.join("revert-in-progress")
+}
+
+/// The snapshot of an unfinished revert of the lab, if there is one.
+pub fn unfinished_revert(lab_dirs: &LabDirs) -> anyhow::Result<Option<String>> {
+    let path = revert_record(lab_dirs);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+    }
+}
+
+fn record_revert(lab_dirs: &LabDirs, snapshot: &str) -> anyhow::Result<()> {
+    let path = revert_record(lab_dirs);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{snapshot}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    crate::fault::step("record the revert");
+    Ok(())
+}
+
+/// Drops the record of a revert: when it finished, or when it is stale (see `up`).
+pub fn forget_revert(lab_dirs: &LabDirs) -> anyhow::Result<()> {
+    let path = revert_record(lab_dirs);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::Error::new(e).context(format!("cannot remove {}", path.display())));
+        }
+        _ => {}
+    }
+    crate::fault::step("clear the revert record");
+    Ok(())
+}
+
+/// Every node's disk must hold the snapshot with its memory: libvirt's metadata alone does not
+/// prove it (the qcow2 may have lost it), and a revert that cannot load a node's memory would
+/// stop that node. Read-only (`qemu-img info -U`), before anything changes.
+fn check_loadable(lab_dirs: &LabDirs, nodes: &[String], snapshot: &str) -> anyhow::Result<()> {
+    for node in nodes {
+        let disk = lab_dirs.disk(node);
+        let states = qcow2_vm_states(&disk)?;
+        match states.get(snapshot) {
+            Some(bytes) if *bytes > 0 => {}
+            Some(_) => bail!(crate::BadInput(format!(
+                "snapshot {snapshot} of node {node} has no memory state in {}; it cannot be reverted to running",
+                disk.display()
+            ))),
+            None => bail!(crate::BadInput(format!(
+                "libvirt lists snapshot {snapshot} of node {node}, but its disk {} does not hold it; fix: revert to another snapshot (`dcos-lab snapshots`), or `snapshot rm` it",
+                disk.display()
+            ))),
+        }
+    }
+    Ok(())
+}
+
+/// Saved memory bytes of every internal snapshot in a qcow2, by name (`qemu-img info -U`).
+fn qcow2_vm_states(disk: &Path) -> anyhow::Result<BTreeMap<String, u64>> {
+    let out = std::process::Command::new("qemu-img")
+        .args(["info", "-U", "--output=json"])
+        .arg(disk)
+        .output()
+        .context("cannot run qemu-img (scripts/setup-host.sh installs it)")?;
+    if !out.status.success() {
+        bail!(
+            "qemu-img info {}: {}",
+            disk.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("qemu-img info {}: not JSON", disk.display()))?;
+    Ok(v["snapshots"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            Some((
+                s["name"].as_str()?.to_string(),
+                s["vm-state-size"].as_u64()?,
+            ))
+        })
+        .collect())
+}
+
+/// How often a node's revert is tried before the revert is reported unfinished.
+const REVERT_TRIES: u32 = 3;
+
+/// Puts every node back to snapshot `name` (the newest complete one when `None`), running, with
+/// its clock corrected, and waits until each answers over SSH.
+///
+/// Every node is paused first, so none runs on in its old state while another is put back; each
+/// node then runs again as soon as its own revert is done, and its clock is corrected as soon as
+/// it answers. The revert is recorded before anything changes and goes forward: a node whose
+/// revert fails is tried again, and a revert that still cannot finish (or is killed) leaves the
+/// record in place, with every node paused when this process is the one giving up, so the next
+/// `revert` or `up` finishes it.
 pub async fn revert(
     hv: &Arc<Libvirt>,
     dirs: &Dirs,
@@ -291,6 +409,7 @@ pub async fn revert(
     wait: Duration,
 ) -> anyhow::Result<RevertReport> {
     let t0 = Instant::now();
+    let lab_dirs = dirs.lab(lab);
     let state = lab_state::read(hv, lab).await?;
     if !state.exists() {
         return Err(crate::BadInput(format!("lab {lab} does not exist")).into());
@@ -321,82 +440,89 @@ pub async fn revert(
         .into());
     }
     let snap_name = snap.name.clone();
+    let nodes: Vec<String> = state.nodes.iter().map(|n| n.name.clone()).collect();
     let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
-    running(&state)?;
-    // Nothing runs ahead while the others are put back.
-    for (d, r) in for_all(hv, &domains, |h, d| h.suspend_domain(d)).await {
-        r.with_context(|| format!("cannot pause {d}"))?;
-    }
-    // A checkpoint of the moment before, so that a revert failing on one node can put every
-    // node back as it was instead of leaving the lab half reverted.
-    let _ = for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT)).await;
-    let desc = format!("dcos-lab lab {lab}: before a revert");
-    let checkpoint: Vec<anyhow::Error> = for_all(hv, &domains, move |h, d| {
-        h.create_snapshot(d, PRE_REVERT, &desc)
-    })
-    .await
-    .into_iter()
-    .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot checkpoint {d}"))))
-    .collect();
-    if let Some(e) = checkpoint.into_iter().next() {
-        let _ = for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT)).await;
-        let _ = for_all(hv, &domains, |h, d| h.resume_domain(d)).await;
-        return Err(e.context(format!(
-            "revert of lab {lab} did not start; the lab is as it was"
-        )));
-    }
-    let n = snap_name.clone();
-    let mut failed: Vec<(String, anyhow::Error)> =
-        for_all(hv, &domains, move |h, d| h.revert_snapshot(d, &n, true))
-            .await
-            .into_iter()
-            .filter_map(|(d, r)| r.err().map(|e| (d, e)))
-            .collect();
-    if !failed.is_empty() {
-        // One more try for the nodes that failed: a revert is idempotent.
-        let retry: Vec<String> = failed.iter().map(|(d, _)| d.clone()).collect();
-        let n = snap_name.clone();
-        failed = for_all(hv, &retry, move |h, d| h.revert_snapshot(d, &n, true))
-            .await
-            .into_iter()
-            .filter_map(|(d, r)| r.err().map(|e| (d, e)))
-            .collect();
-    }
-    if let Some((d, e)) = failed.into_iter().next() {
-        // Roll every node back to the checkpoint.
-        let rollback: Vec<String> =
-            for_all(hv, &domains, |h, d| h.revert_snapshot(d, PRE_REVERT, true))
-                .await
-                .into_iter()
-                .filter_map(|(d, r)| r.err().map(|_| d))
-                .collect();
-        let _ = for_all(hv, &domains, |h, d| h.resume_domain(d)).await;
-        if rollback.is_empty() {
-            let _ = for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT)).await;
+    check_loadable(&lab_dirs, &nodes, &snap_name)?;
+    let key = LabKey::load(&lab_dirs.ssh_key())?;
+    let known = KnownHosts::load(&lab_dirs.known_hosts())?;
+
+    record_revert(&lab_dirs, &snap_name)?;
+    // A stopped node needs no pause: the revert starts it from the snapshot.
+    let active: Vec<String> = state
+        .nodes
+        .iter()
+        .filter(|n| n.state != ObjState::Inactive)
+        .map(|n| n.domain.clone())
+        .collect();
+    for (d, r) in for_all(hv, &active, |h, d| h.suspend_domain(d)).await {
+        if let Err(e) = r {
+            // Nothing was reverted yet: the lab is put back as it was.
+            let _ = for_all(hv, &active, |h, d| h.resume_domain(d)).await;
+            forget_revert(&lab_dirs)?;
             return Err(e.context(format!(
-                "revert of lab {lab} to {snap_name} failed on {d}; the lab was rolled back and is as it was"
+                "cannot pause {d}; revert of lab {lab} did not start, the lab is as it was"
             )));
         }
-        return Err(e.context(format!(
-            "revert of lab {lab} to {snap_name} failed on {d}, and rolling back failed on {}: the lab is HALF reverted; fix: `dcos-lab revert {lab} {snap_name}` again, or `down` and `up`",
-            rollback.join(", ")
-        )));
     }
-    for (d, r) in for_all(hv, &domains, |h, d| h.resume_domain(d)).await {
-        r.with_context(|| format!("cannot resume {d} after the revert"))?;
+    tracing::debug!("paused at {:.2} s", t0.elapsed().as_secs_f64());
+
+    let mut reverts = tokio::task::JoinSet::new();
+    for n in &state.nodes {
+        let (hv, node, domain, snap) = (
+            hv.clone(),
+            n.name.clone(),
+            n.domain.clone(),
+            snap_name.clone(),
+        );
+        let ip = n.private_ipv4();
+        reverts.spawn(async move {
+            let mut tries = 0;
+            let r = loop {
+                tries += 1;
+                let (d, s) = (domain.clone(), snap.clone());
+                match blocking(&hv, move |h| h.revert_snapshot(&d, &s, false)).await {
+                    Err(e) if tries < REVERT_TRIES => {
+                        tracing::warn!("revert of {domain} to {snap} failed ({e:#}); trying again");
+                        tokio::time::sleep(Duration::from_millis(500 * u64::from(tries))).await;
+                    }
+                    r => break r,
+                }
+            };
+            (node, domain, ip, r)
+        });
     }
-    let running_at = t0.elapsed().as_secs_f64();
-    // The checkpoint is not needed once every node runs from the snapshot; it is deleted while
-    // the clocks are corrected.
-    let cleanup = for_all(hv, &domains, |h, d| h.delete_snapshot(d, PRE_REVERT));
-    let lab_dirs = dirs.lab(lab);
-    let (deleted, clock_offsets) = tokio::join!(cleanup, fix_clocks(&state, &lab_dirs, wait));
-    for (d, r) in deleted {
-        if let Err(e) = r {
-            tracing::warn!("cannot delete the revert checkpoint of {d}: {e:#}");
+    // Each node's clock is corrected as soon as it runs again and answers.
+    let mut clocks = tokio::task::JoinSet::new();
+    let mut failed = Vec::new();
+    while let Some(joined) = reverts.join_next().await {
+        let (node, domain, ip, r) = joined.context("a revert task failed")?;
+        match (r, ip) {
+            (Err(e), _) => failed.push((domain, e)),
+            (Ok(()), None) => failed.push((
+                domain,
+                anyhow::anyhow!("node {node} has no private address"),
+            )),
+            (Ok(()), Some(ip)) => {
+                tracing::debug!("{node} runs at {:.2} s", t0.elapsed().as_secs_f64());
+                let (key, known) = (key.clone(), known.clone());
+                clocks.spawn(fix_clock(node, ip, key, known, wait));
+            }
         }
     }
-    let clock_offsets = clock_offsets?;
+    if let Some((d, e)) = failed.into_iter().next() {
+        clocks.abort_all();
+        let _ = for_all(hv, &domains, |h, d| h.suspend_domain(d)).await;
+        return Err(e.context(format!(
+            "revert of lab {lab} to {snap_name} failed on {d} ({REVERT_TRIES} tries); every node is left paused and the revert is recorded as unfinished; fix: `dcos-lab revert {lab} {snap_name}` or `dcos-lab up {lab}` finishes it (or `dcos-lab down {lab}`)"
+        )));
+    }
+    forget_revert(&lab_dirs)?;
+    let running_at = t0.elapsed().as_secs_f64();
+    let mut clock_offsets = Vec::new();
+    while let Some(r) = clocks.join_next().await {
+        clock_offsets.push(r.context("a clock task failed")??);
+    }
+    clock_offsets.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(RevertReport {
         lab: lab.to_string(),
         snapshot: snap_name,
@@ -410,52 +536,41 @@ fn now_secs() -> f64 {
     crate::unix_time().as_secs_f64()
 }
 
-/// After a revert each guest's clock is as old as the snapshot: set it from the host's over SSH,
-/// then measure the remaining offset (half the round trip is the uncertainty).
-async fn fix_clocks(
-    state: &LabState,
-    lab_dirs: &crate::paths::LabDirs,
+/// After a revert a guest's clock is as old as the snapshot: wait until the node answers over
+/// SSH, set its clock from the host's and read it back in the same round trip; the offset left
+/// is reported (half the round trip is its uncertainty).
+async fn fix_clock(
+    node: String,
+    ip: std::net::Ipv4Addr,
+    key: LabKey,
+    known: KnownHosts,
     wait: Duration,
-) -> anyhow::Result<Vec<(String, f64)>> {
-    let key = LabKey::load(&lab_dirs.ssh_key())?;
-    let known = KnownHosts::load(&lab_dirs.known_hosts())?;
-    let mut set = tokio::task::JoinSet::new();
-    for n in &state.nodes {
-        let Some(ip) = n.private_ipv4() else { continue };
-        let (node, key, known) = (n.name.clone(), key.clone(), known.clone());
-        set.spawn(async move {
-            let addr = SocketAddr::new(IpAddr::V4(ip), 22);
-            let t = Instant::now();
-            let n2 = node.clone();
-            let s: Session =
-                crate::guest::wait_ready(&node, "true", addr, &key, &known, wait, &move |last| {
-                    tracing::debug!("{n2}: {:.2} s: {last}", t.elapsed().as_secs_f64())
-                })
-                .await?;
-            tracing::debug!(
-                "{node}: SSH answers after {:.2} s",
-                t.elapsed().as_secs_f64()
-            );
-            // Set and read back in one round trip.
-            let before = now_secs();
-            let out = s
-                .exec(&format!(
-                    "date -u -s @{before:.3} >/dev/null && date -u +%s.%N"
-                ))
-                .await?;
-            let after = now_secs();
-            s.close().await;
-            let guest: f64 = out.stdout_str().trim().parse().unwrap_or(0.0);
-            let offset = guest - (before + after) / 2.0;
-            anyhow::Ok((node, offset))
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = set.join_next().await {
-        out.push(r??);
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+) -> anyhow::Result<(String, f64)> {
+    let addr = SocketAddr::new(IpAddr::V4(ip), 22);
+    let t = Instant::now();
+    let n2 = node.clone();
+    let s: Session =
+        crate::guest::wait_ready(&node, None, addr, &key, &known, wait, &move |last| {
+            tracing::debug!("{n2}: {:.2} s: {last}", t.elapsed().as_secs_f64())
+        })
+        .await?;
+    tracing::debug!(
+        "{node}: SSH answers after {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let before = now_secs();
+    let out = s
+        .exec(&format!(
+            "date -u -s @{before:.3} >/dev/null && date -u +%s.%N"
+        ))
+        .await?;
+    let after = now_secs();
+    s.close().await;
+    let guest: f64 =
+        out.stdout_str().trim().parse().with_context(|| {
+            format!("{node}: cannot read the clock back: {:?}", out.stdout_str())
+        })?;
+    Ok((node, guest - (before + after) / 2.0))
 }
 
 #[cfg(test)]
@@ -467,6 +582,11 @@ mod tests {
         assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil(1_795_560_000), (2026, 11, 24, 22, 40, 0));
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
+    }
+
+    #[test]
+    fn listing_time() {
+        assert_eq!(utc_time(1_764_110_880), "2025-11-25 22:48:00");
     }
 
     #[test]

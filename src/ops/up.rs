@@ -283,6 +283,46 @@ async fn ensure_image(dirs: &Dirs, lab: &Lab, progress: &Progress) -> anyhow::Re
     }
 }
 
+/// Finishes a revert that was interrupted (see `snapshot::revert`): every node goes forward to
+/// the snapshot, so `up` never resumes a lab that is half reverted. A record left by a lab that
+/// has lost a node or the snapshot since is stale and dropped. Returns what was done.
+async fn finish_revert(
+    hv: &Arc<Libvirt>,
+    dirs: &Dirs,
+    lab: &Lab,
+    wait: Duration,
+) -> anyhow::Result<Option<String>> {
+    let lab_dirs = dirs.lab(&lab.name);
+    let Some(snap) = super::snapshot::unfinished_revert(&lab_dirs)? else {
+        return Ok(None);
+    };
+    let whole = super::snapshot::list(hv, &lab.name)
+        .await?
+        .iter()
+        .any(|s| s.name == snap && s.complete && s.nodes.len() == lab.nodes.len());
+    if !whole {
+        tracing::warn!(
+            "lab {}: dropping the record of an interrupted revert to {snap}: the snapshot is no longer on every node",
+            lab.name
+        );
+        super::snapshot::forget_revert(&lab_dirs)?;
+        return Ok(None);
+    }
+    tracing::info!(
+        "lab {}: finishing the interrupted revert to {snap}",
+        lab.name
+    );
+    super::snapshot::revert(hv, dirs, &lab.name, Some(&snap), wait)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot finish the interrupted revert of lab {} to {snap}",
+                lab.name
+            )
+        })?;
+    Ok(Some(format!("finish the interrupted revert to {snap}")))
+}
+
 /// Brings `lab` up, or converges it: creates what is missing, starts what is stopped.
 pub async fn up(
     lab: &Lab,
@@ -318,6 +358,15 @@ pub async fn up(
         ))
         .into());
     }
+    let mut finished = Vec::new();
+    let obs = match finish_revert(&hv, dirs, lab, opts.wait).await? {
+        Some(done) => {
+            finished.push(done);
+            let name = lab.name.clone();
+            blocking(&hv, move |h| super::plan::observe(h, &name)).await?
+        }
+        None => obs,
+    };
     let backing = ctx.image.disk.display().to_string();
     let actions = plan::plan_up(lab, &addrs, &lab_dirs, &backing, &obs);
     let creating = actions.iter().any(|a| !matches!(a, Action::WaitSsh { .. }));
@@ -339,7 +388,7 @@ pub async fn up(
     let key = LabKey::load_or_create(&lab_dirs.ssh_key(), &format!("dcos-lab {}", lab.name))?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
 
-    let mut taken = Vec::new();
+    let mut taken = finished;
     let mut to_start = Vec::new();
     let mut to_wait = Vec::new();
     let pool = plan::pool_name(&lab.name);
@@ -419,13 +468,21 @@ pub async fn up(
             let l2 = line.clone();
             let addr = SocketAddr::new(IpAddr::V4(address), 22);
             let check = format!("test -e {}", render::cloudinit::READY_MARKER);
-            match crate::guest::wait_ready(&node, &check, addr, &key, &known, wait, &move |last| {
-                l2.step(if last.starts_with("SSH answers") {
-                    "first-boot configuration"
-                } else {
-                    "booting: waiting for SSH"
-                })
-            })
+            match crate::guest::wait_ready(
+                &node,
+                Some(&check),
+                addr,
+                &key,
+                &known,
+                wait,
+                &move |last| {
+                    l2.step(if last.starts_with("SSH answers") {
+                        "first-boot configuration"
+                    } else {
+                        "booting: waiting for SSH"
+                    })
+                },
+            )
             .await
             {
                 Ok(s) => {
