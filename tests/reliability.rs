@@ -68,9 +68,14 @@ fn killed_until_done(
     }
 }
 
-/// Runs `args(k)` killed after step k, for k = 1, 2, ..., with `up` and a convergence check after
-/// each kill, until a run completes. Returns the k of the run that completed.
-fn killed_at_each_step(lab: &TestLab, command: &str, args: impl Fn(u32) -> Vec<String>) -> u32 {
+/// Runs `args(k)` killed after step k, for k = 1, 2, ..., with `up`, a convergence check and
+/// `after_up` after each kill, until a run completes. Returns the k of the run that completed.
+fn killed_at_each_step(
+    lab: &TestLab,
+    command: &str,
+    args: impl Fn(u32) -> Vec<String>,
+    after_up: impl Fn(u32),
+) -> u32 {
     let f = lab.file_arg();
     let mut k = 1;
     loop {
@@ -87,6 +92,7 @@ fn killed_at_each_step(lab: &TestLab, command: &str, args: impl Fn(u32) -> Vec<S
         );
         lab.run(&["up", &f]);
         assert_converged(lab, &format!("{command} killed at step {k}"));
+        after_up(k);
         k += 1;
         assert!(k < 40, "{command} never finished");
     }
@@ -148,9 +154,12 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
 
     // snapshot, killed after step k for every k; `up` after each.
     lab.run(&["exec", &f, "--", "echo base > /root/base"]);
-    let k = killed_at_each_step(&lab, "snapshot", |k| {
-        vec!["snapshot".into(), f.clone(), format!("s{k}")]
-    });
+    let k = killed_at_each_step(
+        &lab,
+        "snapshot",
+        |k| vec!["snapshot".into(), f.clone(), format!("s{k}")],
+        |_| {},
+    );
     let base = format!("s{k}");
     assert!(k > 4, "only {} steps of snapshot were killed", k - 1);
     // A snapshot killed before every node holds it is listed as incomplete; one killed after the
@@ -168,13 +177,52 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
         "{list}"
     );
 
-    // revert, killed after step k for every k; `up` after each.
+    // revert, killed after step k for every k; `up` after each finishes the revert: every node
+    // is back at the snapshot (its /root/base is there again), none is left half way.
     lab.run(&["exec", &f, "--", "rm /root/base"]);
-    let k = killed_at_each_step(&lab, "revert", |_| {
-        vec!["revert".into(), f.clone(), base.clone()]
-    });
-    assert!(k > 4, "only {} steps of revert were killed", k - 1);
-    assert_eq!(lab.sh("master", "cat /root/base").trim(), "base");
+    let k = killed_at_each_step(
+        &lab,
+        "revert",
+        |_| vec!["revert".into(), f.clone(), base.clone()],
+        |k| {
+            for node in ["boot", "master"] {
+                assert_eq!(
+                    lab.sh(node, "cat /root/base 2>&1").trim(),
+                    "base",
+                    "{node} after revert killed at step {k} and up"
+                );
+            }
+            let status = lab.json(&["status", &f, "--json"]);
+            assert!(status["unfinished_revert"].is_null(), "{status}");
+            lab.run(&["exec", &f, "--", "rm /root/base"]);
+        },
+    );
+    // record, pause ×2, revert ×2, clear the record.
+    assert!(k > 6, "only {} steps of revert were killed", k - 1);
+    for node in ["boot", "master"] {
+        assert_eq!(lab.sh(node, "cat /root/base").trim(), "base", "{node}");
+    }
+
+    // A revert killed half way is on record: `snapshot` refuses (it would freeze a half
+    // reverted lab), `status` says so, and `revert` finishes it.
+    lab.run(&["exec", &f, "--", "rm /root/base"]);
+    let out = with_fault(&lab, "revert:4:kill", &["revert", &f, &base]);
+    assert!(killed(&out), "{}", text(&out.stderr));
+    let status = lab.json(&["status", &f, "--json"]);
+    assert_eq!(status["unfinished_revert"], base.as_str(), "{status}");
+    let out = lab
+        .cmd()
+        .args(["snapshot", &f, "half"])
+        .output()
+        .expect("runs");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("half way through a revert"), "{err}");
+    lab.run(&["revert", &f, &base]);
+    assert_converged(&lab, "after finishing the revert");
+    for node in ["boot", "master"] {
+        assert_eq!(lab.sh(node, "cat /root/base").trim(), "base", "{node}");
+    }
 
     // A node whose host key changed (someone else answers at its address) is refused; a
     // revert puts the node's own key back.
