@@ -89,13 +89,33 @@ impl Session {
         known: &KnownHosts,
         timeout: Duration,
     ) -> Result<Session, GuestError> {
+        Self::connect_over(node, addr, None, key, known, timeout).await
+    }
+
+    /// As `connect`, over `tcp` when given (a connection already open to `addr`).
+    async fn connect_over(
+        node: &str,
+        addr: SocketAddr,
+        tcp: Option<tokio::net::TcpStream>,
+        key: &LabKey,
+        known: &KnownHosts,
+        timeout: Duration,
+    ) -> Result<Session, GuestError> {
         let mismatch = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let handler = Pinning {
             node: node.to_string(),
             known: known.clone(),
             mismatch: mismatch.clone(),
         };
-        let connect = client::connect(config(), addr, handler);
+        let connect = async {
+            match tcp {
+                Some(tcp) => {
+                    let _ = tcp.set_nodelay(true);
+                    client::connect_stream(config(), tcp, handler).await
+                }
+                None => client::connect(config(), addr, handler).await,
+            }
+        };
         let result = match tokio::time::timeout(timeout, connect).await {
             Ok(r) => r,
             Err(_) => Err(russh::Error::ConnectionTimeout),
@@ -217,17 +237,17 @@ pub async fn wait_ready(
                 last,
             });
         }
-        // A quick TCP probe first: cheap while the guest is still booting.
+        // A quick TCP probe first: cheap while the guest is still booting. The SSH session goes
+        // over the probe's connection (a second one would cost the guest another sshd).
         let probe = tokio::time::timeout(
             left.min(Duration::from_secs(2)),
             tokio::net::TcpStream::connect(addr),
         )
         .await;
         match probe {
-            Ok(Ok(_)) => {
-                match Session::connect(node, addr, key, known, left.min(Duration::from_secs(20)))
-                    .await
-                {
+            Ok(Ok(tcp)) => {
+                let timeout = left.min(Duration::from_secs(20));
+                match Session::connect_over(node, addr, Some(tcp), key, known, timeout).await {
                     Ok(s) => match ready_check {
                         None => return Ok(s),
                         Some(check) => match s.exec(check).await {
