@@ -44,13 +44,8 @@ fn assert_converged(lab: &TestLab, context: &str) {
 }
 
 /// Runs `args` with a kill after its first change, again and again, until a run has nothing left
-/// to do; `after_kill` runs after each kill with the number of kills so far. Returns that number.
-fn killed_until_done(
-    lab: &TestLab,
-    command: &str,
-    args: &[&str],
-    mut after_kill: impl FnMut(u32),
-) -> u32 {
+/// to do. Returns the number of kills.
+fn killed_until_done(lab: &TestLab, command: &str, args: &[&str]) -> u32 {
     let mut kills = 0;
     loop {
         let out = with_fault(lab, &format!("{command}:1:kill"), args);
@@ -63,7 +58,6 @@ fn killed_until_done(
             text(&out.stderr)
         );
         kills += 1;
-        after_kill(kills);
         assert!(kills < 60, "{command} never finished");
     }
 }
@@ -131,11 +125,11 @@ fn signal(child: &std::process::Child, sig: i32) {
 /// changes the host, each time followed by `up`: the lab converges every time, and `down`
 /// leaves nothing.
 ///
-/// `up` and `down` converge by design, so "killed at step N" is reached by chaining: every run
-/// is killed after its own first change, and the next run starts where the last one died, until a
-/// run has nothing left to do; that visits every step of a fresh run exactly once, for one boot.
-/// `snapshot` and `revert` start over every time, so they are run killed at step 1, 2, ... until
-/// a run completes.
+/// `up` converges by design, so "killed at step N" is reached by chaining: every run is killed
+/// after its own first change, and the next `up` starts where the last one died, until a run has
+/// nothing left to do; that visits every step of a fresh `up` exactly once, for one boot.
+/// `snapshot`, `revert` and `down` are run killed at step 1, 2, ... of a full run, with `up` after
+/// each kill, until a run completes.
 #[test]
 fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     if common::system_libvirt().is_none() {
@@ -146,7 +140,7 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     let f = lab.file_arg();
 
     // up, killed after each of its steps in turn.
-    let steps = killed_until_done(&lab, "up", &["up", &f], |_| {});
+    let steps = killed_until_done(&lab, "up", &["up", &f]);
     // pool (define, build, start), 2 networks (define, start), key, 2 disks, 2 seeds,
     // 2 domains (define, start).
     assert!(steps >= 14, "only {steps} steps of up were killed");
@@ -248,15 +242,27 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     lab.run(&["revert", &f, &base]);
     assert_converged(&lab, "after the host key test");
 
-    // down, killed after each of its steps in turn; after the first kill, `up` converges.
-    let steps = killed_until_done(&lab, "down", &["down", &f], |kills| {
-        if kills == 1 {
-            lab.run(&["up", &f]);
-            assert_converged(&lab, "up after a killed down");
-        }
-    });
-    assert!(steps >= 6, "only {steps} steps of down were killed");
+    // down, killed in each of its phases with `up` after each kill: `up` recreates what it removed
+    // and the lab converges. Steps 1-4 stop and undefine the two domains; then the networks (stop,
+    // undefine) and the pool (4 volumes, directory, undefine) go at once; the lab's directory last.
+    // (Every step with `up` after it would boot both nodes again 15 times.)
+    for k in [1, 4, 6, 10] {
+        let out = with_fault(&lab, &format!("down:{k}:kill"), &["down", &f]);
+        assert!(killed(&out), "down:{k}: {}", text(&out.stderr));
+        lab.run(&["up", &f]);
+        assert_converged(&lab, &format!("up after down killed at step {k}"));
+    }
+    // Then every step of down, chained: each run killed after its first change, the next `down`
+    // takes over, until one has nothing left to do. Calls already in flight when a run dies are
+    // finished by libvirtd (domains, networks and the pool go in parallel), so some kills cover
+    // more than one of the 15 steps.
+    let steps = killed_until_done(&lab, "down", &["down", &f]);
+    assert!(steps >= 8, "only {steps} runs of down were killed");
     assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
+    assert!(
+        !lab.state.path().join("labs").join(&lab.name).exists(),
+        "the lab's directory is left"
+    );
 }
 
 /// Ctrl-C during `up` stops it, says what exists, exits 130; libvirtd restarted in the middle of
@@ -432,6 +438,59 @@ fn preflight_refusals_create_nothing_and_foreign_objects_survive_down() {
         1,
         &["libvirt is not reachable", "setup-host.sh"],
     );
+
+    // Permission denied: a user libvirt's socket does not let in (here a root-only socket, run
+    // as `nobody`, from copies of the binary and lab file that user can read).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("dltest-perm")
+            .tempdir()
+            .expect("dir");
+        let mode = |p: &std::path::Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+        };
+        mode(dir.path(), 0o755);
+        let sock = dir.path().join("libvirt-sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        mode(&sock, 0o700);
+        let bin = dir.path().join("dcos-lab");
+        std::fs::copy(assert_cmd::cargo::cargo_bin("dcos-lab"), &bin).expect("copy");
+        mode(&bin, 0o755);
+        let file = dir.path().join(format!("{}.yaml", lab.name));
+        std::fs::copy(&lab.file, &file).expect("copy");
+        mode(&file, 0o644);
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("state");
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown");
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&bin)
+            .arg("--uri")
+            .arg(format!("qemu+unix:///system?socket={}", sock.display()))
+            .arg("up")
+            .arg(&file)
+            .env("DCOS_LAB_STATE_DIR", &state)
+            .output()
+            .expect("runuser");
+        refused(
+            &lab,
+            &out,
+            1,
+            &[
+                "libvirt refused this user (permission denied)",
+                "`libvirt` group",
+            ],
+        );
+        assert!(
+            std::fs::read_dir(&state)
+                .expect("state")
+                .filter_map(Result::ok)
+                .all(|e| e.file_name() == "locks"),
+            "created more than its lock in {}",
+            state.display()
+        );
+    }
 
     // An image file that does not exist.
     let text_of = std::fs::read_to_string(&lab.file).expect("lab");

@@ -31,9 +31,15 @@ pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
         Ok(v) => Ok(v),
         Err(e) => {
             let chain = crate::error_chain(&e);
-            problems.push(format!(
-                "libvirt is not reachable ({chain}); fix: run scripts/setup-host.sh (installs libvirt and starts libvirtd)"
-            ));
+            problems.push(if super::up::refused_access(&chain) {
+                format!(
+                    "libvirt refused this user ({chain}); fix: run dcos-lab as root, or add the user to the `libvirt` group and log in again"
+                )
+            } else {
+                format!(
+                    "libvirt is not reachable ({chain}); fix: run scripts/setup-host.sh (installs libvirt and starts libvirtd)"
+                )
+            });
             Err(chain)
         }
     };

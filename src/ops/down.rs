@@ -40,30 +40,30 @@ pub async fn down(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str) -> anyhow::Result<D
     while let Some(r) = set.join_next().await {
         removed.push(format!("domain {}", r??));
     }
-    for n in &state.networks {
-        let name = n.name.clone();
-        blocking(hv, move |h| h.remove_network(&name)).await?;
-        removed.push(format!("network {}", n.name));
-    }
+    // Then the networks and the pool, all at once: nothing of one needs the other.
     let lab_dirs = dirs.lab(lab);
-    let pool = plan::pool_name(lab);
-    let p = pool.clone();
-    if let Some(info) = blocking(hv, move |h| h.pool(&p)).await? {
-        if std::path::Path::new(&info.path) == lab_dirs.pool() {
-            let p = pool.clone();
-            blocking(hv, move |h| h.remove_pool(&p)).await?;
-            removed.push(format!(
-                "storage pool {pool} ({} volumes)",
-                info.volumes.len()
-            ));
-        } else {
-            tracing::warn!(
-                "storage pool {pool} is not this lab's (its directory is {}, not {}): left alone",
-                info.path,
-                lab_dirs.pool().display()
-            );
+    let networks = async {
+        let mut set = tokio::task::JoinSet::new();
+        for n in &state.networks {
+            let (hv, name) = (hv.clone(), n.name.clone());
+            set.spawn(async move {
+                let n2 = name.clone();
+                blocking(&hv, move |h| h.remove_network(&n2))
+                    .await
+                    .map(|()| format!("network {name}"))
+            });
         }
-    }
+        let mut done = Vec::new();
+        while let Some(r) = set.join_next().await {
+            done.push(r??);
+        }
+        done.sort();
+        anyhow::Ok(done)
+    };
+    let pool = remove_pool(hv, lab, &lab_dirs);
+    let (networks, pool) = tokio::join!(networks, pool);
+    removed.extend(networks?);
+    removed.extend(pool?);
     if lab_dirs.path().exists() {
         std::fs::remove_dir_all(lab_dirs.path())
             .with_context(|| format!("cannot remove {}", lab_dirs.path().display()))?;
@@ -75,6 +75,33 @@ pub async fn down(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str) -> anyhow::Result<D
         removed,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Removes the lab's storage pool with its volumes, if its directory is the lab's.
+async fn remove_pool(
+    hv: &Arc<Libvirt>,
+    lab: &str,
+    lab_dirs: &crate::paths::LabDirs,
+) -> anyhow::Result<Option<String>> {
+    let pool = plan::pool_name(lab);
+    let p = pool.clone();
+    let Some(info) = blocking(hv, move |h| h.pool(&p)).await? else {
+        return Ok(None);
+    };
+    if std::path::Path::new(&info.path) != lab_dirs.pool() {
+        tracing::warn!(
+            "storage pool {pool} is not this lab's (its directory is {}, not {}): left alone",
+            info.path,
+            lab_dirs.pool().display()
+        );
+        return Ok(None);
+    }
+    let p = pool.clone();
+    blocking(hv, move |h| h.remove_pool(&p)).await?;
+    Ok(Some(format!(
+        "storage pool {pool} ({} volumes)",
+        info.volumes.len()
+    )))
 }
 
 /// Every lab that libvirt or the state directory knows of.

@@ -53,10 +53,28 @@ where
 /// Opens libvirt off the runtime, with a message that says what to do when it fails.
 pub(crate) async fn connect(uri: &str) -> anyhow::Result<Arc<Libvirt>> {
     let uri = uri.to_string();
-    let conn = tokio::task::spawn_blocking(move || Libvirt::open(Some(&uri)))
-        .await?
-        .context("libvirt is not reachable; fix: run scripts/setup-host.sh (installs and starts libvirtd), or check --uri and your permissions")?;
-    Ok(Arc::new(conn))
+    match tokio::task::spawn_blocking(move || Libvirt::open(Some(&uri))).await? {
+        Ok(conn) => Ok(Arc::new(conn)),
+        Err(e) if refused_access(&crate::error_chain(&e)) => Err(anyhow::Error::new(e).context(
+            "libvirt refused this user (permission denied); fix: run dcos-lab as root, or add the user to the `libvirt` group and log in again",
+        )),
+        Err(e) => Err(anyhow::Error::new(e).context(
+            "libvirt is not reachable; fix: run scripts/setup-host.sh (installs and starts libvirtd), or check --uri",
+        )),
+    }
+}
+
+/// Whether libvirt's error says the daemon is there but will not let this user in: the
+/// socket's permissions, or an access check that needs polkit (which needs the system bus).
+pub(crate) fn refused_access(error: &str) -> bool {
+    [
+        "Permission denied",
+        "authentication",
+        "polkit",
+        "system bus",
+    ]
+    .iter()
+    .any(|s| error.contains(s))
 }
 
 /// Objects that exist with a definition other than the one the lab file now renders.
