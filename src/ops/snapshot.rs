@@ -587,6 +587,50 @@ mod tests {
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
     }
 
+    /// `revert` refuses, before changing anything, a snapshot a node's disk does not hold or
+    /// holds without memory (real qcow2 files; the positive case is every VM test's revert).
+    #[test]
+    fn loadable_needs_the_snapshot_with_its_memory_on_disk() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lab_dirs = LabDirs {
+            root: dir.path().to_path_buf(),
+        };
+        std::fs::create_dir_all(lab_dirs.pool()).expect("pool dir");
+        let disk = lab_dirs.disk("n1");
+        let qemu_img = |args: &[&std::ffi::OsStr]| {
+            let st = std::process::Command::new("qemu-img")
+                .args(args)
+                .status()
+                .expect("qemu-img (scripts/setup-host.sh installs it)");
+            assert!(st.success(), "qemu-img {args:?}");
+        };
+        let d = disk.as_os_str();
+        qemu_img(&[
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            d,
+            "16M".as_ref(),
+        ]);
+        qemu_img(&["snapshot".as_ref(), "-c".as_ref(), "disk-only".as_ref(), d]);
+        let nodes = vec!["n1".to_string()];
+
+        let err = check_loadable(&lab_dirs, &nodes, "disk-only").expect_err("no memory");
+        assert!(err.downcast_ref::<crate::BadInput>().is_some(), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("has no memory state"),
+            "{err:#}"
+        );
+
+        let err = check_loadable(&lab_dirs, &nodes, "gone").expect_err("missing");
+        assert!(format!("{err:#}").contains("does not hold it"), "{err:#}");
+        assert!(format!("{err:#}").contains("fix:"), "{err:#}");
+
+        let err = check_loadable(&lab_dirs, &["n2".to_string()], "disk-only").expect_err("no disk");
+        assert!(format!("{err:#}").contains("qemu-img info"), "{err:#}");
+    }
+
     #[test]
     fn listing_time() {
         assert_eq!(utc_time(1_764_110_880), "2025-11-25 22:48:00");
