@@ -201,6 +201,44 @@ impl Session {
         Ok(out)
     }
 
+    /// Runs `command` and, when it first prints, sends it `answer()` as its whole input: for
+    /// input that must be made at the moment the command is ready (a clock to set). What it
+    /// prints after that first output is returned.
+    pub async fn exec_answering(
+        &self,
+        command: &str,
+        answer: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Output, GuestError> {
+        let err = |source| GuestError::Channel {
+            node: self.node.clone(),
+            command: command.to_string(),
+            source: Box::new(source),
+        };
+        let mut ch = self.handle.channel_open_session().await.map_err(err)?;
+        ch.exec(true, command).await.map_err(err)?;
+        let mut answer = Some(answer);
+        let mut out = Output {
+            status: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        while let Some(msg) = ch.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => match answer.take() {
+                    Some(f) => {
+                        ch.data_bytes(f()).await.map_err(err)?;
+                        ch.eof().await.map_err(err)?;
+                    }
+                    None => out.stdout.extend_from_slice(&data),
+                },
+                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn exec(&self, command: &str) -> Result<Output, GuestError> {
         self.exec_with_input(command, None).await
     }

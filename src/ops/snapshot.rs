@@ -558,12 +558,18 @@ async fn fix_clock(
         "{node}: SSH answers after {:.2} s",
         t.elapsed().as_secs_f64()
     );
-    let before = now_secs();
-    // bash's EPOCHREALTIME reads the clock back without starting another process.
+    // The host's time is sent when the guest's shell is up and waiting for it, not with the
+    // command: starting a shell in a guest whose translation cache the revert emptied takes a
+    // few tenths of a second. bash's EPOCHREALTIME reads the clock back without another process.
+    let mut before = 0.0;
     let out = s
-        .exec(&format!(
-            "date -u -s @{before:.3} >/dev/null && echo ${{EPOCHREALTIME:-$(date -u +%s.%N)}}"
-        ))
+        .exec_answering(
+            "echo ready; read -r t && date -u -s \"@$t\" >/dev/null && echo ${EPOCHREALTIME:-$(date -u +%s.%N)}",
+            || {
+                before = now_secs();
+                format!("{before:.6}\n").into_bytes()
+            },
+        )
         .await?;
     let after = now_secs();
     s.close().await;
@@ -572,7 +578,13 @@ async fn fix_clock(
         .trim()
         .replace(',', ".")
         .parse()
-        .with_context(|| format!("{node}: cannot read the clock back: {:?}", out.stdout_str()))?;
+        .with_context(|| {
+            format!(
+                "{node}: cannot set or read the clock: {:?} {:?}",
+                out.stdout_str(),
+                out.stderr_str()
+            )
+        })?;
     Ok((node, guest - (before + after) / 2.0))
 }
 
