@@ -6,33 +6,44 @@
 //! paused, resumed, snapshotted, reverted or removed, or one of the lab's files written or
 //! removed. The tests use it to stop a command at every step and check that the next command
 //! takes over; nothing else sets it.
+//!
+//! `<command>:<n>:fail` makes the `n`-th change through libvirt fail instead of being made, and
+//! every later try of that same change in this process: a libvirt call that keeps failing.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// The environment variable the tests set.
 pub const ENV: &str = "DCOS_LAB_TEST_FAULT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Kill,
+    Stop,
+    Fail,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Spec {
     command: String,
     step: u32,
-    stop: bool,
+    mode: Mode,
 }
 
 fn parse(s: &str) -> Option<Spec> {
     let mut it = s.split(':');
     let command = it.next()?.to_string();
     let step = it.next()?.parse().ok()?;
-    let stop = match it.next().unwrap_or("kill") {
-        "kill" => false,
-        "stop" => true,
+    let mode = match it.next().unwrap_or("kill") {
+        "kill" => Mode::Kill,
+        "stop" => Mode::Stop,
+        "fail" => Mode::Fail,
         _ => return None,
     };
     Some(Spec {
         command,
         step,
-        stop,
+        mode,
     })
 }
 
@@ -45,31 +56,63 @@ pub fn set_command(command: &str) {
     let _ = COMMAND.set(command.to_string());
 }
 
+/// The test's spec, when it is for the command this process runs.
+fn active() -> Option<&'static Spec> {
+    let spec = SPEC
+        .get_or_init(|| std::env::var(ENV).ok().and_then(|s| parse(&s)))
+        .as_ref()?;
+    (COMMAND.get().map(String::as_str) == Some(spec.command.as_str())).then_some(spec)
+}
+
 /// Marks the end of one step; stops the process here when the test asked for it.
 pub fn step(what: &str) {
-    let Some(spec) = SPEC.get_or_init(|| std::env::var(ENV).ok().and_then(|s| parse(&s))) else {
+    let Some(spec) = active() else {
         return;
     };
-    if COMMAND.get().map(String::as_str) != Some(spec.command.as_str()) {
-        return;
-    }
     let n = STEPS.fetch_add(1, Ordering::SeqCst) + 1;
-    if n == spec.step {
-        let signal = if spec.stop {
-            libc::SIGSTOP
+    let signal = match spec.mode {
+        _ if n != spec.step => return,
+        Mode::Fail => return,
+        Mode::Kill => libc::SIGKILL,
+        Mode::Stop => libc::SIGSTOP,
+    };
+    eprintln!(
+        "fault injection: {} after step {n} of {} ({what})",
+        if signal == libc::SIGSTOP {
+            "SIGSTOP"
         } else {
-            libc::SIGKILL
-        };
-        eprintln!(
-            "fault injection: {} after step {n} of {} ({what})",
-            if spec.stop { "SIGSTOP" } else { "SIGKILL" },
-            spec.command
-        );
-        // SAFETY: raise() has no memory-safety preconditions.
-        unsafe {
-            libc::raise(signal);
-        }
+            "SIGKILL"
+        },
+        spec.command
+    );
+    // SAFETY: raise() has no memory-safety preconditions.
+    unsafe {
+        libc::raise(signal);
     }
+}
+
+/// The change that fails (`<command>:<n>:fail`), once the n-th change was asked for.
+static FAILING: Mutex<Option<String>> = Mutex::new(None);
+
+/// Whether the change `what`, about to be made, is to fail instead: the n-th change of a
+/// `<command>:<n>:fail` spec, and every later try of that same change.
+pub fn fails(what: &str) -> bool {
+    let Some(spec) = active().filter(|s| s.mode == Mode::Fail) else {
+        return false;
+    };
+    let mut failing = FAILING.lock().unwrap_or_else(|p| p.into_inner());
+    let fail = match failing.as_deref() {
+        Some(w) => w == what,
+        None if STEPS.load(Ordering::SeqCst) + 1 == spec.step => {
+            *failing = Some(what.to_string());
+            true
+        }
+        None => false,
+    };
+    if fail {
+        eprintln!("fault injection: {what} fails ({})", spec.command);
+    }
+    fail
 }
 
 #[cfg(test)]
@@ -83,10 +126,11 @@ mod tests {
             Some(Spec {
                 command: "up".into(),
                 step: 3,
-                stop: false
+                mode: Mode::Kill
             })
         );
-        assert_eq!(parse("down:1:stop").map(|s| s.stop), Some(true));
+        assert_eq!(parse("down:1:stop").map(|s| s.mode), Some(Mode::Stop));
+        assert_eq!(parse("revert:4:fail").map(|s| s.mode), Some(Mode::Fail));
         assert_eq!(parse("down:x"), None);
         assert_eq!(parse("down:1:maybe"), None);
     }

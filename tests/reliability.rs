@@ -218,6 +218,27 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
         assert_eq!(lab.sh(node, "cat /root/base").trim(), "base", "{node}");
     }
 
+    // A node whose revert libvirt refuses every time (step 4, the first node's revert, made to
+    // fail and every retry of it): the revert gives up after its tries with every node paused
+    // and the revert on record, nothing running half reverted; `up` finishes it.
+    lab.run(&["exec", &f, "--", "rm /root/base"]);
+    let out = with_fault(&lab, "revert:4:fail", &["revert", &f, &base]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("(3 tries)"), "{err}");
+    assert!(err.contains("every node is left paused"), "{err}");
+    assert!(err.contains("fix:"), "{err}");
+    let status = lab.json(&["status", &f, "--json"]);
+    assert_eq!(status["unfinished_revert"], base.as_str(), "{status}");
+    for n in status["nodes"].as_array().expect("nodes") {
+        assert_eq!(n["state"], "paused", "{n}");
+    }
+    lab.run(&["up", &f]);
+    assert_converged(&lab, "up after a revert that gave up");
+    for node in ["boot", "master"] {
+        assert_eq!(lab.sh(node, "cat /root/base").trim(), "base", "{node}");
+    }
+
     // A node whose host key changed (someone else answers at its address) is refused; a
     // revert puts the node's own key back.
     let _ = lab

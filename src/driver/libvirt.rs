@@ -55,11 +55,15 @@ fn connection_lost(e: &virt::error::Error) -> bool {
 }
 
 /// [`call`] for a call that changes the host: one step for fault injection ([`crate::fault`]).
+/// Makes the call unless a test asked it to fail (`<command>:<n>:fail`).
 fn changed<T>(
     what: impl Fn() -> String,
-    r: Result<T, virt::error::Error>,
+    f: impl FnOnce() -> Result<T, virt::error::Error>,
 ) -> Result<T, DriverError> {
-    let v = call(&what, r)?;
+    if crate::fault::fails(&what()) {
+        return Err(DriverError::Injected { what: what() });
+    }
+    let v = call(&what, f())?;
     crate::fault::step(&what());
     Ok(v)
 }
@@ -213,7 +217,7 @@ impl Hypervisor for Libvirt {
     fn define_network(&self, xml: &str) -> Result<String, DriverError> {
         let net = changed(
             || "define a network".into(),
-            self.conn.define_network_xml(xml),
+            || self.conn.define_network_xml(xml),
         )?;
         call(|| "read a network's name".into(), net.name())
     }
@@ -223,16 +227,19 @@ impl Hypervisor for Libvirt {
         if call(|| format!("query network {name}"), net.is_active())? {
             return Ok(());
         }
-        changed(|| format!("start network {name}"), net.create().map(|_| ()))
+        changed(
+            || format!("start network {name}"),
+            || net.create().map(|_| ()),
+        )
     }
 
     fn remove_network(&self, name: &str) -> Result<(), DriverError> {
         ignore_missing((|| {
             let net = self.network(name)?;
             if call(|| format!("query network {name}"), net.is_active())? {
-                changed(|| format!("stop network {name}"), net.destroy())?;
+                changed(|| format!("stop network {name}"), || net.destroy())?;
             }
-            changed(|| format!("undefine network {name}"), net.undefine())
+            changed(|| format!("undefine network {name}"), || net.undefine())
         })())
     }
 
@@ -293,7 +300,7 @@ impl Hypervisor for Libvirt {
     fn define_domain(&self, xml: &str) -> Result<String, DriverError> {
         let dom = changed(
             || "define a domain".into(),
-            self.conn.define_domain_xml(xml),
+            || self.conn.define_domain_xml(xml),
         )?;
         call(|| "read a domain's name".into(), dom.name())
     }
@@ -304,13 +311,16 @@ impl Hypervisor for Libvirt {
             // Running, or paused (by an interrupted snapshot or revert): make it run.
             return self.resume_domain(name);
         }
-        changed(|| format!("start domain {name}"), dom.create().map(|_| ()))
+        changed(
+            || format!("start domain {name}"),
+            || dom.create().map(|_| ()),
+        )
     }
 
     fn stop_domain(&self, name: &str) -> Result<(), DriverError> {
         let dom = self.domain(name)?;
         if call(|| format!("query domain {name}"), dom.is_active())? {
-            changed(|| format!("stop domain {name}"), dom.destroy())?;
+            changed(|| format!("stop domain {name}"), || dom.destroy())?;
         }
         Ok(())
     }
@@ -320,7 +330,7 @@ impl Hypervisor for Libvirt {
         let dom = self.domain(name)?;
         match call(|| format!("query domain {name}"), dom.state())?.0 {
             virt::enumutil::Enum::Known(S::Paused) => Ok(()),
-            _ => changed(|| format!("pause domain {name}"), dom.suspend()),
+            _ => changed(|| format!("pause domain {name}"), || dom.suspend()),
         }
     }
 
@@ -329,7 +339,7 @@ impl Hypervisor for Libvirt {
         let dom = self.domain(name)?;
         match call(|| format!("query domain {name}"), dom.state())?.0 {
             virt::enumutil::Enum::Known(S::Paused) => {
-                match changed(|| format!("resume domain {name}"), dom.resume()) {
+                match changed(|| format!("resume domain {name}"), || dom.resume()) {
                     // A domain libvirt is still starting shows as paused until it runs.
                     Err(e)
                         if matches!(
@@ -366,7 +376,7 @@ impl Hypervisor for Libvirt {
         );
         changed(
             || format!("snapshot domain {domain} as {snapshot}"),
-            dom.create_snapshot_xml(&xml, 0).map(|_| ()),
+            || dom.create_snapshot_xml(&xml, 0).map(|_| ()),
         )
     }
 
@@ -395,7 +405,7 @@ impl Hypervisor for Libvirt {
         };
         changed(
             || format!("revert domain {domain} to {snapshot}"),
-            snap.revert(flags),
+            || snap.revert(flags),
         )
     }
 
@@ -413,7 +423,7 @@ impl Hypervisor for Libvirt {
             if s.name().ok().as_deref() == Some(snapshot) {
                 changed(
                     || format!("delete snapshot {snapshot} of {domain}"),
-                    s.delete(0),
+                    || s.delete(0),
                 )?;
             }
         }
@@ -447,7 +457,7 @@ impl Hypervisor for Libvirt {
         ignore_missing((|| {
             let dom = self.domain(name)?;
             if call(|| format!("query domain {name}"), dom.is_active())? {
-                changed(|| format!("stop domain {name}"), dom.destroy())?;
+                changed(|| format!("stop domain {name}"), || dom.destroy())?;
             }
             // Our domains boot without UEFI and take no checkpoints: snapshot metadata and a
             // managed save image are all that can hang on to a domain.
@@ -455,7 +465,7 @@ impl Hypervisor for Libvirt {
                 sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
             changed(
                 || format!("undefine domain {name}"),
-                dom.undefine_flags(flags),
+                || dom.undefine_flags(flags),
             )
         })())
     }
@@ -489,7 +499,7 @@ impl Hypervisor for Libvirt {
     fn define_pool(&self, xml: &str) -> Result<String, DriverError> {
         let pool = changed(
             || "define a storage pool".into(),
-            self.conn.define_storage_pool_xml(xml, 0),
+            || self.conn.define_storage_pool_xml(xml, 0),
         )?;
         call(|| "read a pool's name".into(), pool.name())
     }
@@ -502,7 +512,7 @@ impl Hypervisor for Libvirt {
             call(|| format!("build storage pool {name}"), pool.build(0))?;
         }
         if !call(|| format!("query storage pool {name}"), pool.is_active())? {
-            changed(|| format!("start storage pool {name}"), pool.create(0))?;
+            changed(|| format!("start storage pool {name}"), || pool.create(0))?;
         }
         Ok(())
     }
@@ -542,7 +552,10 @@ impl Hypervisor for Libvirt {
             {
                 // Volumes can only be listed and deleted on an active pool. One that cannot start
                 // (its directory is gone) holds no volumes libvirt could delete: undefine it.
-                return changed(|| format!("undefine storage pool {name}"), pool.undefine());
+                return changed(
+                    || format!("undefine storage pool {name}"),
+                    || pool.undefine(),
+                );
             }
             let _ = pool.refresh(0);
             let vols = call(
@@ -551,16 +564,22 @@ impl Hypervisor for Libvirt {
             )?;
             for vol in vols {
                 let vname = vol.name().unwrap_or_default();
-                changed(|| format!("delete volume {vname} of {name}"), vol.delete(0))?;
+                changed(
+                    || format!("delete volume {vname} of {name}"),
+                    || vol.delete(0),
+                )?;
             }
             // Not a step of its own: a removal started over starts the pool again to list its
             // volumes, so this stop would repeat forever; the deletes around it are the steps.
             call(|| format!("stop storage pool {name}"), pool.destroy())?;
             changed(
                 || format!("delete the directory of storage pool {name}"),
-                pool.delete(0),
+                || pool.delete(0),
             )?;
-            changed(|| format!("undefine storage pool {name}"), pool.undefine())
+            changed(
+                || format!("undefine storage pool {name}"),
+                || pool.undefine(),
+            )
         })())
     }
 
@@ -568,7 +587,7 @@ impl Hypervisor for Libvirt {
         let p = self.storage_pool(pool)?;
         let vol = changed(
             || format!("create a volume in {pool}"),
-            StorageVol::create_xml(&p, xml, 0),
+            || StorageVol::create_xml(&p, xml, 0),
         )?;
         call(|| "read a volume's path".into(), vol.path())
     }

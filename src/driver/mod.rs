@@ -31,6 +31,9 @@ pub enum DriverError {
         #[source]
         source: virt::error::Error,
     },
+    /// A failure the reliability tests asked for (`DCOS_LAB_TEST_FAULT=<command>:<n>:fail`).
+    #[error("fault injection: libvirt was not asked to {what}")]
+    Injected { what: String },
     #[error("domain {domain} has no snapshot {snapshot}")]
     NoSnapshot { domain: String, snapshot: String },
     #[error("libvirt returned XML for {what} that dcos-lab cannot read")]
