@@ -7,8 +7,8 @@
 //! removed. The tests use it to stop a command at every step and check that the next command
 //! takes over; nothing else sets it.
 //!
-//! `<command>:<n>:fail` makes the `n`-th change through libvirt fail instead of being made, and
-//! every later try of that same change in this process: a libvirt call that keeps failing.
+//! `<command>:<n>:fail` makes the libvirt change that would be step `n` fail instead of being
+//! made, and every later try of that same change in this process: a call that keeps failing.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -94,8 +94,8 @@ pub fn step(what: &str) {
 /// The change that fails (`<command>:<n>:fail`), once the n-th change was asked for.
 static FAILING: Mutex<Option<String>> = Mutex::new(None);
 
-/// Whether the change `what`, about to be made, is to fail instead: the n-th change of a
-/// `<command>:<n>:fail` spec, and every later try of that same change.
+/// Whether the libvirt change `what`, about to be made, is to fail instead: the one that would
+/// be step n of a `<command>:<n>:fail` spec, and every later try of that same change.
 pub fn fails(what: &str) -> bool {
     let Some(spec) = active().filter(|s| s.mode == Mode::Fail) else {
         return false;
