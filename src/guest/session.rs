@@ -70,6 +70,12 @@ pub struct Session {
     handle: Handle<Pinning>,
 }
 
+/// A command's input: given when it starts (or none), or answered to its first output.
+enum Input<R, F> {
+    Given(Option<R>),
+    Answer(F),
+}
+
 fn config() -> Arc<client::Config> {
     Arc::new(client::Config {
         inactivity_timeout: Some(Duration::from_secs(600)),
@@ -174,31 +180,8 @@ impl Session {
         command: &str,
         stdin: Option<R>,
     ) -> Result<Output, GuestError> {
-        let err = |source| GuestError::Channel {
-            node: self.node.clone(),
-            command: command.to_string(),
-            source: Box::new(source),
-        };
-        let mut ch = self.handle.channel_open_session().await.map_err(err)?;
-        ch.exec(true, command).await.map_err(err)?;
-        if let Some(data) = stdin {
-            ch.data(data).await.map_err(err)?;
-        }
-        ch.eof().await.map_err(err)?;
-        let mut out = Output {
-            status: None,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        };
-        while let Some(msg) = ch.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
-                _ => {}
-            }
-        }
-        Ok(out)
+        self.run(command, Input::<R, fn() -> Vec<u8>>::Given(stdin))
+            .await
     }
 
     /// Runs `command` and, when it first prints, sends it `answer()` as its whole input: for
@@ -209,6 +192,16 @@ impl Session {
         command: &str,
         answer: impl FnOnce() -> Vec<u8>,
     ) -> Result<Output, GuestError> {
+        self.run(command, Input::<&[u8], _>::Answer(answer)).await
+    }
+
+    /// One command on a new channel: its input given up front, or made by `answer` when the
+    /// command first prints; collects its output and exit status until the channel closes.
+    async fn run<R: tokio::io::AsyncRead + Unpin, F: FnOnce() -> Vec<u8>>(
+        &self,
+        command: &str,
+        input: Input<R, F>,
+    ) -> Result<Output, GuestError> {
         let err = |source| GuestError::Channel {
             node: self.node.clone(),
             command: command.to_string(),
@@ -216,7 +209,16 @@ impl Session {
         };
         let mut ch = self.handle.channel_open_session().await.map_err(err)?;
         ch.exec(true, command).await.map_err(err)?;
-        let mut answer = Some(answer);
+        let mut answer = match input {
+            Input::Given(stdin) => {
+                if let Some(data) = stdin {
+                    ch.data(data).await.map_err(err)?;
+                }
+                ch.eof().await.map_err(err)?;
+                None
+            }
+            Input::Answer(answer) => Some(answer),
+        };
         let mut out = Output {
             status: None,
             stdout: Vec::new(),
