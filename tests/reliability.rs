@@ -92,6 +92,20 @@ fn killed_at_each_step(
     }
 }
 
+/// Starts `up` with a SIGSTOP after its step `step` and waits until it is stopped there.
+fn up_stopped_after(lab: &TestLab, step: u32) -> std::process::Child {
+    let mut child = lab
+        .std_cmd()
+        .env(dcos_lab::fault::ENV, format!("up:{step}:stop"))
+        .args(["up", &lab.file_arg()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_stopped(&mut child);
+    child
+}
+
 /// Waits until process `pid` is stopped (SIGSTOP).
 fn wait_stopped(child: &mut std::process::Child) {
     let t = Instant::now();
@@ -298,15 +312,7 @@ fn ctrl_c_and_a_libvirtd_restart_during_up() {
     let f = lab.file_arg();
 
     // Ctrl-C right after the 4th change (the networks are being made).
-    let mut child = lab
-        .std_cmd()
-        .env(dcos_lab::fault::ENV, "up:4:stop")
-        .args(["up", &f])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    wait_stopped(&mut child);
+    let child = up_stopped_after(&lab, 4);
     signal(&child, libc::SIGINT);
     signal(&child, libc::SIGCONT);
     let out = child.wait_with_output().expect("waits");
@@ -321,15 +327,7 @@ fn ctrl_c_and_a_libvirtd_restart_during_up() {
     assert!(err.contains("fix: `dcos-lab up"), "{err}");
 
     // libvirtd restarted while `up` is between two changes.
-    let mut child = lab
-        .std_cmd()
-        .env(dcos_lab::fault::ENV, "up:2:stop")
-        .args(["up", &f])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    wait_stopped(&mut child);
+    let child = up_stopped_after(&lab, 2);
     common::restart_libvirtd();
     signal(&child, libc::SIGCONT);
     let out = child.wait_with_output().expect("waits");

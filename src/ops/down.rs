@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::up::blocking;
+use super::up::{blocking, for_all};
 use crate::driver::{Hypervisor, Libvirt};
 use crate::paths::Dirs;
 use crate::plan;
@@ -26,36 +26,19 @@ pub async fn down(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str) -> anyhow::Result<D
     let mut removed = Vec::new();
     let state = super::lab_state::read(hv, lab).await?;
     // Domains first (they hold the networks and disks), all at once.
-    let mut set = tokio::task::JoinSet::new();
-    for n in &state.nodes {
-        let d = n.domain.clone();
-        let hv = hv.clone();
-        set.spawn(async move {
-            let d2 = d.clone();
-            blocking(&hv, move |h| h.remove_domain(&d2))
-                .await
-                .map(|_| d)
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        removed.push(format!("domain {}", r??));
+    let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
+    for (d, r) in for_all(hv, &domains, |h, d| h.remove_domain(d)).await {
+        r?;
+        removed.push(format!("domain {d}"));
     }
     // Then the networks and the pool, all at once: nothing of one needs the other.
     let lab_dirs = dirs.lab(lab);
+    let names: Vec<String> = state.networks.iter().map(|n| n.name.clone()).collect();
     let networks = async {
-        let mut set = tokio::task::JoinSet::new();
-        for n in &state.networks {
-            let (hv, name) = (hv.clone(), n.name.clone());
-            set.spawn(async move {
-                let n2 = name.clone();
-                blocking(&hv, move |h| h.remove_network(&n2))
-                    .await
-                    .map(|()| format!("network {name}"))
-            });
-        }
         let mut done = Vec::new();
-        while let Some(r) = set.join_next().await {
-            done.push(r??);
+        for (n, r) in for_all(hv, &names, |h, n| h.remove_network(n)).await {
+            r?;
+            done.push(format!("network {n}"));
         }
         done.sort();
         anyhow::Ok(done)

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::lab_state::{self, LabState};
-use super::up::blocking;
+use super::up::{blocking, for_all};
 use crate::driver::{Hypervisor, Libvirt};
 use crate::guest::{KnownHosts, LabKey, Session};
 use crate::paths::{Dirs, LabDirs};
@@ -97,36 +97,6 @@ fn civil(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
     (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
-async fn for_all<F, T>(
-    hv: &Arc<Libvirt>,
-    domains: &[String],
-    f: F,
-) -> Vec<(String, anyhow::Result<T>)>
-where
-    F: Fn(&Libvirt, &str) -> Result<T, crate::driver::DriverError> + Send + Sync + Clone + 'static,
-    T: Send + 'static,
-{
-    let mut set = tokio::task::JoinSet::new();
-    for d in domains {
-        let d = d.clone();
-        let hv = hv.clone();
-        let f = f.clone();
-        set.spawn(async move {
-            let d2 = d.clone();
-            let r = blocking(&hv, move |h| f(h, &d2)).await;
-            (d, r)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok(x) => out.push(x),
-            Err(e) => out.push((String::new(), Err(anyhow::Error::new(e)))),
-        }
-    }
-    out
-}
-
 fn running(state: &LabState) -> anyhow::Result<Vec<String>> {
     if !state.exists() {
         return Err(crate::BadInput(format!("lab {} does not exist", state.lab)).into());
@@ -166,15 +136,11 @@ pub async fn snapshot(
     let t0 = Instant::now();
     let state = lab_state::read(hv, lab).await?;
     let domains = running(&state)?;
-    for d in &domains {
-        let d2 = d.clone();
-        let snaps = blocking(hv, move |h| h.snapshots(&d2)).await?;
-        if snaps.iter().any(|s| s.name == name) {
-            return Err(crate::BadInput(format!(
-                "lab {lab} already has a snapshot {name}; fix: pick another name, or `dcos-lab snapshot rm {lab} {name}`"
-            ))
-            .into());
-        }
+    if state.snapshots.iter().any(|s| s == name) {
+        return Err(crate::BadInput(format!(
+            "lab {lab} already has a snapshot {name}; fix: pick another name, or `dcos-lab snapshot rm {lab} {name}`"
+        ))
+        .into());
     }
     // Pause all, then capture all, then resume all: one consistent moment for the cluster.
     let mut errors: Vec<anyhow::Error> = for_all(hv, &domains, |h, d| h.suspend_domain(d))
@@ -223,7 +189,11 @@ pub async fn snapshot(
 
 /// The lab's snapshots: by name, with the nodes holding each.
 pub async fn list(hv: &Arc<Libvirt>, lab: &str) -> anyhow::Result<Vec<LabSnapshot>> {
-    let state = lab_state::read(hv, lab).await?;
+    list_of(hv, &lab_state::read(hv, lab).await?).await
+}
+
+/// [`list`] for a lab already read from libvirt.
+async fn list_of(hv: &Arc<Libvirt>, state: &LabState) -> anyhow::Result<Vec<LabSnapshot>> {
     let mut by_name: BTreeMap<String, LabSnapshot> = BTreeMap::new();
     for n in &state.nodes {
         let d = n.domain.clone();
@@ -280,14 +250,13 @@ pub async fn remove(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str, name: &str) -> an
         ))
         .into());
     }
-    let snaps = list(hv, lab).await?;
-    if !snaps.iter().any(|s| s.name == name) {
+    let state = lab_state::read(hv, lab).await?;
+    if !state.snapshots.iter().any(|s| s == name) {
         return Err(crate::BadInput(format!(
             "lab {lab} has no snapshot {name}; `dcos-lab snapshots {lab}` lists them"
         ))
         .into());
     }
-    let state = lab_state::read(hv, lab).await?;
     let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
     let n = name.to_string();
     for (d, r) in for_all(hv, &domains, move |h, d| h.delete_snapshot(d, &n)).await {
@@ -414,7 +383,7 @@ pub async fn revert(
     if !state.exists() {
         return Err(crate::BadInput(format!("lab {lab} does not exist")).into());
     }
-    let snaps = list(hv, lab).await?;
+    let snaps = list_of(hv, &state).await?;
     let chosen = match name {
         Some(n) => snaps.iter().find(|s| s.name == n),
         None => snaps

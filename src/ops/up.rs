@@ -50,6 +50,38 @@ where
     Ok(tokio::task::spawn_blocking(move || f(&hv)).await??)
 }
 
+/// Runs `f` on every name (domains, networks) at once, each off the runtime; the results come
+/// in the order the calls end.
+pub(crate) async fn for_all<F, T>(
+    hv: &Arc<Libvirt>,
+    names: &[String],
+    f: F,
+) -> Vec<(String, anyhow::Result<T>)>
+where
+    F: Fn(&Libvirt, &str) -> Result<T, crate::driver::DriverError> + Send + Sync + Clone + 'static,
+    T: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for d in names {
+        let d = d.clone();
+        let hv = hv.clone();
+        let f = f.clone();
+        set.spawn(async move {
+            let d2 = d.clone();
+            let r = blocking(&hv, move |h| f(h, &d2)).await;
+            (d, r)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(x) => out.push(x),
+            Err(e) => out.push((String::new(), Err(anyhow::Error::new(e)))),
+        }
+    }
+    out
+}
+
 /// Opens libvirt off the runtime, with a message that says what to do when it fails.
 pub(crate) async fn connect(uri: &str) -> anyhow::Result<Arc<Libvirt>> {
     let uri = uri.to_string();
