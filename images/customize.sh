@@ -124,5 +124,48 @@ system_info:
     renderers: ['networkd']
 CFG
 
+# Time stays inside the lab: chrony names no server of its own. The seed writes
+# /etc/chrony/conf.d/dcos-lab.conf: the boot node serves its own clock to the private network
+# (`local stratum`), every other node follows the boot node.
+if [ -d "$R/etc/chrony" ]; then
+cat > "$R/etc/chrony/chrony.conf" <<'CONF'
+# dcos-lab: no NTP pool, no server outside the lab; the sources come from conf.d (the seed).
+confdir /etc/chrony/conf.d
+driftfile /var/lib/chrony/chrony.drift
+# Step whenever the clock is off by more than a second (a reverted guest resumes an old clock).
+makestep 1 -1
+# Keep the kernel told: chrony clears STA_UNSYNC only with rtcsync (DC/OS's check-time reads it).
+rtcsync
+# No UDP command port; chronyc uses the local socket.
+cmdport 0
+CONF
+mkdir -p "$R/etc/chrony/conf.d"
+rm -f "$R"/etc/chrony/sources.d/*
+# On the cloud-init path the seed's files land during cloud-init's init stage: start after it.
+mkdir -p "$R/etc/systemd/system/chrony.service.d"
+printf '[Unit]\nAfter=cloud-init.service dcos-lab-firstboot.service\n' \
+    > "$R/etc/systemd/system/chrony.service.d/dcos-lab.conf"
+fi
+
+# Docker (for the DC/OS installer) runs only where the seed asks for it (labs with `dcos:`):
+# its units are enabled but conditioned on /etc/dcos-lab/docker, so other labs pay nothing.
+# overlay2 as DC/OS wants it; nothing is pulled (the lab has no registry and no way out).
+if [ -e "$R/usr/sbin/dockerd" ]; then
+mkdir -p "$R/etc/docker"
+cat > "$R/etc/docker/daemon.json" <<'JSON'
+{
+  "storage-driver": "overlay2",
+  "log-driver": "journald"
+}
+JSON
+for u in docker.service docker.socket containerd.service; do
+    mkdir -p "$R/etc/systemd/system/$u.d"
+    printf '[Unit]\nConditionPathExists=/etc/dcos-lab/docker\nAfter=cloud-init.service dcos-lab-firstboot.service\n' \
+        > "$R/etc/systemd/system/$u.d/dcos-lab.conf"
+done
+systemctl --root="$R" enable docker.service containerd.service >/dev/null 2>&1
+systemctl --root="$R" disable docker.socket >/dev/null 2>&1 || true
+fi
+
 # Smaller image: no package lists or caches.
 rm -rf "$R"/var/lib/apt/lists/* "$R"/var/cache/apt/*.bin "$R"/var/cache/apt/archives/*.deb

@@ -17,80 +17,69 @@ fn genconf(dir: &Path, config: &str) -> std::process::Output {
         .expect("runs")
 }
 
+/// A config the nodes of a lab would get: every key DC/OS's genconf cannot do without.
+const GOOD: &str = "bootstrap_url: http://10.0.0.1:4040\ncluster_name: t\nmaster_discovery: static\nexhibitor_storage_backend: static\nmaster_list: [10.0.0.2]\nresolvers: [10.0.0.1]\n";
+
 #[test]
-fn refuses_a_config_without_bootstrap_url_or_master_list() {
-    for (config, missing) in [
-        ("master_list: [10.0.0.2]\n", "bootstrap_url"),
-        ("bootstrap_url: http://10.0.0.1:4040\n", "master_list"),
+fn refuses_what_dcos_genconf_refuses_before_anything_is_written() {
+    for (config, says) in [
+        (
+            GOOD.replace("bootstrap_url: http://10.0.0.1:4040\n", ""),
+            "has no bootstrap_url",
+        ),
+        (
+            GOOD.replace("master_list: [10.0.0.2]\n", ""),
+            "has no master_list",
+        ),
+        (GOOD.replace("cluster_name: t\n", ""), "has no cluster_name"),
+        (
+            GOOD.replace("[10.0.0.2]", "[10.0.0.2, master.lab]"),
+            "Invalid IPv4 addresses in list: master.lab",
+        ),
+        (
+            GOOD.replace("resolvers: [10.0.0.1]", "resolvers: [8.8.8.8, dns]"),
+            "resolvers: Invalid IPv4",
+        ),
+        (
+            GOOD.replace("http://10.0.0.1:4040", "http://10.0.0.1:4040/"),
+            "must not end in a '/'",
+        ),
+        (
+            GOOD.replace("http://10.0.0.1:4040", "10.0.0.1:4040"),
+            "should be a URL",
+        ),
+        (
+            format!("{GOOD}check_time: maybe\n"),
+            "check_time: must be 'true' or 'false'",
+        ),
     ] {
         let dir = tempfile::tempdir().expect("dir");
-        let out = genconf(dir.path(), config);
+        let out = genconf(dir.path(), &config);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{err}");
-        assert!(err.contains(&format!("has no {missing}")), "{err}");
+        assert!(!out.status.success(), "{config}: {err}");
+        assert!(err.contains(says), "{config}: expected {says:?} in {err}");
         assert!(!dir.path().join("genconf/serve/dcos_install.sh").exists());
     }
 }
 
+/// The real installer runs its genconf in a Docker container; so does the fixture. This host
+/// runs no Docker engine (the nodes of a `dcos:` lab do): genconf must refuse, naming Docker.
+/// On a host where Docker does run, it must work.
 #[test]
-fn writes_dcos_install_sh_and_an_incompressible_xz_bootstrap_of_the_configured_size() {
+fn genconf_needs_a_running_docker_as_the_real_one_does() {
+    let docker_runs = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
     let dir = tempfile::tempdir().expect("dir");
-    let out = genconf(
-        dir.path(),
-        "bootstrap_url: http://10.0.0.1:4040\nmaster_list: [10.0.0.2]\n",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let install = std::fs::read_to_string(dir.path().join("genconf/serve/dcos_install.sh"))
-        .expect("dcos_install.sh");
-    assert!(
-        install.contains("BOOTSTRAP_URL=http://10.0.0.1:4040\n"),
-        "{install}"
-    );
-    let tarballs: Vec<_> = std::fs::read_dir(dir.path().join("genconf/serve/bootstrap"))
-        .expect("bootstrap dir")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".bootstrap.tar.xz"))
-        .collect();
-    assert_eq!(tarballs.len(), 1, "{tarballs:?}");
-    let tarball = &tarballs[0];
-    let size = std::fs::metadata(tarball).expect("size").len();
-    assert!(size >= 16 << 20, "{size}");
-    // A valid xz file holding a tar with the payload, the config and the health check.
-    let listing = Command::new("tar")
-        .arg("-tJf")
-        .arg(tarball)
-        .output()
-        .expect("tar");
-    assert!(
-        listing.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listing.stderr)
-    );
-    let names = String::from_utf8_lossy(&listing.stdout);
-    for n in [
-        "payload.bin",
-        "etc/user.config.yaml",
-        "bin/dcos-check-runner",
-    ] {
-        assert!(names.lines().any(|l| l == n), "{names}");
+    let out = genconf(dir.path(), GOOD);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if docker_runs {
+        assert!(out.status.success(), "{err}");
+        assert!(dir.path().join("genconf/serve/dcos_install.sh").exists());
+    } else {
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains("Docker is not"), "{err}");
+        assert!(!dir.path().join("genconf/serve").exists());
     }
-    // Incompressible: gzip cannot shrink it.
-    let gz = Command::new("sh")
-        .arg("-c")
-        .arg(format!("gzip -1 -c '{}' | wc -c", tarball.display()))
-        .output()
-        .expect("gzip");
-    let gz: u64 = String::from_utf8_lossy(&gz.stdout)
-        .trim()
-        .parse()
-        .expect("size");
-    assert!(
-        gz as f64 > size as f64 * 0.99,
-        "gzip made {size} bytes into {gz}"
-    );
 }

@@ -27,6 +27,75 @@ fn write_installer(path: &Path, bootstrap_mib: u32, fail_role: &str) {
     std::fs::write(path, text).expect("write installer");
 }
 
+/// The last preflight that ran on `node` (in its install log) passed every check the real
+/// `dcos_install.sh` runs there.
+fn assert_preflight_passed(lab: &TestLab, node: &str) {
+    let log = lab.sh(
+        node,
+        "tac /var/log/dcos-lab/install.log | sed '/Running preflight checks/q' | tac",
+    );
+    assert!(!log.contains(": FAIL"), "{node}: {log}");
+    let ports = if node == "master" { "5050" } else { "5051" };
+    for check in [
+        "if DC/OS is already installed: PASS",
+        "if docker is installed and in PATH: PASS",
+        "if Docker is running: PASS",
+        "docker version requirement (>= 1.6): PASS",
+        "Docker is configured with a production storage driver: PASS (overlay2)",
+        "if curl is installed and in PATH: PASS",
+        "if ping is installed and in PATH: PASS",
+        "if xz is installed and in PATH: PASS",
+        "if unzip is installed and in PATH: PASS",
+        "if ipset is installed and in PATH: PASS",
+        "if systemd-notify is installed and in PATH: PASS",
+        "systemd version requirement (>= 200): PASS",
+        "if group 'nogroup' exists: PASS",
+        &format!("if port {ports} is in use: PASS"),
+        "if port 53 is in use: PASS",
+        "if the clock is synchronized (check_time): PASS",
+        "if /tmp has room for the bootstrap",
+        "ip-detect prints one IPv4 address of this node: PASS",
+    ] {
+        assert!(
+            log.contains(&format!("Checking {check}")),
+            "{node}: no {check:?} in\n{log}"
+        );
+    }
+}
+
+/// Every verify check as (node, name, passed).
+fn verify(lab: &TestLab) -> Vec<(String, String, bool)> {
+    let out = lab
+        .cmd()
+        .args(["verify", &lab.file_arg(), "--json"])
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| {
+            (
+                c["node"].as_str().unwrap_or("").to_string(),
+                c["name"].as_str().unwrap_or("").to_string(),
+                c["passed"] == true,
+            )
+        })
+        .collect()
+}
+
+/// The failed verify checks as `node/name`, sorted.
+fn verify_failures(lab: &TestLab) -> Vec<String> {
+    let mut f: Vec<String> = verify(lab)
+        .into_iter()
+        .filter(|c| !c.2)
+        .map(|c| format!("{}/{}", c.0, c.1))
+        .collect();
+    f.sort();
+    f
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -75,9 +144,14 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     assert_eq!(status["install"]["master"]["phase"], "install", "{status}");
     assert_eq!(status["install"]["public"]["state"], "none", "{status}");
 
+    // Before anything was installed, the master passed every check of the real installer's
+    // preflight (the run above got past it, to the fixture's built-in failure).
+    assert_preflight_passed(&lab, "master");
+
     // 2. The real-sized bootstrap (600 MiB, more than half of a 1 GiB node's RAM,
     //    incompressible). The master, with the hardened 1 GiB /tmp, installs; the public agent's
-    //    512 MiB /tmp (a stock tmpfs for its RAM) cannot hold the download.
+    //    512 MiB /tmp (a stock tmpfs for its RAM) cannot hold the download, which the preflight
+    //    names before anything is downloaded.
     write_installer(&installer, 600, "none");
     let out = lab.cmd().args(["install", &f]).output().expect("runs");
     let err = stderr(&out);
@@ -86,7 +160,10 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         err.contains("install failed on node public in phase install"),
         "{err}"
     );
-    assert!(err.contains("Failure writing output"), "{err}");
+    assert!(
+        err.contains("- if /tmp has room for the bootstrap"),
+        "the failed check is named: {err}"
+    );
     assert!(
         err.contains("/tmp:"),
         "the failure shows /tmp's space: {err}"
@@ -98,9 +175,48 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     );
     assert_eq!(status["install"]["public"]["state"], "failed", "{status}");
 
-    // 3. With the public agent's /tmp as large as the hardening makes it, `up` converges and the
-    //    install resumes: nothing is redone where a node already finished.
+    // 2b. Each prerequisite of the real installer broken on the public agent in turn: the
+    //     install fails naming node, phase and check; fixed, `install` resumes (and meets the next
+    //     broken one).
     lab.sh("public", "mount -o remount,size=1G /tmp");
+    let broken = [
+        (
+            "systemctl stop docker.service docker.socket",
+            "if Docker is running",
+            "systemctl start docker.service && docker info >/dev/null",
+        ),
+        (
+            // Setting the clock by hand makes the kernel mark it unsynchronised (STA_UNSYNC).
+            "systemctl stop chrony.service && date -u -s \"@$(date +%s)\" >/dev/null",
+            "if the clock is synchronized (check_time)",
+            "systemctl start chrony.service && for i in $(seq 1 100); do [ \"$(timedatectl show -p NTPSynchronized --value)\" = yes ] && break; sleep 0.2; done",
+        ),
+        (
+            "mv /usr/sbin/ipset /root/ipset.away",
+            "if ipset is installed and in PATH",
+            "mv /root/ipset.away /usr/sbin/ipset",
+        ),
+    ];
+    for (breaks, check, fix) in broken {
+        lab.sh("public", breaks);
+        let out = lab.cmd().args(["install", &f]).output().expect("runs");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{breaks}: {err}");
+        assert!(
+            err.contains("install failed on node public in phase install"),
+            "{breaks}: {err}"
+        );
+        assert!(err.contains(&format!("- {check}")), "{breaks}: {err}");
+        assert_eq!(
+            err.matches("\n    - ").count(),
+            1,
+            "only the broken check fails: {err}"
+        );
+        lab.sh("public", fix);
+    }
+
+    // 3. With every prerequisite back, `up` converges and the install resumes: nothing is
+    //    redone where a node already finished.
     let up = lab.json(&["up", &f, "--json"]);
     assert_eq!(up["actions"].as_array().map(Vec::len), Some(0), "{up}");
     let outcome = |node: &str| -> String {
@@ -164,11 +280,16 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     );
     assert_eq!(lab.sh("master", "findmnt -no FSTYPE /tmp").trim(), "tmpfs");
 
+    assert_preflight_passed(&lab, "public");
+
     // The config genconf read on the boot node.
     let config = lab.sh("boot", "cat /root/dcos/genconf/config.yaml");
     let c: serde_json::Value = serde_saphyr::from_str(&config).expect("yaml");
     assert_eq!(c["telemetry_enabled"], "false", "{config}");
+    assert_eq!(c["ui_tracking"], "false", "{config}");
     assert_eq!(c["oauth_enabled"], "false", "{config}");
+    // check_time stays at DC/OS's default ('true'): the lab meets the check.
+    assert!(c.get("check_time").is_none(), "{config}");
     assert_eq!(c["bootstrap_url"], "http://172.29.69.10:8080", "{config}");
     assert_eq!(c["master_list"], serde_json::json!(["172.29.69.11"]));
     assert_eq!(c["agent_list"], serde_json::json!([]));
@@ -182,6 +303,73 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     // The nodes got that config with the bootstrap.
     let user = lab.sh("master", "cat /opt/mesosphere/etc/user.config.yaml");
     assert_eq!(user, config);
+    // genconf ran in a container on the boot node's Docker.
+    assert!(
+        lab.sh("boot", "docker image ls --format '{{.Repository}}'")
+            .contains("dcos-genconf-fixture"),
+        "genconf's image is on the boot node"
+    );
+    // DC/OS's health check passes, its check-time included.
+    lab.sh(
+        "master",
+        "/opt/mesosphere/bin/dcos-check-runner check node-poststart",
+    );
+
+    // 4. verify passes on the installed lab, Docker and time sync included on every node.
+    let checks = verify(&lab);
+    let failed: Vec<_> = checks.iter().filter(|c| !c.2).collect();
+    assert!(failed.is_empty(), "verify failed: {failed:#?}");
+    for node in ["boot", "master", "public"] {
+        for name in ["docker", "time-sync", "telemetry", "tmp", "swap"] {
+            assert!(
+                checks.iter().any(|c| c.0 == node && c.1 == name),
+                "{node}/{name} checked: {checks:?}"
+            );
+        }
+    }
+
+    // 5. verify reads the machine, not our settings: a phone-home unit running on the master
+    //    fails telemetry there; a <forward> added to the private network's definition behind
+    //    dcos-lab's back fails private-network-isolated.
+    lab.sh(
+        "master",
+        "systemd-run --unit dcos-signal.service --description 'stand-in for DC/OS telemetry' sleep 600",
+    );
+    assert_eq!(verify_failures(&lab), ["master/telemetry"]);
+    lab.sh("master", "systemctl stop dcos-signal.service");
+    let net = format!("dcos-lab-{}-private", lab.name);
+    let original = {
+        let conn = virt::connect::Connect::open(Some("qemu:///system")).expect("libvirt");
+        let n = virt::network::Network::lookup_by_name(&conn, &net).expect("network");
+        let xml = n
+            .get_xml_desc(virt::sys::VIR_NETWORK_XML_INACTIVE)
+            .expect("xml");
+        let forwarding = xml.replacen("<bridge ", "<forward mode='nat'/>\n  <bridge ", 1);
+        assert_ne!(forwarding, xml);
+        virt::network::Network::define_xml(&conn, &forwarding).expect("define");
+        xml
+    };
+    assert_eq!(verify_failures(&lab), ["lab/private-network-isolated"]);
+    {
+        let conn = virt::connect::Connect::open(Some("qemu:///system")).expect("libvirt");
+        virt::network::Network::define_xml(&conn, &original).expect("define");
+    }
+
+    // 6. Hardening holds across a restart: the master, powered off behind dcos-lab's back and
+    //    started again by `up`, still passes verify (/tmp sized, swap on, clock in sync).
+    {
+        let conn = virt::connect::Connect::open(Some("qemu:///system")).expect("libvirt");
+        let d =
+            virt::domain::Domain::lookup_by_name(&conn, &format!("dcos-lab-{}-master", lab.name))
+                .expect("domain");
+        d.destroy().expect("power off");
+    }
+    lab.run(&["up", &f, "--no-install"]);
+    assert!(
+        lab.sh("master", "cat /proc/sys/kernel/random/boot_id") != "",
+        "the master is back"
+    );
+    assert_eq!(verify_failures(&lab), Vec::<String>::new());
 
     lab.run(&["down", &f]);
     assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());

@@ -7,7 +7,10 @@ use virt::network::Network;
 use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
 
-use super::{DriverError, Hypervisor, NetworkSummary, Owned, PoolInfo, SnapshotInfo, VersionInfo};
+use super::{
+    DriverError, Hypervisor, NetworkForward, NetworkSummary, Owned, PoolInfo, SnapshotInfo,
+    VersionInfo,
+};
 use crate::plan::ObjState;
 use crate::render::xml::{Bridge, Metadata, PoolTarget};
 
@@ -87,6 +90,19 @@ struct NetworkMeta {
     bridge: Option<Bridge>,
     #[serde(rename = "ip", default)]
     ips: Vec<AnyIp>,
+    #[serde(default)]
+    forward: Option<Forward>,
+}
+
+#[derive(Deserialize)]
+struct Forward {
+    /// libvirt's default for a bare `<forward/>` is NAT.
+    #[serde(rename = "@mode", default)]
+    mode: Option<String>,
+}
+
+fn forward_mode(f: Option<Forward>) -> Option<String> {
+    f.map(|f| f.mode.unwrap_or_else(|| "nat".into()))
 }
 
 #[derive(Deserialize)]
@@ -275,6 +291,29 @@ impl Hypervisor for Libvirt {
             }
         }
         Ok(out)
+    }
+
+    fn network_forward(&self, name: &str) -> Result<NetworkForward, DriverError> {
+        let net = self.network(name)?;
+        let read = |flags: u32, what: &str| -> Result<Option<String>, DriverError> {
+            let xml = call(
+                || format!("read the {what} definition of network {name}"),
+                net.xml_desc(flags),
+            )?;
+            Ok(forward_mode(
+                parse::<NetworkMeta>(&format!("network {name}"), &xml)?.forward,
+            ))
+        };
+        let active = call(
+            || format!("ask whether network {name} runs"),
+            net.is_active(),
+        )?;
+        Ok(NetworkForward {
+            live: if active { read(0, "live")? } else { None },
+            active,
+            // VIR_NETWORK_XML_INACTIVE: what the network will be at its next start.
+            defined: read(virt::sys::VIR_NETWORK_XML_INACTIVE, "persistent")?,
+        })
     }
 
     fn all_networks(&self) -> Result<Vec<NetworkSummary>, DriverError> {

@@ -95,6 +95,8 @@ pub trait Hypervisor: Send + Sync {
     fn remove_network(&self, name: &str) -> Result<(), DriverError>;
     /// Our networks: those whose metadata carries a lab tag.
     fn owned_networks(&self) -> Result<Vec<Owned>, DriverError>;
+    /// The `<forward>` mode of a network as it runs now and as it is defined (for its next start).
+    fn network_forward(&self, name: &str) -> Result<NetworkForward, DriverError>;
     /// Every network's name and bridge, ours or not (for collision checks).
     fn all_networks(&self) -> Result<Vec<NetworkSummary>, DriverError>;
 
@@ -148,6 +150,16 @@ pub struct SnapshotInfo {
     /// The domain state captured (`running`, `paused`, `shutoff`).
     pub state: String,
     pub has_memory: bool,
+}
+
+/// A network's `<forward>` as libvirt has it: `None` where there is none (isolated).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NetworkForward {
+    pub active: bool,
+    /// In the running network's (live) definition.
+    pub live: Option<String>,
+    /// In the persistent definition.
+    pub defined: Option<String>,
 }
 
 /// Name and bridge of any libvirt network.

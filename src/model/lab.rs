@@ -248,6 +248,9 @@ impl Default for Hardening {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Dcos {
+    /// The lab file has a `dcos:` section: its nodes are made ready for the DC/OS installer
+    /// (Docker running on every node), whether or not it names an installer yet.
+    pub enabled: bool,
     /// `dcos_generate_config.sh` on the host; resolved against the lab file's folder.
     pub installer: Option<PathBuf>,
     pub bootstrap_port: u16,

@@ -1,5 +1,6 @@
 //! Lab files: parse (`spec`), check (`validate`) into a [`Lab`], and find built-ins by name [pure].
 
+mod dcos_keys;
 mod ids;
 mod lab;
 mod size;

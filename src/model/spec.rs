@@ -145,5 +145,41 @@ pub struct DcosSpec {
     #[serde(default)]
     pub cluster_name: Option<Spanned<String>>,
     #[serde(default)]
-    pub config: Option<Spanned<serde_json::Value>>,
+    pub config: Option<Spanned<ConfigMap>>,
+}
+
+/// `dcos.config`: genconf keys in file order, each with where it was written (so an unknown key
+/// is reported at its own line).
+#[derive(Debug, Default)]
+pub struct ConfigMap(pub Vec<(Spanned<String>, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for ConfigMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ConfigMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a mapping of genconf/config.yaml keys, e.g. `config: {dns_search: lab}`",
+                )
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<ConfigMap, E> {
+                Ok(ConfigMap::default())
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<ConfigMap, E> {
+                Ok(ConfigMap::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<ConfigMap, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<Spanned<String>, serde_json::Value>()? {
+                    out.push((k, v));
+                }
+                Ok(ConfigMap(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

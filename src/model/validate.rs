@@ -656,20 +656,23 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
             .unwrap_or_else(|| name.clone());
         let mut config = BTreeMap::new();
         if let Some(c) = d.and_then(|d| d.config.as_ref()) {
-            match &c.value {
-                serde_json::Value::Object(map) => {
-                    config.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())))
+            for (k, v) in &c.value.0 {
+                if !super::dcos_keys::known(&k.value) {
+                    p.add(
+                        pos(k),
+                        format!("dcos.config.{}", k.value),
+                        format!("the DC/OS installer has no config key \"{}\"", k.value),
+                        format!(
+                            "did you mean `{}`? (the keys of genconf/config.yaml, from DC/OS's gen/calc.py)",
+                            super::dcos_keys::closest(&k.value)
+                        ),
+                    );
                 }
-                serde_json::Value::Null => {}
-                _ => p.add(
-                    pos(c),
-                    "dcos.config",
-                    "config is not a mapping",
-                    "write config keys as a mapping, e.g. `config: {dns_search: lab}`",
-                ),
+                config.insert(k.value.clone(), v.clone());
             }
         }
         Dcos {
+            enabled: d.is_some(),
             installer,
             bootstrap_port,
             cluster_name,

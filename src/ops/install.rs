@@ -175,6 +175,9 @@ pub struct PhaseFailed {
     pub phase: Phase,
     pub command: String,
     pub why: String,
+    /// The installer's own checks that failed in this run (its preflight prints
+    /// `Checking ...: FAIL`), named so the error says what to fix.
+    pub failed_checks: Vec<String>,
     pub log_tail: String,
 }
 
@@ -182,10 +185,43 @@ impl fmt::Display for PhaseFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "install failed on node {} in phase {}: `{}` {}\n  the last lines of {LOG_FILE} on {}:\n{}",
-            self.node, self.phase, self.command, self.why, self.node, self.log_tail
+            "install failed on node {} in phase {}: `{}` {}",
+            self.node, self.phase, self.command, self.why
+        )?;
+        if !self.failed_checks.is_empty() {
+            write!(
+                f,
+                "\n  the installer's preflight checks that failed on {}:",
+                self.node
+            )?;
+            for c in &self.failed_checks {
+                write!(f, "\n    - {c}")?;
+            }
+        }
+        write!(
+            f,
+            "\n  the last lines of {LOG_FILE} on {}:\n{}",
+            self.node, self.log_tail
         )
     }
+}
+
+/// The failed checks in the output of the last command in the log (the lines after its `== `
+/// header that DC/OS's preflight marks FAIL), without the `Checking`/`FAIL` words.
+pub fn failed_checks(log_since_header: &str) -> Vec<String> {
+    log_since_header
+        .lines()
+        .filter_map(|l| {
+            let (what, rest) = l.split_once(": FAIL")?;
+            let what = what.trim().strip_prefix("Checking ").unwrap_or(what.trim());
+            let detail = rest.trim();
+            Some(if detail.is_empty() {
+                what.to_string()
+            } else {
+                format!("{what} {detail}")
+            })
+        })
+        .collect()
 }
 
 impl std::error::Error for PhaseFailed {}
@@ -304,6 +340,12 @@ impl Remote {
             "echo 'failed {phase} {}' > {STATE_FILE}; tail -n {TAIL_LINES} {LOG_FILE}; df -h --output=size,used,avail /tmp | awk 'NR == 2 {{ print \"(/tmp: size \" $1 \", used \" $2 \", available \" $3 \")\" }}'",
             self.config
         );
+        // The last command's own output: from its header line on.
+        let checks_cmd = format!("tac {LOG_FILE} 2>/dev/null | sed '/ == /q' | tac");
+        let failed_checks = match self.session.exec(&checks_cmd).await {
+            Ok(o) => failed_checks(&o.stdout_str()),
+            Err(_) => Vec::new(),
+        };
         let log_tail = match self.session.exec(&tail_cmd).await {
             Ok(o) => o
                 .stdout_str()
@@ -318,6 +360,7 @@ impl Remote {
             phase,
             command: command.to_string(),
             why,
+            failed_checks,
             log_tail,
         }
     }
@@ -809,6 +852,22 @@ pub async fn probe(lab_dirs: &LabDirs, nodes: &[NodeState]) -> BTreeMap<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_preflight_checks_are_named() {
+        let log = "2026-12-01T00:00:00Z == install: bash dcos_install.sh master\nRunning preflight checks\n\
+                   Checking if Docker is running: FAIL\nChecking if ipset is installed and in PATH: PASS\n\
+                   Checking if the clock is synchronized (check_time): FAIL (Clock is out of sync / in unsync state (STA_UNSYNC).)\n\
+                   Preflight checks failed (2). Exiting installation.\n";
+        assert_eq!(
+            failed_checks(log),
+            [
+                "if Docker is running",
+                "if the clock is synchronized (check_time) (Clock is out of sync / in unsync state (STA_UNSYNC).)"
+            ]
+        );
+        assert!(failed_checks("all good\n").is_empty());
+    }
 
     #[test]
     fn state_lines_parse() {

@@ -460,8 +460,17 @@ pub async fn revert(
             (node, domain, ip, r)
         });
     }
-    // Each node's clock is corrected as soon as it runs again and answers.
+    // Each node's clock is corrected as soon as it runs again and answers; the boot node's
+    // first: it is the lab's time server, and a node that asked it for the time before its clock
+    // was corrected would follow it back to the snapshot's time.
     let mut clocks = tokio::task::JoinSet::new();
+    let (boot_fixed, boot_fixed_rx) = tokio::sync::watch::channel(false);
+    let boot_node = state
+        .nodes
+        .iter()
+        .find(|n| n.role == "boot")
+        .map(|n| n.name.clone());
+    let mut boot_fixed = boot_node.is_some().then_some(boot_fixed);
     let mut failed = Vec::new();
     while let Some(joined) = reverts.join_next().await {
         let (node, domain, ip, r) = joined.context("a revert task failed")?;
@@ -474,7 +483,12 @@ pub async fn revert(
             (Ok(()), Some(ip)) => {
                 tracing::debug!("{node} runs at {:.2} s", t0.elapsed().as_secs_f64());
                 let (key, known) = (key.clone(), known.clone());
-                clocks.spawn(fix_clock(node, ip, key, known, wait));
+                let order = if Some(&node) == boot_node.as_ref() {
+                    ClockOrder::Reference(boot_fixed.take())
+                } else {
+                    ClockOrder::Follower(boot_node.is_some().then(|| boot_fixed_rx.clone()))
+                };
+                clocks.spawn(fix_clock(node, ip, key, known, wait, order));
             }
         }
     }
@@ -505,15 +519,26 @@ fn now_secs() -> f64 {
     crate::unix_time().as_secs_f64()
 }
 
+/// Where a node's clock stands among the lab's: the boot node is the reference (it says when its
+/// clock is right), the others follow it (and wait for that before asking it for the time).
+enum ClockOrder {
+    Reference(Option<tokio::sync::watch::Sender<bool>>),
+    Follower(Option<tokio::sync::watch::Receiver<bool>>),
+}
+
 /// After a revert a guest's clock is as old as the snapshot: wait until the node answers over
 /// SSH, set its clock from the host's and read it back in the same round trip; the offset left
-/// is reported (half the round trip is its uncertainty).
+/// is reported (half the round trip is its uncertainty). Setting the clock tells the kernel it
+/// is no longer synchronised; a follower then asks chrony for an immediate burst of samples from
+/// the boot node (corrected by then), so the kernel reports the clock synchronised again within
+/// a second instead of at chrony's next poll.
 async fn fix_clock(
     node: String,
     ip: std::net::Ipv4Addr,
     key: LabKey,
     known: KnownHosts,
     wait: Duration,
+    order: ClockOrder,
 ) -> anyhow::Result<(String, f64)> {
     let addr = SocketAddr::new(IpAddr::V4(ip), 22);
     let t = Instant::now();
@@ -530,10 +555,19 @@ async fn fix_clock(
     // The host's time is sent when the guest's shell is up and waiting for it, not with the
     // command: starting a shell in a guest whose translation cache the revert emptied takes a
     // few tenths of a second. bash's EPOCHREALTIME reads the clock back without another process.
+    let mut order = order;
+    let burst = match &mut order {
+        ClockOrder::Follower(Some(rx)) => {
+            // A failed boot node fails the whole revert; the wait is bounded by it.
+            let _ = tokio::time::timeout(wait, rx.wait_for(|fixed| *fixed)).await;
+            "; chronyc -a burst 2/2 >/dev/null 2>&1 || true"
+        }
+        _ => "",
+    };
     let mut before = 0.0;
     let out = s
         .exec_answering(
-            "echo ready; read -r t && date -u -s \"@$t\" >/dev/null && echo ${EPOCHREALTIME:-$(date -u +%s.%N)}",
+            &format!("echo ready; read -r t && date -u -s \"@$t\" >/dev/null && echo ${{EPOCHREALTIME:-$(date -u +%s.%N)}}{burst}"),
             || {
                 before = now_secs();
                 format!("{before:.6}\n").into_bytes()
@@ -541,6 +575,9 @@ async fn fix_clock(
         )
         .await?;
     let after = now_secs();
+    if let ClockOrder::Reference(Some(tx)) = order {
+        let _ = tx.send(true);
+    }
     s.close().await;
     let guest: f64 = out
         .stdout_str()

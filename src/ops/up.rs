@@ -504,6 +504,7 @@ pub async fn up(
         let domain = starting.get(&node).cloned();
         let wait = opts.wait;
         let console = lab_dirs.console_log(&node);
+        let check = render::cloudinit::ready_check(lab, &node);
         set.spawn(async move {
             if let Some(domain) = domain {
                 line.step("starting");
@@ -517,7 +518,6 @@ pub async fn up(
             let t0 = Instant::now();
             let l2 = line.clone();
             let addr = SocketAddr::new(IpAddr::V4(address), 22);
-            let check = format!("test -e {}", render::cloudinit::READY_MARKER);
             match crate::guest::wait_ready(
                 &node,
                 Some(&check),

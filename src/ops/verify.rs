@@ -55,12 +55,25 @@ echo "ipv6_disabled=$(cat /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null)"
 echo "route_outside=$(ip -4 route get 192.0.2.1 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -1)"
 echo "private_dev_routes=$(ip -4 route show default 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | tr '\n' ' ')"
 phone=""
-for u in apt-daily.timer apt-daily-upgrade.timer systemd-timesyncd.service popularity-contest.timer chrony.service ntp.service ntpsec.service; do
+for u in apt-daily.timer apt-daily-upgrade.timer systemd-timesyncd.service popularity-contest.timer ntp.service ntpsec.service dcos-signal.service dcos-signal.timer; do
   [ "$(systemctl is-active "$u" 2>/dev/null)" = active ] && phone="$phone $u"
 done
 echo "phone_home=${phone# }"
-echo "telemetry_marker=$(sed -n 's/^telemetry=//p' /etc/dcos-lab/hardening 2>/dev/null)"
-echo "dcos_telemetry=$(grep -hs '^telemetry_enabled' /opt/mesosphere/etc/user.config.yaml /root/dcos/genconf/config.yaml 2>/dev/null | head -1 | sed 's/^telemetry_enabled: *//')"
+echo "chrony_active=$(systemctl is-active chrony.service 2>/dev/null)"
+echo "chrony_sources=$(chronyc -n -c sources 2>/dev/null | cut -d, -f3 | tr '\n' ' ')"
+echo "chrony_ref=$(chronyc -n -c tracking 2>/dev/null | cut -d, -f1)"
+echo "ntp_synchronized=$(timedatectl show -p NTPSynchronized --value 2>/dev/null)"
+echo "adjtimex=$(python3 -c 'import ctypes; b = ctypes.create_string_buffer(512); rc = ctypes.CDLL(None, use_errno=True).adjtimex(b); v = memoryview(b.raw); print(rc, int.from_bytes(v[40:44], "little"), int.from_bytes(v[32:40], "little", signed=True), int.from_bytes(v[24:32], "little", signed=True))' 2>/dev/null)"
+for f in /opt/mesosphere/etc/user.config.yaml /root/dcos/genconf/config.yaml; do
+  [ -r "$f" ] || continue
+  echo "dcos_config=$f"
+  echo "dcos_telemetry=$(sed -n 's/^telemetry_enabled: *//p' "$f" | head -1)"
+  echo "dcos_ui_tracking=$(sed -n 's/^ui_tracking: *//p' "$f" | head -1)"
+  break
+done
+if command -v docker >/dev/null; then
+  echo "docker=$(timeout 20 docker info --format '{{.ServerVersion}} {{.Driver}}' 2>/dev/null)"
+fi
 "#,
     );
     if let Some(mac) = public_mac {
@@ -203,23 +216,167 @@ pub fn evaluate(
         },
         passed: contained,
     });
-    let phone = get("phone_home");
-    let marker = get("telemetry_marker");
-    let dcos = get("dcos_telemetry");
-    let dcos_ok = dcos.is_empty() || dcos.trim_matches(|c| c == '\'' || c == '"') == "false";
+    // Telemetry, from the running system: no unit that phones home is active; a time daemon is
+    // fine while every source it uses is inside the lab; the DC/OS config the installer used
+    // (the node's installed user.config.yaml, or the boot node's genconf) turns it off.
+    let mut phone: Vec<String> = get("phone_home")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let outside: Vec<String> = get("chrony_sources")
+        .split_whitespace()
+        .filter(|a| !in_lab(lab, a))
+        .map(str::to_string)
+        .collect();
+    if get("chrony_active") == "active" && !outside.is_empty() {
+        phone.push(format!(
+            "chrony.service (sources outside the lab: {})",
+            outside.join(", ")
+        ));
+    }
+    let unquote = |v: String| v.trim_matches(|c| c == '\'' || c == '"').to_string();
+    let config = get("dcos_config");
+    let dcos_tel = unquote(get("dcos_telemetry"));
+    let dcos_ui = unquote(get("dcos_ui_tracking"));
+    // A key the config leaves out takes DC/OS's default, which is 'true' for both.
+    let dcos_ok = config.is_empty() || (dcos_tel == "false" && dcos_ui == "false");
+    let shown = |v: &str| {
+        if v.is_empty() {
+            "unset (DC/OS default: 'true')".to_string()
+        } else {
+            format!("'{v}'")
+        }
+    };
     out.push(Check {
         node: node.into(),
         name: "telemetry".into(),
-        expected: "telemetry off: no service that reaches outside, DC/OS telemetry_enabled 'false' where configured".into(),
+        expected: "nothing phones home: no such unit active, time only from inside the lab, DC/OS telemetry_enabled and ui_tracking 'false' in the config the installer used".into(),
         actual: format!(
-            "profile telemetry={}; active phone-home services: {}; DC/OS telemetry_enabled: {}",
-            if marker.is_empty() { "unset" } else { &marker },
-            if phone.is_empty() { "none" } else { &phone },
-            if dcos.is_empty() { "not configured" } else { &dcos }
+            "active phone-home units: {}; time sources: {}; DC/OS config: {}",
+            if phone.is_empty() { "none".to_string() } else { phone.join(", ") },
+            if get("chrony_sources").is_empty() { "none".to_string() } else { get("chrony_sources") },
+            if config.is_empty() {
+                "not installed".to_string()
+            } else {
+                format!("{config}: telemetry_enabled {}, ui_tracking {}", shown(&dcos_tel), shown(&dcos_ui))
+            }
         ),
-        passed: phone.is_empty() && marker == "off" && dcos_ok,
+        passed: phone.is_empty() && dcos_ok,
     });
+    out.push(time_check(lab, node, &get));
+    if lab.dcos.enabled {
+        let docker = get("docker");
+        let mut it = docker.split_whitespace();
+        let (version, driver) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+        out.push(Check {
+            node: node.into(),
+            name: "docker".into(),
+            expected: "Docker running (the DC/OS installer's preflight: `docker info` answers), storage driver overlay2".into(),
+            actual: if version.is_empty() {
+                "Docker is not running (`docker info` does not answer)".into()
+            } else {
+                format!("Docker {version}, storage driver {driver}")
+            },
+            passed: !version.is_empty() && driver == "overlay2",
+        });
+    }
     out
+}
+
+/// True when `addr` is inside one of the lab's networks (or is the host on one of them).
+fn in_lab(lab: &Lab, addr: &str) -> bool {
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => [NetKind::Private, NetKind::Public]
+            .iter()
+            .any(|k| lab.network(*k).cidr.contains(a)),
+        Ok(std::net::IpAddr::V6(a)) => lab
+            .network(NetKind::Public)
+            .ipv6
+            .is_some_and(|p| p.contains(a)),
+        Err(_) => false,
+    }
+}
+
+/// STA_UNSYNC in the kernel's clock status (include/uapi/linux/timex.h).
+const STA_UNSYNC: i64 = 0x0040;
+/// adjtimex's TIME_ERROR: the kernel holds the clock unsynchronised.
+const TIME_ERROR: i64 = 5;
+/// DC/OS's check-time fails an estimated error above 100 ms.
+const MAX_ESTERROR_US: i64 = 100_000;
+
+/// `time-sync`. A node that follows the boot node passes what DC/OS's `check-time` asks of the
+/// kernel (adjtimex: not TIME_ERROR, no STA_UNSYNC, estimated error at most 100 ms), and
+/// timedated says NTPSynchronized=yes, with its source the boot node. The boot node is the lab's
+/// clock: its chrony serves its own clock (`local stratum`); chrony never tells the kernel it is
+/// synchronised in that mode, so the boot node is checked for serving instead.
+fn time_check(lab: &Lab, node: &str, get: &dyn Fn(&str) -> String) -> Check {
+    let boot = lab
+        .node(node)
+        .is_some_and(|n| n.role == crate::model::Role::Boot);
+    let plan = crate::plan::plan_addresses(lab);
+    let boot_ip = lab
+        .nodes
+        .iter()
+        .find(|n| n.role == crate::model::Role::Boot)
+        .and_then(|b| plan.node(&b.name))
+        .and_then(|a| a.private_ipv4())
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let sources = get("chrony_sources");
+    if boot {
+        let reference = get("chrony_ref");
+        return Check {
+            node: node.into(),
+            name: "time-sync".into(),
+            expected: "chrony serves the lab its own clock (reference LOCL, local stratum) and asks no one".into(),
+            actual: format!(
+                "chrony {}; reference {}; sources {}",
+                if get("chrony_active").is_empty() { "absent".to_string() } else { get("chrony_active") },
+                if reference.is_empty() { "none".to_string() } else { reference.clone() },
+                if sources.is_empty() { "none".to_string() } else { sources.clone() }
+            ),
+            passed: get("chrony_active") == "active" && reference == "7F7F0101" && sources.is_empty(),
+        };
+    }
+    let adj = get("adjtimex");
+    let nums: Vec<i64> = adj
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let (rc, status, esterror) = match nums.as_slice() {
+        [rc, status, esterror, ..] => (*rc, *status, *esterror),
+        _ => (-1, STA_UNSYNC, i64::MAX),
+    };
+    let kernel_ok =
+        rc >= 0 && rc != TIME_ERROR && status & STA_UNSYNC == 0 && esterror <= MAX_ESTERROR_US;
+    let synced = get("ntp_synchronized");
+    let follows = sources.split_whitespace().collect::<Vec<_>>() == [boot_ip.as_str()];
+    Check {
+        node: node.into(),
+        name: "time-sync".into(),
+        expected: format!(
+            "clock synchronised to the boot node ({boot_ip}): adjtimex not TIME_ERROR, no STA_UNSYNC, estimated error <= 100 ms; NTPSynchronized=yes"
+        ),
+        actual: if adj.is_empty() {
+            "adjtimex could not be read".into()
+        } else {
+            format!(
+                "adjtimex rc {rc}, status {status:#06x}{}, esterror {esterror} us; NTPSynchronized={}; sources {}",
+                if status & STA_UNSYNC != 0 {
+                    " (STA_UNSYNC)"
+                } else {
+                    ""
+                },
+                if synced.is_empty() {
+                    "unknown"
+                } else {
+                    &synced
+                },
+                if sources.is_empty() { "none" } else { &sources }
+            )
+        },
+        passed: kernel_ok && synced == "yes" && follows,
+    }
 }
 
 /// The IPv6 addresses a public node pings: the host's on the public network and every other
@@ -297,26 +454,46 @@ pub async fn run(lab: &Lab, dirs: &crate::paths::Dirs, uri: &str) -> anyhow::Res
         .into());
     }
     let mut checks = Vec::new();
-    // The host side: the private network has no <forward>.
-    let nets = super::up::blocking(&hv, |h| {
+    // The host side: the private network forwards nowhere, as libvirt has it now (the running
+    // network) and as it is defined (what its next start gives): a `<forward>` added out of band
+    // fails the check, whatever the lab file says.
+    let private_name = crate::plan::network_name(&lab.name, NetKind::Private);
+    let pn = private_name.clone();
+    let fwd = super::up::blocking(&hv, move |h| {
         use crate::driver::Hypervisor;
-        h.owned_networks()
+        match h.network_forward(&pn) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     })
     .await?;
-    let private_name = crate::plan::network_name(&lab.name, NetKind::Private);
-    let private_exists = nets.iter().any(|n| n.name == private_name);
+    let describe = |m: &Option<String>| match m {
+        None => "no <forward>".to_string(),
+        Some(m) => format!("<forward mode='{m}'>"),
+    };
     checks.push(Check {
         node: "lab".into(),
         name: "private-network-isolated".into(),
-        expected: format!("{private_name} exists and forwards nowhere (isolated)"),
-        actual: if !private_exists {
-            "missing".into()
-        } else if lab.networks.private.mode == crate::model::NetMode::Isolated {
-            "isolated".into()
-        } else {
-            format!("{:?} forwarding", lab.networks.private.mode).to_lowercase()
+        expected: format!(
+            "{private_name} runs with no <forward> in its live or persistent definition (isolated)"
+        ),
+        actual: match &fwd {
+            None => "missing".into(),
+            Some(f) => format!(
+                "{}; live: {}; defined: {}",
+                if f.active { "running" } else { "not running" },
+                if f.active {
+                    describe(&f.live)
+                } else {
+                    "-".into()
+                },
+                describe(&f.defined)
+            ),
         },
-        passed: private_exists && lab.networks.private.mode == crate::model::NetMode::Isolated,
+        passed: fwd
+            .as_ref()
+            .is_some_and(|f| f.active && f.live.is_none() && f.defined.is_none()),
     });
     let mut per_node = Vec::new();
     for n in &lab.nodes {
@@ -395,17 +572,39 @@ mod tests {
         .expect("valid")
     }
 
-    const GOOD: &str = "swap_bytes=2147479552\ntmp_fstype=tmpfs\ntmp_bytes=1073741824\nipv6_disabled=0\nroute_outside=\nphone_home=\ntelemetry_marker=off\ndcos_telemetry=\n";
+    /// A hardened master's facts: synchronised to the boot node, nothing phoning home.
+    fn good(l: &Lab) -> String {
+        let plan = crate::plan::plan_addresses(l);
+        let boot = plan
+            .node("boot")
+            .and_then(|a| a.private_ipv4())
+            .expect("boot");
+        format!(
+            "swap_bytes=2147479552\ntmp_fstype=tmpfs\ntmp_bytes=1073741824\nipv6_disabled=0\nroute_outside=\nphone_home=\n\
+             chrony_active=active\nchrony_sources={boot} \nchrony_ref=AC1E0A0A\nntp_synchronized=yes\nadjtimex=0 8192 1200 40000\n"
+        )
+    }
+
+    fn check<'a>(c: &'a [Check], name: &str) -> &'a Check {
+        c.iter().find(|c| c.name == name).expect("check")
+    }
 
     #[test]
     fn a_hardened_node_passes_every_check() {
         let l = lab();
         let plan = crate::plan::plan_addresses(&l);
-        let checks = evaluate(&l, &plan, "master", GOOD, &[]);
+        let checks = evaluate(&l, &plan, "master", &good(&l), &[]);
         let names: Vec<_> = checks.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
-            ["swap", "tmp", "ipv6", "private-isolation", "telemetry"]
+            [
+                "swap",
+                "tmp",
+                "ipv6",
+                "private-isolation",
+                "telemetry",
+                "time-sync"
+            ]
         );
         assert!(checks.iter().all(|c| c.passed), "{checks:#?}");
     }
@@ -414,13 +613,13 @@ mod tests {
     fn an_unhardened_node_fails_exactly_the_unmet_checks() {
         let l = lab();
         let plan = crate::plan::plan_addresses(&l);
-        let facts = "swap_bytes=0\ntmp_fstype=ext4\ntmp_bytes=\nipv6_disabled=0\nroute_outside=\nphone_home=systemd-timesyncd.service\ntelemetry_marker=on\n";
+        let facts = "swap_bytes=0\ntmp_fstype=ext4\ntmp_bytes=\nipv6_disabled=0\nroute_outside=\nphone_home=systemd-timesyncd.service\n";
         let failed: Vec<_> = evaluate(&l, &plan, "master", facts, &[])
             .into_iter()
             .filter(|c| !c.passed)
             .map(|c| c.name)
             .collect();
-        assert_eq!(failed, ["swap", "tmp", "telemetry"]);
+        assert_eq!(failed, ["swap", "tmp", "telemetry", "time-sync"]);
     }
 
     #[test]
@@ -439,7 +638,8 @@ mod tests {
             .and_then(|n| n.ipv6)
             .expect("v6");
         let facts = format!(
-            "{GOOD}public_dev=enp2s0\npublic_ipv6={want}/64\nroute_outside=enp2s0\nping6 {}=fail\n",
+            "{}public_dev=enp2s0\npublic_ipv6={want}/64\nroute_outside=enp2s0\nping6 {}=fail\n",
+            good(&l),
             targets[0]
         );
         let checks = evaluate(&l, &plan, "public", &facts, &targets);
@@ -455,36 +655,77 @@ mod tests {
     fn private_route_off_the_host_fails_isolation() {
         let l = lab();
         let plan = crate::plan::plan_addresses(&l);
-        let facts = GOOD.replace("route_outside=\n", "route_outside=enp1s0\n");
+        let facts = good(&l).replace("route_outside=\n", "route_outside=enp1s0\n");
         let c = evaluate(&l, &plan, "master", &facts, &[]);
-        assert!(
-            !c.iter()
-                .find(|c| c.name == "private-isolation")
-                .expect("check")
-                .passed
-        );
+        assert!(!check(&c, "private-isolation").passed);
     }
 
     #[test]
-    fn dcos_config_with_telemetry_on_fails() {
+    fn telemetry_reads_the_config_the_installer_used() {
         let l = lab();
         let plan = crate::plan::plan_addresses(&l);
-        let facts = GOOD.replace("dcos_telemetry=\n", "dcos_telemetry='true'\n");
-        let c = evaluate(&l, &plan, "master", &facts, &[]);
-        assert!(
-            !c.iter()
-                .find(|c| c.name == "telemetry")
-                .expect("check")
-                .passed
+        let with = |extra: &str| {
+            let c = evaluate(&l, &plan, "master", &format!("{}{extra}", good(&l)), &[]);
+            check(&c, "telemetry").passed
+        };
+        let cfg = "dcos_config=/opt/mesosphere/etc/user.config.yaml\n";
+        assert!(with(&format!(
+            "{cfg}dcos_telemetry='false'\ndcos_ui_tracking='false'\n"
+        )));
+        assert!(!with(&format!(
+            "{cfg}dcos_telemetry='true'\ndcos_ui_tracking='false'\n"
+        )));
+        // Left out, a key takes DC/OS's default: on.
+        assert!(!with(&format!(
+            "{cfg}dcos_telemetry='false'\ndcos_ui_tracking=\n"
+        )));
+    }
+
+    #[test]
+    fn a_running_dcos_signal_or_a_time_source_outside_fails_telemetry() {
+        let l = lab();
+        let plan = crate::plan::plan_addresses(&l);
+        let facts = good(&l).replace("phone_home=\n", "phone_home=dcos-signal.service\n");
+        assert!(!check(&evaluate(&l, &plan, "master", &facts, &[]), "telemetry").passed);
+        let boot = plan
+            .node("boot")
+            .and_then(|a| a.private_ipv4())
+            .expect("boot");
+        let facts = good(&l).replace(
+            &format!("chrony_sources={boot} \n"),
+            &format!("chrony_sources={boot} 162.159.200.1\n"),
         );
-        let facts = GOOD.replace("dcos_telemetry=\n", "dcos_telemetry='false'\n");
         let c = evaluate(&l, &plan, "master", &facts, &[]);
+        assert!(!check(&c, "telemetry").passed, "{c:#?}");
+        assert!(check(&c, "telemetry").actual.contains("162.159.200.1"));
+    }
+
+    #[test]
+    fn time_sync_reads_the_kernel_clock_state() {
+        let l = lab();
+        let plan = crate::plan::plan_addresses(&l);
+        let at = |adj: &str, synced: &str| {
+            let facts = good(&l)
+                .replace("adjtimex=0 8192 1200 40000\n", &format!("adjtimex={adj}\n"))
+                .replace(
+                    "ntp_synchronized=yes\n",
+                    &format!("ntp_synchronized={synced}\n"),
+                );
+            check(&evaluate(&l, &plan, "master", &facts, &[]), "time-sync").passed
+        };
+        assert!(at("0 8192 1200 40000", "yes"));
+        assert!(!at("5 8256 1200 16000000", "no"), "STA_UNSYNC, TIME_ERROR");
+        assert!(!at("0 8256 1200 40000", "yes"), "STA_UNSYNC alone");
         assert!(
-            c.iter()
-                .find(|c| c.name == "telemetry")
-                .expect("check")
-                .passed
+            !at("0 8192 150000 40000", "yes"),
+            "esterror over DC/OS's 100 ms"
         );
+        assert!(!at("", "yes"), "unreadable");
+        // The boot node is the reference: it serves its local clock and follows nobody.
+        let boot = "chrony_active=active\nchrony_sources=\nchrony_ref=7F7F0101\n";
+        assert!(check(&evaluate(&l, &plan, "boot", boot, &[]), "time-sync").passed);
+        let boot = "chrony_active=active\nchrony_sources=10.0.0.1\nchrony_ref=0A000001\n";
+        assert!(!check(&evaluate(&l, &plan, "boot", boot, &[]), "time-sync").passed);
     }
 
     #[test]

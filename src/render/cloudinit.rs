@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_saphyr::LitString;
 
-use crate::model::{Hardening, Lab, NetKind};
+use crate::model::{Hardening, Lab, NetKind, Role};
 use crate::plan::{AddressPlan, PREFIX};
 
 use super::RenderError;
@@ -94,15 +94,30 @@ pub fn harden_script(h: &Hardening) -> String {
                 "size={},mode=1777,nosuid,nodev",
                 size.as_mib().to_string() + "M"
             );
+            // The size holds on every boot through a drop-in for tmp.mount (systemd's /tmp, or
+            // the unit systemd makes from an fstab line); where the image has neither, and when
+            // `persistent` asks for it, an fstab line as well.
             let _ = write!(
                 s,
-                "\n# /tmp: a tmpfs large enough for the ~600 MB bootstrap download.\n\
-                 if findmnt -n -t tmpfs /tmp >/dev/null; then\n  mount -o remount,{opts} /tmp\nelse\n  mount -t tmpfs -o {opts} tmpfs /tmp\nfi\n"
+                "\n# /tmp: a tmpfs large enough for the ~600 MB bootstrap download, on every boot.\n\
+                 if findmnt -n -t tmpfs /tmp >/dev/null; then\n  mount -o remount,{opts} /tmp\nelse\n  mount -t tmpfs -o {opts} tmpfs /tmp\nfi\n\
+                 mkdir -p /etc/systemd/system/tmp.mount.d\n\
+                 printf '[Mount]\\nOptions={opts}\\n' > /etc/systemd/system/tmp.mount.d/90-dcos-lab.conf\n"
             );
+            let fstab = "sed -i '\\|^tmpfs /tmp |d' /etc/fstab\necho 'tmpfs /tmp tmpfs "
+                .to_string()
+                + &opts
+                + " 0 0' >> /etc/fstab\n";
             if h.persistent {
+                s.push_str(&fstab);
+            } else {
                 let _ = write!(
                     s,
-                    "sed -i '\\|^tmpfs /tmp |d' /etc/fstab\necho 'tmpfs /tmp tmpfs {opts} 0 0' >> /etc/fstab\n"
+                    "if ! grep -qs '^[^#]* /tmp ' /etc/fstab && [ ! -e /etc/systemd/system/tmp.mount ] && [ ! -e /lib/systemd/system/tmp.mount ] && [ ! -e /usr/lib/systemd/system/tmp.mount ]; then\n{}fi\n",
+                    fstab
+                        .lines()
+                        .map(|l| format!("  {l}\n"))
+                        .collect::<String>()
                 );
             }
         }
@@ -145,13 +160,66 @@ pub fn harden_script(h: &Hardening) -> String {
              if [ -n \"$units\" ]; then systemctl mask --now $units >/dev/null 2>&1 || true; fi\n",
         );
     }
-    let _ = write!(
-        s,
-        "\nmkdir -p /etc/dcos-lab\n\
-         printf 'telemetry=%s\\nipv6=%s\\n' {} {} > /etc/dcos-lab/hardening\n",
-        if h.telemetry { "on" } else { "off" },
-        if h.ipv6 { "on" } else { "off" }
-    );
+    s
+}
+
+/// Where the seed puts the node's chrony sources.
+pub const CHRONY_CONF: &str = "/etc/chrony/conf.d/dcos-lab.conf";
+/// Docker's units (in our image) start only where this file exists.
+pub const DOCKER_MARKER: &str = "/etc/dcos-lab/docker";
+
+/// chrony's part of the seed: the boot node serves its own clock to the private network
+/// (`local stratum`: the lab needs no clock from outside), every other node follows the boot node.
+/// Short polls: a reverted guest resumes with an old clock and must be back in sync in seconds.
+pub fn chrony_conf(lab: &Lab, plan: &AddressPlan, node: &str) -> Result<String, RenderError> {
+    let n = lab
+        .node(node)
+        .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+    let boot = lab
+        .nodes
+        .iter()
+        .find(|n| n.role == Role::Boot)
+        .ok_or(RenderError::Invariant("a validated lab has a boot node"))?;
+    if n.role == Role::Boot {
+        Ok(format!(
+            "# dcos-lab: the boot node is the lab's clock; it serves the private network only.\n\
+             local stratum 8\n\
+             allow {}\n",
+            lab.network(NetKind::Private).cidr
+        ))
+    } else {
+        let ip =
+            plan.node(&boot.name)
+                .and_then(|a| a.private_ipv4())
+                .ok_or(RenderError::Invariant(
+                    "the boot node is on the private network",
+                ))?;
+        Ok(format!(
+            "# dcos-lab: follow the boot node ({}), the lab's clock; nothing outside the lab.\n\
+             server {ip} iburst minpoll -2 maxpoll 2\n",
+            boot.name
+        ))
+    }
+}
+
+/// The shell test `up` waits for inside a node, beside SSH answering: first boot and its
+/// hardening are done (the ready marker); the clock is synchronised (the kernel says so, through
+/// timedated: no STA_UNSYNC, error under 16 s) on every node that follows the boot node, and the
+/// boot node's chrony serves its local clock; on a `dcos:` lab, Docker is running. Images
+/// without chrony (imported ones) are not waited for on time: `verify` reports them.
+pub fn ready_check(lab: &Lab, node: &str) -> String {
+    let boot = lab.node(node).is_some_and(|n| n.role == Role::Boot);
+    let clock = if boot {
+        // 7F7F0101 is chrony's reference ID for its own local clock (`local stratum`).
+        "chronyc -n tracking 2>/dev/null | grep -q '^Reference ID *: 7F7F0101'"
+    } else {
+        "[ \"$(timedatectl show -p NTPSynchronized --value 2>/dev/null)\" = yes ]"
+    };
+    let mut s =
+        format!("test -e {READY_MARKER} && {{ ! command -v chronyd >/dev/null || {clock}; }}");
+    if lab.dcos.enabled {
+        s.push_str(" && systemctl is-active --quiet docker.service");
+    }
     s
 }
 
@@ -239,16 +307,26 @@ pub fn seed(
                 format!("nameserver {gw}\nsearch {}.{PREFIX}\n", lab.name),
             ),
             file(HARDEN_PATH, "0755", harden_script(&n.hardening)),
+            file(CHRONY_CONF, "0644", chrony_conf(lab, plan, node)?),
         ],
-        runcmd: vec![
-            vec![HARDEN_PATH.to_string()],
-            vec![
-                "sh".into(),
-                "-c".into(),
-                format!("mkdir -p /var/lib/dcos-lab && date -u +%FT%TZ > {READY_MARKER}"),
-            ],
-        ],
+        // One command: the ready marker exists only when the hardening succeeded (cloud-init
+        // runs runcmd lines one after another whatever each returns).
+        runcmd: vec![vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "{HARDEN_PATH} && mkdir -p /var/lib/dcos-lab && date -u +%FT%TZ > {READY_MARKER}"
+            ),
+        ]],
     };
+    let mut cfg = cfg;
+    if lab.dcos.enabled {
+        cfg.write_files.push(file(
+            DOCKER_MARKER,
+            "0644",
+            "# dcos-lab: this lab installs DC/OS; Docker runs here.\n".into(),
+        ));
+    }
     let body = serde_saphyr::to_string(&cfg).map_err(|e| RenderError::Yaml {
         what: format!("user-data of {node}"),
         message: e.to_string(),

@@ -53,9 +53,7 @@ pub fn boot_node(lab: &Lab) -> Result<&str, RenderError> {
         .iter()
         .find(|n| n.role == Role::Boot)
         .map(|n| n.name.as_str())
-        .ok_or_else(|| RenderError::NoSuchNode {
-            node: "(role: boot)".to_string(),
-        })
+        .ok_or(RenderError::Invariant("a validated lab has a boot node"))
 }
 
 /// `http://<boot node's private address>:<bootstrap_port>`: where the nodes fetch the bootstrap.
@@ -81,12 +79,13 @@ fn flag(on: bool) -> Value {
 /// dnsmasq on the private network (it answers the lab's names and never forwards off the host);
 /// telemetry and IPv6 follow the hardening profile; login stays local (`oauth_enabled: 'false'`).
 pub fn config_yaml(lab: &Lab, addrs: &AddressPlan) -> Result<String, RenderError> {
-    let resolver = addrs
-        .network(NetKind::Private)
-        .map(|n| n.gateway4)
-        .ok_or_else(|| RenderError::NoSuchNode {
-            node: "(private network)".to_string(),
-        })?;
+    let resolver =
+        addrs
+            .network(NetKind::Private)
+            .map(|n| n.gateway4)
+            .ok_or(RenderError::Invariant(
+                "a validated lab has a private network",
+            ))?;
     let mut c = Ordered(Vec::new());
     c.set("bootstrap_url", Value::String(bootstrap_url(lab, addrs)?));
     c.set("cluster_name", Value::String(lab.dcos.cluster_name.clone()));
@@ -101,6 +100,8 @@ pub fn config_yaml(lab: &Lab, addrs: &AddressPlan) -> Result<String, RenderError
     );
     c.set("enable_ipv6", flag(lab.hardening.ipv6));
     c.set("telemetry_enabled", flag(lab.hardening.telemetry));
+    // The web UI's own tracking (its analytics calls), beside the cluster's telemetry.
+    c.set("ui_tracking", flag(lab.hardening.telemetry));
     c.set("oauth_enabled", flag(false));
     for (k, v) in &lab.dcos.config {
         c.set(k, v.clone());
@@ -180,7 +181,14 @@ mod tests {
         let l = lab("hardening:\n  telemetry: true\n  ipv6: false\n");
         let c = parsed(&l);
         assert_eq!(c["telemetry_enabled"], "true");
+        assert_eq!(c["ui_tracking"], "true");
         assert_eq!(c["enable_ipv6"], "false");
+        let c = parsed(&lab(""));
+        assert_eq!(c["telemetry_enabled"], "false");
+        assert_eq!(c["ui_tracking"], "false");
+        assert_eq!(c["oauth_enabled"], "false");
+        // The lab meets DC/OS's time check; it never turns it off.
+        assert!(c.get("check_time").is_none());
     }
 
     #[test]

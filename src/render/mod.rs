@@ -34,6 +34,9 @@ pub enum RenderError {
     NoSuchNode { node: String },
     #[error("cannot write {what} as YAML: {message}")]
     Yaml { what: String, message: String },
+    /// Something validation guarantees did not hold: a bug in dcos-lab, not bad input.
+    #[error("internal error: {0}")]
+    Invariant(&'static str),
 }
 
 /// The disk a node boots from and how.
