@@ -158,7 +158,8 @@ cat > "$R/etc/docker/daemon.json" <<'JSON'
   "log-driver": "journald"
 }
 JSON
-for u in docker.service docker.socket containerd.service; do
+# AppArmor's boot-time profile load is for Docker's sake too: skipped where Docker does not run.
+for u in docker.service docker.socket containerd.service apparmor.service; do
     mkdir -p "$R/etc/systemd/system/$u.d"
     printf '[Unit]\nConditionPathExists=/etc/dcos-lab/docker\nAfter=cloud-init.service dcos-lab-firstboot.service\n' \
         > "$R/etc/systemd/system/$u.d/dcos-lab.conf"

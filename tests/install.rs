@@ -340,34 +340,36 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     let net = format!("dcos-lab-{}-private", lab.name);
     let original = {
         let conn = virt::connect::Connect::open(Some("qemu:///system")).expect("libvirt");
-        let n = virt::network::Network::lookup_by_name(&conn, &net).expect("network");
+        let n = conn.lookup_network_by_name(&net).expect("network");
         let xml = n
-            .get_xml_desc(virt::sys::VIR_NETWORK_XML_INACTIVE)
+            .xml_desc(virt::sys::VIR_NETWORK_XML_INACTIVE)
             .expect("xml");
         let forwarding = xml.replacen("<bridge ", "<forward mode='nat'/>\n  <bridge ", 1);
         assert_ne!(forwarding, xml);
-        virt::network::Network::define_xml(&conn, &forwarding).expect("define");
+        conn.define_network_xml(&forwarding).expect("define");
         xml
     };
     assert_eq!(verify_failures(&lab), ["lab/private-network-isolated"]);
     {
         let conn = virt::connect::Connect::open(Some("qemu:///system")).expect("libvirt");
-        virt::network::Network::define_xml(&conn, &original).expect("define");
+        conn.define_network_xml(&original).expect("define");
     }
 
     // 6. Hardening holds across a restart: the master, powered off behind dcos-lab's back and
     //    started again by `up`, still passes verify (/tmp sized, swap on, clock in sync).
+    let boot_id = lab.sh("master", "cat /proc/sys/kernel/random/boot_id");
     {
         let conn = virt::connect::Connect::open(Some("qemu:///system")).expect("libvirt");
-        let d =
-            virt::domain::Domain::lookup_by_name(&conn, &format!("dcos-lab-{}-master", lab.name))
-                .expect("domain");
+        let d = conn
+            .lookup_domain_by_name(&format!("dcos-lab-{}-master", lab.name))
+            .expect("domain");
         d.destroy().expect("power off");
     }
     lab.run(&["up", &f, "--no-install"]);
-    assert!(
-        lab.sh("master", "cat /proc/sys/kernel/random/boot_id") != "",
-        "the master is back"
+    assert_ne!(
+        lab.sh("master", "cat /proc/sys/kernel/random/boot_id"),
+        boot_id,
+        "the master booted again"
     );
     assert_eq!(verify_failures(&lab), Vec::<String>::new());
 

@@ -611,8 +611,7 @@ fn cloud_init_and_fast_first_boot_give_the_same_result() {
         .collect();
     assert!(failed.is_empty(), "{failed:#?}");
     // The same files, written by either path.
-    let files =
-        "cat /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /etc/systemd/system/tmp.mount.d/90-dcos-lab.conf";
+    let files = "cat /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /etc/systemd/system/tmp.mount.d/90-dcos-lab.conf";
     assert_eq!(lab.sh("boot", files), lab.sh("master", files));
     lab.run(&["down", &f]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());
