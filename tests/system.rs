@@ -232,6 +232,24 @@ fn minimal_lab_up_check_converge_down() {
         serde_json::json!(["start domain dcos-lab-dltest-min-master"])
     );
     assert_eq!(lab.sh("master", "hostname").trim(), "master");
+    // Its hardening held across the restart (the hardening script ran only at first boot):
+    // /tmp at its hardened size, swap on, clock in sync; verify passes.
+    let v = lab.json(&["verify", &f, "--json"]);
+    let failed: Vec<_> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "verify failed after a restart: {failed:#?}"
+    );
+    assert_eq!(
+        lab.sh("master", "findmnt -bno SIZE /tmp").trim(),
+        (1u64 << 30).to_string(),
+        "/tmp after the restart"
+    );
 
     // A changed lab file that cannot be converged is refused, naming what differs.
     let changed = std::fs::read_to_string(&lab.file)
