@@ -27,11 +27,7 @@ fn json(c: &mut Command) -> serde_json::Value {
 }
 
 fn skip() -> bool {
-    if std::env::var_os("DCOS_LAB_SKIP_SYSTEM").is_some() {
-        eprintln!("skipped: DCOS_LAB_SKIP_SYSTEM is set");
-        return true;
-    }
-    false
+    common::skip_system()
 }
 
 /// The default image: built (or found) once, then a cache hit in under a second.

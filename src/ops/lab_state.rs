@@ -143,7 +143,14 @@ async fn read_labs(
         let snaps = super::up::blocking(hv, move |h| {
             let mut all: Vec<(u64, String)> = Vec::new();
             for d in &domains {
-                for s in h.snapshots(d).unwrap_or_default() {
+                // A domain removed while we listed has no snapshots; any other failure is real
+                // (it would show a lab with snapshots as one without).
+                let listed = match h.snapshots(d) {
+                    Ok(l) => l,
+                    Err(e) if e.is_not_found() => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                for s in listed {
                     if !all.iter().any(|(_, n)| *n == s.name) {
                         all.push((s.created_unix, s.name));
                     }

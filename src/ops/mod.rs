@@ -19,8 +19,18 @@ pub fn load_lab(arg: &str) -> Result<Lab, model::ModelError> {
     let source = LabSource::find(arg)?;
     let recipes = crate::image::recipe_names();
     let mut names: Vec<&str> = recipes.iter().map(String::as_str).collect();
-    // Images imported by name count as recipes for `image:`.
-    let imported = crate::image::list(&crate::paths::Dirs::discover()).unwrap_or_default();
+    // Images imported by name count as recipes for `image:`. An unreadable cache is not a reason
+    // to refuse the lab: it is reported, and `image:` then knows only the recipes.
+    let imported = match crate::image::list(&crate::paths::Dirs::discover()) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(
+                "cannot list the image cache, so imported images are not known by name: {}",
+                crate::error_chain(&e)
+            );
+            Vec::new()
+        }
+    };
     names.extend(
         imported
             .iter()

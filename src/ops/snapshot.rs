@@ -494,9 +494,22 @@ pub async fn revert(
     }
     if let Some((d, e)) = failed.into_iter().next() {
         clocks.abort_all();
-        let _ = for_all(hv, &domains, |h, d| h.suspend_domain(d)).await;
+        // Say what is true: every node paused, or which ones could not be paused again.
+        let running: Vec<String> = for_all(hv, &domains, |h, d| h.suspend_domain(d))
+            .await
+            .into_iter()
+            .filter_map(|(d, r)| r.err().map(|e| format!("{d} ({e:#})")))
+            .collect();
+        let left = if running.is_empty() {
+            "every node is left paused".to_string()
+        } else {
+            format!(
+                "these nodes could not be paused again and may be running: {}; the others are left paused",
+                running.join(", ")
+            )
+        };
         return Err(e.context(format!(
-            "revert of lab {lab} to {snap_name} failed on {d} ({REVERT_TRIES} tries); every node is left paused and the revert is recorded as unfinished; fix: `dcos-lab revert {lab} {snap_name}` or `dcos-lab up {lab}` finishes it (or `dcos-lab down {lab}`)"
+            "revert of lab {lab} to {snap_name} failed on {d} ({REVERT_TRIES} tries); {left} and the revert is recorded as unfinished; fix: `dcos-lab revert {lab} {snap_name}` or `dcos-lab up {lab}` finishes it (or `dcos-lab down {lab}`)"
         )));
     }
     forget_revert(&lab_dirs)?;
