@@ -254,7 +254,8 @@ impl Session {
 }
 
 /// Waits until `node` answers over SSH and `ready_check` (if any) succeeds there, retrying with back-off
-/// (0.1 s doubling to 1 s) until `timeout`. A host key mismatch is final. `on_try` hears each
+/// (0.1 s doubling to 1 s; the check every 0.4 s over one session once SSH answers) until
+/// `timeout`. A host key mismatch is final. `on_try` hears each
 /// failed attempt.
 pub async fn wait_ready(
     node: &str,
@@ -290,14 +291,32 @@ pub async fn wait_ready(
                 match Session::connect_over(node, addr, Some(tcp), key, known, timeout).await {
                     Ok(s) => match ready_check {
                         None => return Ok(s),
-                        Some(check) => match s.exec(check).await {
-                            Ok(o) if o.success() => return Ok(s),
-                            Ok(_) => {
-                                last =
-                                    "SSH answers; first-boot configuration not finished yet".into();
-                                s.close().await;
+                        // Once SSH answers, the check is repeated over the same session: a new
+                        // connection per try would make the booting guest start another sshd
+                        // and do another key exchange each time, which costs it seconds of CPU
+                        // under software emulation.
+                        Some(check) => loop {
+                            match s.exec(check).await {
+                                Ok(o) if o.success() => return Ok(s),
+                                Ok(_) => {
+                                    last = "SSH answers; first-boot configuration not finished yet"
+                                        .into();
+                                    on_try(&last);
+                                }
+                                Err(e) => {
+                                    last = crate::error_chain(&e);
+                                    break;
+                                }
                             }
-                            Err(e) => last = crate::error_chain(&e),
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                return Err(GuestError::Timeout {
+                                    node: node.to_string(),
+                                    seconds: timeout.as_secs(),
+                                    last,
+                                });
+                            }
+                            tokio::time::sleep(Duration::from_millis(400).min(left)).await;
                         },
                     },
                     Err(e @ GuestError::HostKeyMismatch { .. }) => return Err(e),
