@@ -234,17 +234,7 @@ fn minimal_lab_up_check_converge_down() {
     assert_eq!(lab.sh("master", "hostname").trim(), "master");
     // Its hardening held across the restart (the hardening script ran only at first boot):
     // /tmp at its hardened size, swap on, clock in sync; verify passes.
-    let v = lab.json(&["verify", &f, "--json"]);
-    let failed: Vec<_> = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter(|c| c["passed"] != true)
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "verify failed after a restart: {failed:#?}"
-    );
+    lab.assert_verify_passes("after a restart");
     assert_eq!(
         lab.sh("master", "findmnt -bno SIZE /tmp").trim(),
         (1u64 << 30).to_string(),
@@ -563,7 +553,7 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     assert!((guest - host).abs() < 2.0, "guest {guest} vs host {host}");
     // The kernel reports every following clock synchronised again (chrony resampled the boot
     // node after the revert), the boot node serves its own: verify's time-sync, read right away.
-    let v = lab.json(&["verify", &f, "--json"]);
+    let v = lab.assert_verify_passes("right after a revert");
     let time: Vec<_> = v["checks"]
         .as_array()
         .expect("checks")
@@ -620,14 +610,7 @@ fn cloud_init_and_fast_first_boot_give_the_same_result() {
         .trim(),
         "done"
     );
-    let v = lab.json(&["verify", &f, "--json"]);
-    let failed: Vec<_> = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter(|c| c["passed"] != true)
-        .collect();
-    assert!(failed.is_empty(), "{failed:#?}");
+    lab.assert_verify_passes("on both first-boot paths");
     // The same files, written by either path.
     let files = "cat /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /etc/systemd/system/tmp.mount.d/90-dcos-lab.conf";
     assert_eq!(lab.sh("boot", files), lab.sh("master", files));

@@ -267,16 +267,17 @@ pub async fn wait_ready(
     on_try: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Session, GuestError> {
     let deadline = Instant::now() + timeout;
+    let timed_out = |last: String| GuestError::Timeout {
+        node: node.to_string(),
+        seconds: timeout.as_secs(),
+        last,
+    };
     let mut delay = Duration::from_millis(100);
     let mut last = String::from("no attempt yet");
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(GuestError::Timeout {
-                node: node.to_string(),
-                seconds: timeout.as_secs(),
-                last,
-            });
+            return Err(timed_out(last));
         }
         // A quick TCP probe first: cheap while the guest is still booting. The SSH session goes
         // over the probe's connection (a second one would cost the guest another sshd).
@@ -287,8 +288,10 @@ pub async fn wait_ready(
         .await;
         match probe {
             Ok(Ok(tcp)) => {
-                let timeout = left.min(Duration::from_secs(20));
-                match Session::connect_over(node, addr, Some(tcp), key, known, timeout).await {
+                let connect_timeout = left.min(Duration::from_secs(20));
+                match Session::connect_over(node, addr, Some(tcp), key, known, connect_timeout)
+                    .await
+                {
                     Ok(s) => match ready_check {
                         None => return Ok(s),
                         // Once SSH answers, the check is repeated over the same session: a new
@@ -310,11 +313,7 @@ pub async fn wait_ready(
                             }
                             let left = deadline.saturating_duration_since(Instant::now());
                             if left.is_zero() {
-                                return Err(GuestError::Timeout {
-                                    node: node.to_string(),
-                                    seconds: timeout.as_secs(),
-                                    last,
-                                });
+                                return Err(timed_out(last));
                             }
                             tokio::time::sleep(Duration::from_millis(400).min(left)).await;
                         },

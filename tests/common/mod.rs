@@ -223,6 +223,19 @@ impl TestLab {
         })
     }
 
+    /// `verify --json` passes every check; `context` says when, in the failure.
+    pub fn assert_verify_passes(&self, context: &str) -> serde_json::Value {
+        let v = self.json(&["verify", &self.file_arg(), "--json"]);
+        let failed: Vec<_> = v["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| c["passed"] != true)
+            .collect();
+        assert!(failed.is_empty(), "verify failed {context}: {failed:#?}");
+        v
+    }
+
     /// Runs `command` on `node` over SSH through dcos-lab and returns its stdout.
     pub fn sh(&self, node: &str, command: &str) -> String {
         let out = self.run(&["ssh", &self.file_arg(), node, "--", command]);
