@@ -159,3 +159,28 @@ fn every_command_has_help() {
         );
     }
 }
+
+/// A `dcos.config` key the DC/OS installer does not know is refused when the lab file is loaded:
+/// exit 2, the key's line and the closest real name, and nothing made on the host.
+#[test]
+fn unknown_genconf_key_is_refused_before_anything_is_created() {
+    let state = tempfile::tempdir().expect("state dir");
+    let out = cmd()
+        .env("DCOS_LAB_STATE_DIR", state.path())
+        .env("DCOS_LAB_URI", "test:///default")
+        .args(["up", "tests/bad-labs/dcos-config-unknown-key.yaml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dcos-config-unknown-key.yaml:10:5: dcos.config.telemetry_enable")
+            && err.contains("did you mean `telemetry_enabled`?"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(state.path()).expect("state dir").count(),
+        0,
+        "nothing written"
+    );
+}
