@@ -551,7 +551,7 @@ async fn fix_clock(
     key: LabKey,
     known: KnownHosts,
     wait: Duration,
-    order: ClockOrder,
+    mut order: ClockOrder,
 ) -> anyhow::Result<(String, f64)> {
     let addr = SocketAddr::new(IpAddr::V4(ip), 22);
     let t = Instant::now();
@@ -568,7 +568,6 @@ async fn fix_clock(
     // The host's time is sent when the guest's shell is up and waiting for it, not with the
     // command: starting a shell in a guest whose translation cache the revert emptied takes a
     // few tenths of a second. bash's EPOCHREALTIME reads the clock back without another process.
-    let mut order = order;
     let burst = match &mut order {
         ClockOrder::Follower(Some(rx)) => {
             // A failed boot node fails the whole revert; the wait is bounded by it.

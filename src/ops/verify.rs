@@ -46,7 +46,7 @@ pub fn required(h: &Hardening) -> Hardening {
 
 /// The shell script that gathers a node's facts as `key=value` lines. Sends no packet beyond the
 /// lab: reachability is tested with pings to the host and to other nodes only.
-pub fn facts_script(ping6_targets: &[String], public_mac: Option<&str>) -> String {
+pub fn facts_script(ping6_targets: &[String], public_mac: Option<&str>, docker: bool) -> String {
     let mut s = String::from(
         r#"echo "swap_bytes=$(swapon --show=SIZE --bytes --noheadings 2>/dev/null | awk '{s+=$1} END {print s+0}')"
 echo "tmp_fstype=$(findmnt -no FSTYPE /tmp 2>/dev/null)"
@@ -71,11 +71,13 @@ for f in /opt/mesosphere/etc/user.config.yaml /root/dcos/genconf/config.yaml; do
   echo "dcos_ui_tracking=$(sed -n 's/^ui_tracking: *//p' "$f" | head -1)"
   break
 done
-if command -v docker >/dev/null; then
-  echo "docker=$(timeout 20 docker info --format '{{.ServerVersion}} {{.Driver}}' 2>/dev/null)"
-fi
 "#,
     );
+    if docker {
+        s.push_str(
+            "echo \"docker=$(timeout 20 docker info --format '{{.ServerVersion}} {{.Driver}}' 2>/dev/null)\"\n",
+        );
+    }
     if let Some(mac) = public_mac {
         let _ = writeln!(
             s,
@@ -263,7 +265,7 @@ pub fn evaluate(
         ),
         passed: phone.is_empty() && dcos_ok,
     });
-    out.push(time_check(lab, node, &get));
+    out.push(time_check(lab, plan, node, &get));
     if lab.dcos.enabled {
         let docker = get("docker");
         let mut it = docker.split_whitespace();
@@ -309,16 +311,11 @@ const MAX_ESTERROR_US: i64 = 100_000;
 /// timedated says NTPSynchronized=yes, with its source the boot node. The boot node is the lab's
 /// clock: its chrony serves its own clock (`local stratum`); chrony never tells the kernel it is
 /// synchronised in that mode, so the boot node is checked for serving instead.
-fn time_check(lab: &Lab, node: &str, get: &dyn Fn(&str) -> String) -> Check {
-    let boot = lab
-        .node(node)
-        .is_some_and(|n| n.role == crate::model::Role::Boot);
-    let plan = crate::plan::plan_addresses(lab);
-    let boot_ip = lab
-        .nodes
-        .iter()
-        .find(|n| n.role == crate::model::Role::Boot)
-        .and_then(|b| plan.node(&b.name))
+fn time_check(lab: &Lab, plan: &AddressPlan, node: &str, get: &dyn Fn(&str) -> String) -> Check {
+    let boot_name = crate::render::genconf::boot_node(lab).unwrap_or_default();
+    let boot = node == boot_name;
+    let boot_ip = plan
+        .node(boot_name)
         .and_then(|a| a.private_ipv4())
         .map(|ip| ip.to_string())
         .unwrap_or_default();
@@ -515,11 +512,12 @@ pub async fn run(lab: &Lab, dirs: &crate::paths::Dirs, uri: &str) -> anyhow::Res
         per_node.push((ns.clone(), targets, mac));
     }
     let lab_dirs = dirs.lab(&lab.name);
+    let docker = lab.dcos.enabled;
     let mut set = tokio::task::JoinSet::new();
     for (ns, targets, mac) in per_node {
         let lab_dirs = lab_dirs.clone();
         set.spawn(async move {
-            let script = facts_script(&targets, mac.as_deref());
+            let script = facts_script(&targets, mac.as_deref(), docker);
             let r = super::access::exec(
                 &lab_dirs,
                 &[&ns],

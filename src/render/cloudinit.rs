@@ -175,11 +175,7 @@ pub fn chrony_conf(lab: &Lab, plan: &AddressPlan, node: &str) -> Result<String, 
     let n = lab
         .node(node)
         .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
-    let boot = lab
-        .nodes
-        .iter()
-        .find(|n| n.role == Role::Boot)
-        .ok_or(RenderError::Invariant("a validated lab has a boot node"))?;
+    let boot = super::genconf::boot_node(lab)?;
     if n.role == Role::Boot {
         Ok(format!(
             "# dcos-lab: the boot node is the lab's clock; it serves the private network only.\n\
@@ -188,16 +184,16 @@ pub fn chrony_conf(lab: &Lab, plan: &AddressPlan, node: &str) -> Result<String, 
             lab.network(NetKind::Private).cidr
         ))
     } else {
-        let ip =
-            plan.node(&boot.name)
-                .and_then(|a| a.private_ipv4())
-                .ok_or(RenderError::Invariant(
-                    "the boot node is on the private network",
-                ))?;
+        let ip = plan
+            .node(boot)
+            .and_then(|a| a.private_ipv4())
+            .ok_or(RenderError::Invariant(
+                "the boot node is on the private network",
+            ))?;
         Ok(format!(
             "# dcos-lab: follow the boot node ({}), the lab's clock; nothing outside the lab.\n\
              server {ip} iburst minpoll -2 maxpoll 2\n",
-            boot.name
+            boot
         ))
     }
 }
