@@ -306,12 +306,14 @@ pub fn seed(
             file(CHRONY_CONF, "0644", chrony_conf(lab, plan, node)?),
         ],
         // One command: the ready marker exists only when the hardening succeeded (cloud-init
-        // runs runcmd lines one after another whatever each returns).
+        // runs runcmd lines one after another whatever each returns), and only once the
+        // hardening is on disk: a node forced off right after `up` (destroy, a host crash) must
+        // come back with its fstab swap line and swap file, not with what the page cache lost.
         runcmd: vec![vec![
             "sh".into(),
             "-c".into(),
             format!(
-                "{HARDEN_PATH} && mkdir -p /var/lib/dcos-lab && date -u +%FT%TZ > {READY_MARKER}"
+                "{HARDEN_PATH} && mkdir -p /var/lib/dcos-lab && sync && date -u +%FT%TZ > {READY_MARKER} && sync"
             ),
         ]],
     };
