@@ -8,28 +8,17 @@ use super::{
     DownArgs, ExecArgs, JsonArg, LabArg, LabJsonArgs, RevertArgs, SnapshotArgs, SnapshotSub,
     SshArgs, StatusArgs, print, print_json, runtime,
 };
-use crate::BadInput;
-use crate::ops::{self, access, lab_state};
-use crate::paths::Dirs;
+use crate::ops::{self, Ctx, access};
 
 /// How long connecting to a running node may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn down(uri: &str, dirs: &Dirs, a: DownArgs, no_wait: bool) -> anyhow::Result<i32> {
-    let rt = runtime()?;
-    let reports = rt.block_on(async {
-        let hv = ops::up::connect(uri).await?;
-        let labs = match &a.lab {
-            Some(arg) if !a.all => vec![ops::lab_name(arg)?],
-            _ => ops::down::known_labs(&hv, dirs).await?,
-        };
-        let mut reports = Vec::new();
-        for lab in labs {
-            let _lock = super::lock(dirs, &lab, no_wait)?;
-            reports.push(ops::down::down(&hv, dirs, &lab).await?);
-        }
-        anyhow::Ok(reports)
-    })?;
+pub fn down(ctx: &Ctx, a: DownArgs) -> anyhow::Result<i32> {
+    let which = match &a.lab {
+        Some(arg) if !a.all => Some(ops::lab_name(arg)?),
+        _ => None,
+    };
+    let reports = runtime()?.block_on(ops::down::down_labs(ctx, which.as_deref()))?;
     if a.json {
         print_json(&reports)?;
     } else {
@@ -52,40 +41,9 @@ pub fn down(uri: &str, dirs: &Dirs, a: DownArgs, no_wait: bool) -> anyhow::Resul
     Ok(0)
 }
 
-/// A lab as `status` shows it: libvirt's view plus each node's DC/OS install state.
-#[derive(serde::Serialize)]
-struct LabStatus {
-    #[serde(flatten)]
-    state: lab_state::LabState,
-    install: std::collections::BTreeMap<String, ops::install::NodeInstall>,
-    /// The snapshot of a revert that was interrupted (`up` or `revert` finishes it).
-    unfinished_revert: Option<String>,
-}
-
-pub fn status(uri: &str, dirs: &Dirs, a: StatusArgs) -> anyhow::Result<i32> {
-    let rt = runtime()?;
-    let labs = rt.block_on(async {
-        let hv = ops::up::connect(uri).await?;
-        let states = match &a.lab {
-            Some(arg) => {
-                let name = ops::lab_name(arg)?;
-                vec![lab_state::read(&hv, &name).await?]
-            }
-            None => lab_state::read_all(&hv).await?.into_values().collect(),
-        };
-        let mut out = Vec::new();
-        for state in states {
-            let lab_dirs = dirs.lab(&state.lab);
-            let install = ops::install::probe(&lab_dirs, &state.nodes).await;
-            let unfinished_revert = ops::snapshot::unfinished_revert(&lab_dirs)?;
-            out.push(LabStatus {
-                state,
-                install,
-                unfinished_revert,
-            });
-        }
-        anyhow::Ok(out)
-    })?;
+pub fn status(ctx: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
+    let which = a.lab.as_deref().map(ops::lab_name).transpose()?;
+    let labs = runtime()?.block_on(ops::status::status(ctx, which.as_deref()))?;
     if a.json {
         if a.lab.is_some() {
             print_json(&labs[0])?;
@@ -94,7 +52,7 @@ pub fn status(uri: &str, dirs: &Dirs, a: StatusArgs) -> anyhow::Result<i32> {
         }
     } else {
         let mut out = String::new();
-        for LabStatus {
+        for ops::status::LabStatus {
             state: l,
             install,
             unfinished_revert,
@@ -143,6 +101,28 @@ pub fn status(uri: &str, dirs: &Dirs, a: StatusArgs) -> anyhow::Result<i32> {
     )
 }
 
+/// The text summary of `up` (and its install).
+pub fn up_summary(r: &ops::up::UpOutcome) -> String {
+    let report = &r.up;
+    let mut out = super::nodes_table(&report.nodes);
+    out.push_str(&format!(
+        "lab {} is up ({} nodes, accelerator {}) in {:.1} s{}\n",
+        report.lab,
+        report.nodes.len(),
+        report.accel.accel,
+        report.seconds,
+        if report.actions.is_empty() {
+            ", nothing to change"
+        } else {
+            ""
+        }
+    ));
+    if let Some(i) = &r.install {
+        out.push_str(&install_summary(i));
+    }
+    out
+}
+
 /// The text summary of an install.
 pub fn install_summary(r: &ops::install::InstallReport) -> String {
     let mut out = String::new();
@@ -159,30 +139,8 @@ pub fn install_summary(r: &ops::install::InstallReport) -> String {
     out
 }
 
-pub fn list(uri: &str, a: JsonArg) -> anyhow::Result<i32> {
-    let rt = runtime()?;
-    let labs = rt.block_on(async {
-        let hv = ops::up::connect(uri).await?;
-        lab_state::read_all(&hv).await
-    })?;
-    #[derive(serde::Serialize)]
-    struct Row {
-        lab: String,
-        nodes: usize,
-        running: usize,
-    }
-    let rows: Vec<Row> = labs
-        .values()
-        .map(|l| Row {
-            lab: l.lab.clone(),
-            nodes: l.nodes.len(),
-            running: l
-                .nodes
-                .iter()
-                .filter(|n| n.state == crate::plan::ObjState::Active)
-                .count(),
-        })
-        .collect();
+pub fn list(ctx: &Ctx, a: JsonArg) -> anyhow::Result<i32> {
+    let rows = runtime()?.block_on(ops::status::list(ctx))?;
     if a.json {
         print_json(&rows)?;
     } else {
@@ -195,28 +153,17 @@ pub fn list(uri: &str, a: JsonArg) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn existing(state: &lab_state::LabState) -> anyhow::Result<()> {
-    if !state.exists() {
-        return Err(BadInput(format!(
-            "lab {} does not exist; `dcos-lab up {}` makes it",
-            state.lab, state.lab
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-pub fn exec(uri: &str, dirs: &Dirs, a: ExecArgs) -> anyhow::Result<i32> {
-    let rt = runtime()?;
+pub fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
     let name = ops::lab_name(&a.lab)?;
     let command = shell_join(&a.command);
-    let results = rt.block_on(async {
-        let hv = ops::up::connect(uri).await?;
-        let state = lab_state::read(&hv, &name).await?;
-        existing(&state)?;
-        let targets = access::select(&state, &a.node, &a.role)?;
-        access::exec(&dirs.lab(&name), &targets, &command, CONNECT_TIMEOUT).await
-    })?;
+    let results = runtime()?.block_on(access::exec_on(
+        ctx,
+        &name,
+        &a.node,
+        &a.role,
+        &command,
+        CONNECT_TIMEOUT,
+    ))?;
     let failed = results.iter().filter(|r| !r.ok()).count();
     if a.json {
         print_json(&results)?;
@@ -271,26 +218,21 @@ fn shell_join(args: &[String]) -> String {
         .join(" ")
 }
 
-pub fn ssh(uri: &str, dirs: &Dirs, a: SshArgs) -> anyhow::Result<i32> {
+pub fn ssh(ctx: &Ctx, a: SshArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let name = ops::lab_name(&a.lab)?;
-    let lab_dirs = dirs.lab(&name);
-    let state = rt.block_on(async {
-        let hv = ops::up::connect(uri).await?;
-        lab_state::read(&hv, &name).await
-    })?;
-    existing(&state)?;
-    let node = access::select(&state, std::slice::from_ref(&a.node), &[])?;
-    let node = node.first().context("node")?;
     if a.command.is_empty() {
-        return rt.block_on(crate::guest::interactive(
-            &lab_dirs,
-            &node.name,
-            node.private_ipv4(),
-        ));
+        return rt.block_on(access::shell(ctx, &name, &a.node));
     }
     let command = shell_join(&a.command);
-    let results = rt.block_on(access::exec(&lab_dirs, &[node], &command, CONNECT_TIMEOUT))?;
+    let results = rt.block_on(access::exec_on(
+        ctx,
+        &name,
+        std::slice::from_ref(&a.node),
+        &[],
+        &command,
+        CONNECT_TIMEOUT,
+    ))?;
     let r = results.into_iter().next().context("no result")?;
     use std::io::Write;
     let _ = std::io::stdout().write_all(r.stdout.as_bytes());
@@ -304,53 +246,31 @@ pub fn ssh(uri: &str, dirs: &Dirs, a: SshArgs) -> anyhow::Result<i32> {
         .unwrap_or(255))
 }
 
-fn access_files(
-    uri: &str,
-    dirs: &Dirs,
-    a: &LabArg,
-) -> anyhow::Result<(String, lab_state::LabState, std::path::PathBuf)> {
-    let rt = runtime()?;
+pub fn ssh_config(ctx: &Ctx, a: LabArg) -> anyhow::Result<i32> {
     let name = ops::lab_name(&a.lab)?;
-    let state = rt.block_on(async {
-        let hv = ops::up::connect(uri).await?;
-        lab_state::read(&hv, &name).await
-    })?;
-    existing(&state)?;
-    let kh = access::write_openssh_known_hosts(&name, &dirs.lab(&name), &state)?;
-    Ok((name, state, kh))
-}
-
-pub fn ssh_config(uri: &str, dirs: &Dirs, a: LabArg) -> anyhow::Result<i32> {
-    let (name, state, kh) = access_files(uri, dirs, &a)?;
-    print(&access::ssh_config(&name, &dirs.lab(&name), &state, &kh))?;
+    print(&runtime()?.block_on(access::ssh_config_of(ctx, &name))?)?;
     Ok(0)
 }
 
-pub fn inventory(uri: &str, dirs: &Dirs, a: LabArg) -> anyhow::Result<i32> {
-    let (name, state, kh) = access_files(uri, dirs, &a)?;
-    print(&access::inventory(&name, &dirs.lab(&name), &state, &kh))?;
+pub fn inventory(ctx: &Ctx, a: LabArg) -> anyhow::Result<i32> {
+    let name = ops::lab_name(&a.lab)?;
+    print(&runtime()?.block_on(access::inventory_of(ctx, &name))?)?;
     Ok(0)
 }
 
-pub fn snapshot(uri: &str, dirs: &Dirs, a: SnapshotArgs, no_wait: bool) -> anyhow::Result<i32> {
+pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     if let Some(SnapshotSub::Rm { lab, name }) = a.sub {
         let lab = ops::lab_name(&lab)?;
-        let _lock = super::lock(dirs, &lab, no_wait)?;
-        rt.block_on(async {
-            let hv = ops::up::connect(uri).await?;
-            ops::snapshot::remove(&hv, dirs, &lab, &name).await
-        })?;
+        let _lock = ctx.lock(&lab)?;
+        rt.block_on(ops::snapshot::remove(ctx, &lab, &name))?;
         print(&format!("removed snapshot {name} of lab {lab}\n"))?;
         return Ok(0);
     }
     let lab = ops::lab_name(a.lab.as_deref().unwrap_or_default())?;
-    let _lock = super::lock(dirs, &lab, no_wait)?;
+    let _lock = ctx.lock(&lab)?;
     let name = a.name.unwrap_or_else(ops::snapshot::default_name);
-    let report = rt.block_on(async {
-        let hv = ops::up::connect(uri).await?;
-        ops::snapshot::snapshot(&hv, dirs, &lab, &name).await
-    })?;
+    let report = rt.block_on(ops::snapshot::snapshot(ctx, &lab, &name))?;
     if a.json {
         print_json(&report)?;
     } else {
@@ -362,21 +282,15 @@ pub fn snapshot(uri: &str, dirs: &Dirs, a: SnapshotArgs, no_wait: bool) -> anyho
     Ok(0)
 }
 
-pub fn revert(uri: &str, dirs: &Dirs, a: RevertArgs, no_wait: bool) -> anyhow::Result<i32> {
-    let rt = runtime()?;
+pub fn revert(ctx: &Ctx, a: RevertArgs) -> anyhow::Result<i32> {
     let lab = ops::lab_name(&a.lab)?;
-    let _lock = super::lock(dirs, &lab, no_wait)?;
-    let report = rt.block_on(async {
-        let hv = ops::up::connect(uri).await?;
-        ops::snapshot::revert(
-            &hv,
-            dirs,
-            &lab,
-            a.name.as_deref(),
-            Duration::from_secs(a.wait),
-        )
-        .await
-    })?;
+    let _lock = ctx.lock(&lab)?;
+    let report = runtime()?.block_on(ops::snapshot::revert(
+        ctx,
+        &lab,
+        a.name.as_deref(),
+        Duration::from_secs(a.wait),
+    ))?;
     if a.json {
         print_json(&report)?;
     } else {
@@ -397,14 +311,9 @@ pub fn revert(uri: &str, dirs: &Dirs, a: RevertArgs, no_wait: bool) -> anyhow::R
     Ok(0)
 }
 
-pub fn snapshots(uri: &str, dirs: &Dirs, a: LabJsonArgs) -> anyhow::Result<i32> {
-    let rt = runtime()?;
+pub fn snapshots(ctx: &Ctx, a: LabJsonArgs) -> anyhow::Result<i32> {
     let lab = ops::lab_name(&a.lab)?;
-    let mut snaps = rt.block_on(async {
-        let hv = ops::up::connect(uri).await?;
-        ops::snapshot::list(&hv, &lab).await
-    })?;
-    ops::snapshot::add_sizes(dirs, &lab, &mut snaps);
+    let snaps = runtime()?.block_on(ops::snapshot::list_with_sizes(ctx, &lab))?;
     if a.json {
         print_json(&snaps)?;
     } else {

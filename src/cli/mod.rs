@@ -431,71 +431,11 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 }
 
 /// Runs the command; returns the exit status on success paths that still report failure
-/// (e.g. `doctor` finding problems).
-/// Takes the lab's lock for a command that changes the lab.
-pub(crate) fn lock(dirs: &Dirs, lab: &str, no_wait: bool) -> anyhow::Result<crate::lock::LabLock> {
-    Ok(crate::lock::LabLock::acquire(
-        &dirs.state,
-        lab,
-        !no_wait,
-        &|m| tracing::warn!("{m}"),
-    )?)
-}
-
-/// The error for a command stopped by Ctrl-C: what exists of the lab now (read from libvirt),
-/// and how to go on.
-pub(crate) async fn interrupted(
-    uri: &str,
-    dirs: &Dirs,
-    lab: &str,
-    arg: &str,
-    command: &str,
-) -> anyhow::Error {
-    let mut parts = Vec::new();
-    let read = async {
-        let hv = ops::up::connect(uri).await?;
-        let s = ops::lab_state::read(&hv, lab).await?;
-        let pool = crate::plan::pool_name(lab);
-        let p = pool.clone();
-        let pool = ops::up::blocking(&hv, move |h| h.pool(&p))
-            .await?
-            .map(|i| format!("storage pool {pool} ({} volumes)", i.volumes.len()));
-        anyhow::Ok((s, pool))
-    };
-    match read.await {
-        Ok((s, pool)) => {
-            parts.extend(pool);
-            parts.extend(
-                s.networks
-                    .iter()
-                    .map(|n| format!("network {} ({})", n.name, n.state)),
-            );
-            parts.extend(
-                s.nodes
-                    .iter()
-                    .map(|n| format!("domain {} ({})", n.domain, n.state)),
-            );
-        }
-        Err(e) => parts.push(format!("(cannot ask libvirt: {e})")),
-    }
-    let dir = dirs.lab(lab);
-    if dir.path().exists() {
-        parts.push(format!("directory {}", dir.path().display()));
-    }
-    let what = if parts.is_empty() {
-        format!("lab {lab} has nothing on this host")
-    } else {
-        format!("lab {lab} has now: {}", parts.join(", "))
-    };
-    crate::Interrupted(format!(
-        "interrupted: `{command}` stopped by Ctrl-C; {what}\n  fix: `dcos-lab up {arg}` finishes the lab, `dcos-lab down {lab}` removes it"
-    ))
-    .into()
-}
-
+/// (e.g. `doctor` finding problems, `verify` failing a check).
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let dirs = Dirs::discover();
     let no_wait = cli.no_wait;
+    let open = |dirs: Dirs| ops::Ctx::open(&cli.uri, dirs, no_wait);
     crate::fault::set_command(match &cli.command {
         Command::Up(_) => "up",
         Command::Down(_) => "down",
@@ -579,7 +519,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Verify(a) => {
             let lab = ops::load_lab(&a.lab)?;
-            let report = runtime()?.block_on(ops::verify::run(&lab, &dirs, &cli.uri))?;
+            let ctx = open(dirs)?;
+            let report = runtime()?.block_on(ops::verify::run(&ctx, &lab))?;
             if let Some(path) = &a.junit {
                 std::fs::write(path, ops::verify::junit(&report))
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -587,27 +528,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             if a.json {
                 print_json(&report)?;
             } else {
-                let mut out = String::new();
-                for c in &report.checks {
-                    out.push_str(&format!(
-                        "{} {:<8} {:<40} {}\n",
-                        if c.passed { "ok  " } else { "FAIL" },
-                        c.node,
-                        c.name,
-                        if c.passed {
-                            c.actual.clone()
-                        } else {
-                            format!("expected {}; got {}", c.expected, c.actual)
-                        }
-                    ));
-                }
-                let failed = report.failed().len();
-                out.push_str(&format!(
-                    "{} checks, {} failed\n",
-                    report.checks.len(),
-                    failed
-                ));
-                print(&out)?;
+                print(&ops::verify::describe(&report))?;
             }
             Ok(if report.failed().is_empty() {
                 0
@@ -652,82 +573,33 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Image(cmd) => image(cmd, &dirs),
         Command::Up(a) => {
             let lab = ops::load_lab(&a.lab)?;
-            let installing = lab.dcos.installer.is_some() && !a.no_install;
-            if installing {
-                // A missing installer is refused before anything is created.
-                ops::install::installer_path(&lab)?;
-            }
-            let _lock = lock(&dirs, &lab.name, no_wait)?;
             let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
             let opts = ops::up::UpOptions {
-                uri: cli.uri.clone(),
                 wait: std::time::Duration::from_secs(a.wait),
-            };
-            let rt = runtime()?;
-            let report = rt.block_on(async {
-                tokio::select! {
-                    r = ops::up::up(&lab, accel, &dirs, &opts) => r,
-                    _ = tokio::signal::ctrl_c() => Err(interrupted(&cli.uri, &dirs, &lab.name, &a.lab, "up").await),
-                }
-            })?;
-            let install = if installing {
-                let opts = ops::install::InstallOptions {
-                    uri: cli.uri.clone(),
-                    timeout: std::time::Duration::from_secs(a.install_timeout),
-                };
-                Some(rt.block_on(ops::install::install(&lab, &dirs, &opts))?)
-            } else {
-                None
-            };
-            if a.json {
-                #[derive(serde::Serialize)]
-                struct Out<'a> {
-                    #[serde(flatten)]
-                    up: &'a ops::up::UpReport,
-                    #[serde(skip_serializing_if = "Option::is_none")]
-                    install: Option<&'a ops::install::InstallReport>,
-                }
-                print_json(&Out {
-                    up: &report,
-                    install: install.as_ref(),
-                })?;
-            } else {
-                let mut out = nodes_table(&report.nodes);
-                out.push_str(&format!(
-                    "lab {} is up ({} nodes, accelerator {}) in {:.1} s{}\n",
-                    report.lab,
-                    report.nodes.len(),
-                    report.accel.accel,
-                    report.seconds,
-                    if report.actions.is_empty() {
-                        ", nothing to change"
-                    } else {
-                        ""
+                install: (lab.dcos.installer.is_some() && !a.no_install).then(|| {
+                    ops::install::InstallOptions {
+                        timeout: std::time::Duration::from_secs(a.install_timeout),
                     }
-                ));
-                if let Some(i) = &install {
-                    out.push_str(&commands::install_summary(i));
-                }
-                print(&out)?;
+                }),
+            };
+            let ctx = open(dirs)?;
+            let report =
+                runtime()?.block_on(ops::up::up_command(&ctx, &lab, &a.lab, accel, &opts))?;
+            if a.json {
+                print_json(&report)?;
+            } else {
+                print(&commands::up_summary(&report))?;
             }
             Ok(0)
         }
         Command::Install(a) => {
             let lab = ops::load_lab(&a.lab)?;
-            ops::install::installer_path(&lab)?;
-            let _lock = lock(&dirs, &lab.name, no_wait)?;
             let opts = ops::install::InstallOptions {
-                uri: cli.uri.clone(),
                 timeout: std::time::Duration::from_secs(a.timeout),
             };
-            let report = runtime()?.block_on(async {
-                tokio::select! {
-                    r = ops::install::install(&lab, &dirs, &opts) => r,
-                    _ = tokio::signal::ctrl_c() => Err(crate::Interrupted(format!(
-                        "interrupted: `install` stopped by Ctrl-C (commands already started on the nodes run on)\n  fix: `dcos-lab install {}` resumes", a.lab
-                    )).into()),
-                }
-            })?;
+            let ctx = open(dirs)?;
+            let report =
+                runtime()?.block_on(ops::install::install_command(&ctx, &lab, &a.lab, &opts))?;
             if a.json {
                 print_json(&report)?;
             } else {
@@ -735,19 +607,18 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Down(a) => commands::down(&cli.uri, &dirs, a, no_wait),
-        Command::Status(a) => commands::status(&cli.uri, &dirs, a),
-        Command::List(a) => commands::list(&cli.uri, a),
-        Command::Ssh(a) => commands::ssh(&cli.uri, &dirs, a),
-        Command::Exec(a) => commands::exec(&cli.uri, &dirs, a),
-        Command::Snapshot(a) => commands::snapshot(&cli.uri, &dirs, a, no_wait),
-        Command::Revert(a) => commands::revert(&cli.uri, &dirs, a, no_wait),
-        Command::Snapshots(a) => commands::snapshots(&cli.uri, &dirs, a),
-        Command::SshConfig(a) => commands::ssh_config(&cli.uri, &dirs, a),
-        Command::Inventory(a) => commands::inventory(&cli.uri, &dirs, a),
+        Command::Down(a) => commands::down(&open(dirs)?, a),
+        Command::Status(a) => commands::status(&open(dirs)?, a),
+        Command::List(a) => commands::list(&open(dirs)?, a),
+        Command::Ssh(a) => commands::ssh(&open(dirs)?, a),
+        Command::Exec(a) => commands::exec(&open(dirs)?, a),
+        Command::Snapshot(a) => commands::snapshot(&open(dirs)?, a),
+        Command::Revert(a) => commands::revert(&open(dirs)?, a),
+        Command::Snapshots(a) => commands::snapshots(&open(dirs)?, a),
+        Command::SshConfig(a) => commands::ssh_config(&open(dirs)?, a),
+        Command::Inventory(a) => commands::inventory(&open(dirs)?, a),
     }
 }
-
 fn image(cmd: ImageCmd, dirs: &Dirs) -> anyhow::Result<i32> {
     use crate::image;
     match cmd {

@@ -76,37 +76,45 @@ fn version_string(v: u32) -> String {
 }
 
 #[derive(Deserialize)]
-struct DomainMeta {
+pub(super) struct DomainMeta {
+    /// Read by the fake (which keeps objects by name); libvirt has its own lookup.
     #[serde(default)]
-    metadata: Option<Metadata>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) metadata: Option<Metadata>,
 }
 
 /// The parts of any network's XML we read; lenient, since networks made by others are read too.
 #[derive(Deserialize)]
-struct NetworkMeta {
+pub(super) struct NetworkMeta {
+    /// Read by the fake (which keeps objects by name); libvirt has its own lookup.
     #[serde(default)]
-    metadata: Option<Metadata>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) name: String,
     #[serde(default)]
-    bridge: Option<Bridge>,
+    pub(super) metadata: Option<Metadata>,
+    #[serde(default)]
+    pub(super) bridge: Option<Bridge>,
     #[serde(rename = "ip", default)]
-    ips: Vec<AnyIp>,
+    pub(super) ips: Vec<AnyIp>,
     #[serde(default)]
-    forward: Option<Forward>,
+    pub(super) forward: Option<Forward>,
 }
 
 #[derive(Deserialize)]
-struct Forward {
+pub(super) struct Forward {
     /// libvirt's default for a bare `<forward/>` is NAT.
     #[serde(rename = "@mode", default)]
     mode: Option<String>,
 }
 
-fn forward_mode(f: Option<Forward>) -> Option<String> {
+pub(super) fn forward_mode(f: Option<Forward>) -> Option<String> {
     f.map(|f| f.mode.unwrap_or_else(|| "nat".into()))
 }
 
 #[derive(Deserialize)]
-struct AnyIp {
+pub(super) struct AnyIp {
     #[serde(rename = "@family", default)]
     family: Option<String>,
     #[serde(rename = "@address", default)]
@@ -119,7 +127,7 @@ struct AnyIp {
 
 impl AnyIp {
     /// `a.b.c.d/n` for an IPv4 `<ip>`, whether written with `prefix` or `netmask`.
-    fn cidr4(&self) -> Option<String> {
+    pub(super) fn cidr4(&self) -> Option<String> {
         if self.family.as_deref().unwrap_or("ipv4") != "ipv4" {
             return None;
         }
@@ -153,11 +161,15 @@ struct SnapshotMemory {
 }
 
 #[derive(Deserialize)]
-struct PoolMeta {
-    target: PoolTarget,
+pub(super) struct PoolMeta {
+    /// Read by the fake (which keeps objects by name); libvirt has its own lookup.
+    #[serde(default)]
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(super) name: String,
+    pub(super) target: PoolTarget,
 }
 
-fn parse<'a, T: Deserialize<'a>>(what: &str, xml: &'a str) -> Result<T, DriverError> {
+pub(super) fn parse<'a, T: Deserialize<'a>>(what: &str, xml: &'a str) -> Result<T, DriverError> {
     quick_xml::de::from_str(xml).map_err(|source| DriverError::Parse {
         what: what.to_string(),
         source,
@@ -200,7 +212,7 @@ impl Libvirt {
 }
 
 /// Our metadata element, in our namespace (not merely an element with the same local name).
-fn is_ours(tag: &crate::render::xml::LabTag) -> bool {
+pub(super) fn is_ours(tag: &crate::render::xml::LabTag) -> bool {
     tag.xmlns == crate::render::xml::METADATA_NS
 }
 
@@ -653,6 +665,51 @@ impl Hypervisor for Libvirt {
     fn refresh_pool(&self, name: &str) -> Result<(), DriverError> {
         let p = self.storage_pool(name)?;
         call(|| format!("refresh storage pool {name}"), p.refresh(0))
+    }
+
+    fn disk_snapshots(
+        &self,
+        domain: &str,
+        disk: &std::path::Path,
+    ) -> Result<std::collections::BTreeMap<String, u64>, DriverError> {
+        // libvirt does not report what a qcow2 holds; QEMU owns the format. `-U`: the disk is
+        // in use by the running domain, and this only reads.
+        let what = || {
+            format!(
+                "read the snapshots in {} (disk of {domain})",
+                disk.display()
+            )
+        };
+        let out = std::process::Command::new("qemu-img")
+            .args(["info", "-U", "--output=json"])
+            .arg(disk)
+            .output()
+            .map_err(|e| DriverError::Tool {
+                what: what(),
+                message: format!("cannot run qemu-img ({e}; scripts/setup-host.sh installs it)"),
+            })?;
+        if !out.status.success() {
+            return Err(DriverError::Tool {
+                what: what(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| DriverError::Tool {
+                what: what(),
+                message: format!("qemu-img printed no JSON: {e}"),
+            })?;
+        Ok(v["snapshots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                Some((
+                    s["name"].as_str()?.to_string(),
+                    s["vm-state-size"].as_u64()?,
+                ))
+            })
+            .collect())
     }
 }
 

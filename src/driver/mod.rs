@@ -1,10 +1,14 @@
 //! The narrow interface dcos-lab needs from libvirt, and its implementation over the `virt` crate [I/O].
 
+#[cfg(test)]
+pub mod fake;
 mod libvirt;
+mod run;
 
 use serde::Serialize;
 
 pub use libvirt::{DEFAULT_URI, Libvirt};
+pub use run::{Hv, blocking, connect, explain_connect, for_all, refused_access};
 
 use crate::plan::ObjState;
 use crate::render::xml::LabTag;
@@ -34,6 +38,20 @@ pub enum DriverError {
     /// A failure the reliability tests asked for (`DCOS_LAB_TEST_FAULT=<command>:<n>:fail`).
     #[error("fault injection: libvirt was not asked to {what}")]
     Injected { what: String },
+    /// The object named does not exist (from a hypervisor without libvirt's error codes).
+    #[error("cannot {what}: no such {kind} {name}")]
+    Missing {
+        what: String,
+        kind: &'static str,
+        name: String,
+    },
+    /// The call is not allowed in the object's state (from a hypervisor without libvirt's error
+    /// codes), e.g. starting a running domain.
+    #[error("cannot {what}: {why}")]
+    Refused { what: String, why: String },
+    /// A tool that owns a format the driver reads (`qemu-img` for qcow2) failed.
+    #[error("cannot {what}: {message}")]
+    Tool { what: String, message: String },
     #[error("domain {domain} has no snapshot {snapshot}")]
     NoSnapshot { domain: String, snapshot: String },
     #[error("libvirt returned XML for {what} that dcos-lab cannot read")]
@@ -55,6 +73,7 @@ impl DriverError {
                     N::NoDomain | N::NoNetwork | N::NoStoragePool | N::NoStorageVolume
                 )
             ),
+            DriverError::Missing { .. } => true,
             _ => false,
         }
     }
@@ -140,6 +159,13 @@ pub trait Hypervisor: Send + Sync {
     fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError>;
     /// Rescans the pool's directory (after files were written into it directly).
     fn refresh_pool(&self, name: &str) -> Result<(), DriverError>;
+    /// Bytes of saved memory of every internal snapshot that `domain`'s disk file `disk` holds,
+    /// by snapshot name: what the disk has, not libvirt's metadata (which can outlive it).
+    fn disk_snapshots(
+        &self,
+        domain: &str,
+        disk: &std::path::Path,
+    ) -> Result<std::collections::BTreeMap<String, u64>, DriverError>;
 }
 
 /// A domain snapshot as libvirt lists it.

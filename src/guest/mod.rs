@@ -1,8 +1,10 @@
 //! Talking to guests over SSH (russh, in-process): the lab key, pinned host keys, commands, waits [I/O].
 
+mod access;
 mod keys;
 mod session;
 
+pub use access::{BoxFuture, Guests, Shell, Ssh, Target};
 pub use keys::{KnownHosts, LabKey};
 pub use session::{Output, Session, wait_ready};
 

@@ -121,6 +121,47 @@ pub async fn exec(
     Ok(results.into_iter().map(|(_, r)| r).collect())
 }
 
+/// Runs `command` on the nodes of `lab` named in `nodes` or having one of `roles` (all when
+/// both are empty), at once.
+pub async fn exec_on(
+    ctx: &super::Ctx,
+    lab: &str,
+    nodes: &[String],
+    roles: &[String],
+    command: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<NodeResult>> {
+    let state = super::status::existing(ctx, lab).await?;
+    let targets = select(&state, nodes, roles)?;
+    exec(&ctx.dirs.lab(lab), &targets, command, timeout).await
+}
+
+/// An interactive shell on `node` of `lab`; its exit status.
+pub async fn shell(ctx: &super::Ctx, lab: &str, node: &str) -> anyhow::Result<i32> {
+    let state = super::status::existing(ctx, lab).await?;
+    let n = select(&state, &[node.to_string()], &[])?
+        .first()
+        .map(|n| (n.name.clone(), n.private_ipv4()))
+        .ok_or_else(|| anyhow::anyhow!("lab {lab} has no node {node}"))?;
+    crate::guest::interactive(&ctx.dirs.lab(lab), &n.0, n.1).await
+}
+
+/// The OpenSSH config of `lab` (`ssh-config`), with the known_hosts file it points to written.
+pub async fn ssh_config_of(ctx: &super::Ctx, lab: &str) -> anyhow::Result<String> {
+    let state = super::status::existing(ctx, lab).await?;
+    let lab_dirs = ctx.dirs.lab(lab);
+    let kh = write_openssh_known_hosts(lab, &lab_dirs, &state)?;
+    Ok(ssh_config(lab, &lab_dirs, &state, &kh))
+}
+
+/// The Ansible inventory of `lab` (`inventory`), with the known_hosts file it points to written.
+pub async fn inventory_of(ctx: &super::Ctx, lab: &str) -> anyhow::Result<String> {
+    let state = super::status::existing(ctx, lab).await?;
+    let lab_dirs = ctx.dirs.lab(lab);
+    let kh = write_openssh_known_hosts(lab, &lab_dirs, &state)?;
+    Ok(inventory(lab, &lab_dirs, &state, &kh))
+}
+
 /// Name of a node's host key in the OpenSSH known_hosts file we keep (`HostKeyAlias`).
 pub fn host_alias(lab: &str, node: &str) -> String {
     crate::plan::domain_name(lab, node)

@@ -31,7 +31,7 @@ pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
         Ok(v) => Ok(v),
         Err(e) => {
             let chain = crate::error_chain(&e);
-            problems.push(if super::up::refused_access(&chain) {
+            problems.push(if crate::driver::refused_access(&chain) {
                 format!(
                     "libvirt refused this user ({chain}); fix: run dcos-lab as root, or add the user to the `libvirt` group and log in again"
                 )

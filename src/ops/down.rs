@@ -1,14 +1,11 @@
 //! `down`: remove every domain, network, pool, volume and file a lab owns, found by asking libvirt
 //! (metadata) and the state directory; works without the lab file or local state [I/O].
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use serde::Serialize;
 
-use super::up::{blocking, for_all};
-use crate::driver::{Hypervisor, Libvirt};
-use crate::paths::Dirs;
+use super::Ctx;
+use crate::driver::{Hv, blocking, for_all};
 use crate::plan;
 
 #[derive(Debug, Serialize)]
@@ -19,9 +16,24 @@ pub struct DownReport {
     pub seconds: f64,
 }
 
+/// Removes lab `lab` (`Some`), or every lab this host knows of, each under its lock.
+pub async fn down_labs(ctx: &Ctx, lab: Option<&str>) -> anyhow::Result<Vec<DownReport>> {
+    let labs = match lab {
+        Some(l) => vec![l.to_string()],
+        None => known_labs(ctx).await?,
+    };
+    let mut reports = Vec::new();
+    for lab in labs {
+        let _lock = ctx.lock(&lab)?;
+        reports.push(down(ctx, &lab).await?);
+    }
+    Ok(reports)
+}
+
 /// Removes lab `lab`. Touches only domains and networks whose metadata names this lab in our
 /// namespace, and the pool only when its directory is this lab's.
-pub async fn down(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str) -> anyhow::Result<DownReport> {
+pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
+    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     let t0 = std::time::Instant::now();
     let mut removed = Vec::new();
     let state = super::lab_state::read(hv, lab).await?;
@@ -62,7 +74,7 @@ pub async fn down(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str) -> anyhow::Result<D
 
 /// Removes the lab's storage pool with its volumes, if its directory is the lab's.
 async fn remove_pool(
-    hv: &Arc<Libvirt>,
+    hv: &Hv,
     lab: &str,
     lab_dirs: &crate::paths::LabDirs,
 ) -> anyhow::Result<Option<String>> {
@@ -88,7 +100,8 @@ async fn remove_pool(
 }
 
 /// Every lab that libvirt or the state directory knows of.
-pub async fn known_labs(hv: &Arc<Libvirt>, dirs: &Dirs) -> anyhow::Result<Vec<String>> {
+pub async fn known_labs(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
+    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     let mut labs: Vec<String> = super::lab_state::read_all(hv).await?.into_keys().collect();
     if let Ok(entries) = std::fs::read_dir(dirs.labs()) {
         for e in entries.flatten() {

@@ -229,7 +229,6 @@ impl std::error::Error for PhaseFailed {}
 /// How `install` runs.
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
-    pub uri: String,
     /// How long one phase on one node may take (the health check included).
     pub timeout: Duration,
 }
@@ -682,16 +681,34 @@ fn serve_unit(lab: &Lab, boot_ip: &str) -> String {
     )
 }
 
-/// Installs DC/OS on the running lab, or resumes an install that stopped.
-pub async fn install(
+/// The `install` command: refuses a missing installer, takes the lab's lock, installs; Ctrl-C
+/// stops it at once, saying what to do (`arg` is how the user named the lab).
+pub async fn install_command(
+    ctx: &super::Ctx,
     lab: &Lab,
-    dirs: &crate::paths::Dirs,
+    arg: &str,
     opts: &InstallOptions,
 ) -> anyhow::Result<InstallReport> {
+    installer_path(lab)?;
+    let _lock = ctx.lock(&lab.name)?;
+    tokio::select! {
+        r = install(ctx, lab, opts) => r,
+        _ = tokio::signal::ctrl_c() => Err(crate::Interrupted(format!(
+            "interrupted: `install` stopped by Ctrl-C (commands already started on the nodes run on)\n  fix: `dcos-lab install {arg}` resumes"
+        )).into()),
+    }
+}
+
+/// Installs DC/OS on the running lab, or resumes an install that stopped.
+pub async fn install(
+    ctx: &super::Ctx,
+    lab: &Lab,
+    opts: &InstallOptions,
+) -> anyhow::Result<InstallReport> {
+    let dirs = &ctx.dirs;
     let started = Instant::now();
     let installer = installer_path(lab)?;
-    let hv = super::up::connect(&opts.uri).await?;
-    let state = lab_state::read(&hv, &lab.name).await?;
+    let state = lab_state::read(ctx.hv(), &lab.name).await?;
     for n in &lab.nodes {
         if state.node(&n.name).map(|s| s.state) != Some(ObjState::Active) {
             return Err(crate::BadInput(format!(

@@ -1,11 +1,10 @@
 //! What a lab is, read from libvirt alone (its objects' metadata): nodes, roles, states, addresses [I/O].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::driver::Libvirt;
+use crate::driver::{Hv, blocking};
 use crate::plan::ObjState;
 use crate::render::xml::NicTag;
 
@@ -87,18 +86,14 @@ fn role_rank(r: &str) -> usize {
 }
 
 /// Every lab libvirt knows of, by name.
-pub async fn read_all(hv: &Arc<Libvirt>) -> anyhow::Result<BTreeMap<String, LabState>> {
+pub async fn read_all(hv: &Hv) -> anyhow::Result<BTreeMap<String, LabState>> {
     read_labs(hv, None).await
 }
 
 /// The labs libvirt knows of, or only `only`; snapshots are listed for the labs returned alone.
-async fn read_labs(
-    hv: &Arc<Libvirt>,
-    only: Option<&str>,
-) -> anyhow::Result<BTreeMap<String, LabState>> {
-    use crate::driver::Hypervisor;
+async fn read_labs(hv: &Hv, only: Option<&str>) -> anyhow::Result<BTreeMap<String, LabState>> {
     let (mut doms, mut nets) =
-        super::up::blocking(hv, |h| Ok((h.owned_domains()?, h.owned_networks()?))).await?;
+        blocking(hv, |h| Ok((h.owned_domains()?, h.owned_networks()?))).await?;
     if let Some(lab) = only {
         doms.retain(|d| d.tag.lab == lab);
         nets.retain(|n| n.tag.lab == lab);
@@ -140,7 +135,7 @@ async fn read_labs(
     }
     for l in labs.values_mut() {
         let domains: Vec<String> = l.nodes.iter().map(|n| n.domain.clone()).collect();
-        let snaps = super::up::blocking(hv, move |h| {
+        let snaps = blocking(hv, move |h| {
             let mut all: Vec<(u64, String)> = Vec::new();
             for d in &domains {
                 // A domain removed while we listed has no snapshots; any other failure is real
@@ -170,7 +165,7 @@ async fn read_labs(
 }
 
 /// One lab; empty (not an error) when libvirt has nothing of it.
-pub async fn read(hv: &Arc<Libvirt>, lab: &str) -> anyhow::Result<LabState> {
+pub async fn read(hv: &Hv, lab: &str) -> anyhow::Result<LabState> {
     Ok(read_labs(hv, Some(lab))
         .await?
         .remove(lab)

@@ -1,6 +1,7 @@
 //! One operation per command: load → plan → (apply) → report. Commands in `cli` are thin wrappers.
 
 pub mod access;
+pub mod context;
 pub mod doctor;
 pub mod down;
 pub mod install;
@@ -8,8 +9,11 @@ pub mod lab_state;
 pub mod plan;
 pub mod render;
 pub mod snapshot;
+pub mod status;
 pub mod up;
 pub mod verify;
+
+pub use context::Ctx;
 
 use crate::host;
 use crate::model::{self, AccelChoice, Lab, LabSource};

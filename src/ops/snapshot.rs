@@ -6,18 +6,18 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use super::Ctx;
 use super::lab_state::{self, LabState};
-use super::up::{blocking, for_all};
-use crate::driver::{Hypervisor, Libvirt};
-use crate::guest::{KnownHosts, LabKey, Session};
-use crate::paths::{Dirs, LabDirs};
+use crate::driver::{Hv, blocking, for_all};
+use crate::guest::{KnownHosts, LabKey, Target};
+use crate::paths::LabDirs;
 use crate::plan::ObjState;
 
 #[derive(Debug, Serialize)]
@@ -120,12 +120,8 @@ fn running(state: &LabState) -> anyhow::Result<Vec<String>> {
 
 /// Takes snapshot `name` of every node at one moment. On failure the lab is left as it was
 /// (snapshots already taken are deleted, every node resumed), and the error says so.
-pub async fn snapshot(
-    hv: &Arc<Libvirt>,
-    dirs: &Dirs,
-    lab: &str,
-    name: &str,
-) -> anyhow::Result<SnapshotReport> {
+pub async fn snapshot(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<SnapshotReport> {
+    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     check_name(name)?;
     if let Some(pending) = unfinished_revert(&dirs.lab(lab))? {
         return Err(crate::BadInput(format!(
@@ -188,12 +184,19 @@ pub async fn snapshot(
 }
 
 /// The lab's snapshots: by name, with the nodes holding each.
-pub async fn list(hv: &Arc<Libvirt>, lab: &str) -> anyhow::Result<Vec<LabSnapshot>> {
-    list_of(hv, &lab_state::read(hv, lab).await?).await
+pub async fn list(ctx: &Ctx, lab: &str) -> anyhow::Result<Vec<LabSnapshot>> {
+    list_of(ctx.hv(), &lab_state::read(ctx.hv(), lab).await?).await
+}
+
+/// [`list`] with the saved memory sizes read from each node's disk (what `snapshots` shows).
+pub async fn list_with_sizes(ctx: &Ctx, lab: &str) -> anyhow::Result<Vec<LabSnapshot>> {
+    let mut snaps = list(ctx, lab).await?;
+    add_sizes(ctx, lab, &mut snaps).await;
+    Ok(snaps)
 }
 
 /// [`list`] for a lab already read from libvirt.
-async fn list_of(hv: &Arc<Libvirt>, state: &LabState) -> anyhow::Result<Vec<LabSnapshot>> {
+async fn list_of(hv: &Hv, state: &LabState) -> anyhow::Result<Vec<LabSnapshot>> {
     let mut by_name: BTreeMap<String, LabSnapshot> = BTreeMap::new();
     for n in &state.nodes {
         let d = n.domain.clone();
@@ -220,21 +223,23 @@ async fn list_of(hv: &Arc<Libvirt>, state: &LabState) -> anyhow::Result<Vec<LabS
     Ok(out)
 }
 
-/// Adds the saved memory sizes from each node's disk (`qemu-img info -U`, read-only).
-pub fn add_sizes(dirs: &Dirs, lab: &str, snaps: &mut [LabSnapshot]) {
-    let lab_dirs = dirs.lab(lab);
-    let mut nodes: Vec<&String> = snaps.iter().flat_map(|s| s.nodes.iter()).collect();
+/// Adds the saved memory sizes from each node's disk (read-only). A disk that cannot be read
+/// counts nothing and is said in the log: the listing itself came from libvirt.
+async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
+    let lab_dirs = ctx.dirs.lab(lab);
+    let mut nodes: Vec<String> = snaps.iter().flat_map(|s| s.nodes.clone()).collect();
     nodes.sort();
     nodes.dedup();
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     for node in nodes {
-        match qcow2_vm_states(&lab_dirs.disk(node)) {
+        let (domain, disk) = (crate::plan::domain_name(lab, &node), lab_dirs.disk(&node));
+        match blocking(ctx.hv_for(&node), move |h| h.disk_snapshots(&domain, &disk)).await {
             Ok(states) => {
                 for (name, size) in states {
                     *sizes.entry(name).or_default() += size;
                 }
             }
-            Err(e) => tracing::debug!("sizes of {node}'s snapshots: {e:#}"),
+            Err(e) => tracing::warn!("sizes of {node}'s snapshots: {e:#}"),
         }
     }
     for s in snaps {
@@ -243,7 +248,8 @@ pub fn add_sizes(dirs: &Dirs, lab: &str, snaps: &mut [LabSnapshot]) {
 }
 
 /// Deletes snapshot `name` from every node.
-pub async fn remove(hv: &Arc<Libvirt>, dirs: &Dirs, lab: &str, name: &str) -> anyhow::Result<()> {
+pub async fn remove(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<()> {
+    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     if unfinished_revert(&dirs.lab(lab))?.as_deref() == Some(name) {
         return Err(crate::BadInput(format!(
             "lab {lab} is half way through a revert to {name} that was interrupted; it needs {name} to finish; fix: `dcos-lab up {lab}` or `dcos-lab revert {lab} {name}` first"
@@ -309,11 +315,18 @@ pub fn forget_revert(lab_dirs: &LabDirs) -> anyhow::Result<()> {
 
 /// Every node's disk must hold the snapshot with its memory: libvirt's metadata alone does not
 /// prove it (the qcow2 may have lost it), and a revert that cannot load a node's memory would
-/// stop that node. Read-only (`qemu-img info -U`), before anything changes.
-fn check_loadable(lab_dirs: &LabDirs, nodes: &[String], snapshot: &str) -> anyhow::Result<()> {
+/// stop that node. Read-only, before anything changes.
+async fn check_loadable(
+    hv: &Hv,
+    lab: &str,
+    lab_dirs: &LabDirs,
+    nodes: &[String],
+    snapshot: &str,
+) -> anyhow::Result<()> {
     for node in nodes {
         let disk = lab_dirs.disk(node);
-        let states = qcow2_vm_states(&disk)?;
+        let (domain, d) = (crate::plan::domain_name(lab, node), disk.clone());
+        let states = blocking(hv, move |h| h.disk_snapshots(&domain, &d)).await?;
         match states.get(snapshot) {
             Some(bytes) if *bytes > 0 => {}
             Some(_) => bail!(crate::BadInput(format!(
@@ -329,35 +342,6 @@ fn check_loadable(lab_dirs: &LabDirs, nodes: &[String], snapshot: &str) -> anyho
     Ok(())
 }
 
-/// Saved memory bytes of every internal snapshot in a qcow2, by name (`qemu-img info -U`).
-fn qcow2_vm_states(disk: &Path) -> anyhow::Result<BTreeMap<String, u64>> {
-    let out = std::process::Command::new("qemu-img")
-        .args(["info", "-U", "--output=json"])
-        .arg(disk)
-        .output()
-        .context("cannot run qemu-img (scripts/setup-host.sh installs it)")?;
-    if !out.status.success() {
-        bail!(
-            "qemu-img info {}: {}",
-            disk.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("qemu-img info {}: not JSON", disk.display()))?;
-    Ok(v["snapshots"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| {
-            Some((
-                s["name"].as_str()?.to_string(),
-                s["vm-state-size"].as_u64()?,
-            ))
-        })
-        .collect())
-}
-
 /// How often a node's revert is tried before the revert is reported unfinished.
 const REVERT_TRIES: u32 = 3;
 
@@ -371,12 +355,12 @@ const REVERT_TRIES: u32 = 3;
 /// record in place, with every node paused when this process is the one giving up, so the next
 /// `revert` or `up` finishes it.
 pub async fn revert(
-    hv: &Arc<Libvirt>,
-    dirs: &Dirs,
+    ctx: &Ctx,
     lab: &str,
     name: Option<&str>,
     wait: Duration,
 ) -> anyhow::Result<RevertReport> {
+    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     let t0 = Instant::now();
     let lab_dirs = dirs.lab(lab);
     let state = lab_state::read(hv, lab).await?;
@@ -411,7 +395,7 @@ pub async fn revert(
     let snap_name = snap.name.clone();
     let nodes: Vec<String> = state.nodes.iter().map(|n| n.name.clone()).collect();
     let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
-    check_loadable(&lab_dirs, &nodes, &snap_name)?;
+    check_loadable(hv, lab, &lab_dirs, &nodes, &snap_name).await?;
     let key = LabKey::load(&lab_dirs.ssh_key())?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
 
@@ -482,13 +466,19 @@ pub async fn revert(
             )),
             (Ok(()), Some(ip)) => {
                 tracing::debug!("{node} runs at {:.2} s", t0.elapsed().as_secs_f64());
-                let (key, known) = (key.clone(), known.clone());
-                let order = if Some(&node) == boot_node.as_ref() {
+                let target = Target {
+                    node,
+                    domain,
+                    addr: SocketAddr::new(IpAddr::V4(ip), 22),
+                    key: key.clone(),
+                    known: known.clone(),
+                };
+                let order = if Some(&target.node) == boot_node.as_ref() {
                     ClockOrder::Reference(boot_fixed.take())
                 } else {
                     ClockOrder::Follower(boot_node.is_some().then(|| boot_fixed_rx.clone()))
                 };
-                clocks.spawn(fix_clock(node, ip, key, known, wait, order));
+                clocks.spawn(fix_clock(ctx.guests.clone(), target, wait, order));
             }
         }
     }
@@ -546,18 +536,16 @@ enum ClockOrder {
 /// the boot node (corrected by then), so the kernel reports the clock synchronised again within
 /// a second instead of at chrony's next poll.
 async fn fix_clock(
-    node: String,
-    ip: std::net::Ipv4Addr,
-    key: LabKey,
-    known: KnownHosts,
+    guests: Arc<dyn crate::guest::Guests>,
+    target: Target,
     wait: Duration,
     mut order: ClockOrder,
 ) -> anyhow::Result<(String, f64)> {
-    let addr = SocketAddr::new(IpAddr::V4(ip), 22);
+    let node = target.node.clone();
     let t = Instant::now();
     let n2 = node.clone();
-    let s: Session =
-        crate::guest::wait_ready(&node, None, addr, &key, &known, wait, &move |last| {
+    let s = guests
+        .wait_ready(&target, None, wait, &move |last| {
             tracing::debug!("{n2}: {:.2} s: {last}", t.elapsed().as_secs_f64())
         })
         .await?;
@@ -580,10 +568,10 @@ async fn fix_clock(
     let out = s
         .exec_answering(
             &format!("echo ready; read -r t && date -u -s \"@$t\" >/dev/null && echo ${{EPOCHREALTIME:-$(date -u +%s.%N)}}{burst}"),
-            || {
+            Box::new(|| {
                 before = now_secs();
                 format!("{before:.6}\n").into_bytes()
-            },
+            }),
         )
         .await?;
     let after = now_secs();
@@ -645,20 +633,30 @@ mod tests {
         ]);
         qemu_img(&["snapshot".as_ref(), "-c".as_ref(), "disk-only".as_ref(), d]);
         let nodes = vec!["n1".to_string()];
+        // The disk check reads the qcow2 itself: libvirt's test driver stands for the connection.
+        let hv: Hv =
+            Arc::new(crate::driver::Libvirt::open(Some("test:///default")).expect("test driver"));
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let check = |nodes: &[String], snap: &str| {
+            rt.block_on(check_loadable(&hv, "l", &lab_dirs, nodes, snap))
+        };
 
-        let err = check_loadable(&lab_dirs, &nodes, "disk-only").expect_err("no memory");
+        let err = check(&nodes, "disk-only").expect_err("no memory");
         assert!(err.downcast_ref::<crate::BadInput>().is_some(), "{err:#}");
         assert!(
             format!("{err:#}").contains("has no memory state"),
             "{err:#}"
         );
 
-        let err = check_loadable(&lab_dirs, &nodes, "gone").expect_err("missing");
+        let err = check(&nodes, "gone").expect_err("missing");
         assert!(format!("{err:#}").contains("does not hold it"), "{err:#}");
         assert!(format!("{err:#}").contains("fix:"), "{err:#}");
 
-        let err = check_loadable(&lab_dirs, &["n2".to_string()], "disk-only").expect_err("no disk");
-        assert!(format!("{err:#}").contains("qemu-img info"), "{err:#}");
+        let err = check(&["n2".to_string()], "disk-only").expect_err("no disk");
+        assert!(
+            format!("{err:#}").contains("cannot read the snapshots in"),
+            "{err:#}"
+        );
     }
 
     #[test]

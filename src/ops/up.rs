@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use super::Ctx;
 use super::lab_state::{self, NodeState};
-use crate::driver::{Hypervisor, Libvirt};
-use crate::guest::{KnownHosts, LabKey};
+use crate::driver::{Hv, blocking};
+use crate::guest::{KnownHosts, LabKey, Target};
 use crate::host::AccelDecision;
 use crate::model::{ImageRef, Lab, NetKind};
 use crate::paths::{Dirs, LabDirs};
@@ -24,9 +25,48 @@ use crate::render::{self, RenderCtx};
 /// How `up` runs.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
-    pub uri: String,
     /// How long one node may take to answer over SSH.
     pub wait: Duration,
+    /// Install DC/OS once the lab is up (a lab file with an installer, unless `--no-install`).
+    pub install: Option<super::install::InstallOptions>,
+}
+
+/// What `up` reports, with the install when there was one.
+#[derive(Debug, Serialize)]
+pub struct UpOutcome {
+    #[serde(flatten)]
+    pub up: UpReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install: Option<super::install::InstallReport>,
+}
+
+/// The `up` command: refuses a missing installer before anything is created, takes the lab's
+/// lock, brings the lab up and installs DC/OS when asked. Ctrl-C anywhere in it (the install
+/// included) stops it at once with an error that says what exists (`arg` is how the user named
+/// the lab, for the fix).
+pub async fn up_command(
+    ctx: &Ctx,
+    lab: &Lab,
+    arg: &str,
+    accel: AccelDecision,
+    opts: &UpOptions,
+) -> anyhow::Result<UpOutcome> {
+    if opts.install.is_some() {
+        super::install::installer_path(lab)?;
+    }
+    let _lock = ctx.lock(&lab.name)?;
+    let work = async {
+        let up = up(ctx, lab, accel, opts).await?;
+        let install = match &opts.install {
+            Some(i) => Some(super::install::install(ctx, lab, i).await?),
+            None => None,
+        };
+        anyhow::Ok(UpOutcome { up, install })
+    };
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(super::status::interrupted(ctx, &lab.name, arg, "up").await),
+    }
 }
 
 /// What `up` reports.
@@ -38,75 +78,6 @@ pub struct UpReport {
     pub actions: Vec<String>,
     pub nodes: Vec<NodeState>,
     pub seconds: f64,
-}
-
-/// Runs a blocking libvirt call off the async runtime.
-pub(crate) async fn blocking<T, F>(hv: &Arc<Libvirt>, f: F) -> anyhow::Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&Libvirt) -> Result<T, crate::driver::DriverError> + Send + 'static,
-{
-    let hv = hv.clone();
-    Ok(tokio::task::spawn_blocking(move || f(&hv)).await??)
-}
-
-/// Runs `f` on every name (domains, networks) at once, each off the runtime; the results come
-/// in the order the calls end.
-pub(crate) async fn for_all<F, T>(
-    hv: &Arc<Libvirt>,
-    names: &[String],
-    f: F,
-) -> Vec<(String, anyhow::Result<T>)>
-where
-    F: Fn(&Libvirt, &str) -> Result<T, crate::driver::DriverError> + Send + Sync + Clone + 'static,
-    T: Send + 'static,
-{
-    let mut set = tokio::task::JoinSet::new();
-    for d in names {
-        let d = d.clone();
-        let hv = hv.clone();
-        let f = f.clone();
-        set.spawn(async move {
-            let d2 = d.clone();
-            let r = blocking(&hv, move |h| f(h, &d2)).await;
-            (d, r)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok(x) => out.push(x),
-            Err(e) => out.push((String::new(), Err(anyhow::Error::new(e)))),
-        }
-    }
-    out
-}
-
-/// Opens libvirt off the runtime, with a message that says what to do when it fails.
-pub(crate) async fn connect(uri: &str) -> anyhow::Result<Arc<Libvirt>> {
-    let uri = uri.to_string();
-    match tokio::task::spawn_blocking(move || Libvirt::open(Some(&uri))).await? {
-        Ok(conn) => Ok(Arc::new(conn)),
-        Err(e) if refused_access(&crate::error_chain(&e)) => Err(anyhow::Error::new(e).context(
-            "libvirt refused this user (permission denied); fix: run dcos-lab as root, or add the user to the `libvirt` group and log in again",
-        )),
-        Err(e) => Err(anyhow::Error::new(e).context(
-            "libvirt is not reachable; fix: run scripts/setup-host.sh (installs and starts libvirtd), or check --uri",
-        )),
-    }
-}
-
-/// Whether libvirt's error says the daemon is there but will not let this user in: the
-/// socket's permissions, or an access check that needs polkit (which needs the system bus).
-pub(crate) fn refused_access(error: &str) -> bool {
-    [
-        "Permission denied",
-        "authentication",
-        "polkit",
-        "system bus",
-    ]
-    .iter()
-    .any(|s| error.contains(s))
 }
 
 /// Objects that exist with a definition other than the one the lab file now renders.
@@ -166,7 +137,7 @@ fn host_routes() -> Vec<(ipnetwork::Ipv4Network, String)> {
 
 /// Refusals before anything is created: memory, address collisions. Nothing changes on refusal.
 async fn preflight(
-    hv: &Arc<Libvirt>,
+    hv: &Hv,
     lab: &Lab,
     addrs: &AddressPlan,
     actions: &[Action],
@@ -336,17 +307,12 @@ async fn ensure_image(dirs: &Dirs, lab: &Lab, progress: &Progress) -> anyhow::Re
 /// Finishes a revert that was interrupted (see `snapshot::revert`): every node goes forward to
 /// the snapshot, so `up` never resumes a lab that is half reverted. A record left by a lab that
 /// has lost a node or the snapshot since is stale and dropped. Returns what was done.
-async fn finish_revert(
-    hv: &Arc<Libvirt>,
-    dirs: &Dirs,
-    lab: &Lab,
-    wait: Duration,
-) -> anyhow::Result<Option<String>> {
-    let lab_dirs = dirs.lab(&lab.name);
+async fn finish_revert(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<Option<String>> {
+    let lab_dirs = ctx.dirs.lab(&lab.name);
     let Some(snap) = super::snapshot::unfinished_revert(&lab_dirs)? else {
         return Ok(None);
     };
-    let whole = super::snapshot::list(hv, &lab.name)
+    let whole = super::snapshot::list(ctx, &lab.name)
         .await?
         .iter()
         .any(|s| s.name == snap && s.complete && s.nodes.len() == lab.nodes.len());
@@ -362,7 +328,7 @@ async fn finish_revert(
         "lab {}: finishing the interrupted revert to {snap}",
         lab.name
     );
-    super::snapshot::revert(hv, dirs, &lab.name, Some(&snap), wait)
+    super::snapshot::revert(ctx, &lab.name, Some(&snap), wait)
         .await
         .with_context(|| {
             format!(
@@ -375,11 +341,12 @@ async fn finish_revert(
 
 /// Brings `lab` up, or converges it: creates what is missing, starts what is stopped.
 pub async fn up(
+    ctx: &Ctx,
     lab: &Lab,
     accel: AccelDecision,
-    dirs: &Dirs,
     opts: &UpOptions,
 ) -> anyhow::Result<UpReport> {
+    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     let started = Instant::now();
     let progress = Progress::new();
     tracing::info!(
@@ -388,17 +355,16 @@ pub async fn up(
         accel.accel,
         accel.reason
     );
-    let hv = connect(&opts.uri).await?;
     let addrs = plan::plan_addresses(lab);
     let lab_dirs = dirs.lab(&lab.name);
-    let ctx = RenderCtx {
+    let render_ctx = RenderCtx {
         accel: accel.accel,
         dirs: lab_dirs.clone(),
         image: crate::image::boot_image(dirs, &lab.image),
     };
     let name = lab.name.clone();
-    let obs = blocking(&hv, move |h| super::plan::observe(h, &name)).await?;
-    let changed = drift(lab, &addrs, &ctx, &obs)?;
+    let obs = blocking(hv, move |h| super::plan::observe(h, &name)).await?;
+    let changed = drift(lab, &addrs, &render_ctx, &obs)?;
     if !changed.is_empty() {
         return Err(crate::BadInput(format!(
             "lab {} exists with a different definition than its lab file:\n  - {}\n  fix: `dcos-lab down {}` then `dcos-lab up` (or undo the change to the lab file)",
@@ -409,19 +375,19 @@ pub async fn up(
         .into());
     }
     let mut finished = Vec::new();
-    let obs = match finish_revert(&hv, dirs, lab, opts.wait).await? {
+    let obs = match finish_revert(ctx, lab, opts.wait).await? {
         Some(done) => {
             finished.push(done);
             let name = lab.name.clone();
-            blocking(&hv, move |h| super::plan::observe(h, &name)).await?
+            blocking(hv, move |h| super::plan::observe(h, &name)).await?
         }
         None => obs,
     };
-    let backing = ctx.image.disk.display().to_string();
+    let backing = render_ctx.image.disk.display().to_string();
     let actions = plan::plan_up(lab, &addrs, &lab_dirs, &backing, &obs);
     let creating = actions.iter().any(|a| !matches!(a, Action::WaitSsh { .. }));
     if creating {
-        preflight(&hv, lab, &addrs, &actions, &obs).await?;
+        preflight(hv, lab, &addrs, &actions, &obs).await?;
         ensure_image(dirs, lab, &progress).await?;
     }
 
@@ -447,7 +413,7 @@ pub async fn up(
             Action::CreatePool { .. } => {
                 let xml = render::pool_xml(lab, &lab_dirs)?;
                 let p = pool.clone();
-                blocking(&hv, move |h| {
+                blocking(hv, move |h| {
                     h.define_pool(&xml)?;
                     h.start_pool(&p, true)
                 })
@@ -455,34 +421,34 @@ pub async fn up(
             }
             Action::StartPool { pool } => {
                 let p = pool.clone();
-                blocking(&hv, move |h| h.start_pool(&p, true)).await?;
+                blocking(hv, move |h| h.start_pool(&p, true)).await?;
             }
             Action::DefineNetwork { kind, .. } => {
                 let xml = render::network_xml(lab, &addrs, *kind)?;
-                blocking(&hv, move |h| h.define_network(&xml)).await?;
+                blocking(hv, move |h| h.define_network(&xml)).await?;
             }
             Action::StartNetwork { network } => {
                 let n = network.clone();
-                blocking(&hv, move |h| h.start_network(&n)).await?;
+                blocking(hv, move |h| h.start_network(&n)).await?;
             }
             Action::CreateDisk { node, .. } => {
                 known.forget(node)?;
                 let n = lab.node(node).context("node")?;
-                let xml = render::disk_volume_xml(n, &ctx.image)?;
+                let xml = render::disk_volume_xml(n, &render_ctx.image)?;
                 let p = pool.clone();
-                blocking(&hv, move |h| h.create_volume(&p, &xml)).await?;
+                blocking(hv, move |h| h.create_volume(&p, &xml)).await?;
             }
             Action::WriteSeed { node, .. } => {
                 let seed = render::cloudinit::seed(lab, &addrs, node, &key.public_openssh())?;
                 write_seed(&lab_dirs, node, &seed)?;
                 crate::fault::step(&format!("write the seed of {node}"));
                 let p = pool.clone();
-                blocking(&hv, move |h| h.refresh_pool(&p)).await?;
+                blocking(hv, move |h| h.refresh_pool(&p)).await?;
             }
             Action::DefineDomain { node, .. } => {
                 known.forget(node)?;
-                let xml = render::domain_xml(lab, &addrs, node, &ctx)?;
-                blocking(&hv, move |h| h.define_domain(&xml)).await?;
+                let xml = render::domain_xml(lab, &addrs, node, &render_ctx)?;
+                blocking(hv, move |h| h.define_domain(&xml)).await?;
             }
             Action::StartDomain { node, domain } => to_start.push((node.clone(), domain.clone())),
             Action::WaitSsh { node, address } => to_wait.push((node.clone(), *address)),
@@ -498,9 +464,15 @@ pub async fn up(
     let starting: BTreeMap<String, String> = to_start.into_iter().collect();
     for (node, address) in to_wait {
         let line = Arc::new(progress.spinner(&node));
-        let hv = hv.clone();
-        let key = key.clone();
-        let known = known.clone();
+        let hv = ctx.hv_for(&node).clone();
+        let guests = ctx.guests.clone();
+        let target = Target {
+            node: node.clone(),
+            domain: plan::domain_name(&lab.name, &node),
+            addr: SocketAddr::new(IpAddr::V4(address), 22),
+            key: key.clone(),
+            known: known.clone(),
+        };
         let domain = starting.get(&node).cloned();
         let wait = opts.wait;
         let console = lab_dirs.console_log(&node);
@@ -517,23 +489,15 @@ pub async fn up(
             line.step("booting: waiting for SSH");
             let t0 = Instant::now();
             let l2 = line.clone();
-            let addr = SocketAddr::new(IpAddr::V4(address), 22);
-            match crate::guest::wait_ready(
-                &node,
-                Some(&check),
-                addr,
-                &key,
-                &known,
-                wait,
-                &move |last| {
+            match guests
+                .wait_ready(&target, Some(&check), wait, &move |last| {
                     l2.step(if last.starts_with("SSH answers") {
                         "first-boot configuration"
                     } else {
                         "booting: waiting for SSH"
                     })
-                },
-            )
-            .await
+                })
+                .await
             {
                 Ok(s) => {
                     s.close().await;
@@ -566,7 +530,7 @@ pub async fn up(
             lab_dirs.console_log("").parent().unwrap_or(Path::new("")).display()
         )));
     }
-    let nodes = lab_state::read(&hv, &lab.name).await?.nodes;
+    let nodes = lab_state::read(hv, &lab.name).await?.nodes;
     Ok(UpReport {
         lab: lab.name.clone(),
         accel,

@@ -438,11 +438,36 @@ pub fn junit(r: &VerifyReport) -> String {
     out
 }
 
+/// The report as `verify` prints it: one line per check, then the count.
+pub fn describe(report: &VerifyReport) -> String {
+    let mut out = String::new();
+    for c in &report.checks {
+        out.push_str(&format!(
+            "{} {:<8} {:<40} {}\n",
+            if c.passed { "ok  " } else { "FAIL" },
+            c.node,
+            c.name,
+            if c.passed {
+                c.actual.clone()
+            } else {
+                format!("expected {}; got {}", c.expected, c.actual)
+            }
+        ));
+    }
+    out.push_str(&format!(
+        "{} checks, {} failed\n",
+        report.checks.len(),
+        report.failed().len()
+    ));
+    out
+}
+
 /// Runs every node's facts script concurrently and evaluates the checks.
-pub async fn run(lab: &Lab, dirs: &crate::paths::Dirs, uri: &str) -> anyhow::Result<VerifyReport> {
+pub async fn run(ctx: &super::Ctx, lab: &Lab) -> anyhow::Result<VerifyReport> {
+    let dirs = &ctx.dirs;
     let plan = crate::plan::plan_addresses(lab);
-    let hv = super::up::connect(uri).await?;
-    let state = super::lab_state::read(&hv, &lab.name).await?;
+    let hv = ctx.hv();
+    let state = super::lab_state::read(hv, &lab.name).await?;
     if !state.exists() {
         return Err(crate::BadInput(format!(
             "lab {} does not exist; `dcos-lab up` makes it",
@@ -456,13 +481,10 @@ pub async fn run(lab: &Lab, dirs: &crate::paths::Dirs, uri: &str) -> anyhow::Res
     // fails the check, whatever the lab file says.
     let private_name = crate::plan::network_name(&lab.name, NetKind::Private);
     let pn = private_name.clone();
-    let fwd = super::up::blocking(&hv, move |h| {
-        use crate::driver::Hypervisor;
-        match h.network_forward(&pn) {
-            Ok(f) => Ok(Some(f)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+    let fwd = crate::driver::blocking(hv, move |h| match h.network_forward(&pn) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     })
     .await?;
     let describe = |m: &Option<String>| match m {

@@ -1,0 +1,927 @@
+//! An in-memory `Hypervisor` (and the `Guests` that go with it) for the fast tests [test support].
+//!
+//! It keeps domains, networks, pools, volumes and snapshots with their states, and refuses what
+//! libvirt refuses on the calls dcos-lab makes: starting a domain whose network is not running
+//! or whose disk is missing, pausing or snapshotting a domain that is not running, a snapshot
+//! name taken twice, reverting to a missing snapshot, a volume in a pool that is not running, a
+//! network on a bridge another network has, a definition without a name. Pools are directories
+//! on the real filesystem (seeds are real files), as libvirt's `dir` pools are.
+//!
+//! Faults: `fail(what, n)` makes the next `n` calls whose description contains `what` fail;
+//! `die_after(n)` lets `n` more changes through and then fails every call, reads included, as a
+//! process killed after its n-th step would leave the host; `revive()` ends that. `changes()` is
+//! the log of every change made, in order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::libvirt::{DomainMeta, NetworkMeta, PoolMeta, forward_mode, is_ours, parse};
+use super::{
+    DriverError, Hypervisor, NetworkForward, NetworkSummary, Owned, PoolInfo, SnapshotInfo,
+    VersionInfo,
+};
+use crate::guest::{BoxFuture, GuestError, Guests, Output, Shell, Target};
+use crate::plan::ObjState;
+use crate::render::xml::LabTag;
+
+#[derive(Debug, Clone)]
+struct Snap {
+    name: String,
+    created: u64,
+    state: String,
+    /// Saved memory bytes as the disk holds them (0: lost, or taken without memory).
+    memory: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Dom {
+    tag: Option<LabTag>,
+    state: ObjState,
+    networks: Vec<String>,
+    disks: Vec<PathBuf>,
+    snapshots: Vec<Snap>,
+}
+
+#[derive(Debug, Clone)]
+struct Net {
+    tag: Option<LabTag>,
+    active: bool,
+    bridge: Option<String>,
+    ipv4: Vec<String>,
+    /// The `<forward>` mode as defined (the fake applies a definition at the next start).
+    forward: Option<String>,
+    live_forward: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Pool {
+    path: PathBuf,
+    active: bool,
+}
+
+#[derive(Default)]
+struct State {
+    domains: BTreeMap<String, Dom>,
+    networks: BTreeMap<String, Net>,
+    pools: BTreeMap<String, Pool>,
+    log: Vec<String>,
+    fails: Vec<(String, u32)>,
+    changes_left: Option<u32>,
+    dead: bool,
+    clock: u64,
+}
+
+/// The in-memory hypervisor.
+#[derive(Default)]
+pub struct FakeHypervisor {
+    state: Mutex<State>,
+}
+
+#[derive(Deserialize, Default)]
+struct DomDevices {
+    #[serde(rename = "disk", default)]
+    disks: Vec<DomDisk>,
+    #[serde(rename = "interface", default)]
+    interfaces: Vec<DomIface>,
+}
+
+#[derive(Deserialize)]
+struct DomDisk {
+    source: DomDiskSource,
+}
+
+#[derive(Deserialize)]
+struct DomDiskSource {
+    #[serde(rename = "@file")]
+    file: String,
+}
+
+#[derive(Deserialize)]
+struct DomIface {
+    source: DomIfaceSource,
+}
+
+#[derive(Deserialize)]
+struct DomIfaceSource {
+    #[serde(rename = "@network")]
+    network: String,
+}
+
+#[derive(Deserialize)]
+struct DomDefinition {
+    #[serde(default)]
+    devices: DomDevices,
+}
+
+#[derive(Deserialize)]
+struct VolumeDefinition {
+    name: String,
+}
+
+fn refused(what: &str, why: impl Into<String>) -> DriverError {
+    DriverError::Refused {
+        what: what.to_string(),
+        why: why.into(),
+    }
+}
+
+fn missing(what: &str, kind: &'static str, name: &str) -> DriverError {
+    DriverError::Missing {
+        what: what.to_string(),
+        kind,
+        name: name.to_string(),
+    }
+}
+
+impl FakeHypervisor {
+    pub fn new() -> Arc<FakeHypervisor> {
+        Arc::new(FakeHypervisor::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes the next `times` calls whose description contains `what` fail.
+    pub fn fail(&self, what: &str, times: u32) {
+        self.lock().fails.push((what.to_string(), times));
+    }
+
+    /// Lets `n` more changes through, then fails every call (a process killed after a step).
+    pub fn die_after(&self, n: u32) {
+        self.lock().changes_left = Some(n);
+    }
+
+    /// Ends `die_after` and every pending `fail`: the next command runs on a healthy host.
+    pub fn revive(&self) {
+        let mut s = self.lock();
+        s.changes_left = None;
+        s.dead = false;
+        s.fails.clear();
+    }
+
+    /// Every change made so far, in order (`start domain X`, `undefine network Y`, ...).
+    pub fn changes(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    /// The state of a domain (`None`: not defined).
+    pub fn domain_state(&self, name: &str) -> Option<ObjState> {
+        self.lock().domains.get(name).map(|d| d.state)
+    }
+
+    /// The snapshots of a domain, by name.
+    pub fn snapshot_names(&self, domain: &str) -> Vec<String> {
+        self.lock()
+            .domains
+            .get(domain)
+            .map(|d| d.snapshots.iter().map(|s| s.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Names of every domain, network and pool there is.
+    pub fn objects(&self) -> Vec<String> {
+        let s = self.lock();
+        let mut out: Vec<String> = s.domains.keys().map(|d| format!("domain {d}")).collect();
+        out.extend(s.networks.keys().map(|n| format!("network {n}")));
+        out.extend(s.pools.keys().map(|p| format!("pool {p}")));
+        out
+    }
+
+    /// The disk loses a snapshot's saved memory (as a qcow2 rewritten outside libvirt would).
+    pub fn lose_memory(&self, domain: &str, snapshot: &str) {
+        if let Some(d) = self.lock().domains.get_mut(domain) {
+            for s in d.snapshots.iter_mut().filter(|s| s.name == snapshot) {
+                s.memory = 0;
+            }
+        }
+    }
+
+    /// Sets a network's defined `<forward>` (an out-of-band `virsh net-edit`).
+    pub fn set_forward(&self, network: &str, mode: Option<&str>) {
+        if let Some(n) = self.lock().networks.get_mut(network) {
+            n.forward = mode.map(str::to_string);
+        }
+    }
+
+    /// Checks a call against death and the fault list; a change is logged and counted.
+    fn enter(s: &mut State, what: &str, change: bool) -> Result<(), DriverError> {
+        if s.dead {
+            return Err(DriverError::Injected {
+                what: format!("{what} (the fake host is dead)"),
+            });
+        }
+        if let Some(i) = s
+            .fails
+            .iter()
+            .position(|(w, n)| *n > 0 && what.contains(w.as_str()))
+        {
+            s.fails[i].1 -= 1;
+            return Err(DriverError::Injected {
+                what: what.to_string(),
+            });
+        }
+        if change {
+            if let Some(left) = s.changes_left {
+                if left == 0 {
+                    s.dead = true;
+                    return Err(DriverError::Injected {
+                        what: format!("{what} (the fake host is dead)"),
+                    });
+                }
+                s.changes_left = Some(left - 1);
+            }
+            s.log.push(what.to_string());
+        }
+        Ok(())
+    }
+
+    fn read(&self, what: &str) -> Result<MutexGuard<'_, State>, DriverError> {
+        let mut s = self.lock();
+        Self::enter(&mut s, what, false)?;
+        Ok(s)
+    }
+
+    fn pool_volumes(path: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn io_refused(what: &str, e: std::io::Error) -> DriverError {
+    refused(what, e.to_string())
+}
+
+impl Hypervisor for FakeHypervisor {
+    fn version(&self) -> Result<VersionInfo, DriverError> {
+        let _s = self.read("read the version")?;
+        Ok(VersionInfo {
+            uri: "fake:///".into(),
+            libvirt: "fake".into(),
+            hypervisor: "fake".into(),
+        })
+    }
+
+    fn define_network(&self, xml: &str) -> Result<String, DriverError> {
+        let what = "define a network";
+        let meta: NetworkMeta = parse("a network", xml)?;
+        let mut s = self.lock();
+        if meta.name.is_empty() {
+            return Err(refused(what, "the definition has no name"));
+        }
+        let bridge = meta.bridge.map(|b| b.name);
+        if let Some((other, _)) = s
+            .networks
+            .iter()
+            .find(|(n, o)| **n != meta.name && bridge.is_some() && o.bridge == bridge)
+        {
+            return Err(refused(
+                what,
+                format!("bridge {bridge:?} is in use by network {other}"),
+            ));
+        }
+        Self::enter(&mut s, &format!("define network {}", meta.name), true)?;
+        let active = s.networks.get(&meta.name).is_some_and(|n| n.active);
+        let live_forward = s
+            .networks
+            .get(&meta.name)
+            .and_then(|n| n.live_forward.clone());
+        s.networks.insert(
+            meta.name.clone(),
+            Net {
+                tag: meta.metadata.and_then(|m| m.lab).filter(is_ours),
+                active,
+                bridge,
+                ipv4: meta.ips.iter().filter_map(|i| i.cidr4()).collect(),
+                forward: forward_mode(meta.forward),
+                live_forward,
+            },
+        );
+        Ok(meta.name)
+    }
+
+    fn start_network(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("start network {name}");
+        let mut s = self.lock();
+        match s.networks.get(name) {
+            None => return Err(missing(&what, "network", name)),
+            Some(n) if n.active => return Self::enter(&mut s, &what, false),
+            Some(_) => {}
+        }
+        Self::enter(&mut s, &what, true)?;
+        if let Some(n) = s.networks.get_mut(name) {
+            n.active = true;
+            n.live_forward = n.forward.clone();
+        }
+        Ok(())
+    }
+
+    fn remove_network(&self, name: &str) -> Result<(), DriverError> {
+        let mut s = self.lock();
+        Self::enter(&mut s, &format!("look up network {name}"), false)?;
+        let Some(n) = s.networks.get(name).cloned() else {
+            return Ok(());
+        };
+        if n.active {
+            if let Some(d) = s.domains.iter().find(|(_, d)| {
+                d.state != ObjState::Inactive && d.networks.iter().any(|x| x == name)
+            }) {
+                // libvirt lets a network stop under a running domain, which then loses its link;
+                // dcos-lab must never do that.
+                return Err(refused(
+                    &format!("stop network {name}"),
+                    format!("domain {} still runs on it", d.0),
+                ));
+            }
+            Self::enter(&mut s, &format!("stop network {name}"), true)?;
+            if let Some(n) = s.networks.get_mut(name) {
+                n.active = false;
+            }
+        }
+        Self::enter(&mut s, &format!("undefine network {name}"), true)?;
+        s.networks.remove(name);
+        Ok(())
+    }
+
+    fn owned_networks(&self) -> Result<Vec<Owned>, DriverError> {
+        let s = self.read("list networks")?;
+        Ok(s.networks
+            .iter()
+            .filter_map(|(name, n)| {
+                Some(Owned {
+                    name: name.clone(),
+                    state: if n.active {
+                        ObjState::Active
+                    } else {
+                        ObjState::Inactive
+                    },
+                    tag: n.tag.clone()?,
+                })
+            })
+            .collect())
+    }
+
+    fn network_forward(&self, name: &str) -> Result<NetworkForward, DriverError> {
+        let what = format!("read network {name}");
+        let s = self.read(&what)?;
+        let n = s
+            .networks
+            .get(name)
+            .ok_or_else(|| missing(&what, "network", name))?;
+        Ok(NetworkForward {
+            active: n.active,
+            live: if n.active {
+                n.live_forward.clone()
+            } else {
+                None
+            },
+            defined: n.forward.clone(),
+        })
+    }
+
+    fn all_networks(&self) -> Result<Vec<NetworkSummary>, DriverError> {
+        let s = self.read("list networks")?;
+        Ok(s.networks
+            .iter()
+            .map(|(name, n)| NetworkSummary {
+                name: name.clone(),
+                bridge: n.bridge.clone(),
+                ipv4: n.ipv4.clone(),
+                active: n.active,
+            })
+            .collect())
+    }
+
+    fn define_domain(&self, xml: &str) -> Result<String, DriverError> {
+        let what = "define a domain";
+        let meta: DomainMeta = parse("a domain", xml)?;
+        let def: DomDefinition = parse("a domain", xml)?;
+        let mut s = self.lock();
+        if meta.name.is_empty() {
+            return Err(refused(what, "the definition has no name"));
+        }
+        Self::enter(&mut s, &format!("define domain {}", meta.name), true)?;
+        let (state, snapshots) = s
+            .domains
+            .get(&meta.name)
+            .map(|d| (d.state, d.snapshots.clone()))
+            .unwrap_or((ObjState::Inactive, Vec::new()));
+        s.domains.insert(
+            meta.name.clone(),
+            Dom {
+                tag: meta.metadata.and_then(|m| m.lab).filter(is_ours),
+                state,
+                networks: def
+                    .devices
+                    .interfaces
+                    .into_iter()
+                    .map(|i| i.source.network)
+                    .collect(),
+                disks: def
+                    .devices
+                    .disks
+                    .into_iter()
+                    .map(|d| PathBuf::from(d.source.file))
+                    .collect(),
+                snapshots,
+            },
+        );
+        Ok(meta.name)
+    }
+
+    fn start_domain(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("start domain {name}");
+        let mut s = self.lock();
+        let d = s
+            .domains
+            .get(name)
+            .cloned()
+            .ok_or_else(|| missing(&what, "domain", name))?;
+        match d.state {
+            ObjState::Active => return Self::enter(&mut s, &what, false),
+            ObjState::Paused => {
+                Self::enter(&mut s, &format!("resume domain {name}"), true)?;
+                if let Some(d) = s.domains.get_mut(name) {
+                    d.state = ObjState::Active;
+                }
+                return Ok(());
+            }
+            ObjState::Inactive => {}
+        }
+        for net in &d.networks {
+            match s.networks.get(net) {
+                Some(n) if n.active => {}
+                Some(_) => return Err(refused(&what, format!("network '{net}' is not active"))),
+                None => return Err(missing(&what, "network", net)),
+            }
+        }
+        for disk in &d.disks {
+            if !disk.is_file() {
+                return Err(refused(
+                    &what,
+                    format!("cannot access storage file '{}'", disk.display()),
+                ));
+            }
+        }
+        Self::enter(&mut s, &what, true)?;
+        if let Some(d) = s.domains.get_mut(name) {
+            d.state = ObjState::Active;
+        }
+        Ok(())
+    }
+
+    fn stop_domain(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("stop domain {name}");
+        let mut s = self.lock();
+        match s.domains.get(name).map(|d| d.state) {
+            None => Err(missing(&what, "domain", name)),
+            Some(ObjState::Inactive) => Self::enter(&mut s, &what, false),
+            Some(_) => {
+                Self::enter(&mut s, &what, true)?;
+                if let Some(d) = s.domains.get_mut(name) {
+                    d.state = ObjState::Inactive;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn suspend_domain(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("pause domain {name}");
+        let mut s = self.lock();
+        match s.domains.get(name).map(|d| d.state) {
+            None => Err(missing(&what, "domain", name)),
+            Some(ObjState::Paused) => Self::enter(&mut s, &what, false),
+            Some(ObjState::Inactive) => Err(refused(&what, "domain is not running")),
+            Some(ObjState::Active) => {
+                Self::enter(&mut s, &what, true)?;
+                if let Some(d) = s.domains.get_mut(name) {
+                    d.state = ObjState::Paused;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn resume_domain(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("resume domain {name}");
+        let mut s = self.lock();
+        match s.domains.get(name).map(|d| d.state) {
+            None => Err(missing(&what, "domain", name)),
+            Some(ObjState::Paused) => {
+                Self::enter(&mut s, &what, true)?;
+                if let Some(d) = s.domains.get_mut(name) {
+                    d.state = ObjState::Active;
+                }
+                Ok(())
+            }
+            Some(_) => Self::enter(&mut s, &what, false),
+        }
+    }
+
+    fn create_snapshot(
+        &self,
+        domain: &str,
+        snapshot: &str,
+        _description: &str,
+    ) -> Result<(), DriverError> {
+        let what = format!("snapshot domain {domain} as {snapshot}");
+        let mut s = self.lock();
+        let d = s
+            .domains
+            .get(domain)
+            .cloned()
+            .ok_or_else(|| missing(&what, "domain", domain))?;
+        if d.state == ObjState::Inactive {
+            return Err(refused(&what, "a memory snapshot needs a running domain"));
+        }
+        if d.snapshots.iter().any(|x| x.name == snapshot) {
+            return Err(refused(
+                &what,
+                format!("domain snapshot {snapshot} already exists"),
+            ));
+        }
+        Self::enter(&mut s, &what, true)?;
+        s.clock += 1;
+        let created = s.clock;
+        if let Some(d) = s.domains.get_mut(domain) {
+            d.snapshots.push(Snap {
+                name: snapshot.to_string(),
+                created,
+                state: if d.state == ObjState::Paused {
+                    "paused".into()
+                } else {
+                    "running".into()
+                },
+                memory: 1 << 20,
+            });
+        }
+        Ok(())
+    }
+
+    fn revert_snapshot(
+        &self,
+        domain: &str,
+        snapshot: &str,
+        paused: bool,
+    ) -> Result<(), DriverError> {
+        let what = format!("revert domain {domain} to {snapshot}");
+        let mut s = self.lock();
+        Self::enter(&mut s, &format!("list snapshots of {domain}"), false)?;
+        let d = s
+            .domains
+            .get(domain)
+            .ok_or_else(|| missing(&what, "domain", domain))?;
+        if !d.snapshots.iter().any(|x| x.name == snapshot) {
+            return Err(DriverError::NoSnapshot {
+                domain: domain.to_string(),
+                snapshot: snapshot.to_string(),
+            });
+        }
+        Self::enter(&mut s, &what, true)?;
+        if let Some(d) = s.domains.get_mut(domain) {
+            d.state = if paused {
+                ObjState::Paused
+            } else {
+                ObjState::Active
+            };
+        }
+        Ok(())
+    }
+
+    fn delete_snapshot(&self, domain: &str, snapshot: &str) -> Result<(), DriverError> {
+        let what = format!("delete snapshot {snapshot} of {domain}");
+        let mut s = self.lock();
+        let has = s
+            .domains
+            .get(domain)
+            .is_some_and(|d| d.snapshots.iter().any(|x| x.name == snapshot));
+        if !has {
+            return Self::enter(&mut s, &format!("list snapshots of {domain}"), false);
+        }
+        Self::enter(&mut s, &what, true)?;
+        if let Some(d) = s.domains.get_mut(domain) {
+            d.snapshots.retain(|x| x.name != snapshot);
+        }
+        Ok(())
+    }
+
+    fn snapshots(&self, domain: &str) -> Result<Vec<SnapshotInfo>, DriverError> {
+        let what = format!("list snapshots of {domain}");
+        let s = self.read(&what)?;
+        let d = s
+            .domains
+            .get(domain)
+            .ok_or_else(|| missing(&what, "domain", domain))?;
+        Ok(d.snapshots
+            .iter()
+            .map(|x| SnapshotInfo {
+                name: x.name.clone(),
+                created_unix: x.created,
+                state: x.state.clone(),
+                has_memory: true,
+            })
+            .collect())
+    }
+
+    fn remove_domain(&self, name: &str) -> Result<(), DriverError> {
+        let mut s = self.lock();
+        Self::enter(&mut s, &format!("look up domain {name}"), false)?;
+        let Some(state) = s.domains.get(name).map(|d| d.state) else {
+            return Ok(());
+        };
+        if state != ObjState::Inactive {
+            Self::enter(&mut s, &format!("stop domain {name}"), true)?;
+            if let Some(d) = s.domains.get_mut(name) {
+                d.state = ObjState::Inactive;
+            }
+        }
+        Self::enter(&mut s, &format!("undefine domain {name}"), true)?;
+        s.domains.remove(name);
+        Ok(())
+    }
+
+    fn owned_domains(&self) -> Result<Vec<Owned>, DriverError> {
+        let s = self.read("list domains")?;
+        Ok(s.domains
+            .iter()
+            .filter_map(|(name, d)| {
+                Some(Owned {
+                    name: name.clone(),
+                    state: d.state,
+                    tag: d.tag.clone()?,
+                })
+            })
+            .collect())
+    }
+
+    fn define_pool(&self, xml: &str) -> Result<String, DriverError> {
+        let meta: PoolMeta = parse("a storage pool", xml)?;
+        let mut s = self.lock();
+        if meta.name.is_empty() {
+            return Err(refused(
+                "define a storage pool",
+                "the definition has no name",
+            ));
+        }
+        Self::enter(&mut s, &format!("define storage pool {}", meta.name), true)?;
+        let active = s.pools.get(&meta.name).is_some_and(|p| p.active);
+        s.pools.insert(
+            meta.name.clone(),
+            Pool {
+                path: PathBuf::from(meta.target.path),
+                active,
+            },
+        );
+        Ok(meta.name)
+    }
+
+    fn start_pool(&self, name: &str, build: bool) -> Result<(), DriverError> {
+        let what = format!("start storage pool {name}");
+        let mut s = self.lock();
+        let p = s
+            .pools
+            .get(name)
+            .cloned()
+            .ok_or_else(|| missing(&what, "storage pool", name))?;
+        if build {
+            std::fs::create_dir_all(&p.path)
+                .map_err(|e| io_refused(&format!("build storage pool {name}"), e))?;
+        }
+        if p.active {
+            return Self::enter(&mut s, &what, false);
+        }
+        if !p.path.is_dir() {
+            return Err(refused(
+                &what,
+                format!("cannot open directory '{}'", p.path.display()),
+            ));
+        }
+        Self::enter(&mut s, &what, true)?;
+        if let Some(p) = s.pools.get_mut(name) {
+            p.active = true;
+        }
+        Ok(())
+    }
+
+    fn pool(&self, name: &str) -> Result<Option<PoolInfo>, DriverError> {
+        let s = self.read(&format!("read storage pool {name}"))?;
+        Ok(s.pools.get(name).map(|p| PoolInfo {
+            name: name.to_string(),
+            path: p.path.display().to_string(),
+            state: if p.active {
+                ObjState::Active
+            } else {
+                ObjState::Inactive
+            },
+            volumes: if p.active {
+                Self::pool_volumes(&p.path)
+            } else {
+                Vec::new()
+            },
+        }))
+    }
+
+    fn remove_pool(&self, name: &str) -> Result<(), DriverError> {
+        let mut s = self.lock();
+        Self::enter(&mut s, &format!("look up storage pool {name}"), false)?;
+        let Some(p) = s.pools.get(name).cloned() else {
+            return Ok(());
+        };
+        if p.path.is_dir() {
+            for v in Self::pool_volumes(&p.path) {
+                let what = format!("delete volume {v} of {name}");
+                Self::enter(&mut s, &what, true)?;
+                std::fs::remove_file(p.path.join(&v)).map_err(|e| io_refused(&what, e))?;
+            }
+            let what = format!("delete the directory of storage pool {name}");
+            Self::enter(&mut s, &what, true)?;
+            std::fs::remove_dir_all(&p.path).map_err(|e| io_refused(&what, e))?;
+        }
+        Self::enter(&mut s, &format!("undefine storage pool {name}"), true)?;
+        s.pools.remove(name);
+        Ok(())
+    }
+
+    fn create_volume(&self, pool: &str, xml: &str) -> Result<String, DriverError> {
+        let what = format!("create a volume in {pool}");
+        let vol: VolumeDefinition = parse("a volume", xml)?;
+        let mut s = self.lock();
+        let p = s
+            .pools
+            .get(pool)
+            .cloned()
+            .ok_or_else(|| missing(&what, "storage pool", pool))?;
+        if !p.active {
+            return Err(refused(
+                &what,
+                format!("storage pool '{pool}' is not active"),
+            ));
+        }
+        let path = p.path.join(&vol.name);
+        if path.exists() {
+            return Err(refused(
+                &what,
+                format!("storage volume '{}' exists already", vol.name),
+            ));
+        }
+        Self::enter(
+            &mut s,
+            &format!("create volume {} in {pool}", vol.name),
+            true,
+        )?;
+        std::fs::write(&path, b"").map_err(|e| io_refused(&what, e))?;
+        Ok(path.display().to_string())
+    }
+
+    fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError> {
+        let s = self.read("list storage pools")?;
+        Ok(s.pools
+            .iter()
+            .filter(|(n, _)| n.starts_with(&format!("{}-", crate::plan::PREFIX)))
+            .map(|(n, p)| (n.clone(), p.path.display().to_string()))
+            .collect())
+    }
+
+    fn refresh_pool(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("refresh storage pool {name}");
+        let s = self.read(&what)?;
+        match s.pools.get(name) {
+            Some(p) if p.active => Ok(()),
+            Some(_) => Err(refused(
+                &what,
+                format!("storage pool '{name}' is not active"),
+            )),
+            None => Err(missing(&what, "storage pool", name)),
+        }
+    }
+
+    fn disk_snapshots(
+        &self,
+        domain: &str,
+        disk: &Path,
+    ) -> Result<BTreeMap<String, u64>, DriverError> {
+        let what = format!("read the snapshots in {}", disk.display());
+        let s = self.read(&what)?;
+        let d = s
+            .domains
+            .get(domain)
+            .ok_or_else(|| missing(&what, "domain", domain))?;
+        if !d.disks.iter().any(|p| p == disk) || !disk.is_file() {
+            return Err(DriverError::Tool {
+                what,
+                message: "Could not open the disk: No such file or directory".into(),
+            });
+        }
+        Ok(d.snapshots
+            .iter()
+            .map(|x| (x.name.clone(), x.memory))
+            .collect())
+    }
+}
+
+/// Guests of the fake hypervisor: a node answers once its domain runs (and it is not made
+/// unreachable); its shell runs every command successfully, and a command that is answered
+/// prints back what it was sent (as `read t; echo $t` does).
+pub struct FakeGuests {
+    hv: Arc<FakeHypervisor>,
+    unreachable: Mutex<Vec<String>>,
+    /// Every command run on a node, as (node, command).
+    pub ran: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl FakeGuests {
+    pub fn new(hv: Arc<FakeHypervisor>) -> Arc<FakeGuests> {
+        Arc::new(FakeGuests {
+            hv,
+            unreachable: Mutex::new(Vec::new()),
+            ran: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// `node` never answers (a guest that does not boot).
+    pub fn make_unreachable(&self, node: &str) {
+        self.unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(node.to_string());
+    }
+}
+
+struct FakeShell {
+    node: String,
+    ran: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Shell for FakeShell {
+    fn exec_answering<'a>(
+        &'a self,
+        command: &'a str,
+        answer: Box<dyn FnOnce() -> Vec<u8> + Send + 'a>,
+    ) -> BoxFuture<'a, Result<Output, GuestError>> {
+        Box::pin(async move {
+            self.ran
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((self.node.clone(), command.to_string()));
+            Ok(Output {
+                status: Some(0),
+                stdout: answer(),
+                stderr: Vec::new(),
+            })
+        })
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+impl Guests for FakeGuests {
+    fn wait_ready<'a>(
+        &'a self,
+        t: &'a Target,
+        _check: Option<&'a str>,
+        timeout: Duration,
+        on_try: &'a (dyn Fn(&str) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Box<dyn Shell>, GuestError>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let up = self.hv.domain_state(&t.domain) == Some(ObjState::Active);
+                let reachable = !self
+                    .unreachable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&t.node);
+                if up && reachable {
+                    return Ok(Box::new(FakeShell {
+                        node: t.node.clone(),
+                        ran: self.ran.clone(),
+                    }) as Box<dyn Shell>);
+                }
+                let last = format!("TCP {}: no answer", t.addr);
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(GuestError::Timeout {
+                        node: t.node.clone(),
+                        seconds: timeout.as_secs(),
+                        last,
+                    });
+                }
+                on_try(&last);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! Async access to a `Hypervisor`: blocking calls off the runtime, one call per object at once,
+//! and opening a connection with a message that says what to do when it fails [I/O].
+
+use std::sync::Arc;
+
+use super::{DriverError, Hypervisor, Libvirt};
+
+/// A shared connection, as every operation holds it.
+pub type Hv = Arc<dyn Hypervisor>;
+
+/// Runs a blocking hypervisor call off the async runtime.
+pub async fn blocking<T, F>(hv: &Hv, f: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Hypervisor) -> Result<T, DriverError> + Send + 'static,
+{
+    let hv = hv.clone();
+    Ok(tokio::task::spawn_blocking(move || f(hv.as_ref())).await??)
+}
+
+/// Runs `f` on every name (domains, networks) at once, each off the runtime; the results come
+/// in the order the calls end.
+pub async fn for_all<F, T>(hv: &Hv, names: &[String], f: F) -> Vec<(String, anyhow::Result<T>)>
+where
+    F: Fn(&dyn Hypervisor, &str) -> Result<T, DriverError> + Send + Sync + Clone + 'static,
+    T: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for d in names {
+        let d = d.clone();
+        let hv = hv.clone();
+        let f = f.clone();
+        set.spawn(async move {
+            let d2 = d.clone();
+            let r = blocking(&hv, move |h| f(h, &d2)).await;
+            (d, r)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(x) => out.push(x),
+            Err(e) => out.push((String::new(), Err(anyhow::Error::new(e)))),
+        }
+    }
+    out
+}
+
+/// Opens libvirt at `uri` off the runtime, with a message that says what to do when it fails.
+pub async fn connect(uri: &str) -> anyhow::Result<Hv> {
+    let uri = uri.to_string();
+    match tokio::task::spawn_blocking(move || Libvirt::open(Some(&uri))).await? {
+        Ok(conn) => Ok(Arc::new(conn)),
+        Err(e) => Err(explain_connect(e)),
+    }
+}
+
+/// The connection error with what to do about it.
+pub fn explain_connect(e: DriverError) -> anyhow::Error {
+    if refused_access(&crate::error_chain(&e)) {
+        anyhow::Error::new(e).context(
+            "libvirt refused this user (permission denied); fix: run dcos-lab as root, or add the user to the `libvirt` group and log in again",
+        )
+    } else {
+        anyhow::Error::new(e).context(
+            "libvirt is not reachable; fix: run scripts/setup-host.sh (installs and starts libvirtd), or check --uri",
+        )
+    }
+}
+
+/// Whether libvirt's error says the daemon is there but will not let this user in: the
+/// socket's permissions, or an access check that needs polkit (which needs the system bus).
+pub fn refused_access(error: &str) -> bool {
+    [
+        "Permission denied",
+        "authentication",
+        "polkit",
+        "system bus",
+    ]
+    .iter()
+    .any(|s| error.contains(s))
+}
