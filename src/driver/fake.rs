@@ -76,9 +76,19 @@ struct State {
 }
 
 /// The in-memory hypervisor.
-#[derive(Default)]
 pub struct FakeHypervisor {
     state: Mutex<State>,
+    /// Becomes true when the host dies (`die_after`), before the call that found it returns.
+    dead: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for FakeHypervisor {
+    fn default() -> Self {
+        FakeHypervisor {
+            state: Mutex::new(State::default()),
+            dead: tokio::sync::watch::channel(false).0,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -162,6 +172,12 @@ impl FakeHypervisor {
         s.changes_left = None;
         s.dead = false;
         s.fails.clear();
+        self.dead.send_replace(false);
+    }
+
+    /// Turns true when the host dies: a test stops the operation there, as a kill would.
+    pub fn watch_dead(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.dead.subscribe()
     }
 
     /// Every change made so far, in order (`start domain X`, `undefine network Y`, ...).
@@ -209,7 +225,7 @@ impl FakeHypervisor {
     }
 
     /// Checks a call against death and the fault list; a change is logged and counted.
-    fn enter(s: &mut State, what: &str, change: bool) -> Result<(), DriverError> {
+    fn enter(&self, s: &mut State, what: &str, change: bool) -> Result<(), DriverError> {
         if s.dead {
             return Err(DriverError::Injected {
                 what: format!("{what} (the fake host is dead)"),
@@ -229,6 +245,7 @@ impl FakeHypervisor {
             if let Some(left) = s.changes_left {
                 if left == 0 {
                     s.dead = true;
+                    self.dead.send_replace(true);
                     return Err(DriverError::Injected {
                         what: format!("{what} (the fake host is dead)"),
                     });
@@ -242,7 +259,7 @@ impl FakeHypervisor {
 
     fn read(&self, what: &str) -> Result<MutexGuard<'_, State>, DriverError> {
         let mut s = self.lock();
-        Self::enter(&mut s, what, false)?;
+        self.enter(&mut s, what, false)?;
         Ok(s)
     }
 
@@ -291,7 +308,7 @@ impl Hypervisor for FakeHypervisor {
                 format!("bridge {bridge:?} is in use by network {other}"),
             ));
         }
-        Self::enter(&mut s, &format!("define network {}", meta.name), true)?;
+        self.enter(&mut s, &format!("define network {}", meta.name), true)?;
         let active = s.networks.get(&meta.name).is_some_and(|n| n.active);
         let live_forward = s
             .networks
@@ -316,10 +333,10 @@ impl Hypervisor for FakeHypervisor {
         let mut s = self.lock();
         match s.networks.get(name) {
             None => return Err(missing(&what, "network", name)),
-            Some(n) if n.active => return Self::enter(&mut s, &what, false),
+            Some(n) if n.active => return self.enter(&mut s, &what, false),
             Some(_) => {}
         }
-        Self::enter(&mut s, &what, true)?;
+        self.enter(&mut s, &what, true)?;
         if let Some(n) = s.networks.get_mut(name) {
             n.active = true;
             n.live_forward = n.forward.clone();
@@ -329,7 +346,7 @@ impl Hypervisor for FakeHypervisor {
 
     fn remove_network(&self, name: &str) -> Result<(), DriverError> {
         let mut s = self.lock();
-        Self::enter(&mut s, &format!("look up network {name}"), false)?;
+        self.enter(&mut s, &format!("look up network {name}"), false)?;
         let Some(n) = s.networks.get(name).cloned() else {
             return Ok(());
         };
@@ -344,12 +361,12 @@ impl Hypervisor for FakeHypervisor {
                     format!("domain {} still runs on it", d.0),
                 ));
             }
-            Self::enter(&mut s, &format!("stop network {name}"), true)?;
+            self.enter(&mut s, &format!("stop network {name}"), true)?;
             if let Some(n) = s.networks.get_mut(name) {
                 n.active = false;
             }
         }
-        Self::enter(&mut s, &format!("undefine network {name}"), true)?;
+        self.enter(&mut s, &format!("undefine network {name}"), true)?;
         s.networks.remove(name);
         Ok(())
     }
@@ -411,7 +428,7 @@ impl Hypervisor for FakeHypervisor {
         if meta.name.is_empty() {
             return Err(refused(what, "the definition has no name"));
         }
-        Self::enter(&mut s, &format!("define domain {}", meta.name), true)?;
+        self.enter(&mut s, &format!("define domain {}", meta.name), true)?;
         let (state, snapshots) = s
             .domains
             .get(&meta.name)
@@ -449,9 +466,9 @@ impl Hypervisor for FakeHypervisor {
             .cloned()
             .ok_or_else(|| missing(&what, "domain", name))?;
         match d.state {
-            ObjState::Active => return Self::enter(&mut s, &what, false),
+            ObjState::Active => return self.enter(&mut s, &what, false),
             ObjState::Paused => {
-                Self::enter(&mut s, &format!("resume domain {name}"), true)?;
+                self.enter(&mut s, &format!("resume domain {name}"), true)?;
                 if let Some(d) = s.domains.get_mut(name) {
                     d.state = ObjState::Active;
                 }
@@ -474,7 +491,7 @@ impl Hypervisor for FakeHypervisor {
                 ));
             }
         }
-        Self::enter(&mut s, &what, true)?;
+        self.enter(&mut s, &what, true)?;
         if let Some(d) = s.domains.get_mut(name) {
             d.state = ObjState::Active;
         }
@@ -486,9 +503,9 @@ impl Hypervisor for FakeHypervisor {
         let mut s = self.lock();
         match s.domains.get(name).map(|d| d.state) {
             None => Err(missing(&what, "domain", name)),
-            Some(ObjState::Inactive) => Self::enter(&mut s, &what, false),
+            Some(ObjState::Inactive) => self.enter(&mut s, &what, false),
             Some(_) => {
-                Self::enter(&mut s, &what, true)?;
+                self.enter(&mut s, &what, true)?;
                 if let Some(d) = s.domains.get_mut(name) {
                     d.state = ObjState::Inactive;
                 }
@@ -502,10 +519,10 @@ impl Hypervisor for FakeHypervisor {
         let mut s = self.lock();
         match s.domains.get(name).map(|d| d.state) {
             None => Err(missing(&what, "domain", name)),
-            Some(ObjState::Paused) => Self::enter(&mut s, &what, false),
+            Some(ObjState::Paused) => self.enter(&mut s, &what, false),
             Some(ObjState::Inactive) => Err(refused(&what, "domain is not running")),
             Some(ObjState::Active) => {
-                Self::enter(&mut s, &what, true)?;
+                self.enter(&mut s, &what, true)?;
                 if let Some(d) = s.domains.get_mut(name) {
                     d.state = ObjState::Paused;
                 }
@@ -520,13 +537,13 @@ impl Hypervisor for FakeHypervisor {
         match s.domains.get(name).map(|d| d.state) {
             None => Err(missing(&what, "domain", name)),
             Some(ObjState::Paused) => {
-                Self::enter(&mut s, &what, true)?;
+                self.enter(&mut s, &what, true)?;
                 if let Some(d) = s.domains.get_mut(name) {
                     d.state = ObjState::Active;
                 }
                 Ok(())
             }
-            Some(_) => Self::enter(&mut s, &what, false),
+            Some(_) => self.enter(&mut s, &what, false),
         }
     }
 
@@ -552,7 +569,7 @@ impl Hypervisor for FakeHypervisor {
                 format!("domain snapshot {snapshot} already exists"),
             ));
         }
-        Self::enter(&mut s, &what, true)?;
+        self.enter(&mut s, &what, true)?;
         s.clock += 1;
         let created = s.clock;
         if let Some(d) = s.domains.get_mut(domain) {
@@ -578,7 +595,7 @@ impl Hypervisor for FakeHypervisor {
     ) -> Result<(), DriverError> {
         let what = format!("revert domain {domain} to {snapshot}");
         let mut s = self.lock();
-        Self::enter(&mut s, &format!("list snapshots of {domain}"), false)?;
+        self.enter(&mut s, &format!("list snapshots of {domain}"), false)?;
         let d = s
             .domains
             .get(domain)
@@ -589,7 +606,7 @@ impl Hypervisor for FakeHypervisor {
                 snapshot: snapshot.to_string(),
             });
         }
-        Self::enter(&mut s, &what, true)?;
+        self.enter(&mut s, &what, true)?;
         if let Some(d) = s.domains.get_mut(domain) {
             d.state = if paused {
                 ObjState::Paused
@@ -608,9 +625,9 @@ impl Hypervisor for FakeHypervisor {
             .get(domain)
             .is_some_and(|d| d.snapshots.iter().any(|x| x.name == snapshot));
         if !has {
-            return Self::enter(&mut s, &format!("list snapshots of {domain}"), false);
+            return self.enter(&mut s, &format!("list snapshots of {domain}"), false);
         }
-        Self::enter(&mut s, &what, true)?;
+        self.enter(&mut s, &what, true)?;
         if let Some(d) = s.domains.get_mut(domain) {
             d.snapshots.retain(|x| x.name != snapshot);
         }
@@ -637,17 +654,17 @@ impl Hypervisor for FakeHypervisor {
 
     fn remove_domain(&self, name: &str) -> Result<(), DriverError> {
         let mut s = self.lock();
-        Self::enter(&mut s, &format!("look up domain {name}"), false)?;
+        self.enter(&mut s, &format!("look up domain {name}"), false)?;
         let Some(state) = s.domains.get(name).map(|d| d.state) else {
             return Ok(());
         };
         if state != ObjState::Inactive {
-            Self::enter(&mut s, &format!("stop domain {name}"), true)?;
+            self.enter(&mut s, &format!("stop domain {name}"), true)?;
             if let Some(d) = s.domains.get_mut(name) {
                 d.state = ObjState::Inactive;
             }
         }
-        Self::enter(&mut s, &format!("undefine domain {name}"), true)?;
+        self.enter(&mut s, &format!("undefine domain {name}"), true)?;
         s.domains.remove(name);
         Ok(())
     }
@@ -675,7 +692,7 @@ impl Hypervisor for FakeHypervisor {
                 "the definition has no name",
             ));
         }
-        Self::enter(&mut s, &format!("define storage pool {}", meta.name), true)?;
+        self.enter(&mut s, &format!("define storage pool {}", meta.name), true)?;
         let active = s.pools.get(&meta.name).is_some_and(|p| p.active);
         s.pools.insert(
             meta.name.clone(),
@@ -700,7 +717,7 @@ impl Hypervisor for FakeHypervisor {
                 .map_err(|e| io_refused(&format!("build storage pool {name}"), e))?;
         }
         if p.active {
-            return Self::enter(&mut s, &what, false);
+            return self.enter(&mut s, &what, false);
         }
         if !p.path.is_dir() {
             return Err(refused(
@@ -708,7 +725,7 @@ impl Hypervisor for FakeHypervisor {
                 format!("cannot open directory '{}'", p.path.display()),
             ));
         }
-        Self::enter(&mut s, &what, true)?;
+        self.enter(&mut s, &what, true)?;
         if let Some(p) = s.pools.get_mut(name) {
             p.active = true;
         }
@@ -735,21 +752,21 @@ impl Hypervisor for FakeHypervisor {
 
     fn remove_pool(&self, name: &str) -> Result<(), DriverError> {
         let mut s = self.lock();
-        Self::enter(&mut s, &format!("look up storage pool {name}"), false)?;
+        self.enter(&mut s, &format!("look up storage pool {name}"), false)?;
         let Some(p) = s.pools.get(name).cloned() else {
             return Ok(());
         };
         if p.path.is_dir() {
             for v in Self::pool_volumes(&p.path) {
                 let what = format!("delete volume {v} of {name}");
-                Self::enter(&mut s, &what, true)?;
+                self.enter(&mut s, &what, true)?;
                 std::fs::remove_file(p.path.join(&v)).map_err(|e| io_refused(&what, e))?;
             }
             let what = format!("delete the directory of storage pool {name}");
-            Self::enter(&mut s, &what, true)?;
+            self.enter(&mut s, &what, true)?;
             std::fs::remove_dir_all(&p.path).map_err(|e| io_refused(&what, e))?;
         }
-        Self::enter(&mut s, &format!("undefine storage pool {name}"), true)?;
+        self.enter(&mut s, &format!("undefine storage pool {name}"), true)?;
         s.pools.remove(name);
         Ok(())
     }
@@ -776,7 +793,7 @@ impl Hypervisor for FakeHypervisor {
                 format!("storage volume '{}' exists already", vol.name),
             ));
         }
-        Self::enter(
+        self.enter(
             &mut s,
             &format!("create volume {} in {pool}", vol.name),
             true,

@@ -13,6 +13,9 @@ pub mod status;
 pub mod up;
 pub mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use context::Ctx;
 
 use crate::host;

@@ -1,0 +1,734 @@
+//! Fast tests of the operations against the in-memory hypervisor (`driver::fake`): convergence,
+//! drift, ordering, ownership, all-or-nothing, retries and every kill point, in milliseconds.
+//! The real-libvirt system tests (tests/system.rs, tests/reliability.rs) check the same
+//! behaviour on real guests; these add speed and reach every step, they replace nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Ctx;
+use super::lab_state::{self, LabState};
+use crate::driver::fake::{FakeGuests, FakeHypervisor};
+use crate::driver::{Hv, Hypervisor};
+use crate::model::{AccelChoice, Lab};
+use crate::paths::Dirs;
+use crate::plan::ObjState;
+
+/// One test's world: a fake host, its guests, state and cache directories of its own.
+struct World {
+    _dir: tempfile::TempDir,
+    hv: Arc<FakeHypervisor>,
+    guests: Arc<FakeGuests>,
+    ctx: Ctx,
+    rt: tokio::runtime::Runtime,
+}
+
+const LAB: &str = "\
+name: NAME
+image: debian-12
+networks:
+  private:
+    mode: isolated
+  public:
+    mode: nat
+nodes:
+  - name: boot
+    role: boot
+    memory: MEM
+    vcpus: 1
+    disk: 2G
+  - name: master
+    role: master
+    memory: 256M
+    vcpus: 1
+    disk: 2G
+  - name: public
+    role: agent-public
+    memory: 256M
+    vcpus: 1
+    disk: 2G
+    networks: [private, public]
+";
+
+fn lab_with(name: &str, boot_memory: &str) -> Lab {
+    let text = LAB.replace("NAME", name).replace("MEM", boot_memory);
+    crate::model::parse(&text, &format!("{name}.yaml"), None, &["debian-12"]).expect("valid lab")
+}
+
+fn lab(name: &str) -> Lab {
+    lab_with(name, "256M")
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dirs = Dirs {
+        state: dir.path().join("state"),
+        cache: dir.path().join("cache"),
+    };
+    let hv = FakeHypervisor::new();
+    let guests = FakeGuests::new(hv.clone());
+    let h: Hv = hv.clone();
+    let ctx = Ctx::new("fake:///", h, guests.clone(), dirs, true);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    World {
+        _dir: dir,
+        hv,
+        guests,
+        ctx,
+        rt,
+    }
+}
+
+impl World {
+    /// The image the lab boots from, as a file in this world's cache.
+    fn with_image(self, lab: &Lab) -> World {
+        let img = crate::image::boot_image(&self.ctx.dirs, &lab.image);
+        std::fs::create_dir_all(img.disk.parent().expect("dir")).expect("image dir");
+        std::fs::write(&img.disk, b"").expect("image");
+        self
+    }
+
+    fn up(&self, lab: &Lab) -> anyhow::Result<super::up::UpReport> {
+        self.up_waiting(lab, Duration::from_secs(5))
+    }
+
+    fn up_waiting(&self, lab: &Lab, wait: Duration) -> anyhow::Result<super::up::UpReport> {
+        let accel = super::decide_accel(lab, Some(AccelChoice::Tcg));
+        let opts = super::up::UpOptions {
+            wait,
+            install: None,
+        };
+        self.run(super::up::up(&self.ctx, lab, accel, &opts))
+    }
+
+    /// Runs an operation as a process would: once the fake host dies (`die_after`), the
+    /// operation stops there, as a killed process does, without running its error paths.
+    fn run<T>(
+        &self,
+        op: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let mut dead = self.hv.watch_dead();
+        self.rt.block_on(async {
+            tokio::select! {
+                biased;
+                _ = dead.wait_for(|d| *d) => Err(anyhow::anyhow!("killed: the fake host died")),
+                r = op => r,
+            }
+        })
+    }
+
+    fn down(&self, lab: &str) -> anyhow::Result<super::down::DownReport> {
+        self.run(super::down::down(&self.ctx, lab))
+    }
+
+    fn snapshot(&self, lab: &str, name: &str) -> anyhow::Result<super::snapshot::SnapshotReport> {
+        self.run(super::snapshot::snapshot(&self.ctx, lab, name))
+    }
+
+    fn revert(
+        &self,
+        lab: &str,
+        name: Option<&str>,
+    ) -> anyhow::Result<super::snapshot::RevertReport> {
+        self.run(super::snapshot::revert(
+            &self.ctx,
+            lab,
+            name,
+            Duration::from_secs(5),
+        ))
+    }
+
+    fn state(&self, lab: &str) -> LabState {
+        self.rt
+            .block_on(lab_state::read(self.ctx.hv(), lab))
+            .expect("read")
+    }
+
+    fn node_states(&self, lab: &str) -> Vec<(String, ObjState)> {
+        self.state(lab)
+            .nodes
+            .into_iter()
+            .map(|n| (n.name, n.state))
+            .collect()
+    }
+
+    fn unfinished_revert(&self, lab: &str) -> Option<String> {
+        super::snapshot::unfinished_revert(&self.ctx.dirs.lab(lab)).expect("record")
+    }
+}
+
+fn all(state: ObjState) -> Vec<(String, ObjState)> {
+    ["boot", "master", "public"]
+        .iter()
+        .map(|n| (n.to_string(), state))
+        .collect()
+}
+
+fn bad_input(e: &anyhow::Error) -> bool {
+    crate::exit_code(e) == crate::EXIT_BAD_INPUT
+}
+
+// ---- the fake refuses what libvirt refuses ----
+
+#[test]
+fn the_fake_refuses_what_libvirt_refuses() {
+    let w = world();
+    let l = lab("fk-fake");
+    let w = w.with_image(&l);
+    w.up(&l).expect("up");
+    let hv = &w.hv;
+    let master = "dcos-lab-fk-fake-master";
+    // A snapshot name twice, a revert to a snapshot that is not there.
+    hv.create_snapshot(master, "s1", "").expect("first");
+    assert!(hv.create_snapshot(master, "s1", "").is_err(), "taken twice");
+    assert!(matches!(
+        hv.revert_snapshot(master, "nope", false),
+        Err(crate::driver::DriverError::NoSnapshot { .. })
+    ));
+    // A stopped domain cannot be paused or snapshotted with memory.
+    hv.stop_domain(master).expect("stop");
+    assert!(hv.suspend_domain(master).is_err(), "pause a stopped domain");
+    assert!(
+        hv.create_snapshot(master, "s2", "").is_err(),
+        "memory of nothing"
+    );
+    // A network cannot stop under a running domain; a bridge cannot be taken twice.
+    assert!(hv.remove_network("dcos-lab-fk-fake-private").is_err());
+    let bridge = crate::plan::plan_addresses(&l)
+        .network(crate::model::NetKind::Private)
+        .expect("private")
+        .bridge
+        .clone();
+    let stolen = format!("<network><name>theirs</name><bridge name='{bridge}'/></network>");
+    assert!(hv.define_network(&stolen).is_err(), "bridge in use");
+    // Missing objects are "not found" to callers, as libvirt's are.
+    assert!(
+        hv.snapshots("dcos-lab-nope")
+            .expect_err("missing")
+            .is_not_found()
+    );
+    // A domain whose disk is gone does not start.
+    let disk = w.ctx.dirs.lab("fk-fake").disk("master");
+    std::fs::remove_file(&disk).expect("rm disk");
+    assert!(hv.start_domain(master).is_err(), "start without its disk");
+}
+
+// ---- up ----
+
+#[test]
+fn up_creates_the_whole_lab_and_every_node_runs() {
+    let l = lab("fk-up");
+    let w = world().with_image(&l);
+    let r = w.up(&l).expect("up");
+    assert_eq!(w.node_states("fk-up"), all(ObjState::Active));
+    let changes = w.hv.changes();
+    // The pool and networks before any domain is defined, every domain defined before any starts.
+    let pos = |what: &str| {
+        changes
+            .iter()
+            .position(|c| c.starts_with(what))
+            .unwrap_or_else(|| panic!("{what} in {changes:?}"))
+    };
+    assert!(pos("define storage pool") < pos("define domain"));
+    assert!(pos("start network dcos-lab-fk-up-private") < pos("start domain"));
+    let last_define = changes
+        .iter()
+        .rposition(|c| c.starts_with("define domain"))
+        .expect("defines");
+    assert!(last_define < pos("start domain"), "{changes:?}");
+    assert_eq!(
+        r.actions
+            .iter()
+            .filter(|a| a.starts_with("start domain"))
+            .count(),
+        3,
+        "{:?}",
+        r.actions
+    );
+    // Seeds are real ISO files in the pool, disks are volumes.
+    let dirs = w.ctx.dirs.lab("fk-up");
+    for n in ["boot", "master", "public"] {
+        assert!(dirs.seed(n).is_file(), "seed of {n}");
+        assert!(dirs.disk(n).is_file(), "disk of {n}");
+    }
+}
+
+#[test]
+fn a_second_up_changes_nothing() {
+    let l = lab("fk-again");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    let before = w.hv.changes().len();
+    let r = w.up(&l).expect("again");
+    assert!(r.actions.is_empty(), "{:?}", r.actions);
+    assert_eq!(w.hv.changes().len(), before, "{:?}", w.hv.changes());
+}
+
+#[test]
+fn up_starts_only_the_stopped_node_and_resumes_a_paused_one() {
+    let l = lab("fk-conv");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.hv.stop_domain("dcos-lab-fk-conv-master").expect("stop");
+    w.hv.suspend_domain("dcos-lab-fk-conv-public")
+        .expect("pause");
+    let before = w.hv.changes().len();
+    let r = w.up(&l).expect("converge");
+    // The paused node is "started" too: the driver resumes it.
+    assert_eq!(
+        r.actions,
+        [
+            "start domain dcos-lab-fk-conv-master",
+            "start domain dcos-lab-fk-conv-public"
+        ]
+    );
+    let mut made = w.hv.changes()[before..].to_vec();
+    made.sort();
+    assert_eq!(
+        made,
+        [
+            "resume domain dcos-lab-fk-conv-public",
+            "start domain dcos-lab-fk-conv-master"
+        ]
+    );
+    assert_eq!(w.node_states("fk-conv"), all(ObjState::Active));
+}
+
+#[test]
+fn a_changed_lab_file_is_refused_naming_what_differs_and_nothing_changes() {
+    let l = lab("fk-drift");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    let before = w.hv.changes();
+    let e = w.up(&lab_with("fk-drift", "320M")).expect_err("drift");
+    assert!(bad_input(&e), "{e:#}");
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("node boot: its definition changed") && msg.contains("dcos-lab down"),
+        "{msg}"
+    );
+    // A node the file no longer has is named too.
+    let fewer = crate::model::parse(
+        &LAB.replace("NAME", "fk-drift")
+            .replace("MEM", "256M")
+            .replace(
+                "  - name: public\n    role: agent-public\n    memory: 256M\n    vcpus: 1\n    disk: 2G\n    networks: [private, public]\n",
+                "",
+            ),
+        "fk-drift.yaml",
+        None,
+        &["debian-12"],
+    )
+    .expect("valid");
+    let e = w.up(&fewer).expect_err("a node less");
+    assert!(
+        format!("{e:#}").contains("node public exists but is no longer in the lab file"),
+        "{e:#}"
+    );
+    assert_eq!(w.hv.changes(), before, "a refused up changed the host");
+}
+
+#[test]
+fn up_refuses_an_address_range_another_network_has_before_creating_anything() {
+    let l = lab("fk-cidr");
+    let w = world().with_image(&l);
+    // Someone else's network (no metadata) on the lab's private range.
+    let cidr = l.network(crate::model::NetKind::Private).cidr;
+    let ip = cidr.nth(1).expect("ip");
+    w.hv.define_network(&format!(
+        "<network><name>theirs</name><bridge name='theirs0'/><ip address='{ip}' prefix='{}'/></network>",
+        cidr.prefix()
+    ))
+    .expect("theirs");
+    let before = w.hv.changes();
+    let e = w.up(&l).expect_err("collision");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("collides with libvirt network theirs"),
+        "{e:#}"
+    );
+    assert_eq!(w.hv.changes(), before);
+    assert_eq!(w.hv.objects(), ["network theirs"]);
+}
+
+#[test]
+fn a_node_that_never_answers_fails_up_naming_it_and_the_others_are_left_running() {
+    let l = lab("fk-mute");
+    let w = world().with_image(&l);
+    w.guests.make_unreachable("master");
+    let e = w
+        .up_waiting(&l, Duration::from_millis(300))
+        .expect_err("master never answers");
+    let msg = format!("{e:#}");
+    assert!(msg.contains("node master is not reachable"), "{msg}");
+    assert!(msg.contains("left running for inspection"), "{msg}");
+    assert!(!bad_input(&e));
+    assert_eq!(w.node_states("fk-mute"), all(ObjState::Active));
+}
+
+/// `up` killed after each of its steps; the next `up` takes over and ends with the same lab.
+#[test]
+fn up_killed_after_any_step_is_finished_by_the_next_up() {
+    let l = lab("fk-kill");
+    let reference = world().with_image(&l);
+    reference.up(&l).expect("up");
+    let steps = reference.hv.changes().len();
+    assert!(steps >= 12, "{:?}", reference.hv.changes());
+    for n in 0..steps {
+        let w = world().with_image(&l);
+        w.hv.die_after(u32::try_from(n).expect("small"));
+        assert!(w.up(&l).is_err(), "up killed after step {n} fails");
+        w.hv.revive();
+        w.up(&l)
+            .unwrap_or_else(|e| panic!("up after a kill at step {n}: {e:#}"));
+        assert_eq!(w.node_states("fk-kill"), all(ObjState::Active), "step {n}");
+        assert_eq!(w.hv.objects(), reference.hv.objects(), "step {n}");
+        let again = w.up(&l).expect("third up");
+        assert!(again.actions.is_empty(), "step {n}: {:?}", again.actions);
+    }
+}
+
+// ---- down ----
+
+#[test]
+fn down_removes_domains_first_then_networks_and_pool_and_leaves_nothing() {
+    let l = lab("fk-down");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    let before = w.hv.changes().len();
+    let r = w.down("fk-down").expect("down");
+    assert!(w.hv.objects().is_empty(), "{:?}", w.hv.objects());
+    assert!(!w.ctx.dirs.lab("fk-down").path().exists());
+    let changes = &w.hv.changes()[before..];
+    let last_domain = changes
+        .iter()
+        .rposition(|c| c.contains("domain"))
+        .expect("domains");
+    let first_other = changes
+        .iter()
+        .position(|c| c.contains("network") || c.contains("pool") || c.contains("volume"))
+        .expect("others");
+    assert!(last_domain < first_other, "{changes:?}");
+    assert!(
+        r.removed.iter().any(|x| x.starts_with("storage pool")),
+        "{:?}",
+        r.removed
+    );
+    let again = w.down("fk-down").expect("again");
+    assert!(again.removed.is_empty(), "{:?}", again.removed);
+}
+
+#[test]
+fn down_touches_only_what_the_lab_owns() {
+    let a = lab("fk-own-a");
+    let b = lab("fk-own-b");
+    let w = world().with_image(&a);
+    w.up(&a).expect("up a");
+    w.up(&b).expect("up b");
+    // Look-alikes: named like the lab's objects, without our metadata.
+    w.hv.define_domain(
+        "<domain type='qemu'><name>dcos-lab-fk-own-a-extra</name><devices/></domain>",
+    )
+    .expect("look-alike domain");
+    w.hv.define_network(
+        "<network><name>dcos-lab-fk-own-a-extra</name><bridge name='lookalike0'/></network>",
+    )
+    .expect("look-alike network");
+    w.down("fk-own-a").expect("down a");
+    let left = w.hv.objects();
+    assert!(
+        left.contains(&"domain dcos-lab-fk-own-a-extra".to_string()),
+        "{left:?}"
+    );
+    assert!(
+        left.contains(&"network dcos-lab-fk-own-a-extra".to_string()),
+        "{left:?}"
+    );
+    assert_eq!(w.node_states("fk-own-b"), all(ObjState::Active));
+    assert!(
+        !left
+            .iter()
+            .any(|o| o.contains("fk-own-a-") && !o.ends_with("-extra")),
+        "{left:?}"
+    );
+    // down --all removes lab b and leaves the look-alikes.
+    let all_down =
+        w.rt.block_on(super::down::down_labs(&w.ctx, None))
+            .expect("down --all");
+    assert!(all_down.iter().any(|r| r.lab == "fk-own-b"));
+    assert_eq!(
+        w.hv.objects(),
+        [
+            "domain dcos-lab-fk-own-a-extra",
+            "network dcos-lab-fk-own-a-extra"
+        ]
+    );
+}
+
+/// `down` killed after each of its steps; the next `down` leaves nothing.
+#[test]
+fn down_killed_after_any_step_is_finished_by_the_next_down() {
+    let l = lab("fk-kdown");
+    let probe = world().with_image(&l);
+    probe.up(&l).expect("up");
+    let before = probe.hv.changes().len();
+    probe.down("fk-kdown").expect("down");
+    let steps = probe.hv.changes().len() - before;
+    assert!(steps >= 10, "{:?}", probe.hv.changes());
+    for n in 0..steps {
+        let w = world().with_image(&l);
+        w.up(&l).expect("up");
+        w.hv.die_after(u32::try_from(n).expect("small"));
+        assert!(w.down("fk-kdown").is_err(), "down killed after step {n}");
+        w.hv.revive();
+        w.down("fk-kdown")
+            .unwrap_or_else(|e| panic!("down after a kill at step {n}: {e:#}"));
+        assert!(w.hv.objects().is_empty(), "step {n}: {:?}", w.hv.objects());
+        assert!(!w.ctx.dirs.lab("fk-kdown").path().exists(), "step {n}");
+    }
+}
+
+// ---- snapshot ----
+
+#[test]
+fn a_snapshot_that_fails_on_one_node_is_taken_on_none_and_every_node_runs_on() {
+    let l = lab("fk-snap");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.hv.fail("snapshot domain dcos-lab-fk-snap-public", 1);
+    let e = w.snapshot("fk-snap", "s1").expect_err("fails on public");
+    assert!(
+        format!("{e:#}").contains("the lab is as it was (no node holds s1)"),
+        "{e:#}"
+    );
+    for n in ["boot", "master", "public"] {
+        assert!(
+            w.hv.snapshot_names(&format!("dcos-lab-fk-snap-{n}"))
+                .is_empty(),
+            "{n} holds a partial snapshot"
+        );
+    }
+    assert_eq!(w.node_states("fk-snap"), all(ObjState::Active));
+    // Once the fault is gone the same name works.
+    w.snapshot("fk-snap", "s1").expect("snapshot");
+    assert_eq!(w.state("fk-snap").snapshots, ["s1"]);
+}
+
+#[test]
+fn a_snapshot_that_cannot_pause_a_node_changes_nothing_and_resumes_the_others() {
+    let l = lab("fk-pause");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.hv.fail("pause domain dcos-lab-fk-pause-master", 1);
+    w.snapshot("fk-pause", "s1").expect_err("cannot pause");
+    assert_eq!(w.node_states("fk-pause"), all(ObjState::Active));
+    assert!(w.state("fk-pause").snapshots.is_empty());
+}
+
+#[test]
+fn snapshot_refuses_a_taken_name_a_stopped_node_and_a_bad_name() {
+    let l = lab("fk-snapno");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.snapshot("fk-snapno", "s1").expect("s1");
+    let e = w.snapshot("fk-snapno", "s1").expect_err("taken");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("already has a snapshot s1"),
+        "{e:#}"
+    );
+    let e = w.snapshot("fk-snapno", "a b").expect_err("bad name");
+    assert!(bad_input(&e), "{e:#}");
+    w.hv.stop_domain("dcos-lab-fk-snapno-master").expect("stop");
+    let e = w.snapshot("fk-snapno", "s2").expect_err("stopped");
+    assert!(format!("{e:#}").contains("master"), "{e:#}");
+    assert_eq!(w.state("fk-snapno").snapshots, ["s1"]);
+}
+
+/// `snapshot` killed after each step: `up` brings every node back running, and the lab takes a
+/// snapshot again (a partial one is listed as incomplete and can be removed).
+#[test]
+fn snapshot_killed_after_any_step_leaves_a_lab_that_up_resumes() {
+    let l = lab("fk-ksnap");
+    let probe = world().with_image(&l);
+    probe.up(&l).expect("up");
+    let before = probe.hv.changes().len();
+    probe.snapshot("fk-ksnap", "s1").expect("snapshot");
+    let steps = probe.hv.changes().len() - before;
+    assert_eq!(steps, 9, "pause, capture, resume of 3 nodes");
+    for n in 0..steps {
+        let w = world().with_image(&l);
+        w.up(&l).expect("up");
+        w.hv.die_after(u32::try_from(n).expect("small"));
+        assert!(w.snapshot("fk-ksnap", "s1").is_err(), "step {n}");
+        w.hv.revive();
+        w.up(&l).expect("up resumes");
+        assert_eq!(w.node_states("fk-ksnap"), all(ObjState::Active), "step {n}");
+        let listed =
+            w.rt.block_on(super::snapshot::list(&w.ctx, "fk-ksnap"))
+                .expect("list");
+        if listed.iter().any(|s| s.name == "s1" && !s.complete) {
+            w.rt.block_on(super::snapshot::remove(&w.ctx, "fk-ksnap", "s1"))
+                .expect("rm partial");
+        }
+        if w.state("fk-ksnap").snapshots.is_empty() {
+            w.snapshot("fk-ksnap", "s1").expect("snapshot again");
+        }
+        w.revert("fk-ksnap", Some("s1")).expect("revert");
+    }
+}
+
+// ---- revert ----
+
+#[test]
+fn revert_puts_every_node_back_running_and_sets_the_boot_clock_first() {
+    let l = lab("fk-rev");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.snapshot("fk-rev", "s1").expect("snapshot");
+    let r = w.revert("fk-rev", None).expect("revert to the newest");
+    assert_eq!(r.snapshot, "s1");
+    assert_eq!(w.node_states("fk-rev"), all(ObjState::Active));
+    assert_eq!(r.clock_offsets.len(), 3);
+    assert!(w.unfinished_revert("fk-rev").is_none());
+    // Every node's clock was set; the followers asked chrony for a burst, after the boot node.
+    let ran = w.guests.ran.lock().expect("ran").clone();
+    let at = |node: &str| {
+        ran.iter()
+            .position(|(n, _)| n == node)
+            .unwrap_or_else(|| panic!("{node} in {ran:?}"))
+    };
+    assert!(
+        at("boot") < at("master") && at("boot") < at("public"),
+        "{ran:?}"
+    );
+    for (node, cmd) in &ran {
+        assert!(cmd.contains("date -u -s"), "{node}: {cmd}");
+        assert_eq!(
+            cmd.contains("chronyc -a burst"),
+            node != "boot",
+            "{node}: {cmd}"
+        );
+    }
+}
+
+#[test]
+fn revert_tries_a_failing_node_again() {
+    let l = lab("fk-retry");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.snapshot("fk-retry", "s1").expect("snapshot");
+    w.hv.fail("revert domain dcos-lab-fk-retry-master", 2);
+    w.revert("fk-retry", Some("s1")).expect("third try works");
+    assert_eq!(w.node_states("fk-retry"), all(ObjState::Active));
+    assert!(w.unfinished_revert("fk-retry").is_none());
+}
+
+#[test]
+fn a_revert_that_keeps_failing_is_recorded_leaves_every_node_paused_and_up_finishes_it() {
+    let l = lab("fk-stuck");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.snapshot("fk-stuck", "s1").expect("snapshot");
+    w.hv.fail("revert domain dcos-lab-fk-stuck-public", 3);
+    let e = w
+        .revert("fk-stuck", Some("s1"))
+        .expect_err("three failures");
+    let msg = format!("{e:#}");
+    assert!(msg.contains("every node is left paused"), "{msg}");
+    assert!(msg.contains("recorded as unfinished"), "{msg}");
+    assert_eq!(w.node_states("fk-stuck"), all(ObjState::Paused));
+    assert_eq!(w.unfinished_revert("fk-stuck").as_deref(), Some("s1"));
+    // status names it; a snapshot now is refused.
+    let st =
+        w.rt.block_on(super::status::status(&w.ctx, Some("fk-stuck")))
+            .expect("status");
+    assert_eq!(st[0].unfinished_revert.as_deref(), Some("s1"));
+    let e = w.snapshot("fk-stuck", "s2").expect_err("refused");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("half way through a revert"),
+        "{e:#}"
+    );
+    // up finishes the revert.
+    let r = w.up(&l).expect("up finishes");
+    assert!(
+        r.actions
+            .iter()
+            .any(|a| a == "finish the interrupted revert to s1"),
+        "{:?}",
+        r.actions
+    );
+    assert_eq!(w.node_states("fk-stuck"), all(ObjState::Active));
+    assert!(w.unfinished_revert("fk-stuck").is_none());
+}
+
+#[test]
+fn revert_refuses_before_any_change_what_it_cannot_put_back() {
+    let l = lab("fk-norev");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    let e = w.revert("fk-norev", None).expect_err("no snapshot yet");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("has no snapshot"),
+        "{e:#}"
+    );
+    w.snapshot("fk-norev", "s1").expect("snapshot");
+    let e = w.revert("fk-norev", Some("s9")).expect_err("no such");
+    assert!(bad_input(&e), "{e:#}");
+    // A snapshot on one node only.
+    w.hv.create_snapshot("dcos-lab-fk-norev-master", "lonely", "")
+        .expect("partial");
+    let e = w
+        .revert("fk-norev", Some("lonely"))
+        .expect_err("incomplete");
+    assert!(format!("{e:#}").contains("not on every node"), "{e:#}");
+    // A disk that lost the snapshot's memory.
+    w.hv.lose_memory("dcos-lab-fk-norev-public", "s1");
+    let before = w.hv.changes();
+    let e = w.revert("fk-norev", Some("s1")).expect_err("no memory");
+    assert!(format!("{e:#}").contains("has no memory state"), "{e:#}");
+    assert_eq!(w.hv.changes(), before, "a refused revert changed the host");
+    assert!(w.unfinished_revert("fk-norev").is_none());
+}
+
+/// `revert` killed after each step: the next `up` finishes it, every node running from the
+/// snapshot, the record gone.
+#[test]
+fn revert_killed_after_any_step_is_finished_by_the_next_up() {
+    let l = lab("fk-krev");
+    let probe = world().with_image(&l);
+    probe.up(&l).expect("up");
+    probe.snapshot("fk-krev", "s1").expect("snapshot");
+    let before = probe.hv.changes().len();
+    probe.revert("fk-krev", Some("s1")).expect("revert");
+    let steps = probe.hv.changes().len() - before;
+    assert_eq!(steps, 6, "{:?}", &probe.hv.changes()[before..]);
+    for n in 0..steps {
+        let w = world().with_image(&l);
+        w.up(&l).expect("up");
+        w.snapshot("fk-krev", "s1").expect("snapshot");
+        w.hv.die_after(u32::try_from(n).expect("small"));
+        assert!(w.revert("fk-krev", Some("s1")).is_err(), "step {n}");
+        w.hv.revive();
+        assert_eq!(
+            w.unfinished_revert("fk-krev").as_deref(),
+            Some("s1"),
+            "step {n}"
+        );
+        let mark = w.hv.changes().len();
+        w.up(&l).expect("up finishes the revert");
+        let redone = w.hv.changes()[mark..]
+            .iter()
+            .filter(|c| c.starts_with("revert domain"))
+            .count();
+        assert_eq!(
+            redone, 3,
+            "step {n}: every node goes forward to the snapshot"
+        );
+        assert_eq!(w.node_states("fk-krev"), all(ObjState::Active), "step {n}");
+        assert!(w.unfinished_revert("fk-krev").is_none(), "step {n}");
+    }
+}
