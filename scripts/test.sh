@@ -4,17 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The whole suite means the whole suite: a skip switch left in the environment would make every
-# system test pass without running.
-if [ -n "${DCOS_LAB_SKIP_SYSTEM+x}" ]; then
-    echo "test.sh: DCOS_LAB_SKIP_SYSTEM is set; the test command runs every test (unset it)" >&2
-    exit 2
-fi
+# The whole suite means the whole suite. There is no skip switch any more (the system tier is
+# opt-in with `#[ignore]`, and this script opts in); one left in the environment, from an older
+# habit or a CI setting, is refused rather than ignored, with CI set or not.
+for v in DCOS_LAB_SKIP_SYSTEM DCOS_LAB_SKIP; do
+    if [ -n "${!v+x}" ]; then
+        echo "test.sh: $v is set${CI:+ (CI=$CI)}; the test command runs every test, both tiers (unset it)" >&2
+        exit 2
+    fi
+done
 
 bash scripts/setup-host.sh
 
-# One lab at a time on small hosts: system tests that boot guests serialise themselves, and
-# cargo runs test binaries one after another.
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
+# The fast tier: no libvirtd, no root, no network (unit tests, the fake hypervisor, goldens, CLI).
 cargo test --all-targets "$@"
+# The system tier: real libvirtd, real guests, image builds. One lab at a time on small hosts:
+# tests that boot guests serialise themselves, and cargo runs test binaries one after another.
+cargo test --all-targets "$@" -- --ignored

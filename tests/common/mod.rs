@@ -76,53 +76,48 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-/// The system libvirt. The test command (scripts/test.sh) installs and starts it, so a missing
-/// daemon is a failure, not a skip; DCOS_LAB_SKIP_SYSTEM=1 skips on purpose (with a message),
-/// for a developer's quick run. scripts/test.sh (what CI runs) refuses it.
-pub fn system_libvirt() -> Option<Libvirt> {
-    if skip_system() {
-        return None;
-    }
+/// The system libvirt. The system tier is opt-in (`#[ignore]`; scripts/test.sh runs it after
+/// the fast tier) and the test command installs and starts libvirtd, so a missing daemon fails
+/// the test: there is no skip.
+pub fn system_libvirt() -> Libvirt {
     match Libvirt::open(Some("qemu:///system")) {
-        Ok(c) => Some(c),
+        Ok(c) => c,
         Err(e) => panic!(
-            "qemu:///system is not reachable ({}); run scripts/setup-host.sh or set DCOS_LAB_SKIP_SYSTEM=1",
+            "qemu:///system is not reachable ({}); run scripts/setup-host.sh (scripts/test.sh does)",
             dcos_lab::error_chain(&e)
         ),
     }
 }
 
-/// True when DCOS_LAB_SKIP_SYSTEM=1 asks to skip the tests that need real guests. Any other
-/// value is a mistake (`0` does not mean "skip"), and fails the test instead of passing it.
-pub fn skip_system() -> bool {
-    match std::env::var("DCOS_LAB_SKIP_SYSTEM") {
-        Err(_) => false,
-        Ok(v) if v == "1" => {
-            eprintln!("skipped: DCOS_LAB_SKIP_SYSTEM=1");
-            true
-        }
-        Ok(v) => {
-            panic!("DCOS_LAB_SKIP_SYSTEM={v:?}: set it to 1 to skip the system tests, or unset it")
-        }
-    }
+/// The PID in libvirtd's pid file, when that process is a libvirtd.
+fn libvirtd_pid() -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string("/run/libvirtd.pid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "libvirtd").then_some(pid)
 }
 
-/// Restarts libvirtd by hand (nothing supervises it here) and waits until it answers.
+/// Restarts libvirtd by hand (nothing supervises it here): stops the daemon by the PID its pid
+/// file names (the one setup-host.sh or an earlier restart started), waits until that process
+/// is gone, starts a new one and waits until it answers.
 pub fn restart_libvirtd() {
-    let _ = std::process::Command::new("pkill")
-        .args(["-x", "libvirtd"])
-        .status();
+    let pid = libvirtd_pid()
+        .expect("libvirtd runs with /run/libvirtd.pid (scripts/setup-host.sh starts it)");
+    // SAFETY: kill() has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill {pid}");
     let t = std::time::Instant::now();
-    while std::process::Command::new("pgrep")
-        .args(["-x", "libvirtd"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-        && t.elapsed() < std::time::Duration::from_secs(10)
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && t.elapsed() < std::time::Duration::from_secs(20)
     {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "libvirtd {pid} did not stop"
+    );
     let st = std::process::Command::new("libvirtd")
         .arg("-d")
         .status()
@@ -134,6 +129,8 @@ pub fn restart_libvirtd() {
     {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    let new = libvirtd_pid().expect("the new libvirtd wrote its pid file");
+    assert_ne!(new, pid, "a new libvirtd runs");
 }
 
 /// Serialises the tests that boot guests: one lab at a time on small hosts.
@@ -146,9 +143,9 @@ pub fn vm_lock() -> std::sync::MutexGuard<'static, ()> {
 /// The VM lock, then a connection to the system libvirt, in that order: a test holding the lock
 /// may restart libvirtd, which breaks every connection opened before it (CI saw a test that
 /// connected first fail with "Broken pipe" once it got the lock).
-pub fn vm_lock_and_libvirt() -> Option<(std::sync::MutexGuard<'static, ()>, Libvirt)> {
+pub fn vm_lock_and_libvirt() -> (std::sync::MutexGuard<'static, ()>, Libvirt) {
     let lock = vm_lock();
-    system_libvirt().map(|hv| (lock, hv))
+    (lock, system_libvirt())
 }
 
 /// A lab made for one test: its own state directory and lab file, the shared image cache.
