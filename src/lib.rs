@@ -12,11 +12,13 @@ pub mod host;
 pub mod image;
 pub mod lock;
 pub mod model;
+pub mod names;
 pub mod ops;
 pub mod paths;
 pub mod plan;
 pub mod progress;
 pub mod render;
+pub mod tag;
 
 /// Exit status for bad input (an invalid lab file, an unknown node, bad arguments).
 pub const EXIT_BAD_INPUT: i32 = 2;

@@ -1,6 +1,6 @@
 //! Where dcos-lab keeps files on the host: images (cache) and per-lab state [pure, plus env lookup].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Overrides the state directory (labs' disks, keys, console logs).
 pub const STATE_ENV: &str = "DCOS_LAB_STATE_DIR";
@@ -63,45 +63,4 @@ impl Dirs {
     }
 }
 
-/// Files of one lab.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabDirs {
-    pub root: PathBuf,
-}
-
-impl LabDirs {
-    /// Target of the lab's libvirt storage pool: disk overlays and seeds.
-    pub fn pool(&self) -> PathBuf {
-        self.root.join("disks")
-    }
-
-    pub fn disk(&self, node: &str) -> PathBuf {
-        self.pool().join(crate::plan::disk_volume_name(node))
-    }
-
-    pub fn seed(&self, node: &str) -> PathBuf {
-        self.pool().join(crate::plan::seed_volume_name(node))
-    }
-
-    pub fn console_log(&self, node: &str) -> PathBuf {
-        self.root.join("console").join(format!("{node}.log"))
-    }
-
-    /// Private directory (0700) of the lab's key and pinned host keys. The lab's directory
-    /// itself is 0711 so that QEMU (as libvirt-qemu) can reach the disks.
-    pub fn ssh_dir(&self) -> PathBuf {
-        self.root.join("ssh")
-    }
-
-    pub fn ssh_key(&self) -> PathBuf {
-        self.ssh_dir().join("id_ed25519")
-    }
-
-    pub fn known_hosts(&self) -> PathBuf {
-        self.ssh_dir().join("known_hosts")
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.root
-    }
-}
+pub use crate::names::LabDirs;

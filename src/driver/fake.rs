@@ -25,8 +25,8 @@ use super::{
     VersionInfo,
 };
 use crate::guest::{BoxFuture, GuestError, Guests, Output, Shell, Target};
-use crate::plan::ObjState;
-use crate::render::xml::LabTag;
+use crate::names::ObjState;
+use crate::tag::LabTag;
 
 #[derive(Debug, Clone)]
 struct Snap {
@@ -806,7 +806,7 @@ impl Hypervisor for FakeHypervisor {
         let s = self.read("list storage pools")?;
         Ok(s.pools
             .iter()
-            .filter(|(n, _)| n.starts_with(&format!("{}-", crate::plan::PREFIX)))
+            .filter(|(n, _)| n.starts_with(&format!("{}-", crate::names::PREFIX)))
             .map(|(n, p)| (n.clone(), p.path.display().to_string()))
             .collect())
     }

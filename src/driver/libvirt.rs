@@ -11,8 +11,8 @@ use super::{
     DriverError, Hypervisor, NetworkForward, NetworkSummary, Owned, PoolInfo, SnapshotInfo,
     VersionInfo,
 };
-use crate::plan::ObjState;
-use crate::render::xml::{Bridge, Metadata, PoolTarget};
+use crate::names::ObjState;
+use crate::tag::Metadata;
 
 /// The system libvirt daemon: bridges and NAT need it.
 pub const DEFAULT_URI: &str = "qemu:///system";
@@ -212,8 +212,19 @@ impl Libvirt {
 }
 
 /// Our metadata element, in our namespace (not merely an element with the same local name).
-pub(super) fn is_ours(tag: &crate::render::xml::LabTag) -> bool {
-    tag.xmlns == crate::render::xml::METADATA_NS
+pub(super) use crate::tag::is_ours;
+
+/// A `<bridge name=...>` as read back (any network's, so lenient).
+#[derive(Deserialize)]
+pub(super) struct Bridge {
+    #[serde(rename = "@name")]
+    pub(super) name: String,
+}
+
+/// A pool's `<target><path>`.
+#[derive(Deserialize)]
+pub(super) struct PoolTarget {
+    pub(super) path: String,
 }
 
 /// `Ok(())` for success or "not found": removal is idempotent.
@@ -651,7 +662,7 @@ impl Hypervisor for Libvirt {
         let mut out = Vec::new();
         for p in pools {
             let Ok(name) = p.name() else { continue };
-            if !name.starts_with(&format!("{}-", crate::plan::PREFIX)) {
+            if !name.starts_with(&format!("{}-", crate::names::PREFIX)) {
                 continue;
             }
             let Ok(xml) = p.xml_desc(0) else { continue };

@@ -10,8 +10,8 @@ use serde::Serialize;
 pub use libvirt::{DEFAULT_URI, Libvirt};
 pub use run::{Hv, blocking, connect, explain_connect, for_all, refused_access};
 
-use crate::plan::ObjState;
-use crate::render::xml::LabTag;
+use crate::names::ObjState;
+use crate::tag::LabTag;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {

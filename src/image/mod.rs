@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 pub use build::build;
 pub use store::{ImageInfo, import, list, remove};
 
-use crate::model::{FirstBoot, ImageRef};
+use crate::model::ImageRef;
 use crate::paths::Dirs;
 use crate::render::BootImage;
 
@@ -23,20 +23,7 @@ pub const CUSTOMIZE_SCRIPT: &str = include_str!("../../images/customize.sh");
 /// The fast first-boot program installed by the hook; part of the cache key.
 pub const FIRSTBOOT_SCRIPT: &str = include_str!("../../images/firstboot.py");
 
-/// Kernel command line for our own images: the root filesystem is the whole of `vda` (no partition
-/// table) and the serial port is the console. The first-boot path is added by [`cmdline`].
-pub const DIRECT_BOOT_CMDLINE: &str = "root=/dev/vda rw console=ttyS0 quiet";
-
-/// The kernel command line for a first-boot path: `fast` turns cloud-init off and our own
-/// first-boot units on; `cloud-init` pins cloud-init to the NoCloud seed.
-pub fn cmdline(firstboot: FirstBoot) -> String {
-    match firstboot {
-        FirstBoot::Fast => {
-            format!("{DIRECT_BOOT_CMDLINE} cloud-init=disabled dcos-lab.firstboot=fast")
-        }
-        FirstBoot::CloudInit => format!("{DIRECT_BOOT_CMDLINE} ds=nocloud"),
-    }
-}
+pub use crate::render::DIRECT_BOOT_CMDLINE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

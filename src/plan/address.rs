@@ -7,33 +7,9 @@ use serde::Serialize;
 
 use crate::model::{FIRST_NODE_OFFSET, Lab, LabId, NetKind, Node};
 
-/// Every object this tool makes starts with this prefix.
-pub const PREFIX: &str = "dcos-lab";
-
-/// libvirt domain name of a node.
-pub fn domain_name(lab: &str, node: &str) -> String {
-    format!("{PREFIX}-{lab}-{node}")
-}
-
-/// libvirt network name of one of the lab's networks.
-pub fn network_name(lab: &str, kind: NetKind) -> String {
-    format!("{PREFIX}-{lab}-{kind}")
-}
-
-/// libvirt storage pool holding the lab's disks and seeds.
-pub fn pool_name(lab: &str) -> String {
-    format!("{PREFIX}-{lab}")
-}
-
-/// Volume (file) name of a node's root disk overlay.
-pub fn disk_volume_name(node: &str) -> String {
-    format!("{node}.qcow2")
-}
-
-/// Volume (file) name of a node's NoCloud seed.
-pub fn seed_volume_name(node: &str) -> String {
-    format!("{node}-seed.img")
-}
+pub use crate::names::{
+    PREFIX, disk_volume_name, domain_name, network_name, pool_name, seed_volume_name,
+};
 
 /// Linux bridge name: `dl-<lab id>-pv` / `-pb`, 12 bytes, inside the kernel's 15-byte limit.
 pub fn bridge_name(id: LabId, kind: NetKind) -> String {

@@ -10,29 +10,9 @@ use serde::Serialize;
 pub use address::*;
 
 use crate::model::{ByteSize, Lab, NetKind, Role};
-use crate::paths::LabDirs;
+use crate::names::LabDirs;
 
-/// State of a libvirt object of the lab, as observed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObjState {
-    /// Defined but not running (networks, pools) or shut off (domains).
-    Inactive,
-    /// Running, active.
-    Active,
-    /// Paused domain.
-    Paused,
-}
-
-impl std::fmt::Display for ObjState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ObjState::Active => "running",
-            ObjState::Inactive => "stopped",
-            ObjState::Paused => "paused",
-        })
-    }
-}
+pub use crate::names::ObjState;
 
 /// What already exists of a lab: read from libvirt (and the pool directory) by the driver.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use crate::model::{Accel, Lab, NetKind, NetMode, Node};
-use crate::paths::LabDirs;
+use crate::names::LabDirs;
 use crate::plan::{AddressPlan, PREFIX};
 use xml::*;
 
@@ -37,6 +37,21 @@ pub enum RenderError {
     /// Something validation guarantees did not hold: a bug in dcos-lab, not bad input.
     #[error("internal error: {0}")]
     Invariant(&'static str),
+}
+
+/// Kernel command line for our own images: the root filesystem is the whole of `vda` (no partition
+/// table) and the serial port is the console. The first-boot path is added by [`kernel_cmdline`].
+pub const DIRECT_BOOT_CMDLINE: &str = "root=/dev/vda rw console=ttyS0 quiet";
+
+/// The kernel command line for a first-boot path: `fast` turns cloud-init off and our own
+/// first-boot units on; `cloud-init` pins cloud-init to the NoCloud seed.
+pub fn kernel_cmdline(firstboot: crate::model::FirstBoot) -> String {
+    match firstboot {
+        crate::model::FirstBoot::Fast => {
+            format!("{DIRECT_BOOT_CMDLINE} cloud-init=disabled dcos-lab.firstboot=fast")
+        }
+        crate::model::FirstBoot::CloudInit => format!("{DIRECT_BOOT_CMDLINE} ds=nocloud"),
+    }
 }
 
 /// The disk a node boots from and how.
@@ -309,7 +324,7 @@ pub fn domain_xml(
                 .image
                 .cmdline
                 .as_ref()
-                .map(|_| crate::image::cmdline(n.firstboot)),
+                .map(|_| kernel_cmdline(n.firstboot)),
             boot: (!direct).then(|| Boot { dev: "hd".into() }),
         },
         features: Some(Features {

@@ -1,0 +1,72 @@
+//! The metadata tag dcos-lab puts in every domain and network it makes, and reads back to know
+//! what a lab owns [pure, leaf].
+//!
+//! `render` writes it, `driver` reads it from libvirt, `ops` reports from it; it lives here so
+//! that none of them imports another for it.
+
+use serde::{Deserialize, Serialize};
+
+/// Namespace of our `<metadata>` element in domains and networks.
+pub const METADATA_NS: &str = "https://dcos-lab.dev/xmlns/lab/1";
+/// Prefix used for that namespace.
+pub const METADATA_PREFIX: &str = "dcoslab";
+
+/// Whether a tag read back is ours (in our namespace), not a look-alike element named `lab`.
+pub fn is_ours(tag: &LabTag) -> bool {
+    tag.xmlns == METADATA_NS
+}
+
+/// `<dcoslab:lab xmlns:dcoslab=... name=... [node=... role=...] [network=...]/>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabTag {
+    #[serde(rename = "@xmlns:dcoslab", default)]
+    pub xmlns: String,
+    #[serde(rename = "@name")]
+    pub lab: String,
+    #[serde(rename = "@node", skip_serializing_if = "Option::is_none", default)]
+    pub node: Option<String>,
+    #[serde(rename = "@role", skip_serializing_if = "Option::is_none", default)]
+    pub role: Option<String>,
+    #[serde(rename = "@network", skip_serializing_if = "Option::is_none", default)]
+    pub network: Option<String>,
+    /// Hash of the rendered definition, to see whether a lab file changed under a running lab.
+    #[serde(rename = "@spec", skip_serializing_if = "Option::is_none", default)]
+    pub spec: Option<String>,
+    #[serde(rename = "@accel", skip_serializing_if = "Option::is_none", default)]
+    pub accel: Option<String>,
+    #[serde(rename = "@version", default)]
+    pub version: String,
+    /// A node's NICs, so `status`, `ssh` and `down` work from libvirt alone, without the lab file.
+    #[serde(
+        rename = "dcoslab:nic",
+        alias = "nic",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub nics: Vec<NicTag>,
+}
+
+/// `<dcoslab:nic network=... mac=... ipv4=... [ipv6=...]/>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NicTag {
+    #[serde(rename = "@network")]
+    pub network: String,
+    #[serde(rename = "@mac")]
+    pub mac: String,
+    #[serde(rename = "@ipv4")]
+    pub ipv4: String,
+    #[serde(rename = "@ipv6", skip_serializing_if = "Option::is_none", default)]
+    pub ipv6: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    // quick-xml matches elements by local name when reading, so the prefix is dropped there.
+    #[serde(
+        rename = "dcoslab:lab",
+        alias = "lab",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub lab: Option<LabTag>,
+}
