@@ -20,9 +20,9 @@ fn main() {
         .init();
     match dcos_lab::cli::run(cli) {
         Ok(code) => std::process::exit(code),
-        Err(err) => {
-            eprintln!("error: {}", dcos_lab::error_chain(err.as_ref()));
-            std::process::exit(dcos_lab::exit_code(&err));
+        Err(failure) => {
+            eprintln!("error: {}", failure.message());
+            std::process::exit(failure.exit_code());
         }
     }
 }

@@ -432,7 +432,11 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
 
 /// Runs the command; returns the exit status on success paths that still report failure
 /// (e.g. `doctor` finding problems, `verify` failing a check).
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
+pub fn run(cli: Cli) -> Result<i32, crate::Failure> {
+    run_command(cli).map_err(crate::Failure::from)
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<i32> {
     let dirs = Dirs::discover();
     let no_wait = cli.no_wait;
     let open = |dirs: Dirs| ops::Ctx::open(&cli.uri, dirs, no_wait);

@@ -8,8 +8,9 @@
 //! on the real filesystem (seeds are real files), as libvirt's `dir` pools are.
 //!
 //! Faults: `fail(what, n)` makes the next `n` calls whose description contains `what` fail;
-//! `die_after(n)` lets `n` more changes through and then fails every call, reads included, as a
-//! process killed after its n-th step would leave the host; `revive()` ends that. `changes()` is
+//! `die_after(n)` lets `n` more changes through and then holds every call, reads included,
+//! without an answer, as a process killed after its n-th step would leave the host; `revive()`
+//! ends that. `changes()` is
 //! the log of every change made, in order.
 
 use std::collections::BTreeMap;
@@ -73,13 +74,40 @@ struct State {
     changes_left: Option<u32>,
     dead: bool,
     clock: u64,
+    /// How many times the host was revived.
+    epoch: u64,
+}
+
+/// The state, locked for one call, with the epoch the call began in: a call that began before
+/// a `revive()` belongs to the process that died and must not change anything after it.
+struct Held<'a> {
+    guard: MutexGuard<'a, State>,
+    epoch: u64,
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
+    }
 }
 
 /// The in-memory hypervisor.
 pub struct FakeHypervisor {
     state: Mutex<State>,
-    /// Becomes true when the host dies (`die_after`), before the call that found it returns.
+    /// Becomes true when the host dies (`die_after`).
     dead: tokio::sync::watch::Sender<bool>,
+    /// False from `die_after` until `revive`: a call to the dead host waits for it.
+    revived: Mutex<bool>,
+    revived_cv: std::sync::Condvar,
+    /// `State::epoch`, readable without the lock (a call reads it before it waits for the lock).
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 impl Default for FakeHypervisor {
@@ -87,6 +115,9 @@ impl Default for FakeHypervisor {
         FakeHypervisor {
             state: Mutex::new(State::default()),
             dead: tokio::sync::watch::channel(false).0,
+            revived: Mutex::new(true),
+            revived_cv: std::sync::Condvar::new(),
+            epoch: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -152,8 +183,12 @@ impl FakeHypervisor {
         Arc::new(FakeHypervisor::default())
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> Held<'_> {
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::SeqCst);
+        Held {
+            guard: self.state.lock().unwrap_or_else(|p| p.into_inner()),
+            epoch,
+        }
     }
 
     /// Makes the next `times` calls whose description contains `what` fail.
@@ -161,14 +196,33 @@ impl FakeHypervisor {
         self.lock().fails.push((what.to_string(), times));
     }
 
-    /// Lets `n` more changes through, then fails every call (a process killed after a step).
+    /// Lets `n` more changes through; then the host is dead: the call that would have been
+    /// change n+1, and every call after it, never returns to its caller until `revive()` (and
+    /// then fails), as a killed process never sees the answer to a call. So an operation stops
+    /// exactly there, running none of its error paths; `watch_dead` tells the test.
     pub fn die_after(&self, n: u32) {
+        *self.revived.lock().unwrap_or_else(|p| p.into_inner()) = false;
         self.lock().changes_left = Some(n);
+    }
+
+    /// Holds a call to the dead host until `revive()`.
+    fn hang(&self) {
+        let mut r = self.revived.lock().unwrap_or_else(|p| p.into_inner());
+        while !*r {
+            r = self.revived_cv.wait(r).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Ends `die_after` and every pending `fail`: the next command runs on a healthy host.
     pub fn revive(&self) {
+        *self.revived.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.revived_cv.notify_all();
         let mut s = self.lock();
+        if s.dead {
+            s.guard.epoch += 1;
+            self.epoch
+                .store(s.guard.epoch, std::sync::atomic::Ordering::SeqCst);
+        }
         s.changes_left = None;
         s.dead = false;
         s.fails.clear();
@@ -225,8 +279,14 @@ impl FakeHypervisor {
     }
 
     /// Checks a call against death and the fault list; a change is logged and counted.
-    fn enter(&self, s: &mut State, what: &str, change: bool) -> Result<(), DriverError> {
+    fn enter(&self, s: &mut Held<'_>, what: &str, change: bool) -> Result<(), DriverError> {
+        if s.epoch != s.guard.epoch {
+            return Err(DriverError::Injected {
+                what: format!("{what} (asked of the fake host before it died)"),
+            });
+        }
         if s.dead {
+            self.hang();
             return Err(DriverError::Injected {
                 what: format!("{what} (the fake host is dead)"),
             });
@@ -246,6 +306,7 @@ impl FakeHypervisor {
                 if left == 0 {
                     s.dead = true;
                     self.dead.send_replace(true);
+                    self.hang();
                     return Err(DriverError::Injected {
                         what: format!("{what} (the fake host is dead)"),
                     });
@@ -257,7 +318,7 @@ impl FakeHypervisor {
         Ok(())
     }
 
-    fn read(&self, what: &str) -> Result<MutexGuard<'_, State>, DriverError> {
+    fn read(&self, what: &str) -> Result<Held<'_>, DriverError> {
         let mut s = self.lock();
         self.enter(&mut s, what, false)?;
         Ok(s)

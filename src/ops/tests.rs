@@ -83,6 +83,13 @@ fn world() -> World {
     }
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        // Lets go of any call a dead host still holds.
+        self.hv.revive();
+    }
+}
+
 impl World {
     /// The image the lab boots from, as a file in this world's cache.
     fn with_image(self, lab: &Lab) -> World {
@@ -105,20 +112,29 @@ impl World {
         self.run(super::up::up(&self.ctx, lab, accel, &opts))
     }
 
-    /// Runs an operation as a process would: once the fake host dies (`die_after`), the
-    /// operation stops there, as a killed process does, without running its error paths.
+    /// Runs an operation as a process would: once the fake host dies (`die_after`), its calls
+    /// get no answer and the operation is dropped there, as a killed process is, without running
+    /// its error paths.
     fn run<T>(
         &self,
         op: impl std::future::Future<Output = anyhow::Result<T>>,
     ) -> anyhow::Result<T> {
         let mut dead = self.hv.watch_dead();
-        self.rt.block_on(async {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let r = rt.block_on(async {
             tokio::select! {
                 biased;
                 _ = dead.wait_for(|d| *d) => Err(anyhow::anyhow!("killed: the fake host died")),
                 r = op => r,
             }
-        })
+        });
+        // Calls held by the dead host stay held until `revive()`; their answers go nowhere.
+        rt.shutdown_background();
+        r
     }
 
     fn down(&self, lab: &str) -> anyhow::Result<super::down::DownReport> {
@@ -169,7 +185,7 @@ fn all(state: ObjState) -> Vec<(String, ObjState)> {
 }
 
 fn bad_input(e: &anyhow::Error) -> bool {
-    crate::exit_code(e) == crate::EXIT_BAD_INPUT
+    crate::failure::kind_of(e) == crate::failure::Kind::BadInput
 }
 
 // ---- the fake refuses what libvirt refuses ----
@@ -711,7 +727,8 @@ fn revert_killed_after_any_step_is_finished_by_the_next_up() {
         w.up(&l).expect("up");
         w.snapshot("fk-krev", "s1").expect("snapshot");
         w.hv.die_after(u32::try_from(n).expect("small"));
-        assert!(w.revert("fk-krev", Some("s1")).is_err(), "step {n}");
+        let e = w.revert("fk-krev", Some("s1")).expect_err("killed");
+        assert!(format!("{e:#}").starts_with("killed"), "step {n}: {e:#}");
         w.hv.revive();
         assert_eq!(
             w.unfinished_revert("fk-krev").as_deref(),

@@ -222,14 +222,14 @@ pub fn ready_check(lab: &Lab, node: &str) -> String {
 /// Network config v2: static addresses on every NIC (matched by MAC), a default route only on
 /// the public network, and the private gateway's dnsmasq as resolver.
 fn network_config(lab: &Lab, plan: &AddressPlan, node: &str) -> Result<String, RenderError> {
-    let addrs = plan
-        .node(node)
-        .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+    let addrs = plan.node(node).ok_or(RenderError::Invariant(
+        "the address plan has every node of the lab",
+    ))?;
     let mut s = String::from("version: 2\nethernets:\n");
     for nic in &addrs.nics {
-        let net = plan
-            .network(nic.net)
-            .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+        let net = plan.network(nic.net).ok_or(RenderError::Invariant(
+            "the address plan has every network a node is on",
+        ))?;
         let _ = write!(
             s,
             "  {kind}:\n    match:\n      macaddress: \"{mac}\"\n    dhcp4: false\n    dhcp6: false\n    accept-ra: false\n    addresses:\n      - {ip}/{p}\n",

@@ -42,9 +42,9 @@ fn private_ipv4(addrs: &AddressPlan, node: &str) -> Result<Ipv4Addr, RenderError
     addrs
         .node(node)
         .and_then(|n| n.private_ipv4())
-        .ok_or_else(|| RenderError::NoSuchNode {
-            node: node.to_string(),
-        })
+        .ok_or(RenderError::Invariant(
+            "every node of a checked lab has a private address",
+        ))
 }
 
 /// The boot node's name (validation guarantees exactly one).

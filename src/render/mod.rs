@@ -119,9 +119,9 @@ where
 /// only for the lab's own names and never forwards queries off the host.
 pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<String, RenderError> {
     let net = lab.network(kind);
-    let np = plan.network(kind).ok_or_else(|| RenderError::NoSuchNode {
-        node: kind.to_string(),
-    })?;
+    let np = plan.network(kind).ok_or(RenderError::Invariant(
+        "the address plan has both networks of the lab",
+    ))?;
     let members: Vec<_> = plan
         .nodes
         .iter()
@@ -262,9 +262,9 @@ pub fn domain_xml(
     let n = lab
         .node(node)
         .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
-    let addrs = plan
-        .node(node)
-        .ok_or_else(|| RenderError::NoSuchNode { node: node.into() })?;
+    let addrs = plan.node(node).ok_or(RenderError::Invariant(
+        "the address plan has every node of the lab",
+    ))?;
     let file_disk = |path: PathBuf, format: &str, dev: &str, readonly: bool, serial: &str| Disk {
         kind: "file".into(),
         device: "disk".into(),
