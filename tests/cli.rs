@@ -140,23 +140,39 @@ fn render_prints_domain_and_network_xml() {
     );
 }
 
+/// clap's own consistency checks on the whole command-line definition.
+#[test]
+fn the_command_line_definition_is_consistent() {
+    use clap::CommandFactory;
+    dcos_lab::cli::Cli::command().debug_assert();
+}
+
+/// `--help` works for every command and subcommand clap knows of (the list comes from the
+/// definition itself, so a new command is covered without touching this test).
 #[test]
 fn every_command_has_help() {
-    for sub in [
-        vec![],
-        vec!["plan"],
-        vec!["render"],
-        vec!["doctor"],
-        vec!["up"],
-    ] {
+    use clap::CommandFactory;
+    fn paths(c: &clap::Command, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(prefix.clone());
+        for sub in c.get_subcommands().filter(|s| s.get_name() != "help") {
+            let mut p = prefix.clone();
+            p.push(sub.get_name().to_string());
+            paths(sub, p, out);
+        }
+    }
+    let mut all = Vec::new();
+    paths(&dcos_lab::cli::Cli::command(), Vec::new(), &mut all);
+    assert!(all.len() > 20, "{all:?}");
+    for sub in all {
         let mut args = sub.clone();
-        args.push("--help");
+        args.push("--help".into());
         let out = cmd().args(&args).output().expect("runs");
         assert_eq!(out.status.code(), Some(0), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage: dcos-lab"),
-            "{args:?}"
-        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: dcos-lab"), "{args:?}: {text}");
+        if let Some(last) = sub.last() {
+            assert!(text.contains(last.as_str()), "{args:?}: {text}");
+        }
     }
 }
 

@@ -152,3 +152,11 @@ fn hardening_profile_shapes_the_user_data() {
     assert_eq!(v["write_files"][0]["path"], "/root/.ssh/authorized_keys");
     assert_eq!(v["write_files"][0]["content"], format!("{TEST_KEY}\n"));
 }
+
+/// A golden mismatch shows the lines that differ, not two whole documents.
+#[test]
+fn a_golden_mismatch_prints_a_diff() {
+    let d = common::line_diff("a\nb\nc\nd\ne\n", "a\nb\nX\nd\ne\n");
+    assert_eq!(d, "@@\n b\n-c\n+X\n d\n");
+    assert_eq!(common::line_diff("same\n", "same\n"), "");
+}

@@ -308,7 +308,21 @@ fn killed_up_converges_on_the_next_up() {
             .expect("spawn")
     };
     let (b, c) = (spawn(), spawn());
-    std::thread::sleep(Duration::from_secs(2));
+    // Until one of them holds the lab's lock (the lock file is locked), not a guessed delay.
+    let lock_file = lab
+        .state
+        .path()
+        .join("locks")
+        .join(format!("{}.lock", lab.name));
+    let t = Instant::now();
+    while !common::is_locked(&lock_file) {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no up took the lock {}",
+            lock_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let busy = lab
         .cmd()
         .args(["up", &f, "--no-wait"])

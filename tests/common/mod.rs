@@ -27,9 +27,62 @@ pub fn assert_golden(path: &Path, actual: &str) {
     });
     assert!(
         expected == actual,
-        "{} differs from the rendered output (run with {BLESS_ENV}=1 to accept the new output):\n--- expected\n{expected}\n--- actual\n{actual}",
-        path.display()
+        "{} differs from the rendered output (run with {BLESS_ENV}=1 to accept the new output):\n--- {}\n+++ rendered\n{}",
+        path.display(),
+        path.display(),
+        line_diff(&expected, actual)
     );
+}
+
+/// The lines that differ, `-` for the expected and `+` for the actual, with one line of
+/// context around each change (a longest-common-subsequence diff; golden files are small).
+pub fn line_diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut ops: Vec<(char, &str)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            ops.push((' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            ops.push(('-', a[i]));
+            i += 1;
+        } else {
+            ops.push(('+', b[j]));
+            j += 1;
+        }
+    }
+    let near = |k: usize| {
+        ops[k.saturating_sub(1)..(k + 2).min(ops.len())]
+            .iter()
+            .any(|(c, _)| *c != ' ')
+    };
+    let mut out = String::new();
+    let mut skipped = false;
+    for (k, (c, line)) in ops.iter().enumerate() {
+        if near(k) {
+            if skipped {
+                out.push_str("@@\n");
+                skipped = false;
+            }
+            out.push_str(&format!("{c}{line}\n"));
+        } else {
+            skipped = true;
+        }
+    }
+    out
 }
 
 use dcos_lab::driver::{Hypervisor, Libvirt};
@@ -131,6 +184,22 @@ pub fn restart_libvirtd() {
     }
     let new = libvirtd_pid().expect("the new libvirtd wrote its pid file");
     assert_ne!(new, pid, "a new libvirtd runs");
+}
+
+/// Whether another process holds the (flock) lock on `path`: a non-blocking try fails.
+pub fn is_locked(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        // SAFETY: as above; releases the lock just taken.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        return false;
+    }
+    true
 }
 
 /// Serialises the tests that boot guests: one lab at a time on small hosts.
