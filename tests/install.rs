@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::TestLab;
 
@@ -100,6 +101,80 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Starts `up`, waits until its install phase runs genconf on the boot node, sends SIGINT and
+/// checks that it exits 130 within 2 s naming what exists; then waits until the genconf that was
+/// started on the boot node has ended (commands already started on a node run on).
+fn interrupt_up_in_the_install_phase(lab: &TestLab) {
+    use std::io::BufRead;
+    let f = lab.file_arg();
+    let mut child = lab
+        .std_cmd()
+        .args(["up", &f])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn up");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("up never reached genconf: {seen:#?}"));
+        let genconf = line.contains("genconf: running the installer's genconf step");
+        seen.push(line);
+        if genconf {
+            break;
+        }
+    }
+    // SAFETY: kill() on the child we spawned.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(child.id()).expect("pid"), libc::SIGINT) },
+        0
+    );
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "up still runs 2 s after Ctrl-C in the install phase"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    reader.join().expect("reader");
+    let rest: Vec<String> = rx.try_iter().collect();
+    let err = rest.join("\n");
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: `up` stopped by Ctrl-C"), "{err}");
+    assert!(
+        err.contains(&format!("domain dcos-lab-{}-boot (running)", lab.name)),
+        "{err}"
+    );
+    assert!(err.contains("fix: `dcos-lab up"), "{err}");
+    let t = Instant::now();
+    while lab
+        .sh("boot", "pgrep -fc '[d]cos_generate_config' || true")
+        .trim()
+        != "0"
+    {
+        assert!(t.elapsed() < Duration::from_secs(300), "genconf still runs");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 #[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
 fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
@@ -121,9 +196,13 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     );
     assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
 
+    // 0. Ctrl-C while `up` is installing (the boot node runs genconf) stops it within 2 s with
+    //    exit 130, saying what exists and how to go on.
+    write_installer(&installer, 16, "master");
+    interrupt_up_in_the_install_phase(&lab);
+
     // 1. A broken installer: `up` brings the lab up, the install fails on the master, and the
     //    error names the node, the phase and the command, with the remote log's tail.
-    write_installer(&installer, 16, "master");
     let out = lab.cmd().args(["up", &f]).output().expect("runs");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
