@@ -4,10 +4,11 @@
 //! types); `cli::run` turns the error into a `Failure` once, at the boundary, and `main` prints
 //! it and exits with its code. What makes a failure bad input is a type, never a message:
 //! [`BadInput`], a lab file that does not validate (`ModelError`), a node the user named that the
-//! lab does not have (`RenderError::NoSuchNode`). An internal invariant that did not hold
+//! lab does not have (`RenderError::NoSuchNode`), an image name or file that is not one
+//! (`ImageError::{UnknownRecipe, NotFound, BadName, NotAnImage}`). An internal invariant that did not hold
 //! (`RenderError::Invariant`) is a failure, not bad input.
 
-use crate::{model, render};
+use crate::{image, model, render};
 
 /// Exit status for bad input (an invalid lab file, an unknown node, bad arguments).
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -81,6 +82,15 @@ pub fn kind_of(error: &anyhow::Error) -> Kind {
             || matches!(
                 e.downcast_ref::<render::RenderError>(),
                 Some(render::RenderError::NoSuchNode { .. })
+            )
+            || matches!(
+                e.downcast_ref::<image::ImageError>(),
+                Some(
+                    image::ImageError::UnknownRecipe { .. }
+                        | image::ImageError::NotFound { .. }
+                        | image::ImageError::BadName { .. }
+                        | image::ImageError::NotAnImage { .. }
+                )
             )
     });
     if bad { Kind::BadInput } else { Kind::Failed }

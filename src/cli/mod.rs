@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::BadInput;
-use crate::driver::{Hypervisor, Libvirt};
 use crate::model::{AccelChoice, NetKind};
 use crate::ops;
 
@@ -452,26 +451,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(a) => {
             let lab = ops::load_lab(&a.lab)?;
             let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
-            let conn = if a.offline {
-                None
-            } else {
-                match Libvirt::open(Some(&cli.uri)) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::warn!(
-                            "{}; planning as if the lab did not exist",
-                            crate::error_chain(&e)
-                        );
-                        None
-                    }
-                }
-            };
-            let report = ops::plan::plan(
-                &lab,
-                accel,
-                &dirs,
-                conn.as_ref().map(|c| c as &dyn Hypervisor),
-            )?;
+            let report = ops::plan::plan_command(&lab, accel, &dirs, &cli.uri, a.offline)?;
             if a.json {
                 print_json(&report)?;
             } else {
@@ -490,22 +470,18 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
             ..
         }) => {
             let lab = ops::load_lab(&lab)?;
-            let key = match ssh_key {
-                Some(p) => std::fs::read_to_string(&p)
-                    .with_context(|| format!("cannot read {}", p.display()))?,
-                None => {
-                    let path = dirs.lab(&lab.name).ssh_key();
-                    crate::guest::LabKey::load_or_create(&path, &format!("dcos-lab {}", lab.name))?
-                        .public_openssh()
-                }
+            let part = match part {
+                SeedPart::UserData => ops::render::SeedPart::UserData,
+                SeedPart::MetaData => ops::render::SeedPart::MetaData,
+                SeedPart::NetworkConfig => ops::render::SeedPart::NetworkConfig,
             };
-            let plan = crate::plan::plan_addresses(&lab);
-            let seed = crate::render::cloudinit::seed(&lab, &plan, &node, &key)?;
-            print(match part {
-                SeedPart::UserData => &seed.user_data,
-                SeedPart::MetaData => &seed.meta_data,
-                SeedPart::NetworkConfig => &seed.network_config,
-            })?;
+            print(&ops::render::cloud_init(
+                &dirs,
+                &lab,
+                &node,
+                part,
+                ssh_key.as_deref(),
+            )?)?;
             Ok(0)
         }
         Command::Render(RenderArgs {
@@ -513,12 +489,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
             ..
         }) => {
             let lab = ops::load_lab(&lab)?;
-            if ip_detect {
-                print(&crate::render::genconf::ip_detect(&lab))?;
-            } else {
-                let plan = crate::plan::plan_addresses(&lab);
-                print(&crate::render::genconf::config_yaml(&lab, &plan)?)?;
-            }
+            print(&ops::render::genconf(&lab, ip_detect)?)?;
             Ok(0)
         }
         Command::Verify(a) => {
@@ -681,22 +652,14 @@ fn image(cmd: ImageCmd, dirs: &Dirs) -> anyhow::Result<i32> {
             Ok(0)
         }
         ImageCmd::Rm { name } => {
-            let removed = image::remove(dirs, &name).map_err(|e| match e {
-                image::ImageError::NotFound { .. } => anyhow::Error::new(BadInput(e.to_string())),
-                other => other.into(),
-            })?;
+            let removed = image::remove(dirs, &name)?;
             for d in removed {
                 print(&format!("removed {}\n", d.display()))?;
             }
             Ok(0)
         }
         ImageCmd::Import { file, name } => {
-            let info = image::import(dirs, &file, &name).map_err(|e| match e {
-                image::ImageError::BadName { .. } | image::ImageError::NotAnImage { .. } => {
-                    anyhow::Error::new(BadInput(e.to_string()))
-                }
-                other => other.into(),
-            })?;
+            let info = image::import(dirs, &file, &name)?;
             print(&format!("imported {} as {}\n", file.display(), info.name))?;
             Ok(0)
         }

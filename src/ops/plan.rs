@@ -57,6 +57,37 @@ pub fn observe(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, DriverError> 
     Ok(obs)
 }
 
+/// The `plan` command: against what libvirt has at `uri`, or (`offline`, or libvirt not
+/// reachable, which is said) as if nothing of the lab existed.
+pub fn plan_command(
+    lab: &Lab,
+    accel: AccelDecision,
+    dirs: &Dirs,
+    uri: &str,
+    offline: bool,
+) -> Result<PlanReport, DriverError> {
+    let conn = if offline {
+        None
+    } else {
+        match crate::driver::Libvirt::open(Some(uri)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    "{}; planning as if the lab did not exist",
+                    crate::error_chain(&e)
+                );
+                None
+            }
+        }
+    };
+    plan(
+        lab,
+        accel,
+        dirs,
+        conn.as_ref().map(|c| c as &dyn Hypervisor),
+    )
+}
+
 /// Builds the report; `hv` is `None` when libvirt is not reachable.
 pub fn plan(
     lab: &Lab,
