@@ -200,3 +200,35 @@ fn unknown_genconf_key_is_refused_before_anything_is_created() {
         "nothing written"
     );
 }
+
+/// Rendering makes nothing: a lab that was never brought up has no key, and `render
+/// cloud-init` says to pass one instead of making the lab's key on disk.
+#[test]
+fn render_cloud_init_makes_no_key() {
+    let state = tempfile::tempdir().expect("state dir");
+    let out = cmd()
+        .env("DCOS_LAB_STATE_DIR", state.path())
+        .args(["render", "cloud-init", "minimal", "master"])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--ssh-key"), "{err}");
+    assert!(
+        std::fs::read_dir(state.path())
+            .expect("dir")
+            .next()
+            .is_none(),
+        "render wrote into the state directory"
+    );
+    let key = state.path().join("key.pub");
+    std::fs::write(&key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample test\n").expect("key");
+    let out = cmd()
+        .env("DCOS_LAB_STATE_DIR", state.path())
+        .args(["render", "cloud-init", "minimal", "master", "--ssh-key"])
+        .arg(&key)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("AAAAIExample"));
+}
