@@ -68,7 +68,11 @@ fn default_image_killed_build_then_good_build_then_cache_hit() {
     }
     let _ = child.wait();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(current(cache), None, "a killed build must not list as the image");
+    assert_eq!(
+        current(cache),
+        None,
+        "a killed build must not list as the image"
+    );
 
     let built = json(dcos_lab(cache).args(["image", "build", "debian-12", "--json"]));
     assert_eq!(built["built"], true);
@@ -114,8 +118,11 @@ fn default_image_killed_build_then_good_build_then_cache_hit() {
     let recipes = tempfile::tempdir().expect("recipes");
     let text =
         std::fs::read_to_string(common::repo().join("images/debian-12.yaml")).expect("recipe");
-    std::fs::write(recipes.path().join("debian-12.yaml"), format!("{text}  - less\n"))
-        .expect("write");
+    std::fs::write(
+        recipes.path().join("debian-12.yaml"),
+        format!("{text}  - less\n"),
+    )
+    .expect("write");
     let list = json(
         dcos_lab(cache)
             .env("DCOS_LAB_RECIPE_DIR", recipes.path())

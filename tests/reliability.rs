@@ -211,24 +211,18 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     // snapshot (its /root/base is there again), none is left half way. Step 4 (half reverted) is
     // below; every step is covered by the fast tests (src/ops/tests.rs) on the fake host.
     lab.run(&["exec", &f, "--", "rm /root/base"]);
-    killed_at_steps(
-        &lab,
-        "revert",
-        &[2, 5],
-        &["revert", &f, &base],
-        |k| {
-            for node in ["boot", "master"] {
-                assert_eq!(
-                    lab.sh(node, "cat /root/base 2>&1").trim(),
-                    "base",
-                    "{node} after revert killed at step {k} and up"
-                );
-            }
-            let status = lab.json(&["status", &f, "--json"]);
-            assert!(status["unfinished_revert"].is_null(), "{status}");
-            lab.run(&["exec", &f, "--", "rm /root/base"]);
-        },
-    );
+    killed_at_steps(&lab, "revert", &[2, 5], &["revert", &f, &base], |k| {
+        for node in ["boot", "master"] {
+            assert_eq!(
+                lab.sh(node, "cat /root/base 2>&1").trim(),
+                "base",
+                "{node} after revert killed at step {k} and up"
+            );
+        }
+        let status = lab.json(&["status", &f, "--json"]);
+        assert!(status["unfinished_revert"].is_null(), "{status}");
+        lab.run(&["exec", &f, "--", "rm /root/base"]);
+    });
     lab.run(&["revert", &f, &base]);
     for node in ["boot", "master"] {
         assert_eq!(lab.sh(node, "cat /root/base").trim(), "base", "{node}");

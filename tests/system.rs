@@ -265,7 +265,7 @@ fn minimal_lab_up_check_converge_down() {
 /// `kill -9` of `up` midway, then `up` again: a complete lab; then `down` leaves nothing.
 #[test]
 #[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
-fn killed_up_converges_on_the_next_up() {
+fn killed_up_converges_and_another_lab_runs_beside_it() {
     let (_vm, hv) = common::vm_lock_and_libvirt();
     let lab = TestLab::new("kill", 62, TWO_NODES);
     let f = lab.file_arg();
@@ -298,7 +298,18 @@ fn killed_up_converges_on_the_next_up() {
     );
 
     // Two `up`s of the lab at once converge it into one lab (the second waits for the first),
-    // and a third with --no-wait is refused at once while they work.
+    // and a third with --no-wait is refused at once while they work. Beside them, at the same
+    // time, another lab comes up (its own lock, names, bridges, ranges); taking this one down
+    // leaves that one alone.
+    let other = TestLab::new("side", 64, TWO_NODES);
+    let of = other.file_arg();
+    let other_up = other
+        .std_cmd()
+        .args(["up", &of, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the other lab's up");
     let spawn = || {
         lab.std_cmd()
             .args(["up", &f, "--json"])
@@ -348,55 +359,34 @@ fn killed_up_converges_on_the_next_up() {
     for n in ["boot", "master"] {
         assert_eq!(lab.sh(n, "hostname").trim(), n);
     }
+    let out = other_up.wait_with_output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        other.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(other.sh("master", "hostname").trim(), "master");
     lab.run(&["down", &f]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());
-}
-
-/// Two labs with different names run side by side; taking one down leaves the other alone.
-#[test]
-#[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
-fn two_labs_side_by_side() {
-    let _vm = common::vm_lock();
-    let a = TestLab::new("side-a", 63, TWO_NODES);
-    let b = TestLab::new("side-b", 64, TWO_NODES);
-    // Both come up at the same time.
-    let (fa, fb) = (a.file_arg(), b.file_arg());
-    let spawn = |lab: &TestLab, f: &str| {
-        lab.std_cmd()
-            .args(["up", f, "--json"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn")
-    };
-    let (ca, cb) = (spawn(&a, &fa), spawn(&b, &fb));
-    for (lab, child) in [(&a, ca), (&b, cb)] {
-        let out = child.wait_with_output().expect("runs");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            lab.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert_eq!(a.sh("master", "hostname").trim(), "master");
-    assert_eq!(b.sh("master", "hostname").trim(), "master");
-    a.run(&["down", &fa]);
-    assert_eq!(a.leftovers(), Vec::<String>::new());
-    let st = b.json(&["status", &fb, "--json"]);
+    let st = other.json(&["status", &of, "--json"]);
     assert_eq!(st["nodes"].as_array().map(Vec::len), Some(2));
     assert!(
         st["nodes"]
             .as_array()
             .expect("nodes")
             .iter()
-            .all(|n| n["state"] == "active")
+            .all(|n| n["state"] == "active"),
+        "{st}"
     );
     assert_eq!(
-        b.sh("boot", "ping -c1 -W3 master >/dev/null && echo ok")
+        other
+            .sh("boot", "ping -c1 -W3 master >/dev/null && echo ok")
             .trim(),
         "ok"
     );
+    other.run(&["down", &of]);
+    assert_eq!(other.leftovers(), Vec::<String>::new());
 }
 
 /// The seed's failure, reproduced and fixed: the boot node serves a file larger than half of a
