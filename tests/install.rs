@@ -251,6 +251,26 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         "{status}"
     );
     assert_eq!(status["install"]["public"]["state"], "failed", "{status}");
+    // What the preflight spared it: the bootstrap, downloaded into the public agent's stock-sized
+    // /tmp (a 512 MiB tmpfs), does not fit (curl: write error); into the master's hardened one it
+    // did (the install above checked its SHA-256 there).
+    let tarball = lab
+        .sh(
+            "boot",
+            "cd /root/dcos/genconf/serve && ls bootstrap/*.bootstrap.tar.xz",
+        )
+        .trim()
+        .to_string();
+    let fetched = lab.sh(
+        "public",
+        &format!(
+            "curl -sS -f -o /tmp/bootstrap.tar.xz http://172.29.69.10:8080/{tarball}; echo \"curl=$?\"; rm -f /tmp/bootstrap.tar.xz"
+        ),
+    );
+    assert!(
+        fetched.contains("curl=23"),
+        "the stock /tmp must be too small for the bootstrap: {fetched}"
+    );
 
     // 2b. Each prerequisite of the real installer broken on the public agent in turn: the
     //     install fails naming node, phase and check; fixed, `install` resumes (and meets the next
