@@ -749,3 +749,82 @@ fn revert_killed_after_any_step_is_finished_by_the_next_up() {
         assert!(w.unfinished_revert("fk-krev").is_none(), "step {n}");
     }
 }
+
+// ---- status, access, commands on a lab that is not there ----
+
+#[test]
+fn status_and_list_read_the_lab_from_the_host() {
+    let l = lab("fk-stat");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.hv.stop_domain("dcos-lab-fk-stat-public").expect("stop");
+    let rows = w.rt.block_on(super::status::list(&w.ctx)).expect("list");
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].nodes, rows[0].running), (3, 2));
+    let st =
+        w.rt.block_on(super::status::status(&w.ctx, Some("fk-stat")))
+            .expect("status");
+    // Role order: boot, master, then the agent; addresses from the metadata alone.
+    let names: Vec<&str> = st[0].state.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["boot", "master", "public"]);
+    assert!(st[0].state.nodes.iter().all(|n| n.private_ipv4().is_some()));
+    assert_eq!(st[0].state.networks.len(), 2);
+    assert!(st[0].unfinished_revert.is_none());
+    // A lab that is not there is an empty status, not an error.
+    let none =
+        w.rt.block_on(super::status::status(&w.ctx, Some("fk-none")))
+            .expect("status");
+    assert!(!none[0].state.exists());
+}
+
+#[test]
+fn commands_on_a_lab_that_does_not_exist_are_bad_input_and_change_nothing() {
+    let w = world();
+    let ctx = &w.ctx;
+    let rt = &w.rt;
+    let errs = [
+        rt.block_on(super::access::ssh_config_of(ctx, "fk-gone"))
+            .map(|_| ())
+            .expect_err("ssh-config"),
+        rt.block_on(super::access::inventory_of(ctx, "fk-gone"))
+            .map(|_| ())
+            .expect_err("inventory"),
+        rt.block_on(super::access::exec_on(
+            ctx,
+            "fk-gone",
+            &[],
+            &[],
+            "true",
+            Duration::from_secs(1),
+        ))
+        .map(|_| ())
+        .expect_err("exec"),
+        w.snapshot("fk-gone", "s1")
+            .map(|_| ())
+            .expect_err("snapshot"),
+        w.revert("fk-gone", None).map(|_| ()).expect_err("revert"),
+    ];
+    for e in &errs {
+        assert!(bad_input(e), "{e:#}");
+        assert!(format!("{e:#}").contains("fk-gone"), "{e:#}");
+    }
+    assert!(w.hv.changes().is_empty());
+    assert!(!ctx.dirs.lab("fk-gone").path().exists());
+}
+
+#[test]
+fn down_all_also_finds_a_lab_known_only_by_its_directory() {
+    let l = lab("fk-dir");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    // A lab whose libvirt objects are gone, but whose directory is left (a crash mid-down).
+    let stale = w.ctx.dirs.lab("fk-stale");
+    std::fs::create_dir_all(stale.path().join("console")).expect("stale dir");
+    let reports =
+        w.rt.block_on(super::down::down_labs(&w.ctx, None))
+            .expect("down --all");
+    let labs: Vec<&str> = reports.iter().map(|r| r.lab.as_str()).collect();
+    assert_eq!(labs, ["fk-dir", "fk-stale"]);
+    assert!(w.hv.objects().is_empty());
+    assert!(!stale.path().exists());
+}
