@@ -533,6 +533,22 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     assert_eq!(time.len(), 2, "{v}");
     assert!(time.iter().all(|c| c["passed"] == true), "{time:#?}");
 
+    // Two reverts of one snapshot do not hand the guests the same random state: what the
+    // master's /dev/urandom and the kernel's UUIDs give right after each revert differs.
+    let random = || {
+        lab.sh(
+            "master",
+            "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo; cat /proc/sys/kernel/random/uuid",
+        )
+    };
+    let after_first = random();
+    lab.json(&["revert", &f, "first", "--json"]);
+    let after_second = random();
+    assert_eq!(after_first.lines().count(), 2, "{after_first}");
+    for (a, b) in after_first.lines().zip(after_second.lines()) {
+        assert_ne!(a, b, "the same random bytes after two reverts of one snapshot");
+    }
+
     // Then to the second, then back to the first: either order works.
     lab.json(&["revert", &f, "second", "--json"]);
     assert_eq!(

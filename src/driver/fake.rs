@@ -909,14 +909,17 @@ impl Hypervisor for FakeHypervisor {
     }
 }
 
+/// One command a fake node ran: (node, command, what it was sent on its input).
+pub type Ran = (String, String, Vec<u8>);
+
 /// Guests of the fake hypervisor: a node answers once its domain runs (and it is not made
 /// unreachable); its shell runs every command successfully, and a command that is answered
 /// prints back what it was sent (as `read t; echo $t` does).
 pub struct FakeGuests {
     hv: Arc<FakeHypervisor>,
     unreachable: Mutex<Vec<String>>,
-    /// Every command run on a node, as (node, command).
-    pub ran: Arc<Mutex<Vec<(String, String)>>>,
+    /// Every command run on a node, as (node, command, what it was sent on its input).
+    pub ran: Arc<Mutex<Vec<Ran>>>,
 }
 
 impl FakeGuests {
@@ -939,7 +942,7 @@ impl FakeGuests {
 
 struct FakeShell {
     node: String,
-    ran: Arc<Mutex<Vec<(String, String)>>>,
+    ran: Arc<Mutex<Vec<Ran>>>,
 }
 
 impl Shell for FakeShell {
@@ -949,13 +952,15 @@ impl Shell for FakeShell {
         answer: Box<dyn FnOnce() -> Vec<u8> + Send + 'a>,
     ) -> BoxFuture<'a, Result<Output, GuestError>> {
         Box::pin(async move {
-            self.ran
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((self.node.clone(), command.to_string()));
+            let input = answer();
+            self.ran.lock().unwrap_or_else(|p| p.into_inner()).push((
+                self.node.clone(),
+                command.to_string(),
+                input.clone(),
+            ));
             Ok(Output {
                 status: Some(0),
-                stdout: answer(),
+                stdout: input,
                 stderr: Vec::new(),
             })
         })

@@ -578,6 +578,7 @@ async fn fix_clock(
     if let ClockOrder::Reference(Some(tx)) = order {
         let _ = tx.send(true);
     }
+    renew_random_state(&node, s.as_ref()).await;
     s.close().await;
     let guest: f64 = out
         .stdout_str()
@@ -594,9 +595,84 @@ async fn fix_clock(
     Ok((node, guest - (before + after) / 2.0))
 }
 
+/// Bytes of fresh host entropy a node's kernel gets after a revert.
+pub(crate) const RESEED_BYTES: usize = 64;
+
+/// The kernel's `RNDADDENTROPY` and `RNDRESEEDCRNG` ioctls (linux/random.h), run by the guest's
+/// Python: the host's bytes go into the input pool, credited, and the CRNG is reseeded from it at
+/// once, so what /dev/urandom gives from then on differs between two reverts of one snapshot.
+const RESEED_SCRIPT: &str = "import fcntl, os, struct, sys\n\
+d = bytes.fromhex(sys.stdin.readline().strip())\n\
+fd = os.open('/dev/random', os.O_WRONLY)\n\
+fcntl.ioctl(fd, 0x40085203, struct.pack('ii', len(d) * 8, len(d)) + d)\n\
+fcntl.ioctl(fd, 0x5207)\n";
+
+/// After a revert every node's kernel holds the random state of the snapshot: two reverts of
+/// one snapshot would hand out the same /dev/urandom bytes (TLS nonces, keys, UUIDs) until the
+/// kernel next reseeds on its own, up to a minute later. So each node is sent fresh entropy from
+/// the host (over stdin, not on a command line) and reseeds at once. The lab's image kernel has
+/// no VM generation ID driver, so libvirt's `<genid/>` (renewed by every revert) is not enough
+/// on its own. A node that cannot do it (an imported image without Python) is named in the log.
+async fn renew_random_state(node: &str, s: &dyn crate::guest::Shell) {
+    let mut seed = [0u8; RESEED_BYTES];
+    if let Err(e) = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+    {
+        tracing::warn!(
+            "{node}: random state not renewed: cannot read the host's /dev/urandom: {e}"
+        );
+        return;
+    }
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    let cmd = format!(
+        "echo ready; python3 -c \"$(printf '%s' '{}' | base64 -d)\"",
+        base64_encode(RESEED_SCRIPT.as_bytes())
+    );
+    match s
+        .exec_answering(&cmd, Box::new(move || format!("{hex}\n").into_bytes()))
+        .await
+    {
+        Ok(o) if o.success() => {}
+        Ok(o) => tracing::warn!(
+            "{node}: random state not renewed after the revert (exit {:?}): {}",
+            o.status,
+            o.stderr_str().trim()
+        ),
+        Err(e) => tracing::warn!("{node}: random state not renewed after the revert: {e}"),
+    }
+}
+
+/// Standard base64 (for a script passed through a shell without quoting trouble).
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_is_standard() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+    }
 
     #[test]
     fn civil_time() {

@@ -614,20 +614,55 @@ fn revert_puts_every_node_back_running_and_sets_the_boot_clock_first() {
     let ran = w.guests.ran.lock().expect("ran").clone();
     let at = |node: &str| {
         ran.iter()
-            .position(|(n, _)| n == node)
+            .position(|(n, _, _)| n == node)
             .unwrap_or_else(|| panic!("{node} in {ran:?}"))
     };
     assert!(
         at("boot") < at("master") && at("boot") < at("public"),
         "{ran:?}"
     );
-    for (node, cmd) in &ran {
-        assert!(cmd.contains("date -u -s"), "{node}: {cmd}");
+    for node in ["boot", "master", "public"] {
+        let cmds: Vec<&crate::driver::fake::Ran> =
+            ran.iter().filter(|(n, _, _)| n == node).collect();
         assert_eq!(
-            cmd.contains("chronyc -a burst"),
-            node != "boot",
-            "{node}: {cmd}"
+            cmds.len(),
+            2,
+            "{node}: the clock, then the random state: {cmds:?}"
         );
+        assert!(cmds[0].1.contains("date -u -s"), "{node}: {}", cmds[0].1);
+        assert_eq!(
+            cmds[0].1.contains("chronyc -a burst"),
+            node != "boot",
+            "{node}"
+        );
+        // The kernel gets fresh host entropy on its input, not on the command line.
+        assert!(cmds[1].1.contains("python3"), "{node}: {}", cmds[1].1);
+        assert_eq!(
+            cmds[1].2.len(),
+            2 * super::snapshot::RESEED_BYTES + 1,
+            "{node}"
+        );
+        assert!(
+            !cmds[1]
+                .1
+                .contains(std::str::from_utf8(&cmds[1].2).expect("hex").trim())
+        );
+    }
+    // A second revert of the same snapshot sends every node other bytes.
+    let before = ran.len();
+    w.revert("fk-rev", Some("s1")).expect("again");
+    let again = w.guests.ran.lock().expect("ran").clone();
+    let seeds = |list: &[crate::driver::fake::Ran]| -> Vec<Vec<u8>> {
+        list.iter()
+            .filter(|(_, c, _)| c.contains("python3"))
+            .map(|(_, _, i)| i.clone())
+            .collect()
+    };
+    let (first, second) = (seeds(&ran), seeds(&again[before..]));
+    assert_eq!(first.len(), 3);
+    assert_eq!(second.len(), 3);
+    for s in &second {
+        assert!(!first.contains(s), "a reseed repeated");
     }
 }
 

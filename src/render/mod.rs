@@ -287,6 +287,7 @@ pub fn domain_xml(
     let doc = DomainXml {
         kind: ctx.accel.domain_type().into(),
         name: addrs.domain.clone(),
+        genid: Some(Empty {}),
         title: Some(format!("{} {} of lab {}", n.role, n.name, lab.name)),
         metadata: Some(Metadata {
             lab: Some(LabTag {

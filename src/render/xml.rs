@@ -230,6 +230,10 @@ pub struct DomainXml {
     #[serde(rename = "@type")]
     pub kind: String,
     pub name: String,
+    /// The VM generation ID (`<genid/>`: libvirt picks it and renews it at every snapshot
+    /// revert; guest kernels with a vmgenid driver reseed their RNG when it changes).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub genid: Option<Empty>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
