@@ -541,6 +541,7 @@ fn snapshot_and_revert_put_the_lab_back_running() {
             "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo; cat /proc/sys/kernel/random/uuid",
         )
     };
+    lab.json(&["revert", &f, "first", "--json"]);
     let after_first = random();
     lab.json(&["revert", &f, "first", "--json"]);
     let after_second = random();
