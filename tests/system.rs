@@ -547,7 +547,10 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     let after_second = random();
     assert_eq!(after_first.lines().count(), 2, "{after_first}");
     for (a, b) in after_first.lines().zip(after_second.lines()) {
-        assert_ne!(a, b, "the same random bytes after two reverts of one snapshot");
+        assert_ne!(
+            a, b,
+            "the same random bytes after two reverts of one snapshot"
+        );
     }
 
     // Then to the second, then back to the first: either order works.

@@ -260,6 +260,32 @@ pub fn inventory(ctx: &Ctx, a: LabArg) -> anyhow::Result<i32> {
 
 pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
+    if let Some(SnapshotSub::Export {
+        lab,
+        name,
+        file,
+        with_image,
+        json,
+    }) = a.sub
+    {
+        let lab = ops::load_lab(&lab)?;
+        let _lock = ctx.lock(&lab.name)?;
+        let r = rt.block_on(ops::golden::export(ctx, &lab, &name, &file, with_image))?;
+        if json {
+            print_json(&r)?;
+        } else {
+            print(&format!(
+                "lab {} at snapshot {} written to {} ({} MiB) in {:.1} s, nodes paused {:.1} s\n",
+                r.lab,
+                r.snapshot,
+                r.file.display(),
+                r.bytes / (1024 * 1024),
+                r.seconds,
+                r.paused_seconds
+            ))?;
+        }
+        return Ok(0);
+    }
     if let Some(SnapshotSub::Rm { lab, name }) = a.sub {
         let lab = ops::lab_name(&lab)?;
         let _lock = ctx.lock(&lab)?;

@@ -144,6 +144,22 @@ pub struct SnapshotArgs {
 pub enum SnapshotSub {
     /// Delete a snapshot from every node.
     Rm { lab: String, name: String },
+    /// Write the lab at one of its snapshots into one file (a golden lab) that `up --from`
+    /// brings back running on this or another host.
+    Export {
+        /// A built-in lab or lab file (its text goes into the golden).
+        lab: String,
+        /// The snapshot.
+        name: String,
+        /// The file to write (a tar stream).
+        file: std::path::PathBuf,
+        /// Put the base image in the file too (for hosts that cannot build the same one).
+        #[arg(long)]
+        with_image: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +211,9 @@ pub struct UpArgs {
     /// Seconds one install phase on one node may take (with an installer).
     #[arg(long, default_value_t = 1800)]
     pub install_timeout: u64,
+    /// Make the lab from a golden (`snapshot export`) and resume it running, without booting.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["accel", "no_install"])]
+    pub from: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -546,6 +565,30 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
             })
         }
         Command::Image(cmd) => image(cmd, &dirs),
+        Command::Up(UpArgs {
+            lab,
+            json,
+            wait,
+            from: Some(file),
+            ..
+        }) => {
+            let ctx = open(dirs)?;
+            let report = runtime()?.block_on(ops::golden::restore_command(
+                &ctx,
+                &lab,
+                &file,
+                std::time::Duration::from_secs(wait),
+            ))?;
+            if json {
+                print_json(&report)?;
+            } else {
+                print(&commands::up_summary(&ops::up::UpOutcome {
+                    up: report,
+                    install: None,
+                }))?;
+            }
+            Ok(0)
+        }
         Command::Up(a) => {
             let lab = ops::load_lab(&a.lab)?;
             let accel = ops::decide_accel(&lab, a.accel.map(Into::into));

@@ -40,6 +40,7 @@ struct Snap {
 
 #[derive(Debug, Clone)]
 struct Dom {
+    xml: String,
     tag: Option<LabTag>,
     state: ObjState,
     networks: Vec<String>,
@@ -498,6 +499,7 @@ impl Hypervisor for FakeHypervisor {
         s.domains.insert(
             meta.name.clone(),
             Dom {
+                xml: xml.to_string(),
                 tag: meta.metadata.and_then(|m| m.lab).filter(is_ours),
                 state,
                 networks: def
@@ -711,6 +713,64 @@ impl Hypervisor for FakeHypervisor {
                 has_memory: true,
             })
             .collect())
+    }
+
+    fn snapshot_xml(&self, domain: &str, snapshot: &str) -> Result<String, DriverError> {
+        let what = format!("read snapshot {snapshot} of {domain}");
+        let s = self.read(&what)?;
+        let d = s
+            .domains
+            .get(domain)
+            .ok_or_else(|| missing(&what, "domain", domain))?;
+        let snap = d
+            .snapshots
+            .iter()
+            .find(|x| x.name == snapshot)
+            .ok_or_else(|| DriverError::NoSnapshot {
+                domain: domain.to_string(),
+                snapshot: snapshot.to_string(),
+            })?;
+        Ok(format!(
+            "<domainsnapshot><name>{}</name><state>{}</state><creationTime>{}</creationTime><memory snapshot='internal'/>{}</domainsnapshot>",
+            snap.name, snap.state, snap.created, d.xml
+        ))
+    }
+
+    fn redefine_snapshot(&self, domain: &str, xml: &str) -> Result<(), DriverError> {
+        #[derive(Deserialize)]
+        struct Redefined {
+            name: String,
+            #[serde(default)]
+            state: String,
+            #[serde(rename = "creationTime", default)]
+            creation_time: u64,
+        }
+        let what = format!("redefine a snapshot of domain {domain}");
+        let r: Redefined = parse("a snapshot", xml)?;
+        let mut s = self.lock();
+        if !s.domains.contains_key(domain) {
+            return Err(missing(&what, "domain", domain));
+        }
+        self.enter(&mut s, &what, true)?;
+        if let Some(d) = s.domains.get_mut(domain) {
+            d.snapshots.retain(|x| x.name != r.name);
+            d.snapshots.push(Snap {
+                name: r.name,
+                created: r.creation_time,
+                state: r.state,
+                memory: 1 << 20,
+            });
+        }
+        Ok(())
+    }
+
+    fn domain_xml(&self, domain: &str) -> Result<String, DriverError> {
+        let what = format!("read domain {domain}");
+        let s = self.read(&what)?;
+        s.domains
+            .get(domain)
+            .map(|d| d.xml.clone())
+            .ok_or_else(|| missing(&what, "domain", domain))
     }
 
     fn remove_domain(&self, name: &str) -> Result<(), DriverError> {

@@ -514,6 +514,41 @@ impl Hypervisor for Libvirt {
         Ok(out)
     }
 
+    fn snapshot_xml(&self, domain: &str, snapshot: &str) -> Result<String, DriverError> {
+        let dom = self.domain(domain)?;
+        let snaps = call(
+            || format!("list snapshots of {domain}"),
+            dom.list_all_snapshots(0),
+        )?;
+        let snap = snaps
+            .into_iter()
+            .find(|s| s.name().ok().as_deref() == Some(snapshot))
+            .ok_or_else(|| DriverError::NoSnapshot {
+                domain: domain.to_string(),
+                snapshot: snapshot.to_string(),
+            })?;
+        call(
+            || format!("read snapshot {snapshot} of {domain}"),
+            snap.xml_desc(0),
+        )
+    }
+
+    fn redefine_snapshot(&self, domain: &str, xml: &str) -> Result<(), DriverError> {
+        let dom = self.domain(domain)?;
+        changed(
+            || format!("redefine a snapshot of domain {domain}"),
+            || {
+                dom.create_snapshot_xml(xml, virt::sys::VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE)
+                    .map(|_| ())
+            },
+        )
+    }
+
+    fn domain_xml(&self, domain: &str) -> Result<String, DriverError> {
+        let dom = self.domain(domain)?;
+        call(|| format!("read domain {domain}"), dom.xml_desc(0))
+    }
+
     fn remove_domain(&self, name: &str) -> Result<(), DriverError> {
         use virt::sys;
         ignore_missing((|| {

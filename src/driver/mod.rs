@@ -144,6 +144,12 @@ pub trait Hypervisor: Send + Sync {
     /// Deletes `snapshot` of `domain`; a missing one is fine.
     fn delete_snapshot(&self, domain: &str, snapshot: &str) -> Result<(), DriverError>;
     fn snapshots(&self, domain: &str) -> Result<Vec<SnapshotInfo>, DriverError>;
+    /// libvirt's XML of a domain's snapshot (with the domain definition it was taken under).
+    fn snapshot_xml(&self, domain: &str, snapshot: &str) -> Result<String, DriverError>;
+    /// Gives a domain the metadata of a snapshot its disk already holds (a golden restored).
+    fn redefine_snapshot(&self, domain: &str, xml: &str) -> Result<(), DriverError>;
+    /// A domain's live XML (what libvirt filled in: the machine type, the CPU).
+    fn domain_xml(&self, domain: &str) -> Result<String, DriverError>;
     /// Powers off (if running) and undefines, with its snapshot metadata and managed save; missing is fine.
     fn remove_domain(&self, name: &str) -> Result<(), DriverError>;
     fn owned_domains(&self) -> Result<Vec<Owned>, DriverError>;

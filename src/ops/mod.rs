@@ -4,6 +4,7 @@ pub mod access;
 pub mod context;
 pub mod doctor;
 pub mod down;
+pub mod golden;
 pub mod install;
 pub mod lab_state;
 pub mod plan;

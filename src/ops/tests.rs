@@ -863,3 +863,210 @@ fn down_all_also_finds_a_lab_known_only_by_its_directory() {
     assert!(w.hv.objects().is_empty());
     assert!(!stale.path().exists());
 }
+
+// ---- golden labs ----
+
+impl World {
+    fn export(&self, lab: &Lab, name: &str, file: &std::path::Path) -> anyhow::Result<()> {
+        self.run(super::golden::export(&self.ctx, lab, name, file, false))
+            .map(|_| ())
+    }
+
+    fn restore(&self, lab: &Lab, file: &std::path::Path) -> anyhow::Result<super::up::UpReport> {
+        let arg = lab.source.clone();
+        self.run(super::golden::restore(
+            &self.ctx,
+            &arg,
+            file,
+            Duration::from_secs(5),
+        ))
+    }
+}
+
+/// A lab whose file is on disk (a golden keeps the file's text; `up --from` is given the file).
+fn lab_on_disk(w: &World, name: &str) -> Lab {
+    let path = w.ctx.dirs.state.join(format!("{name}.yaml"));
+    std::fs::create_dir_all(&w.ctx.dirs.state).expect("state");
+    std::fs::write(&path, LAB.replace("NAME", name).replace("MEM", "256M")).expect("lab file");
+    super::load_lab(path.to_str().expect("utf8")).expect("lab")
+}
+
+fn golden_world(name: &str) -> (World, Lab, std::path::PathBuf) {
+    let w = world();
+    let l = lab_on_disk(&w, name);
+    let w = w.with_image(&l);
+    w.up(&l).expect("up");
+    w.snapshot(name, "gold").expect("snapshot");
+    let file = w.ctx.dirs.state.join("gold.tar");
+    w.export(&l, "gold", &file).expect("export");
+    (w, l, file)
+}
+
+#[test]
+fn a_golden_comes_back_running_at_its_snapshot_with_its_keys() {
+    let (w, l, file) = golden_world("fk-gold");
+    let key = std::fs::read(w.ctx.dirs.lab("fk-gold").ssh_key()).expect("key");
+    assert_eq!(w.node_states("fk-gold"), all(ObjState::Active));
+    w.down("fk-gold").expect("down");
+    assert!(w.hv.objects().is_empty());
+    let before = w.guests.ran.lock().expect("ran").len();
+    let r = w.restore(&l, &file).expect("up --from");
+    assert_eq!(r.lab, "fk-gold");
+    assert_eq!(w.node_states("fk-gold"), all(ObjState::Active));
+    assert_eq!(w.state("fk-gold").snapshots, ["gold"]);
+    assert_eq!(
+        std::fs::read(w.ctx.dirs.lab("fk-gold").ssh_key()).expect("key"),
+        key,
+        "the lab's own key comes back"
+    );
+    // Resumed by a revert: clocks set and random state renewed on every node.
+    let ran = w.guests.ran.lock().expect("ran").clone();
+    let reseeded = ran[before..]
+        .iter()
+        .filter(|(_, c, _)| c.contains("python3"))
+        .count();
+    assert_eq!(reseeded, 3);
+    // Afterwards a plain `up` changes nothing, and `down` leaves nothing.
+    let again = w.up(&l).expect("up");
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    w.down("fk-gold").expect("down");
+    assert!(w.hv.objects().is_empty());
+}
+
+#[test]
+fn a_golden_is_refused_beside_a_lab_of_its_name_or_under_another_name() {
+    let (w, l, file) = golden_world("fk-clash");
+    let before = w.hv.changes();
+    let e = w.restore(&l, &file).expect_err("the lab exists");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("exists on this host"),
+        "{e:#}"
+    );
+    let other = lab_on_disk(&w, "fk-other");
+    let e = w.restore(&other, &file).expect_err("another name");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("is a golden of lab fk-clash"),
+        "{e:#}"
+    );
+    assert_eq!(w.hv.changes(), before);
+    assert!(!w.ctx.dirs.lab("fk-other").path().exists());
+}
+
+#[test]
+fn a_damaged_golden_is_refused_naming_the_member_and_nothing_is_made() {
+    let (w, l, file) = golden_world("fk-bad");
+    w.down("fk-bad").expect("down");
+    let changes = w.hv.changes().len();
+    let state_entries = || {
+        let mut v: Vec<String> = std::fs::read_dir(&w.ctx.dirs.state)
+            .expect("state")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let clean = state_entries();
+    let tar = |args: &[&std::ffi::OsStr]| {
+        let st = std::process::Command::new("tar")
+            .args(args)
+            .status()
+            .expect("tar");
+        assert!(st.success());
+    };
+    // A member changed after the manifest was written.
+    let x = tempfile::tempdir().expect("dir");
+    tar(&[
+        "-xf".as_ref(),
+        file.as_os_str(),
+        "-C".as_ref(),
+        x.path().as_os_str(),
+    ]);
+    let mut text = std::fs::read(x.path().join("lab.yaml")).expect("lab.yaml");
+    let last = text.len() - 2;
+    text[last] ^= 0x20; // one byte, same size
+    std::fs::write(x.path().join("lab.yaml"), text).expect("edit");
+    let changed = w.ctx.dirs.state.join("changed.tar");
+    tar(&[
+        "-cf".as_ref(),
+        changed.as_os_str(),
+        "-C".as_ref(),
+        x.path().as_os_str(),
+        "golden.json".as_ref(),
+        "lab.yaml".as_ref(),
+        "ssh".as_ref(),
+        "snapshots".as_ref(),
+        "disks".as_ref(),
+    ]);
+    let e = w.restore(&l, &changed).expect_err("changed member");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("member lab.yaml does not match its SHA-256"),
+        "{e:#}"
+    );
+    // Cut short.
+    let bytes = std::fs::read(&file).expect("read");
+    let short = w.ctx.dirs.state.join("short.tar");
+    std::fs::write(&short, &bytes[..bytes.len() / 3]).expect("write");
+    let e = w.restore(&l, &short).expect_err("truncated");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("member "),
+        "names the member: {e:#}"
+    );
+    // Not a golden at all.
+    let other = w.ctx.dirs.state.join("other.tar");
+    tar(&[
+        "-cf".as_ref(),
+        other.as_os_str(),
+        "-C".as_ref(),
+        x.path().as_os_str(),
+        "lab.yaml".as_ref(),
+    ]);
+    let e = w.restore(&l, &other).expect_err("not a golden");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("has no golden.json"),
+        "{e:#}"
+    );
+    std::fs::write(&other, b"hello").expect("write");
+    let e = w.restore(&l, &other).expect_err("not a tar");
+    assert!(bad_input(&e), "{e:#}");
+
+    assert_eq!(
+        w.hv.changes().len(),
+        changes,
+        "a refused restore changed the host"
+    );
+    let mut now = state_entries();
+    now.retain(|n| !n.ends_with(".tar"));
+    let mut was = clean;
+    was.retain(|n| !n.ends_with(".tar"));
+    assert_eq!(now, was, "a refused restore left files");
+}
+
+/// `up --from` killed after each of its steps: the next `up --from` takes over (or `down`
+/// removes everything).
+#[test]
+fn up_from_killed_after_any_step_is_taken_over() {
+    let (probe, l, file) = golden_world("fk-kgold");
+    probe.down("fk-kgold").expect("down");
+    let before = probe.hv.changes().len();
+    probe.restore(&l, &file).expect("restore");
+    let steps = probe.hv.changes().len() - before;
+    assert!(steps >= 12, "{:?}", &probe.hv.changes()[before..]);
+    for n in 0..steps {
+        let (w, l, file) = golden_world("fk-kgold");
+        w.down("fk-kgold").expect("down");
+        w.hv.die_after(u32::try_from(n).expect("small"));
+        assert!(w.restore(&l, &file).is_err(), "step {n}");
+        w.hv.revive();
+        if n % 2 == 0 {
+            w.restore(&l, &file)
+                .unwrap_or_else(|e| panic!("up --from after a kill at step {n}: {e:#}"));
+            assert_eq!(w.node_states("fk-kgold"), all(ObjState::Active), "step {n}");
+            assert_eq!(w.state("fk-kgold").snapshots, ["gold"], "step {n}");
+        }
+        w.down("fk-kgold").expect("down");
+        assert!(w.hv.objects().is_empty(), "step {n}: {:?}", w.hv.objects());
+        assert!(!w.ctx.dirs.lab("fk-kgold").path().exists(), "step {n}");
+    }
+}

@@ -230,7 +230,7 @@ fn console_tail(path: &Path, lines: usize) -> String {
 }
 
 /// Writes a node's NoCloud seed as an ISO 9660 image labelled `cidata` (genisoimage), atomically.
-fn write_seed(
+pub(crate) fn write_seed(
     lab_dirs: &LabDirs,
     node: &str,
     seed: &render::cloudinit::Seed,
@@ -270,7 +270,11 @@ fn write_seed(
 
 /// Makes sure the image exists: builds a missing built-in recipe (saying so); a missing imported
 /// image or file is an error that says what to do.
-async fn ensure_image(dirs: &Dirs, lab: &Lab, progress: &Progress) -> anyhow::Result<()> {
+pub(crate) async fn ensure_image(
+    dirs: &Dirs,
+    lab: &Lab,
+    progress: &Progress,
+) -> anyhow::Result<()> {
     let img = crate::image::boot_image(dirs, &lab.image);
     if img.disk.is_file() {
         return Ok(());

@@ -1,0 +1,848 @@
+//! Golden labs: a whole lab at one of its snapshots, in one file, and `up --from` that brings it
+//! back running, without booting [I/O: libvirt, files, qemu-img, tar].
+//!
+//! The file is a tar stream (GNU tar, sparse members, no compression: the disks are mostly holes
+//! and the saved memory is what it is; see docs/snapshots.md for the measurements):
+//!
+//! - `golden.json`: the manifest (format, lab, snapshot, the versions that must match, the base
+//!   image by its cache key, the SHA-256 and size of every other member);
+//! - `lab.yaml`: the lab file as it was loaded;
+//! - `disks/<node>.qcow2`: each node's overlay, holding that one internal snapshot (disk and
+//!   memory), backed by the base image;
+//! - `snapshots/<node>.xml`: libvirt's metadata of the snapshot;
+//! - `ssh/id_ed25519`, `ssh/known_hosts`: the lab's key and pinned host keys;
+//! - `image/…`: the base image, only with `--with-image`.
+//!
+//! A golden comes back under its own lab name, MACs, addresses and keys: its memory holds them.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Ctx;
+use super::lab_state;
+use crate::BadInput;
+use crate::driver::{blocking, for_all};
+use crate::model::Lab;
+use crate::names::ObjState;
+
+/// The `format` of a golden's manifest.
+pub const FORMAT: &str = "dcos-lab-golden/1";
+const MANIFEST: &str = "golden.json";
+
+/// What must be the same on the host that restores a golden as on the one that made it: a
+/// snapshot's saved memory loads only into the same QEMU, machine type, CPU and accelerator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versions {
+    pub dcos_lab: String,
+    pub hypervisor: String,
+    pub machine: String,
+    pub cpu: String,
+    pub accel: String,
+}
+
+/// The base image the disks are overlays of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// As the lab file names it (`debian-12`).
+    pub name: String,
+    /// Its directory in the cache, `<name>-<cache key>` (the key covers the recipe and tools).
+    pub dir: String,
+    /// Whether the file carries the image (`--with-image`).
+    pub included: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Member {
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub lab: String,
+    pub snapshot: String,
+    pub created_unix: u64,
+    pub versions: Versions,
+    pub image: ImageInfo,
+    /// The lab's directory and the image cache where it was made: paths in the snapshot
+    /// metadata are rewritten from these to the restoring host's.
+    pub lab_root: String,
+    pub images_dir: String,
+    pub nodes: Vec<String>,
+    pub members: BTreeMap<String, Member>,
+}
+
+/// What `snapshot export` reports.
+#[derive(Debug, Serialize)]
+pub struct ExportReport {
+    pub lab: String,
+    pub snapshot: String,
+    pub file: PathBuf,
+    pub bytes: u64,
+    /// How long the lab's nodes were paused while their disks were copied.
+    pub paused_seconds: f64,
+    pub seconds: f64,
+}
+
+/// The lab file's text, as `load_lab` read it.
+fn lab_text(lab: &Lab) -> anyhow::Result<String> {
+    if let Some(name) = lab
+        .source
+        .strip_prefix("labs/")
+        .and_then(|s| s.strip_suffix(".yaml"))
+        && let Some((_, text)) = crate::model::BUILTIN_LABS.iter().find(|(n, _)| *n == name)
+    {
+        return Ok((*text).to_string());
+    }
+    std::fs::read_to_string(&lab.source).with_context(|| format!("cannot read {}", lab.source))
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), n))
+}
+
+/// Copies `from` to `to` keeping its holes (SEEK_DATA/SEEK_HOLE): a qcow2 overlay is mostly
+/// unallocated, and a plain copy would write all of it.
+fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::fd::AsRawFd;
+    let mut src = std::fs::File::open(from)?;
+    let len = src.metadata()?.len();
+    let mut dst = std::fs::File::create(to)?;
+    dst.set_len(len)?;
+    let fd = src.as_raw_fd();
+    let mut pos: i64 = 0;
+    let mut copied = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let end = i64::try_from(len).unwrap_or(i64::MAX);
+    while pos < end {
+        // SAFETY: lseek on a descriptor this function owns.
+        let data = unsafe { libc::lseek(fd, pos, libc::SEEK_DATA) };
+        if data < 0 {
+            break; // ENXIO: no data after pos
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let hole = if hole < 0 { end } else { hole };
+        src.seek(SeekFrom::Start(u64::try_from(data).unwrap_or(0)))?;
+        dst.seek(SeekFrom::Start(u64::try_from(data).unwrap_or(0)))?;
+        let mut left = u64::try_from(hole - data).unwrap_or(0);
+        while left > 0 {
+            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            let k = src.read(&mut buf[..want])?;
+            if k == 0 {
+                break;
+            }
+            dst.write_all(&buf[..k])?;
+            left -= k as u64;
+            copied += k as u64;
+        }
+        pos = hole;
+    }
+    dst.sync_all()?;
+    Ok(copied)
+}
+
+/// The machine type and CPU libvirt gave a domain (its live XML).
+fn machine_and_cpu(xml: &str) -> (String, String) {
+    #[derive(Deserialize, Default)]
+    struct OsType {
+        #[serde(rename = "@machine", default)]
+        machine: String,
+    }
+    #[derive(Deserialize, Default)]
+    struct Os {
+        #[serde(rename = "type", default)]
+        kind: OsType,
+    }
+    #[derive(Deserialize, Default)]
+    struct Cpu {
+        #[serde(rename = "@mode", default)]
+        mode: String,
+        #[serde(default)]
+        model: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Dom {
+        #[serde(default)]
+        os: Os,
+        #[serde(default)]
+        cpu: Option<Cpu>,
+    }
+    match quick_xml::de::from_str::<Dom>(xml) {
+        Ok(d) => {
+            let cpu = match d.cpu {
+                None => "default".to_string(),
+                Some(c) => match c.model {
+                    Some(m) => format!("{} {m}", c.mode),
+                    None => c.mode,
+                },
+            };
+            (d.os.kind.machine, cpu)
+        }
+        Err(_) => (String::new(), String::new()),
+    }
+}
+
+/// A staging directory that is removed when dropped (also when the operation fails).
+struct Staging(PathBuf);
+
+impl Staging {
+    fn new(parent: &Path, what: &str) -> anyhow::Result<Staging> {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        let dir = parent.join(format!(
+            ".{what}-{}-{}",
+            std::process::id(),
+            crate::unix_time().as_nanos()
+        ));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Staging(dir))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn qemu_img(args: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
+    let out = std::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .context("cannot run qemu-img (scripts/setup-host.sh installs it)")?;
+    if !out.status.success() {
+        bail!(
+            "qemu-img {}: {}",
+            args.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The versions this host would restore with, for `lab` (its first domain shows the machine
+/// type and CPU libvirt gives it).
+async fn versions_of(ctx: &Ctx, lab: &Lab, domain: &str) -> anyhow::Result<Versions> {
+    let d = domain.to_string();
+    let (info, xml) = blocking(ctx.hv(), move |h| Ok((h.version()?, h.domain_xml(&d)?))).await?;
+    let (machine, cpu) = machine_and_cpu(&xml);
+    let accel = super::decide_accel(lab, None).accel.to_string();
+    Ok(Versions {
+        dcos_lab: crate::render::TOOL_VERSION.to_string(),
+        hypervisor: info.hypervisor,
+        machine,
+        cpu,
+        accel,
+    })
+}
+
+/// `snapshot export`: writes `file` with the lab at snapshot `name`. The lab's running nodes are
+/// paused only while their disks are copied (a consistent copy: pausing makes QEMU flush them).
+pub async fn export(
+    ctx: &Ctx,
+    lab: &Lab,
+    name: &str,
+    file: &Path,
+    with_image: bool,
+) -> anyhow::Result<ExportReport> {
+    let t0 = Instant::now();
+    let hv = ctx.hv();
+    let state = lab_state::read(hv, &lab.name).await?;
+    if !state.exists() {
+        return Err(BadInput(format!(
+            "lab {} does not exist; `dcos-lab up {}` makes it",
+            lab.name, lab.name
+        ))
+        .into());
+    }
+    let snaps = super::snapshot::list(ctx, &lab.name).await?;
+    let Some(snap) = snaps.iter().find(|s| s.name == name) else {
+        return Err(BadInput(format!(
+            "lab {} has no snapshot {name}; `dcos-lab snapshots {}` lists them",
+            lab.name, lab.name
+        ))
+        .into());
+    };
+    if !snap.complete {
+        return Err(BadInput(format!(
+            "snapshot {name} of lab {} is not on every node; it cannot be exported",
+            lab.name
+        ))
+        .into());
+    }
+    if file.exists() {
+        return Err(BadInput(format!(
+            "{} exists already\n  fix: remove it or name another file",
+            file.display()
+        ))
+        .into());
+    }
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let lab_dirs = ctx.dirs.lab(&lab.name);
+    let stage = Staging::new(parent, "golden-export")?;
+    for d in ["disks", "snapshots", "ssh"] {
+        std::fs::create_dir_all(stage.0.join(d))?;
+    }
+    let first = state.nodes.first().context("a lab has nodes")?;
+    let versions = versions_of(ctx, lab, &first.domain).await?;
+    let image = crate::image::boot_image(&ctx.dirs, &lab.image);
+    let image_dir = image
+        .disk
+        .parent()
+        .context("the image's directory")?
+        .to_path_buf();
+    let image_dir_name = image_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    // The disks: every running node paused (QEMU flushes its disks), copied, resumed.
+    let running: Vec<String> = state
+        .nodes
+        .iter()
+        .filter(|n| n.state == ObjState::Active)
+        .map(|n| n.domain.clone())
+        .collect();
+    let paused_at = Instant::now();
+    let mut failure = None;
+    for (d, r) in for_all(hv, &running, |h, d| h.suspend_domain(d)).await {
+        if let Err(e) = r {
+            failure = Some(e.context(format!("cannot pause {d}")));
+        }
+    }
+    let copies = if failure.is_none() {
+        let mut set = tokio::task::JoinSet::new();
+        for n in &state.nodes {
+            let (from, to) = (
+                lab_dirs.disk(&n.name),
+                stage.0.join("disks").join(format!("{}.qcow2", n.name)),
+            );
+            set.spawn_blocking(move || {
+                sparse_copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))
+            });
+        }
+        let mut r = Ok(());
+        while let Some(j) = set.join_next().await {
+            if let Err(e) = j.context("a copy task failed").and_then(|x| x) {
+                r = Err(e);
+            }
+        }
+        r
+    } else {
+        Ok(())
+    };
+    let resumed: Vec<anyhow::Error> = for_all(hv, &running, |h, d| h.resume_domain(d))
+        .await
+        .into_iter()
+        .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot resume {d}"))))
+        .collect();
+    let paused_seconds = paused_at.elapsed().as_secs_f64();
+    if let Some(e) = failure {
+        return Err(e.context(format!("cannot export lab {}", lab.name)));
+    }
+    copies?;
+    if let Some(e) = resumed.into_iter().next() {
+        return Err(e.context(format!(
+            "lab {}: a node did not resume after its disk was copied",
+            lab.name
+        )));
+    }
+
+    // Only the exported snapshot stays in the copies; its metadata goes beside them.
+    for n in &state.nodes {
+        let copy = stage.0.join("disks").join(format!("{}.qcow2", n.name));
+        for other in snaps.iter().filter(|s| s.name != name) {
+            if other.nodes.contains(&n.name) {
+                qemu_img(&[
+                    "snapshot".as_ref(),
+                    "-d".as_ref(),
+                    other.name.as_ref(),
+                    copy.as_os_str(),
+                ])?;
+            }
+        }
+        let (d, s) = (n.domain.clone(), name.to_string());
+        let xml = blocking(hv, move |h| h.snapshot_xml(&d, &s)).await?;
+        std::fs::write(
+            stage.0.join("snapshots").join(format!("{}.xml", n.name)),
+            xml,
+        )?;
+    }
+    std::fs::write(stage.0.join("lab.yaml"), lab_text(lab)?)?;
+    for f in ["id_ed25519", "known_hosts"] {
+        let to = stage.0.join("ssh").join(f);
+        let from = lab_dirs.ssh_dir().join(f);
+        match std::fs::copy(&from, &to) {
+            Ok(_) => {}
+            // No host key pinned yet (no node ever answered): an empty list, as `up` starts.
+            Err(e) if f == "known_hosts" && e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::write(&to, b"")?;
+            }
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot read {}", from.display()))
+                );
+            }
+        }
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+    }
+    if with_image {
+        std::fs::create_dir_all(stage.0.join("image"))?;
+        for entry in std::fs::read_dir(&image_dir)
+            .with_context(|| format!("cannot read {}", image_dir.display()))?
+        {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                sparse_copy(
+                    &entry.path(),
+                    &stage.0.join("image").join(entry.file_name()),
+                )?;
+            }
+        }
+    }
+
+    // The manifest: every member's hash, then the tar stream, written beside and renamed.
+    let mut members = BTreeMap::new();
+    let root = stage.0.clone();
+    let listed = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(String, Member)>> {
+        let mut out = Vec::new();
+        for dir in ["lab.yaml", "ssh", "snapshots", "disks", "image"] {
+            let p = root.join(dir);
+            let files: Vec<PathBuf> = if p.is_dir() {
+                let mut v: Vec<PathBuf> =
+                    std::fs::read_dir(&p)?.flatten().map(|e| e.path()).collect();
+                v.sort();
+                v
+            } else if p.is_file() {
+                vec![p]
+            } else {
+                Vec::new()
+            };
+            for f in files {
+                let (sha256, bytes) = sha256_file(&f)?;
+                let rel = f
+                    .strip_prefix(&root)
+                    .map(|r| r.display().to_string())
+                    .unwrap_or_default();
+                out.push((rel, Member { sha256, bytes }));
+            }
+        }
+        Ok(out)
+    })
+    .await??;
+    members.extend(listed);
+    let manifest = Manifest {
+        format: FORMAT.to_string(),
+        lab: lab.name.clone(),
+        snapshot: name.to_string(),
+        created_unix: crate::unix_time().as_secs(),
+        versions,
+        image: ImageInfo {
+            name: lab.image.to_string(),
+            dir: image_dir_name,
+            included: with_image,
+        },
+        lab_root: lab_dirs.path().display().to_string(),
+        images_dir: ctx.dirs.images().display().to_string(),
+        nodes: state.nodes.iter().map(|n| n.name.clone()).collect(),
+        members,
+    };
+    std::fs::write(
+        stage.0.join(MANIFEST),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
+    let part = file.with_extension("part");
+    let mut args: Vec<String> = vec![
+        "-cSf".into(),
+        part.display().to_string(),
+        "-C".into(),
+        stage.0.display().to_string(),
+        MANIFEST.into(),
+        "lab.yaml".into(),
+        "ssh".into(),
+        "snapshots".into(),
+        "disks".into(),
+    ];
+    if with_image {
+        args.push("image".into());
+    }
+    let out = tokio::process::Command::new("tar")
+        .args(&args)
+        .output()
+        .await
+        .context("cannot run tar")?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&part);
+        bail!(
+            "tar could not write {}: {}",
+            part.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    std::fs::rename(&part, file).with_context(|| format!("cannot write {}", file.display()))?;
+    let bytes = std::fs::metadata(file)?.len();
+    Ok(ExportReport {
+        lab: lab.name.clone(),
+        snapshot: name.to_string(),
+        file: file.to_path_buf(),
+        bytes,
+        paused_seconds,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// A golden file unpacked and checked: its manifest, where its members are.
+struct Unpacked {
+    manifest: Manifest,
+    stage: Staging,
+}
+
+/// Unpacks `file` into a staging directory under `parent` and checks it member by member.
+/// Anything wrong with the file is bad input naming the member; the directory goes with it.
+async fn unpack(file: &Path, parent: &Path) -> anyhow::Result<Unpacked> {
+    let bad = |what: String| -> anyhow::Error {
+        BadInput(format!(
+            "{} is not a usable golden lab: {what}\n  fix: export it again (`dcos-lab snapshot export LAB NAME FILE`)",
+            file.display()
+        ))
+        .into()
+    };
+    if !file.is_file() {
+        return Err(BadInput(format!("{}: no such file", file.display())).into());
+    }
+    let stage = Staging::new(parent, "golden-import")?;
+    let out = tokio::process::Command::new("tar")
+        .arg("-xSf")
+        .arg(file)
+        .arg("-C")
+        .arg(&stage.0)
+        .output()
+        .await
+        .context("cannot run tar")?;
+    let manifest_path = stage.0.join(MANIFEST);
+    let text = match std::fs::read_to_string(&manifest_path) {
+        Ok(t) => t,
+        Err(_) if !out.status.success() => {
+            return Err(bad(format!(
+                "tar cannot read it: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Err(_) => return Err(bad(format!("it has no {MANIFEST}"))),
+    };
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| bad(format!("{MANIFEST} is not a golden's manifest ({e})")))?;
+    if manifest.format != FORMAT {
+        return Err(bad(format!(
+            "its format is {:?}, this dcos-lab reads {FORMAT:?}",
+            manifest.format
+        )));
+    }
+    // Every member there, whole, with its hash: a truncated file loses its last members or
+    // shortens one; a changed byte changes a hash.
+    let root = stage.0.clone();
+    let members = manifest.members.clone();
+    let checked = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        for (name, m) in &members {
+            let p = root.join(name);
+            match sha256_file(&p) {
+                Err(e) => return Err(format!("member {name} is missing ({e})")),
+                Ok((_, n)) if n != m.bytes => {
+                    return Err(format!(
+                        "member {name} is {n} bytes, the manifest says {} (a truncated file?)",
+                        m.bytes
+                    ));
+                }
+                Ok((h, _)) if h != m.sha256 => {
+                    return Err(format!("member {name} does not match its SHA-256"));
+                }
+                Ok(_) => {}
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    if let Err(what) = checked {
+        return Err(bad(what));
+    }
+    if !out.status.success() {
+        return Err(bad(format!(
+            "tar: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(Unpacked { manifest, stage })
+}
+
+/// Where an import in progress is recorded (the lab's directory): a lab that has it is half
+/// made by an `up --from` that did not finish, and the next `up --from` starts it over.
+fn import_record(ctx: &Ctx, lab: &str) -> PathBuf {
+    ctx.dirs.lab(lab).root.join("import-in-progress")
+}
+
+/// `up LAB --from FILE`: the lab made from the golden and resumed running at its snapshot,
+/// clocks corrected and random state renewed (the revert does both), SSH answering with the
+/// pinned keys. `arg` is how the user named the lab (a lab file, a built-in, or its name).
+pub async fn restore(
+    ctx: &Ctx,
+    arg: &str,
+    file: &Path,
+    wait: Duration,
+) -> anyhow::Result<super::up::UpReport> {
+    let t0 = Instant::now();
+    let unpacked = unpack(file, &ctx.dirs.state).await?;
+    let manifest = unpacked.manifest.clone();
+    let m = &manifest;
+    let stage = unpacked.stage.0.clone();
+    let lab = match super::load_lab(arg) {
+        Ok(l) => l,
+        Err(crate::model::ModelError::NotFound { .. }) if arg == m.lab => {
+            let text = std::fs::read_to_string(stage.join("lab.yaml"))?;
+            let recipes = crate::image::recipe_names();
+            let names: Vec<&str> = recipes.iter().map(String::as_str).collect();
+            crate::model::parse(
+                &text,
+                &format!("{} (lab.yaml)", file.display()),
+                None,
+                &names,
+            )?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if lab.name != m.lab {
+        return Err(BadInput(format!(
+            "{} is a golden of lab {}, not of lab {}\n  fix: `dcos-lab up {} --from {}` (a golden comes back under its own name: its memory holds its addresses and keys)",
+            file.display(),
+            m.lab,
+            lab.name,
+            m.lab,
+            file.display()
+        ))
+        .into());
+    }
+    let _lock = ctx.lock(&lab.name)?;
+    let hv = ctx.hv();
+    let record = import_record(ctx, &lab.name);
+    let state = lab_state::read(hv, &lab.name).await?;
+    let pool = crate::names::pool_name(&lab.name);
+    let p = pool.clone();
+    let has_pool = blocking(hv, move |h| h.pool(&p)).await?.is_some();
+    if state.exists() || has_pool || ctx.dirs.lab(&lab.name).path().exists() {
+        if record.exists() {
+            tracing::warn!(
+                "lab {}: an earlier `up --from` did not finish; removing what it made and starting over",
+                lab.name
+            );
+            super::down::down(ctx, &lab.name).await?;
+        } else {
+            return Err(BadInput(format!(
+                "lab {} exists on this host already\n  fix: `dcos-lab down {}` first, or restore it on another host",
+                lab.name, lab.name
+            ))
+            .into());
+        }
+    }
+
+    // The versions the saved memory needs, against this host's (what it would give the lab).
+    let accel = super::decide_accel(&lab, None);
+    let info = blocking(hv, |h| h.version()).await?;
+    let mut differs = Vec::new();
+    if m.versions.dcos_lab != crate::render::TOOL_VERSION {
+        differs.push(format!(
+            "dcos-lab {} (the golden's: {})",
+            crate::render::TOOL_VERSION,
+            m.versions.dcos_lab
+        ));
+    }
+    if m.versions.hypervisor != info.hypervisor {
+        differs.push(format!(
+            "{} (the golden's: {})",
+            info.hypervisor, m.versions.hypervisor
+        ));
+    }
+    if m.versions.accel != accel.accel.to_string() {
+        differs.push(format!(
+            "accelerator {} (the golden's: {})",
+            accel.accel, m.versions.accel
+        ));
+    }
+    if !differs.is_empty() {
+        return Err(BadInput(format!(
+            "{} cannot be restored here: {}\n  fix: restore it on a host like the one that made it, or make a new golden here",
+            file.display(),
+            differs.join(", ")
+        ))
+        .into());
+    }
+
+    // The base image: in the cache, in the file, or built when the recipe makes the same one.
+    let image = crate::image::boot_image(&ctx.dirs, &lab.image);
+    let image_dir = image.disk.parent().context("image dir")?.to_path_buf();
+    let have = image_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    if have.as_deref() != Some(m.image.dir.as_str()) {
+        return Err(BadInput(format!(
+            "{} was made on image {} ({}); this host's recipe gives {}\n  fix: export the golden with --with-image, or restore it where the recipe is the same",
+            file.display(),
+            m.image.name,
+            m.image.dir,
+            have.unwrap_or_default()
+        ))
+        .into());
+    }
+    if !image.disk.is_file() {
+        if m.image.included {
+            let tmp = ctx.dirs.images().join(format!(".{}-restore", m.image.dir));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp)?;
+            for entry in std::fs::read_dir(stage.join("image"))? {
+                let entry = entry?;
+                std::fs::rename(entry.path(), tmp.join(entry.file_name()))?;
+            }
+            std::fs::rename(&tmp, &image_dir)
+                .with_context(|| format!("cannot write {}", image_dir.display()))?;
+        } else {
+            super::up::ensure_image(&ctx.dirs, &lab, &crate::progress::Progress::new()).await?;
+        }
+    }
+
+    // The lab: its files, then the objects `up` would make, the disks from the golden.
+    let lab_dirs = ctx.dirs.lab(&lab.name);
+    for d in [&ctx.dirs.state, &ctx.dirs.labs(), &lab_dirs.root] {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))?;
+    }
+    std::fs::write(&record, format!("{}\n", file.display()))?;
+    crate::fault::step("record the import");
+    if let Some(d) = lab_dirs.console_log("x").parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::create_dir_all(lab_dirs.ssh_dir())?;
+    std::fs::set_permissions(lab_dirs.ssh_dir(), std::fs::Permissions::from_mode(0o700))?;
+    for f in ["id_ed25519", "known_hosts"] {
+        let to = lab_dirs.ssh_dir().join(f);
+        std::fs::rename(stage.join("ssh").join(f), &to)?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let addrs = crate::plan::plan_addresses(&lab);
+    let render_ctx = crate::render::RenderCtx {
+        accel: accel.accel,
+        dirs: lab_dirs.clone(),
+        image: image.clone(),
+    };
+    let xml = crate::render::pool_xml(&lab, &lab_dirs)?;
+    let p = pool.clone();
+    blocking(hv, move |h| {
+        h.define_pool(&xml)?;
+        h.start_pool(&p, true)
+    })
+    .await?;
+    for kind in addrs.networks.iter().map(|n| n.kind).collect::<Vec<_>>() {
+        let xml = crate::render::network_xml(&lab, &addrs, kind)?;
+        let name = crate::names::network_name(&lab.name, kind);
+        blocking(hv, move |h| {
+            h.define_network(&xml)?;
+            h.start_network(&name)
+        })
+        .await?;
+    }
+    let key = crate::guest::LabKey::load(&lab_dirs.ssh_key())?;
+    let (old_root, new_root) = (m.lab_root.clone(), lab_dirs.path().display().to_string());
+    let (old_images, new_images) = (
+        m.images_dir.clone(),
+        ctx.dirs.images().display().to_string(),
+    );
+    for node in &m.nodes {
+        let disk = lab_dirs.disk(node);
+        std::fs::rename(stage.join("disks").join(format!("{node}.qcow2")), &disk)
+            .with_context(|| format!("cannot write {}", disk.display()))?;
+        if old_images != new_images {
+            qemu_img(&[
+                "rebase".as_ref(),
+                "-u".as_ref(),
+                "-F".as_ref(),
+                "qcow2".as_ref(),
+                "-b".as_ref(),
+                image.disk.as_os_str(),
+                disk.as_os_str(),
+            ])?;
+        }
+        crate::fault::step(&format!("place the disk of {node}"));
+        let seed = crate::render::cloudinit::seed(&lab, &addrs, node, &key.public_openssh())?;
+        super::up::write_seed(&lab_dirs, node, &seed)?;
+        let p = pool.clone();
+        blocking(hv, move |h| h.refresh_pool(&p)).await?;
+        let xml = crate::render::domain_xml(&lab, &addrs, node, &render_ctx)?;
+        blocking(hv, move |h| h.define_domain(&xml).map(|_| ())).await?;
+        let snap_xml =
+            std::fs::read_to_string(stage.join("snapshots").join(format!("{node}.xml")))?
+                .replace(&old_root, &new_root)
+                .replace(&old_images, &new_images);
+        let domain = crate::names::domain_name(&lab.name, node);
+        blocking(hv, move |h| h.redefine_snapshot(&domain, &snap_xml)).await?;
+    }
+    drop(unpacked);
+
+    // Every node resumed from its saved memory: the revert corrects clocks and renews random
+    // state, and waits until each node answers over SSH with its pinned key.
+    super::snapshot::revert(ctx, &lab.name, Some(&m.snapshot), wait)
+        .await
+        .with_context(|| format!("cannot resume lab {} from {}", lab.name, file.display()))?;
+    std::fs::remove_file(&record).with_context(|| format!("cannot remove {}", record.display()))?;
+    crate::fault::step("clear the import record");
+    let nodes = lab_state::read(hv, &lab.name).await?.nodes;
+    Ok(super::up::UpReport {
+        lab: lab.name.clone(),
+        accel,
+        actions: vec![format!("restore lab {} from {}", lab.name, file.display())],
+        nodes,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// The `up --from` command: Ctrl-C stops it at once, saying what exists (the next `up --from`
+/// or `down` takes over).
+pub async fn restore_command(
+    ctx: &Ctx,
+    arg: &str,
+    file: &Path,
+    wait: Duration,
+) -> anyhow::Result<super::up::UpReport> {
+    tokio::select! {
+        r = restore(ctx, arg, file, wait) => r,
+        _ = tokio::signal::ctrl_c() => {
+            let name = super::lab_name(arg).unwrap_or_else(|_| arg.to_string());
+            Err(super::status::interrupted(ctx, &name, arg, "up --from").await)
+        }
+    }
+}
