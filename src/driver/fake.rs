@@ -764,6 +764,11 @@ impl Hypervisor for FakeHypervisor {
         Ok(())
     }
 
+    fn machine_type(&self, alias: &str) -> Result<Option<String>, DriverError> {
+        let _s = self.read("read the host's capabilities")?;
+        Ok(Some(format!("fake-{alias}")))
+    }
+
     fn domain_xml(&self, domain: &str) -> Result<String, DriverError> {
         let what = format!("read domain {domain}");
         let s = self.read(&what)?;

@@ -549,6 +549,20 @@ impl Hypervisor for Libvirt {
         call(|| format!("read domain {domain}"), dom.xml_desc(0))
     }
 
+    fn machine_type(&self, alias: &str) -> Result<Option<String>, DriverError> {
+        let caps = call(
+            || "read the host's capabilities".into(),
+            self.conn.capabilities(),
+        )?;
+        // `<machine canonical='pc-q35-7.2' ...>q35</machine>`: the first guest that has it.
+        let needle = format!(">{alias}</machine>");
+        Ok(caps.lines().find(|l| l.contains(&needle)).and_then(|l| {
+            let start = l.find("canonical='")? + "canonical='".len();
+            let end = l[start..].find('\'')? + start;
+            Some(l[start..end].to_string())
+        }))
+    }
+
     fn remove_domain(&self, name: &str) -> Result<(), DriverError> {
         use virt::sys;
         ignore_missing((|| {

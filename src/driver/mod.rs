@@ -150,6 +150,8 @@ pub trait Hypervisor: Send + Sync {
     fn redefine_snapshot(&self, domain: &str, xml: &str) -> Result<(), DriverError>;
     /// A domain's live XML (what libvirt filled in: the machine type, the CPU).
     fn domain_xml(&self, domain: &str) -> Result<String, DriverError>;
+    /// The versioned machine type an alias (`q35`) stands for with this host's QEMU.
+    fn machine_type(&self, alias: &str) -> Result<Option<String>, DriverError>;
     /// Powers off (if running) and undefines, with its snapshot metadata and managed save; missing is fine.
     fn remove_domain(&self, name: &str) -> Result<(), DriverError>;
     fn owned_domains(&self) -> Result<Vec<Owned>, DriverError>;

@@ -163,47 +163,6 @@ fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
     Ok(copied)
 }
 
-/// The machine type and CPU libvirt gave a domain (its live XML).
-fn machine_and_cpu(xml: &str) -> (String, String) {
-    #[derive(Deserialize, Default)]
-    struct OsType {
-        #[serde(rename = "@machine", default)]
-        machine: String,
-    }
-    #[derive(Deserialize, Default)]
-    struct Os {
-        #[serde(rename = "type", default)]
-        kind: OsType,
-    }
-    #[derive(Deserialize, Default)]
-    struct Cpu {
-        #[serde(rename = "@mode", default)]
-        mode: String,
-        #[serde(default)]
-        model: Option<String>,
-    }
-    #[derive(Deserialize)]
-    struct Dom {
-        #[serde(default)]
-        os: Os,
-        #[serde(default)]
-        cpu: Option<Cpu>,
-    }
-    match quick_xml::de::from_str::<Dom>(xml) {
-        Ok(d) => {
-            let cpu = match d.cpu {
-                None => "default".to_string(),
-                Some(c) => match c.model {
-                    Some(m) => format!("{} {m}", c.mode),
-                    None => c.mode,
-                },
-            };
-            (d.os.kind.machine, cpu)
-        }
-        Err(_) => (String::new(), String::new()),
-    }
-}
-
 /// A staging directory that is removed when dropped (also when the operation fails).
 struct Staging(PathBuf);
 
@@ -246,19 +205,35 @@ fn qemu_img(args: &[&std::ffi::OsStr]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The versions this host would restore with, for `lab` (its first domain shows the machine
-/// type and CPU libvirt gives it).
-async fn versions_of(ctx: &Ctx, lab: &Lab, domain: &str) -> anyhow::Result<Versions> {
-    let d = domain.to_string();
-    let (info, xml) = blocking(ctx.hv(), move |h| Ok((h.version()?, h.domain_xml(&d)?))).await?;
-    let (machine, cpu) = machine_and_cpu(&xml);
-    let accel = super::decide_accel(lab, None).accel.to_string();
+/// The host's CPU model (`model name` in /proc/cpuinfo).
+fn host_cpu() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// The versions this host gives `lab`: its QEMU, the machine type the rendered alias stands
+/// for, the CPU the guest sees (under KVM the host's own model; under TCG the model QEMU
+/// emulates, which its version decides), the accelerator.
+async fn versions_here(ctx: &Ctx, lab: &Lab) -> anyhow::Result<Versions> {
+    let accel = super::decide_accel(lab, None).accel;
+    let (info, machine) =
+        blocking(ctx.hv(), |h| Ok((h.version()?, h.machine_type("q35")?))).await?;
     Ok(Versions {
         dcos_lab: crate::render::TOOL_VERSION.to_string(),
         hypervisor: info.hypervisor,
-        machine,
-        cpu,
-        accel,
+        machine: machine.unwrap_or_else(|| "q35".into()),
+        cpu: match accel {
+            crate::model::Accel::Kvm => format!("host: {}", host_cpu()),
+            crate::model::Accel::Tcg => "emulated (QEMU's default model)".into(),
+        },
+        accel: accel.to_string(),
     })
 }
 
@@ -312,8 +287,7 @@ pub async fn export(
     for d in ["disks", "snapshots", "ssh"] {
         std::fs::create_dir_all(stage.0.join(d))?;
     }
-    let first = state.nodes.first().context("a lab has nodes")?;
-    let versions = versions_of(ctx, lab, &first.domain).await?;
+    let versions = versions_here(ctx, lab).await?;
     let image = crate::image::boot_image(&ctx.dirs, &lab.image);
     let image_dir = image
         .disk
@@ -674,32 +648,24 @@ pub async fn restore(
 
     // The versions the saved memory needs, against this host's (what it would give the lab).
     let accel = super::decide_accel(&lab, None);
-    let info = blocking(hv, |h| h.version()).await?;
+    let here = versions_here(ctx, &lab).await?;
     let mut differs = Vec::new();
-    if m.versions.dcos_lab != crate::render::TOOL_VERSION {
-        differs.push(format!(
-            "dcos-lab {} (the golden's: {})",
-            crate::render::TOOL_VERSION,
-            m.versions.dcos_lab
-        ));
-    }
-    if m.versions.hypervisor != info.hypervisor {
-        differs.push(format!(
-            "{} (the golden's: {})",
-            info.hypervisor, m.versions.hypervisor
-        ));
-    }
-    if m.versions.accel != accel.accel.to_string() {
-        differs.push(format!(
-            "accelerator {} (the golden's: {})",
-            accel.accel, m.versions.accel
-        ));
+    for (what, ours, theirs) in [
+        ("dcos-lab", &here.dcos_lab, &m.versions.dcos_lab),
+        ("hypervisor", &here.hypervisor, &m.versions.hypervisor),
+        ("machine type", &here.machine, &m.versions.machine),
+        ("CPU", &here.cpu, &m.versions.cpu),
+        ("accelerator", &here.accel, &m.versions.accel),
+    ] {
+        if ours != theirs {
+            differs.push(format!("{what} {ours} here, {theirs} in the golden"));
+        }
     }
     if !differs.is_empty() {
         return Err(BadInput(format!(
             "{} cannot be restored here: {}\n  fix: restore it on a host like the one that made it, or make a new golden here",
             file.display(),
-            differs.join(", ")
+            differs.join("; ")
         ))
         .into());
     }

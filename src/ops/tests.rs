@@ -1070,3 +1070,52 @@ fn up_from_killed_after_any_step_is_taken_over() {
         assert!(!w.ctx.dirs.lab("fk-kgold").path().exists(), "step {n}");
     }
 }
+
+#[test]
+fn a_golden_from_another_qemu_or_accelerator_is_refused_naming_what_differs() {
+    let (w, l, file) = golden_world("fk-ver");
+    w.down("fk-ver").expect("down");
+    let x = tempfile::tempdir().expect("dir");
+    let tar = |args: &[&std::ffi::OsStr]| {
+        let st = std::process::Command::new("tar")
+            .args(args)
+            .status()
+            .expect("tar");
+        assert!(st.success());
+    };
+    tar(&[
+        "-xf".as_ref(),
+        file.as_os_str(),
+        "-C".as_ref(),
+        x.path().as_os_str(),
+    ]);
+    let manifest = x.path().join("golden.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).expect("read")).expect("json");
+    m["versions"]["hypervisor"] = "QEMU 9.9.9".into();
+    m["versions"]["accel"] = "hvf".into();
+    std::fs::write(&manifest, m.to_string()).expect("write");
+    let other = w.ctx.dirs.state.join("other-host.tar");
+    tar(&[
+        "-cf".as_ref(),
+        other.as_os_str(),
+        "-C".as_ref(),
+        x.path().as_os_str(),
+        "golden.json".as_ref(),
+        "lab.yaml".as_ref(),
+        "ssh".as_ref(),
+        "snapshots".as_ref(),
+        "disks".as_ref(),
+    ]);
+    let changes = w.hv.changes().len();
+    let e = w.restore(&l, &other).expect_err("another host");
+    let msg = format!("{e:#}");
+    assert!(bad_input(&e), "{msg}");
+    assert!(
+        msg.contains("hypervisor fake here, QEMU 9.9.9 in the golden"),
+        "{msg}"
+    );
+    assert!(msg.contains("here, hvf in the golden"), "{msg}");
+    assert_eq!(w.hv.changes().len(), changes);
+    assert!(!w.ctx.dirs.lab("fk-ver").path().exists());
+}
