@@ -2,7 +2,8 @@
 # Benchmark of the `minimal` lab on this host, against a floor: scripts/floor.sh brings up the same
 # lab from the same image, XML and seeds with plain virsh/qemu-img/ssh and nothing else. Floor and
 # dcos-lab run alternately for N rounds (default 3) in one invocation; the table gives, per
-# operation, the medians, the ranges and the ratio dcos-lab/floor. Also: warm `up` (no-op), the
+# operation, the medians, the ranges and the ratio dcos-lab/floor. Also: a golden lab (`snapshot
+# export` against `snapshot`, its size, `up --from` against cold `up`), warm `up` (no-op), the
 # memory a snapshot saves, QEMU RSS per node, dcos-lab's peak RSS, and (with --image) the image
 # build time and size. Record results in docs/benchmarks.md with the machine and accelerator.
 #
@@ -73,9 +74,18 @@ for round in $(seq 1 "$ROUNDS"); do
     read -r snap r3 < <(measure "$BIN" snapshot bench-minimal bench)
     snap_mib=$("$BIN" snapshots bench-minimal --json | python3 -c 'import json,sys; print(sum(s["vm_state_bytes"] for s in json.load(sys.stdin)) // 2**20)')
     read -r revert r4 < <(measure "$BIN" revert bench-minimal bench)
+    # A golden of the lab at that snapshot, then the lab from it (page cache dropped first, so
+    # the file and the overlays come from the disk as on a CI runner's first restore).
+    rm -f "$WORK/bench.golden"
+    read -r export r6 < <(measure "$BIN" snapshot export "$LAB" bench "$WORK/bench.golden")
+    golden_mib=$(( $(stat -c %s "$WORK/bench.golden") / 1048576 ))
+    "$BIN" down bench-minimal >/dev/null
+    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    read -r from r7 < <(measure "$BIN" up "$LAB" --from "$WORK/bench.golden")
     read -r down r5 < <(measure "$BIN" down bench-minimal)
     echo "tool $round $up $snap $revert $down" >> "$RESULTS"
-    for r in $r1 $r2 $r3 $r4 $r5; do [ "$r" -gt "$peak" ] && peak=$r; done
+    echo "golden $round $up $from $snap $export $golden_mib" >> "$RESULTS"
+    for r in $r1 $r2 $r3 $r4 $r5 $r6 $r7; do [ "$r" -gt "$peak" ] && peak=$r; done
     echo "round $round: floor up/snapshot/revert/down $fu $fs $fr $fd; dcos-lab $up $snap $revert $down" >&2
 done
 
@@ -92,6 +102,18 @@ for i, op in enumerate(ops):
     f, t = get("floor", i), get("tool", i)
     fm, tm = statistics.median(f), statistics.median(t)
     print(f"{op:<30} {fm:>8.2f} [{min(f):.2f}-{max(f):.2f}]{'':>6} {tm:>8.2f} [{min(t):.2f}-{max(t):.2f}]{'':>8} {tm/fm:>6.2f}")
+PY
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.startswith("golden")]
+up = [float(r[2]) for r in rows]
+frm = [float(r[3]) for r in rows]
+snap = [float(r[4]) for r in rows]
+exp = [float(r[5]) for r in rows]
+mib = [int(r[6]) for r in rows]
+m = statistics.median
+print(f"{'up --from (to SSH)':<30} {m(frm):>8.2f} s [{min(frm):.2f}-{max(frm):.2f}], {m(frm)/m(up):.2f} x cold up of the same lab")
+print(f"{'snapshot export':<30} {m(exp):>8.2f} s [{min(exp):.2f}-{max(exp):.2f}], {m(exp)/m(snap):.2f} x snapshot; file {m(mib)} MiB")
 PY
 printf '%-30s %s s\n' "up, warm (no-op)" "$warm"
 printf '%-30s %s MiB\n' "snapshot memory state" "$snap_mib"
