@@ -163,6 +163,21 @@ fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
     Ok(copied)
 }
 
+/// The first `<uuid>` in a libvirt XML document (a domain's, or the domain's in a snapshot's).
+fn uuid_in(xml: &str) -> Option<String> {
+    let start = xml.find("<uuid>")? + "<uuid>".len();
+    let end = xml[start..].find("</uuid>")? + start;
+    Some(xml[start..end].trim().to_string())
+}
+
+/// A snapshot's XML without its `<parent>` element.
+fn without_parent(xml: &str) -> String {
+    match (xml.find("<parent>"), xml.find("</parent>")) {
+        (Some(a), Some(b)) if b > a => format!("{}{}", &xml[..a], &xml[b + "</parent>".len()..]),
+        _ => xml.to_string(),
+    }
+}
+
 /// A staging directory that is removed when dropped (also when the operation fails).
 struct Staging(PathBuf);
 
@@ -770,11 +785,20 @@ pub async fn restore(
         blocking(hv, move |h| h.refresh_pool(&p)).await?;
         let xml = crate::render::domain_xml(&lab, &addrs, node, &render_ctx)?;
         blocking(hv, move |h| h.define_domain(&xml).map(|_| ())).await?;
-        let snap_xml =
+        let mut snap_xml =
             std::fs::read_to_string(stage.join("snapshots").join(format!("{node}.xml")))?
                 .replace(&old_root, &new_root)
                 .replace(&old_images, &new_images);
         let domain = crate::names::domain_name(&lab.name, node);
+        // libvirt takes a snapshot's metadata only for the domain it names by UUID: the
+        // domain just defined has a new one.
+        let d = domain.clone();
+        let live = blocking(hv, move |h| h.domain_xml(&d)).await?;
+        if let (Some(old), Some(new)) = (uuid_in(&snap_xml), uuid_in(&live)) {
+            snap_xml = snap_xml.replace(&old, &new);
+        }
+        // The golden holds one snapshot: the one it was taken after is not here.
+        snap_xml = without_parent(&snap_xml);
         blocking(hv, move |h| h.redefine_snapshot(&domain, &snap_xml)).await?;
     }
     drop(unpacked);
@@ -810,5 +834,42 @@ pub async fn restore_command(
             let name = super::lab_name(arg).unwrap_or_else(|_| arg.to_string());
             Err(super::status::interrupted(ctx, &name, arg, "up --from").await)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_xml_is_made_fit_for_another_domain() {
+        let xml = "<domainsnapshot><name>b</name><parent>\n<name>a</name>\n</parent><domain><uuid>1111</uuid><name>d</name></domain></domainsnapshot>";
+        assert_eq!(uuid_in(xml).as_deref(), Some("1111"));
+        assert_eq!(
+            without_parent(xml),
+            "<domainsnapshot><name>b</name><domain><uuid>1111</uuid><name>d</name></domain></domainsnapshot>"
+        );
+        assert_eq!(without_parent("<x/>"), "<x/>");
+    }
+
+    #[test]
+    fn a_sparse_copy_keeps_holes_and_bytes() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir().expect("dir");
+        let from = dir.path().join("a");
+        let mut f = std::fs::File::create(&from).expect("create");
+        f.write_all(b"head").expect("write");
+        f.seek(SeekFrom::Start(64 << 20)).expect("seek");
+        f.write_all(b"tail").expect("write");
+        drop(f);
+        let to = dir.path().join("b");
+        let copied = sparse_copy(&from, &to).expect("copy");
+        assert!(copied < 1 << 20, "copied {copied} bytes of a 64 MiB hole");
+        assert_eq!(
+            std::fs::read(&from).expect("a"),
+            std::fs::read(&to).expect("b")
+        );
+        use std::os::unix::fs::MetadataExt;
+        assert!(std::fs::metadata(&to).expect("meta").blocks() * 512 < 1 << 20);
     }
 }
