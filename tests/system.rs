@@ -397,7 +397,7 @@ fn killed_up_converges_and_another_lab_runs_beside_it() {
 #[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
 fn verify_names_exactly_what_an_unhardened_node_lacks() {
     let _vm = common::vm_lock();
-    let nodes = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: plain\n    role: agent-private\n    memory: 1G\n    hardening:\n      swap: none\n      tmp_size: none\n      telemetry: true\n      ipv6: false\n";
+    let nodes = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n    hardening:\n      swap: none\n      tmp_size: none\n      telemetry: true\n      ipv6: false\n";
     let lab = TestLab::new("hard", 65, nodes);
     let f = lab.file_arg();
     lab.run(&["up", &f]);
@@ -425,7 +425,7 @@ fn verify_names_exactly_what_an_unhardened_node_lacks() {
     failed.sort();
     // `telemetry: true` turns DC/OS's telemetry on in genconf; nothing in the guest phones
     // home either way (the image masks apt's timers and timesyncd), which is what verify sees.
-    assert_eq!(failed, ["plain/ipv6", "plain/swap", "plain/tmp"]);
+    assert_eq!(failed, ["master/ipv6", "master/swap", "master/tmp"]);
 
     lab.run(&["down", &f]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());
