@@ -438,9 +438,33 @@ fn verify_names_exactly_what_an_unhardened_node_lacks() {
 #[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
 fn snapshot_and_revert_put_the_lab_back_running() {
     let _vm = common::vm_lock();
-    let lab = TestLab::new("snap", 66, TWO_NODES);
+    // The master takes cloud-init's first-boot path, the boot node dcos-lab's fast one: both
+    // give the same files and pass `verify` (below, right after a revert), and the snapshots
+    // hold a lab of both kinds.
+    let nodes = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n    firstboot: cloud-init\n";
+    let lab = TestLab::new("snap", 66, nodes);
     let f = lab.file_arg();
     lab.run(&["up", &f]);
+    assert!(
+        lab.sh("boot", "cat /proc/cmdline")
+            .contains("dcos-lab.firstboot=fast")
+    );
+    assert!(lab.sh("master", "cat /proc/cmdline").contains("ds=nocloud"));
+    assert_eq!(
+        lab.sh("boot", "cloud-init status 2>/dev/null | cut -d' ' -f2")
+            .trim(),
+        "disabled"
+    );
+    assert_eq!(
+        lab.sh(
+            "master",
+            "cloud-init status --wait 2>/dev/null | tail -1 | cut -d' ' -f2"
+        )
+        .trim(),
+        "done"
+    );
+    let files = "cat /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /etc/systemd/system/tmp.mount.d/90-dcos-lab.conf";
+    assert_eq!(lab.sh("boot", files), lab.sh("master", files));
 
     lab.sh(
         "master",
@@ -566,44 +590,111 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     let list = lab.json(&["snapshots", &f, "--json"]);
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 
-    lab.run(&["down", &f]);
-    assert_eq!(lab.leftovers(), Vec::<String>::new());
+    golden_lab_comes_back_running(&lab, &pid);
 }
 
-/// The same lab file boots one node through cloud-init (as imported images do) and one through
-/// the fast first-boot path; both end up configured and hardened alike, and `verify` passes.
-#[test]
-#[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
-fn cloud_init_and_fast_first_boot_give_the_same_result() {
-    let _vm = common::vm_lock();
-    let nodes = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n    firstboot: cloud-init\n";
-    let lab = TestLab::new("paths", 67, nodes);
+/// The snapshot test's lab as a golden: `snapshot export` of "first" (the lab runs on), a name
+/// clash refused, `down`, damaged files refused with nothing made, then `up --from` twice: each
+/// time at the snapshot (marker, process, no later files), clocks right, `verify` passing, a
+/// revert working, and random state of its own; `down` leaves nothing.
+fn golden_lab_comes_back_running(lab: &TestLab, pid: &str) {
     let f = lab.file_arg();
-    lab.run(&["up", &f]);
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let file = lab.state.path().join("first.golden");
+    let path = file.to_str().expect("path").to_string();
+    let out = lab.json(&["snapshot", "export", &f, "first", &path, "--json"]);
+    assert!(out["bytes"].as_u64().unwrap_or(0) > 0, "{out}");
+    let st = lab.json(&["status", &f, "--json"]);
+    for n in st["nodes"].as_array().expect("nodes") {
+        assert_eq!(
+            n["state"], "active",
+            "the lab runs on after the export: {n}"
+        );
+    }
+    let out = lab
+        .cmd()
+        .args(["up", &f, "--from", &path])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        lab.sh("boot", "cat /proc/cmdline")
-            .contains("dcos-lab.firstboot=fast")
+        stderr(&out).contains("exists on this host"),
+        "{}",
+        stderr(&out)
     );
-    assert!(lab.sh("master", "cat /proc/cmdline").contains("ds=nocloud"));
-    assert_eq!(
-        lab.sh("boot", "cloud-init status 2>/dev/null | cut -d' ' -f2")
-            .trim(),
-        "disabled"
-    );
-    assert_eq!(
-        lab.sh(
-            "master",
-            "cloud-init status --wait 2>/dev/null | tail -1 | cut -d' ' -f2"
-        )
-        .trim(),
-        "done"
-    );
-    lab.assert_verify_passes("on both first-boot paths");
-    // The same files, written by either path.
-    let files = "cat /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /etc/systemd/system/tmp.mount.d/90-dcos-lab.conf";
-    assert_eq!(lab.sh("boot", files), lab.sh("master", files));
     lab.run(&["down", &f]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());
+
+    let bytes = std::fs::read(&file).expect("read");
+    let short = lab.state.path().join("short.golden");
+    std::fs::write(&short, &bytes[..bytes.len() / 2]).expect("write");
+    let flipped = lab.state.path().join("flipped.golden");
+    let mut b = bytes;
+    let at = b.len() * 3 / 4;
+    b[at] ^= 0xff;
+    std::fs::write(&flipped, &b).expect("write");
+    drop(b);
+    for bad in [&short, &flipped] {
+        let out = lab
+            .cmd()
+            .args(["up", &f, "--from", bad.to_str().expect("path")])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is not a usable golden lab") && stderr(&out).contains("member"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(lab.leftovers(), Vec::<String>::new());
+        assert!(!lab.state.path().join("labs").join(&lab.name).exists());
+        std::fs::remove_file(bad).expect("rm");
+    }
+
+    let mut randoms = Vec::new();
+    for round in 0..2 {
+        let up = lab.json(&["up", &f, "--from", &path, "--json"]);
+        assert_eq!(up["lab"], lab.name.as_str(), "{up}");
+        randoms.push(lab.sh(
+            "master",
+            "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; cat /proc/sys/kernel/random/uuid",
+        ));
+        assert_eq!(lab.sh("master", "cat /root/marker").trim(), "one");
+        assert_eq!(lab.sh("master", "pgrep -f '[s]leep 100000'").trim(), pid);
+        assert_eq!(
+            lab.sh("master", "ls /root/later /root/after 2>/dev/null | wc -l")
+                .trim(),
+            "0",
+            "round {round}"
+        );
+        let host = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs_f64();
+        let guest: f64 = lab
+            .sh("master", "date -u +%s.%N")
+            .trim()
+            .parse()
+            .expect("date");
+        assert!((guest - host).abs() < 2.0, "guest {guest} vs host {host}");
+        let snaps = lab.json(&["snapshots", &f, "--json"]);
+        assert_eq!(snaps[0]["name"], "first", "{snaps}");
+        assert_eq!(snaps[0]["complete"], true, "{snaps}");
+        if round == 0 {
+            lab.assert_verify_passes("after up --from");
+            lab.run(&["revert", &f, "first"]);
+        }
+        lab.run(&["down", &f]);
+        assert_eq!(lab.leftovers(), Vec::<String>::new());
+    }
+    let (a, b) = (&randoms[0], &randoms[1]);
+    assert_eq!(a.lines().count(), 2, "{a}");
+    for (x, y) in a.lines().zip(b.lines()) {
+        assert_ne!(
+            x, y,
+            "two restores of one golden gave the same random state"
+        );
+    }
 }
 
 /// A guest that never becomes reachable (here: an image with nothing to boot) makes `up` fail
