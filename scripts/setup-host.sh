@@ -20,6 +20,9 @@ PACKAGES=(
     mmdebstrap e2fsprogs genisoimage
     iproute2 procps
     python3-yaml xz-utils
+    # The clients the system tier drives the labs with: OpenSSH, and Ansible and a JUnit parser
+    # from PyPI in a virtualenv the tests make.
+    openssh-client python3-venv
 )
 
 missing=()

@@ -165,25 +165,31 @@ fn minimal_lab_up_check_converge_down() {
     assert_eq!(mode(&ssh_dir.join("id_ed25519")), 0o600);
     assert_eq!(mode(&ssh_dir.join("known_hosts")), 0o600);
 
-    // ssh-config works with OpenSSH, host key checked against the pinned key.
-    if std::path::Path::new("/usr/bin/ssh").exists() {
-        let cfg = lab.run(&["ssh-config", &f]);
-        let cfg_path = lab.state.path().join("ssh_config");
-        std::fs::write(&cfg_path, &cfg.stdout).expect("write");
+    // OpenSSH (installed by the test command) with the config `ssh-config` prints: every node,
+    // its host key checked against the pinned one (StrictHostKeyChecking yes).
+    let cfg = lab.run(&["ssh-config", &f]);
+    let cfg_path = lab.state.path().join("ssh_config");
+    std::fs::write(&cfg_path, &cfg.stdout).expect("write");
+    assert!(
+        String::from_utf8_lossy(&cfg.stdout).contains("StrictHostKeyChecking yes"),
+        "{}",
+        String::from_utf8_lossy(&cfg.stdout)
+    );
+    for node in ["boot", "master", "public"] {
         let out = std::process::Command::new("ssh")
             .arg("-F")
             .arg(&cfg_path)
             .args([
                 "-o",
                 "BatchMode=yes",
-                &format!("master.{}", lab.name),
+                &format!("{node}.{}", lab.name),
                 "hostname",
             ])
             .output()
-            .expect("ssh");
+            .expect("ssh (openssh-client: scripts/setup-host.sh installs it)");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout).trim(),
-            "master",
+            node,
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
@@ -391,11 +397,12 @@ fn killed_up_converges_and_another_lab_runs_beside_it() {
 }
 
 /// A node with hardening turned off fails `verify` on exactly its checks; the hardened node
-/// beside it passes all of them. (The bootstrap download itself, failing into a stock /tmp and
+/// beside it passes all of them; Ansible reaches both through `inventory`, and a JUnit parser
+/// reads `verify --junit` as those checks. (The bootstrap download itself, failing into a stock /tmp and
 /// fitting a hardened one, is in tests/install.rs with the real-sized bootstrap.)
 #[test]
 #[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
-fn verify_names_exactly_what_an_unhardened_node_lacks() {
+fn verify_names_what_an_unhardened_node_lacks_and_real_clients_read_the_lab() {
     let _vm = common::vm_lock();
     let nodes = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n    hardening:\n      swap: none\n      tmp_size: none\n      telemetry: true\n      ipv6: false\n";
     let lab = TestLab::new("hard", 65, nodes);
@@ -426,6 +433,95 @@ fn verify_names_exactly_what_an_unhardened_node_lacks() {
     // `telemetry: true` turns DC/OS's telemetry on in genconf; nothing in the guest phones
     // home either way (the image masks apt's timers and timesyncd), which is what verify sees.
     assert_eq!(failed, ["master/ipv6", "master/swap", "master/tmp"]);
+
+    // The clients users bring: Ansible (ansible-core from PyPI) with the inventory `inventory`
+    // prints reaches every host; a JUnit parser (junitparser from PyPI) reads `verify --junit`
+    // as one test case per check, each failed check a <failure> with what was expected and got.
+    let venv = common::Venv::new(&["ansible-core==2.17.14", "junitparser==5.0.3"]);
+    let inv = lab.state.path().join("inventory.yml");
+    std::fs::write(&inv, lab.run(&["inventory", &f]).stdout).expect("inventory");
+    let ansible = |args: &[&str]| {
+        let out = std::process::Command::new(venv.bin("ansible"))
+            .arg("-i")
+            .arg(&inv)
+            .args(["all", "-o"])
+            .args(args)
+            .env("ANSIBLE_HOME", venv.dir.path().join("ansible-home"))
+            .env("ANSIBLE_LOCAL_TEMP", venv.dir.path().join("ansible-tmp"))
+            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+            .output()
+            .expect("ansible");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ansible {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let ping = ansible(&["-m", "ping"]);
+    for node in ["boot", "master"] {
+        assert!(
+            ping.lines()
+                .any(|l| l.starts_with(&format!("{node} | SUCCESS")) && l.contains("pong")),
+            "{ping}"
+        );
+    }
+    let cmd = ansible(&["-m", "command", "-a", "hostname"]);
+    for node in ["boot", "master"] {
+        assert!(
+            cmd.lines()
+                .any(|l| l.starts_with(&format!("{node} | CHANGED | rc=0"))
+                    && l.trim_end().ends_with(node)),
+            "{cmd}"
+        );
+    }
+    let junit = lab.state.path().join("verify.xml");
+    let out = lab
+        .cmd()
+        .args(["verify", &f, "--junit", junit.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let read = std::process::Command::new(venv.bin("python"))
+        .arg("-c")
+        .arg(
+            "import json, sys\nfrom junitparser import JUnitXml, Failure\nxml = JUnitXml.fromfile(sys.argv[1])\nout = []\nfor suite in xml:\n    for case in suite:\n        f = [r for r in case.result if isinstance(r, Failure)]\n        out.append({'class': case.classname, 'name': case.name, 'failure': f[0].message if f else None})\nprint(json.dumps(out))",
+        )
+        .arg(&junit)
+        .output()
+        .expect("python");
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let cases: serde_json::Value = serde_json::from_slice(&read.stdout).expect("json");
+    let cases = cases.as_array().expect("cases");
+    assert_eq!(
+        cases.len(),
+        v["checks"].as_array().map(Vec::len).unwrap_or(0)
+    );
+    let mut junit_failed: Vec<String> = cases
+        .iter()
+        .filter(|c| !c["failure"].is_null())
+        .map(|c| {
+            let m = c["failure"].as_str().unwrap_or("");
+            assert!(m.starts_with("expected ") && m.contains("; got "), "{c}");
+            format!(
+                "{}/{}",
+                c["class"]
+                    .as_str()
+                    .unwrap_or("")
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(""),
+                c["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    junit_failed.sort();
+    assert_eq!(junit_failed, failed);
 
     lab.run(&["down", &f]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());

@@ -186,6 +186,41 @@ pub fn restart_libvirtd() {
     assert_ne!(new, pid, "a new libvirtd runs");
 }
 
+/// A Python virtualenv made for one test, with packages from PyPI; removed on drop. The system
+/// tier's real clients (Ansible, a JUnit parser) live here, pinned, never the host's own.
+pub struct Venv {
+    pub dir: tempfile::TempDir,
+}
+
+impl Venv {
+    pub fn new(packages: &[&str]) -> Venv {
+        let dir = tempfile::Builder::new()
+            .prefix("dltest-venv-")
+            .tempdir()
+            .expect("venv dir");
+        let run = |c: &mut std::process::Command| {
+            let out = c.output().expect("runs");
+            assert!(
+                out.status.success(),
+                "{c:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(dir.path()));
+        run(std::process::Command::new(dir.path().join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(packages));
+        Venv { dir }
+    }
+
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.dir.path().join("bin").join(name)
+    }
+}
+
 /// Whether another process holds the (flock) lock on `path`: a non-blocking try fails.
 pub fn is_locked(path: &Path) -> bool {
     use std::os::fd::AsRawFd;
