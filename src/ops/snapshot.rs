@@ -625,7 +625,7 @@ async fn renew_random_state(node: &str, s: &dyn crate::guest::Shell) {
     }
     let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
     let cmd = format!(
-        "echo ready; python3 -c \"$(printf '%s' '{}' | base64 -d)\"",
+        "echo ready; python3 -I -S -c \"$(printf '%s' '{}' | base64 -d)\"",
         base64_encode(RESEED_SCRIPT.as_bytes())
     );
     match s
