@@ -693,11 +693,12 @@ pub async fn restore(
         .map(|n| n.to_string_lossy().into_owned());
     if have.as_deref() != Some(m.image.dir.as_str()) {
         return Err(BadInput(format!(
-            "{} was made on image {} ({}); this host's recipe gives {}\n  fix: export the golden with --with-image, or restore it where the recipe is the same",
+            "{} was made on image {} ({}); this host's recipe gives {}\n  fix: restore it on a host whose dcos-lab has the same image recipe (images/{}.yaml), or make a new golden here",
             file.display(),
             m.image.name,
             m.image.dir,
-            have.unwrap_or_default()
+            have.unwrap_or_default(),
+            m.image.name
         ))
         .into());
     }
