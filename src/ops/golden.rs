@@ -560,26 +560,43 @@ async fn unpack(file: &Path, parent: &Path) -> anyhow::Result<Unpacked> {
     // shortens one; a changed byte changes a hash.
     let root = stage.0.clone();
     let members = manifest.members.clone();
-    let checked = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        for (name, m) in &members {
-            let p = root.join(name);
-            match sha256_file(&p) {
-                Err(e) => return Err(format!("member {name} is missing ({e})")),
-                Ok((_, n)) if n != m.bytes => {
-                    return Err(format!(
-                        "member {name} is {n} bytes, the manifest says {} (a truncated file?)",
-                        m.bytes
-                    ));
-                }
-                Ok((h, _)) if h != m.sha256 => {
-                    return Err(format!("member {name} does not match its SHA-256"));
-                }
-                Ok(_) => {}
+    // Sizes first (cheap: a truncated file shows there), then the hashes, members at once.
+    for (name, m) in &members {
+        match std::fs::metadata(root.join(name)) {
+            Err(e) => return Err(bad(format!("member {name} is missing ({e})"))),
+            Ok(md) if md.len() != m.bytes => {
+                return Err(bad(format!(
+                    "member {name} is {} bytes, the manifest says {} (a truncated file?)",
+                    md.len(),
+                    m.bytes
+                )));
             }
+            Ok(_) => {}
         }
-        Ok(())
-    })
-    .await?;
+    }
+    let mut hashing = tokio::task::JoinSet::new();
+    for (name, m) in members {
+        let p = root.join(&name);
+        hashing.spawn_blocking(move || match sha256_file(&p) {
+            Err(e) => Err((name.clone(), format!("member {name} cannot be read ({e})"))),
+            Ok((h, _)) if h != m.sha256 => Err((
+                name.clone(),
+                format!("member {name} does not match its SHA-256"),
+            )),
+            Ok(_) => Ok(()),
+        });
+    }
+    let mut wrong: Vec<(String, String)> = Vec::new();
+    while let Some(r) = hashing.join_next().await {
+        if let Err(e) = r.context("a hashing task failed")? {
+            wrong.push(e);
+        }
+    }
+    wrong.sort();
+    let checked = match wrong.into_iter().next() {
+        Some((_, what)) => Err(what),
+        None => Ok(()),
+    };
     if let Err(what) = checked {
         return Err(bad(what));
     }
