@@ -153,7 +153,7 @@ pub enum SnapshotSub {
         name: String,
         /// The file to write (a tar stream).
         file: std::path::PathBuf,
-        /// Put the base image in the file too (for hosts that cannot build the same one).
+        /// Put the base image in the file too (the restoring host need not build it).
         #[arg(long)]
         with_image: bool,
         /// Print JSON instead of text.
