@@ -631,16 +631,13 @@ fn snapshot_and_revert_put_the_lab_back_running() {
         "0"
     );
     // The guest's clock agrees with the host's, measured here independently.
-    let host = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs_f64();
-    let guest: f64 = lab
-        .sh("master", "date -u +%s.%N")
-        .trim()
-        .parse()
-        .expect("date");
-    assert!((guest - host).abs() < 2.0, "guest {guest} vs host {host}");
+    // The guest's clock read between two readings of the host's (the SSH round trip in
+    // between takes its time under emulation): within 2 s of that interval.
+    let (before, guest, after) = common::guest_time(&lab, "master");
+    assert!(
+        guest > before - 2.0 && guest < after + 2.0,
+        "guest {guest} vs host {before}..{after}"
+    );
     // The kernel reports every following clock synchronised again (chrony resampled the boot
     // node after the revert), the boot node serves its own: verify's time-sync, read right away.
     let v = lab.assert_verify_passes("right after a revert");
@@ -763,16 +760,13 @@ fn golden_lab_comes_back_running(lab: &TestLab, pid: &str) {
             "0",
             "round {round}"
         );
-        let host = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("time")
-            .as_secs_f64();
-        let guest: f64 = lab
-            .sh("master", "date -u +%s.%N")
-            .trim()
-            .parse()
-            .expect("date");
-        assert!((guest - host).abs() < 2.0, "guest {guest} vs host {host}");
+        // The guest's clock read between two readings of the host's (the SSH round trip in
+        // between takes its time under emulation): within 2 s of that interval.
+        let (before, guest, after) = common::guest_time(lab, "master");
+        assert!(
+            guest > before - 2.0 && guest < after + 2.0,
+            "guest {guest} vs host {before}..{after}"
+        );
         let snaps = lab.json(&["snapshots", &f, "--json"]);
         assert_eq!(snaps[0]["name"], "first", "{snaps}");
         assert_eq!(snaps[0]["complete"], true, "{snaps}");

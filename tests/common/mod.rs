@@ -186,6 +186,14 @@ pub fn restart_libvirtd() {
     assert_ne!(new, pid, "a new libvirtd runs");
 }
 
+/// The host's clock, `node`'s clock (over SSH), the host's clock again, in Unix seconds.
+pub fn guest_time(lab: &TestLab, node: &str) -> (f64, f64, f64) {
+    let now = || dcos_lab::unix_time().as_secs_f64();
+    let before = now();
+    let guest: f64 = lab.sh(node, "date -u +%s.%N").trim().parse().expect("date");
+    (before, guest, now())
+}
+
 /// A Python virtualenv made for one test, with packages from PyPI; removed on drop. The system
 /// tier's real clients (Ansible, a JUnit parser) live here, pinned, never the host's own.
 pub struct Venv {
