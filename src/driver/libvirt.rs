@@ -209,6 +209,26 @@ impl Libvirt {
             self.conn.lookup_storage_pool_by_name(name),
         )
     }
+
+    /// `domain`'s snapshot named `snapshot`; `NoSnapshot` when it has none of that name.
+    fn find_snapshot(
+        &self,
+        domain: &str,
+        snapshot: &str,
+    ) -> Result<virt::domain_snapshot::DomainSnapshot, DriverError> {
+        let dom = self.domain(domain)?;
+        let snaps = call(
+            || format!("list snapshots of {domain}"),
+            dom.list_all_snapshots(0),
+        )?;
+        snaps
+            .into_iter()
+            .find(|s| s.name().ok().as_deref() == Some(snapshot))
+            .ok_or_else(|| DriverError::NoSnapshot {
+                domain: domain.to_string(),
+                snapshot: snapshot.to_string(),
+            })
+    }
 }
 
 /// Our metadata element, in our namespace (not merely an element with the same local name).
@@ -448,18 +468,7 @@ impl Hypervisor for Libvirt {
         snapshot: &str,
         paused: bool,
     ) -> Result<(), DriverError> {
-        let dom = self.domain(domain)?;
-        let snaps = call(
-            || format!("list snapshots of {domain}"),
-            dom.list_all_snapshots(0),
-        )?;
-        let snap = snaps
-            .into_iter()
-            .find(|s| s.name().ok().as_deref() == Some(snapshot))
-            .ok_or_else(|| DriverError::NoSnapshot {
-                domain: domain.to_string(),
-                snapshot: snapshot.to_string(),
-            })?;
+        let snap = self.find_snapshot(domain, snapshot)?;
         let flags = if paused {
             virt::sys::VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED
         } else {
@@ -515,18 +524,7 @@ impl Hypervisor for Libvirt {
     }
 
     fn snapshot_xml(&self, domain: &str, snapshot: &str) -> Result<String, DriverError> {
-        let dom = self.domain(domain)?;
-        let snaps = call(
-            || format!("list snapshots of {domain}"),
-            dom.list_all_snapshots(0),
-        )?;
-        let snap = snaps
-            .into_iter()
-            .find(|s| s.name().ok().as_deref() == Some(snapshot))
-            .ok_or_else(|| DriverError::NoSnapshot {
-                domain: domain.to_string(),
-                snapshot: snapshot.to_string(),
-            })?;
+        let snap = self.find_snapshot(domain, snapshot)?;
         call(
             || format!("read snapshot {snapshot} of {domain}"),
             snap.xml_desc(0),
