@@ -891,6 +891,31 @@ fn lab_on_disk(w: &World, name: &str) -> Lab {
     super::load_lab(path.to_str().expect("utf8")).expect("lab")
 }
 
+/// Runs GNU tar, which must succeed.
+fn tar(args: &[&std::ffi::OsStr]) {
+    let st = std::process::Command::new("tar")
+        .args(args)
+        .status()
+        .expect("tar");
+    assert!(st.success(), "tar {args:?}");
+}
+
+/// Packs an unpacked golden in `dir` into `file` again, members in the export's order (with the
+/// manifest as it is now: a test edits a member or the manifest first).
+fn repack(dir: &std::path::Path, file: &std::path::Path) {
+    tar(&[
+        "-cf".as_ref(),
+        file.as_os_str(),
+        "-C".as_ref(),
+        dir.as_os_str(),
+        "golden.json".as_ref(),
+        "lab.yaml".as_ref(),
+        "ssh".as_ref(),
+        "snapshots".as_ref(),
+        "disks".as_ref(),
+    ]);
+}
+
 fn golden_world(name: &str) -> (World, Lab, std::path::PathBuf) {
     let w = world();
     let l = lab_on_disk(&w, name);
@@ -967,13 +992,6 @@ fn a_damaged_golden_is_refused_naming_the_member_and_nothing_is_made() {
         v
     };
     let clean = state_entries();
-    let tar = |args: &[&std::ffi::OsStr]| {
-        let st = std::process::Command::new("tar")
-            .args(args)
-            .status()
-            .expect("tar");
-        assert!(st.success());
-    };
     // A member changed after the manifest was written.
     let x = tempfile::tempdir().expect("dir");
     tar(&[
@@ -987,17 +1005,7 @@ fn a_damaged_golden_is_refused_naming_the_member_and_nothing_is_made() {
     text[last] ^= 0x20; // one byte, same size
     std::fs::write(x.path().join("lab.yaml"), text).expect("edit");
     let changed = w.ctx.dirs.state.join("changed.tar");
-    tar(&[
-        "-cf".as_ref(),
-        changed.as_os_str(),
-        "-C".as_ref(),
-        x.path().as_os_str(),
-        "golden.json".as_ref(),
-        "lab.yaml".as_ref(),
-        "ssh".as_ref(),
-        "snapshots".as_ref(),
-        "disks".as_ref(),
-    ]);
+    repack(x.path(), &changed);
     let e = w.restore(&l, &changed).expect_err("changed member");
     assert!(
         bad_input(&e) && format!("{e:#}").contains("member lab.yaml does not match its SHA-256"),
@@ -1076,13 +1084,6 @@ fn a_golden_from_another_qemu_or_accelerator_is_refused_naming_what_differs() {
     let (w, l, file) = golden_world("fk-ver");
     w.down("fk-ver").expect("down");
     let x = tempfile::tempdir().expect("dir");
-    let tar = |args: &[&std::ffi::OsStr]| {
-        let st = std::process::Command::new("tar")
-            .args(args)
-            .status()
-            .expect("tar");
-        assert!(st.success());
-    };
     tar(&[
         "-xf".as_ref(),
         file.as_os_str(),
@@ -1096,17 +1097,7 @@ fn a_golden_from_another_qemu_or_accelerator_is_refused_naming_what_differs() {
     m["versions"]["accel"] = "hvf".into();
     std::fs::write(&manifest, m.to_string()).expect("write");
     let other = w.ctx.dirs.state.join("other-host.tar");
-    tar(&[
-        "-cf".as_ref(),
-        other.as_os_str(),
-        "-C".as_ref(),
-        x.path().as_os_str(),
-        "golden.json".as_ref(),
-        "lab.yaml".as_ref(),
-        "ssh".as_ref(),
-        "snapshots".as_ref(),
-        "disks".as_ref(),
-    ]);
+    repack(x.path(), &other);
     let changes = w.hv.changes().len();
     let e = w.restore(&l, &other).expect_err("another host");
     let msg = format!("{e:#}");
