@@ -8,7 +8,7 @@ mod run;
 use serde::Serialize;
 
 pub use libvirt::{DEFAULT_URI, Libvirt};
-pub use run::{Hv, blocking, connect, explain_connect, for_all, refused_access};
+pub use run::{Hv, blocking, explain_connect, for_all, refused_access};
 
 use crate::names::ObjState;
 use crate::tag::LabTag;

@@ -1,9 +1,9 @@
-//! Async access to a `Hypervisor`: blocking calls off the runtime, one call per object at once,
-//! and opening a connection with a message that says what to do when it fails [I/O].
+//! Async access to a `Hypervisor`: blocking calls off the runtime, one call per object at once;
+//! and what to say when a connection cannot be opened [I/O].
 
 use std::sync::Arc;
 
-use super::{DriverError, Hypervisor, Libvirt};
+use super::{DriverError, Hypervisor};
 
 /// A shared connection, as every operation holds it.
 pub type Hv = Arc<dyn Hypervisor>;
@@ -44,15 +44,6 @@ where
         }
     }
     out
-}
-
-/// Opens libvirt at `uri` off the runtime, with a message that says what to do when it fails.
-pub async fn connect(uri: &str) -> anyhow::Result<Hv> {
-    let uri = uri.to_string();
-    match tokio::task::spawn_blocking(move || Libvirt::open(Some(&uri))).await? {
-        Ok(conn) => Ok(Arc::new(conn)),
-        Err(e) => Err(explain_connect(e)),
-    }
 }
 
 /// The connection error with what to do about it.

@@ -18,8 +18,6 @@ use crate::paths::Dirs;
 
 /// What an operation works through.
 pub struct Ctx {
-    /// The libvirt URI the connection was opened with (for messages).
-    pub uri: String,
     hv: Hv,
     pub guests: Arc<dyn Guests>,
     pub dirs: Dirs,
@@ -32,19 +30,12 @@ impl Ctx {
     /// nodes are reached over SSH.
     pub fn open(uri: &str, dirs: Dirs, no_wait: bool) -> anyhow::Result<Ctx> {
         let hv: Hv = Arc::new(driver::Libvirt::open(Some(uri)).map_err(driver::explain_connect)?);
-        Ok(Ctx::new(
-            uri,
-            hv,
-            Arc::new(crate::guest::Ssh),
-            dirs,
-            no_wait,
-        ))
+        Ok(Ctx::new(hv, Arc::new(crate::guest::Ssh), dirs, no_wait))
     }
 
     /// A context over a given hypervisor and guests (the fast tests' fakes).
-    pub fn new(uri: &str, hv: Hv, guests: Arc<dyn Guests>, dirs: Dirs, no_wait: bool) -> Ctx {
+    pub fn new(hv: Hv, guests: Arc<dyn Guests>, dirs: Dirs, no_wait: bool) -> Ctx {
         Ctx {
-            uri: uri.to_string(),
             hv,
             guests,
             dirs,

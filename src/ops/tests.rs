@@ -68,7 +68,7 @@ fn world() -> World {
     let hv = FakeHypervisor::new();
     let guests = FakeGuests::new(hv.clone());
     let h: Hv = hv.clone();
-    let ctx = Ctx::new("fake:///", h, guests.clone(), dirs, true);
+    let ctx = Ctx::new(h, guests.clone(), dirs, true);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
