@@ -1,11 +1,31 @@
 //! `doctor`: is this host ready for labs, and if not, what to do [reads the host and libvirt].
+//!
+//! It reads versions and tools, and tries what labs depend on and versions do not tell: a probe
+//! domain shaped like a lab node (qcow2 root, raw read-only seed, the same devices) is started,
+//! paused, snapshotted with its memory and reverted, then removed. A doctor killed during the
+//! probe leaves that domain (`dcos-lab-doctor-probe`, tagged as lab `doctor-probe`); the next
+//! `doctor` or `down doctor-probe` removes it.
+
+use std::path::Path;
+use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::driver::{Hypervisor, Libvirt, VersionInfo};
 use crate::host::{self, AccelDecision, Tool};
-use crate::model::{AccelChoice, ByteSize};
+use crate::model::{Accel, AccelChoice, ByteSize};
 use crate::paths::Dirs;
+
+/// What a lab needs of this host's libvirt and QEMU, as tried here.
+#[derive(Debug, Serialize)]
+pub struct Feature {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+const PROBE_LAB: &str = "doctor-probe";
+const PROBE_DOMAIN: &str = "dcos-lab-doctor-probe";
 
 #[derive(Debug, Serialize)]
 pub struct DoctorReport {
@@ -13,6 +33,8 @@ pub struct DoctorReport {
     pub accel: AccelDecision,
     pub mem_available: Option<ByteSize>,
     pub tools: Vec<Tool>,
+    /// Features tried on this host (empty when libvirt is not reachable).
+    pub features: Vec<Feature>,
     pub state_dir: String,
     pub cache_dir: String,
     /// Things to fix, each with its fix. Empty when ready.
@@ -27,10 +49,14 @@ impl DoctorReport {
 
 pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
     let mut problems = Vec::new();
-    let libvirt = match Libvirt::open(uri).and_then(|c| c.version()) {
+    let conn = Libvirt::open(uri);
+    let version = match &conn {
+        Ok(c) => c.version().map_err(|e| crate::error_chain(&e)),
+        Err(e) => Err(crate::error_chain(e)),
+    };
+    let libvirt = match version {
         Ok(v) => Ok(v),
-        Err(e) => {
-            let chain = crate::error_chain(&e);
+        Err(chain) => {
             problems.push(if crate::driver::refused_access(&chain) {
                 format!(
                     "libvirt refused this user ({chain}); fix: run dcos-lab as root, or add the user to the `libvirt` group and log in again"
@@ -52,11 +78,56 @@ pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
             t.name, t.needed_for, t.package
         ));
     }
+    let mut features = Vec::new();
+    if let (Ok(hv), Ok(_)) = (&conn, &libvirt) {
+        features.push(match hv.machine_type("q35") {
+            Ok(Some(m)) => Feature {
+                name: "machine type",
+                ok: true,
+                detail: format!("q35 is {m}"),
+            },
+            Ok(None) => Feature {
+                name: "machine type",
+                ok: false,
+                detail: "QEMU offers no q35 machine; fix: install Debian's qemu-system-x86 (scripts/setup-host.sh)".into(),
+            },
+            Err(e) => Feature {
+                name: "machine type",
+                ok: false,
+                detail: format!("cannot read the host's capabilities: {}", crate::error_chain(&e)),
+            },
+        });
+        let tried = if tools.iter().any(|t| t.name == "qemu-img" && !t.found) {
+            Err("not tried: qemu-img is missing".to_string())
+        } else {
+            probe_memory_snapshot(hv, dirs, accel.accel)
+        };
+        features.push(match tried {
+            Ok(secs) => Feature {
+                name: "snapshots with memory",
+                ok: true,
+                detail: format!(
+                    "a probe domain shaped like a lab node was snapshotted with its memory and reverted ({secs:.1} s)"
+                ),
+            },
+            Err(e) => Feature {
+                name: "snapshots with memory",
+                ok: false,
+                detail: format!(
+                    "{e}; `snapshot`, `revert` and golden labs need them; fix: see docs/portability.md for this libvirt/QEMU"
+                ),
+            },
+        });
+    }
+    for f in features.iter().filter(|f| !f.ok) {
+        problems.push(format!("{}: {}", f.name, f.detail));
+    }
     DoctorReport {
         libvirt,
         accel,
         mem_available,
         tools,
+        features,
         state_dir: dirs.state.display().to_string(),
         cache_dir: dirs.cache.display().to_string(),
         problems,
@@ -87,6 +158,13 @@ pub fn describe(r: &DoctorReport) -> String {
             t.name, t.needed_for
         ));
     }
+    for f in &r.features {
+        let state = if f.ok { "ok" } else { "NO" };
+        out.push_str(&format!(
+            "feature      {:<22} {state}: {}\n",
+            f.name, f.detail
+        ));
+    }
     out.push_str(&format!(
         "state dir    {}\ncache dir    {}\n",
         r.state_dir, r.cache_dir
@@ -99,4 +177,100 @@ pub fn describe(r: &DoctorReport) -> String {
         }
     }
     out
+}
+
+/// Removes the probe domain and its files when dropped: also when a step fails.
+struct Probe<'a> {
+    hv: &'a dyn Hypervisor,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.hv.remove_domain(PROBE_DOMAIN) {
+            tracing::warn!("cannot remove the probe domain {PROBE_DOMAIN}: {e}");
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// The probe domain: a lab node's devices (qcow2 root `vda`, read-only raw seed `vdb`, genid,
+/// guest-agent channel, virtio RNG, the TCG translation cache under TCG) and no OS: SeaBIOS
+/// finds nothing to boot and waits, which is all a snapshot needs.
+fn probe_xml(dir: &Path, accel: Accel) -> String {
+    let tcg = match accel {
+        Accel::Tcg => "<tcg><tb-cache unit='MiB'>32</tb-cache></tcg>",
+        Accel::Kvm => "",
+    };
+    format!(
+        "<domain type='{}'><name>{PROBE_DOMAIN}</name><genid/>\
+<metadata><dcoslab:lab xmlns:dcoslab='{}' name='{PROBE_LAB}' version='{}'/></metadata>\
+<memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+<os><type arch='x86_64' machine='q35'>hvm</type></os><features><acpi/>{tcg}</features>\
+<devices>\
+<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>\
+<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vdb' bus='virtio'/><readonly/></disk>\
+<console type='pty'><target type='serial' port='0'/></console>\
+<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\
+<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>\
+</devices></domain>",
+        accel.domain_type(),
+        crate::tag::METADATA_NS,
+        crate::render::TOOL_VERSION,
+        dir.join("root.qcow2").display(),
+        dir.join("seed.img").display(),
+    )
+}
+
+/// Starts, pauses, snapshots with memory and reverts a probe domain; the seconds it took.
+fn probe_memory_snapshot(hv: &dyn Hypervisor, dirs: &Dirs, accel: Accel) -> Result<f64, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Instant::now();
+    let dir = dirs.state.join(PROBE_LAB);
+    // What a killed doctor left goes first.
+    let probe = Probe {
+        hv,
+        dir: dir.clone(),
+    };
+    drop(probe);
+    let probe = Probe {
+        hv,
+        dir: dir.clone(),
+    };
+    let step = |what: &str, e: &dyn std::fmt::Display| format!("the probe could not {what}: {e}");
+    // QEMU (another user) must reach the files: every directory on the way is traversable.
+    for d in [&dirs.state, &dir] {
+        std::fs::create_dir_all(d).map_err(|e| step(&format!("create {}", d.display()), &e))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| step(&format!("open up {}", d.display()), &e))?;
+    }
+    let root = dir.join("root.qcow2");
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&root)
+        .arg("16M")
+        .output()
+        .map_err(|e| step("run qemu-img", &e))?;
+    if !out.status.success() {
+        return Err(step(
+            "create its disk",
+            &String::from_utf8_lossy(&out.stderr).trim(),
+        ));
+    }
+    std::fs::write(dir.join("seed.img"), vec![0u8; 1 << 20])
+        .map_err(|e| step("write its seed", &e))?;
+    let err = |e: crate::driver::DriverError| crate::error_chain(&e);
+    hv.define_domain(&probe_xml(&dir, accel)).map_err(err)?;
+    hv.start_domain(PROBE_DOMAIN).map_err(err)?;
+    hv.suspend_domain(PROBE_DOMAIN).map_err(err)?;
+    hv.create_snapshot(PROBE_DOMAIN, "probe", "dcos-lab doctor's probe")
+        .map_err(err)?;
+    hv.revert_snapshot(PROBE_DOMAIN, "probe", true)
+        .map_err(err)?;
+    drop(probe);
+    Ok(t.elapsed().as_secs_f64())
 }
