@@ -34,16 +34,28 @@ pid_of() {
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && echo "$pid"
 }
 
-# Stops a daemon by the PID in its pid file and waits until that process is gone.
+# Whether a process is gone: no such PID, or a zombie (PID 1 here reaps late).
+gone() {
+    [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+# Stops a daemon by the PID in its pid file and waits until that process is gone; one that
+# does not end within 20 s of SIGTERM (a libvirtd stuck on a QEMU) is killed.
 stop_daemon() {
     local pid
     pid=$(pid_of "$1") || return 0
     kill -TERM "$pid"
     for _ in $(seq 1 100); do
-        [ -e "/proc/$pid" ] || return 0
+        gone "$pid" && return 0
         sleep 0.2
     done
-    log "$1 ($pid) did not stop within 20 s"
+    log "$1 ($pid) did not stop within 20 s of SIGTERM: killing it"
+    kill -KILL "$pid"
+    for _ in $(seq 1 50); do
+        gone "$pid" && return 0
+        sleep 0.2
+    done
+    log "$1 ($pid) did not die"
     return 1
 }
 
@@ -66,13 +78,20 @@ unhide_host_run() {
 # mounts into the tree: they go when its last process ends.
 start_tree_daemon() {
     hide_host_run
-    local binds=""
+    # The tree is a mount point of its own, so that libvirt's per-domain mount namespace can
+    # make the root it sees private (it refuses to start a domain otherwise).
+    local binds="mount --bind $TREE $TREE && "
     for d in "${SHARED[@]}"; do
         mkdir -p "$d" "$TREE$d"
         binds+="mount --rbind $d $TREE$d && "
     done
+    # A restart of libvirtd alone (the tests do that) finds the tree's virtlogd running.
+    local virtlogd="chroot $TREE /usr/sbin/virtlogd -d &&"
+    if pid_of virtlogd >/dev/null; then
+        virtlogd=""
+    fi
     unshare --mount --propagation private sh -c "$binds
-        chroot $TREE /usr/sbin/virtlogd -d &&
+        $virtlogd
         chroot $TREE /usr/sbin/libvirtd -d"
     for _ in $(seq 1 60); do
         pid_of libvirtd >/dev/null && [ -S /run/libvirt/libvirt-sock ] && return 0
@@ -106,6 +125,22 @@ if [ ! -x "$TREE/usr/sbin/libvirtd" ]; then
         --dpkgopt='path-exclude=/usr/share/locale/*' \
         "$SUITE" "$TREE.new"
     mv "$TREE.new" "$TREE"
+fi
+# libvirt builds each domain a private /dev in a mount namespace; from inside this chroot that
+# /dev comes out without the devices QEMU opens ("Could not open '/dev/urandom'"). That is the
+# harness, not the stack (a real trixie host has no chroot): the tree's QEMUs run in the
+# daemon's mount namespace instead, with the same devices.
+if ! grep -q '^namespaces = \[\]' "$TREE/etc/libvirt/qemu.conf"; then
+    printf '\n# scripts/matrix.sh: no per-domain mount namespace inside the chroot\nnamespaces = []\n' >> "$TREE/etc/libvirt/qemu.conf"
+fi
+# QEMU in the tree runs as the tree's libvirt-qemu, in the tree's kvm group, and /dev/kvm
+# belongs to the host's kvm group: the GIDs must agree, or libvirt 11 finds KVM usable when it
+# probes QEMU and unusable when it checks, and probes again every 2 s, for ever.
+if [ -e /dev/kvm ]; then
+    kvm_gid=$(stat -c %g /dev/kvm)
+    if [ "$(chroot "$TREE" getent group kvm | cut -d: -f3)" != "$kvm_gid" ]; then
+        chroot "$TREE" groupmod -o -g "$kvm_gid" kvm
+    fi
 fi
 
 cargo build --quiet --all-targets

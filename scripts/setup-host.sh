@@ -66,6 +66,15 @@ libvirt_answers() {
     virsh -c qemu:///system version >/dev/null 2>&1
 }
 
+# libvirtd starts QEMU with its output going to virtlogd: without one, no domain starts. Where
+# nothing supervises them, one may be gone while libvirtd answers (a stopped stack, a matrix
+# run). `-r D,R,S`: a zombie of an old one is not a daemon.
+if [ ! -d /run/systemd/system ] && ! pgrep -x -r D,R,S virtlogd >/dev/null; then
+    log "starting virtlogd by hand"
+    $SUDO mkdir -p /run/libvirt
+    $SUDO virtlogd -d
+fi
+
 if ! libvirt_answers; then
     if [ -d /run/systemd/system ]; then
         log "starting libvirtd through systemd"
@@ -76,8 +85,8 @@ fi
 if ! libvirt_answers; then
     log "starting virtlogd and libvirtd by hand (nothing supervises them here)"
     $SUDO mkdir -p /run/libvirt
-    pgrep -x virtlogd >/dev/null || $SUDO virtlogd -d
-    pgrep -x libvirtd >/dev/null || $SUDO libvirtd -d
+    pgrep -x -r D,R,S virtlogd >/dev/null || $SUDO virtlogd -d
+    pgrep -x -r D,R,S libvirtd >/dev/null || $SUDO libvirtd -d
 fi
 
 for _ in $(seq 1 60); do

@@ -196,11 +196,13 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     );
     assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
 
+    lab.step("0: Ctrl-C in the install phase");
     // 0. Ctrl-C while `up` is installing (the boot node runs genconf) stops it within 2 s with
     //    exit 130, saying what exists and how to go on.
     write_installer(&installer, 16, "master");
     interrupt_up_in_the_install_phase(&lab);
 
+    lab.step("1: a broken installer");
     // 1. A broken installer: `up` brings the lab up, the install fails on the master, and the
     //    error names the node, the phase and the command, with the remote log's tail.
     let out = lab.cmd().args(["up", &f]).output().expect("runs");
@@ -225,6 +227,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     // preflight (the run above got past it, to the fixture's built-in failure).
     assert_preflight_passed(&lab, "master");
 
+    lab.step("2: the real-sized bootstrap");
     // 2. The real-sized bootstrap (600 MiB, more than half of a 1 GiB node's RAM,
     //    incompressible). The master, with the hardened 1 GiB /tmp, installs; the public agent's
     //    512 MiB /tmp (a stock tmpfs for its RAM) cannot hold the download, which the preflight
@@ -271,6 +274,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         "the stock /tmp must be too small for the bootstrap ({size} bytes): {fits}"
     );
 
+    lab.step("2b: broken prerequisites");
     // 2b. Each prerequisite of the real installer broken on the public agent in turn: the
     //     install fails naming node, phase and check; fixed, `install` resumes (and meets the next
     //     broken one).
@@ -312,6 +316,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         lab.sh("public", fix);
     }
 
+    lab.step("3: up converges and installs");
     // 3. With every prerequisite back, `up` converges and the install resumes: nothing is
     //    redone where a node already finished.
     let up = lab.json(&["up", &f, "--json"]);
@@ -412,6 +417,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         "/opt/mesosphere/bin/dcos-check-runner check node-poststart",
     );
 
+    lab.step("4: verify");
     // 4. verify passes on the installed lab, Docker and time sync included on every node.
     let checks = verify(&lab);
     let failed: Vec<_> = checks.iter().filter(|c| !c.2).collect();
@@ -425,6 +431,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         }
     }
 
+    lab.step("5: verify reads the machine");
     // 5. verify reads the machine, not our settings: a phone-home unit running on the master
     //    fails telemetry there; a <forward> added to the private network's definition behind
     //    dcos-lab's back fails private-network-isolated.

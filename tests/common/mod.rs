@@ -162,16 +162,16 @@ pub fn restart_libvirtd() {
         .expect("libvirtd runs with /run/libvirtd.pid (scripts/setup-host.sh starts it)");
     // SAFETY: kill() has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill {pid}");
+    // Gone: no such process, or a zombie (PID 1 on some hosts reaps late).
+    let gone = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(") ").next().is_some_and(|r| r.starts_with('Z')),
+    };
     let t = std::time::Instant::now();
-    while std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && t.elapsed() < std::time::Duration::from_secs(20)
-    {
+    while !gone() && t.elapsed() < std::time::Duration::from_secs(20) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "libvirtd {pid} did not stop"
-    );
+    assert!(gone(), "libvirtd {pid} did not stop");
     // scripts/matrix.sh runs another stack's libvirtd in place of the host's, and says how to
     // start it again.
     let st = match std::env::var("DCOS_LAB_TEST_LIBVIRTD_START") {
@@ -275,6 +275,9 @@ pub struct TestLab {
     pub name: String,
     pub state: tempfile::TempDir,
     pub file: PathBuf,
+    /// When the test made the lab: `step` prints the time since, so a failed (or slow) test's
+    /// output says how far it got and what took how long.
+    pub made: std::time::Instant,
 }
 
 impl TestLab {
@@ -295,7 +298,22 @@ impl TestLab {
             "name: {name}\naccel: tcg\nnetworks:\n  private:\n    cidr: 172.29.{subnet}.0/24\n  public:\n    mode: isolated\n    cidr: 172.28.{subnet}.0/24\n    ipv6: \"fd00:dc05:{subnet:x}::/64\"\nnodes:\n{nodes_yaml}"
         );
         std::fs::write(&file, text).expect("lab file");
-        TestLab { name, state, file }
+        TestLab {
+            name,
+            state,
+            file,
+            made: std::time::Instant::now(),
+        }
+    }
+
+    /// Notes a step of the test on stderr with the seconds since the lab was made (shown
+    /// for a failed test, or with `--nocapture`).
+    pub fn step(&self, what: &str) {
+        eprintln!(
+            "[{} +{:.1}s] {what}",
+            self.name,
+            self.made.elapsed().as_secs_f64()
+        );
     }
 
     pub fn cmd(&self) -> assert_cmd::Command {
@@ -320,7 +338,14 @@ impl TestLab {
 
     /// Runs a dcos-lab subcommand on this lab; panics with its output unless it exits 0.
     pub fn run(&self, args: &[&str]) -> std::process::Output {
+        let t = std::time::Instant::now();
         let out = self.cmd().args(args).output().expect("runs");
+        let shown: Vec<&str> = args.iter().map(|a| &a[..a.len().min(60)]).collect();
+        self.step(&format!(
+            "dcos-lab {} ({:.1} s)",
+            shown.join(" "),
+            t.elapsed().as_secs_f64()
+        ));
         assert!(
             out.status.success(),
             "dcos-lab {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
