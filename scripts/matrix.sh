@@ -151,11 +151,27 @@ if [ -n "$("$BIN" list --json | python3 -c 'import json,sys; print(" ".join(l["l
     exit 2
 fi
 
+# Processes of the tree still running after its daemons stopped (a QEMU whose daemon died, its
+# dnsmasq): their root is the tree. Nothing of the tree may outlive the run; each is named.
+kill_tree_leftovers() {
+    local p left=""
+    for p in $(ls /proc | grep -E '^[0-9]+$'); do
+        [ "$(readlink "/proc/$p/root" 2>/dev/null)" = "$TREE" ] && left+=" $p"
+    done
+    [ -z "$left" ] && return 0
+    for p in $left; do
+        log "left by the $SUITE stack: $p $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-100)"
+    done
+    # shellcheck disable=SC2086
+    kill -KILL $left 2>/dev/null || true
+}
+
 restore_host() {
     local rc=$?
     log "stopping the $SUITE daemon, starting the host's again"
     stop_daemon libvirtd || true
     stop_daemon virtlogd || true
+    kill_tree_leftovers
     unhide_host_run || log "/run/libvirt is still the tree's: umount /run/libvirt"
     bash scripts/setup-host.sh >/dev/null 2>&1 || log "the host's libvirtd did not come back: run scripts/setup-host.sh"
     log "log: $LOG"
@@ -167,6 +183,7 @@ trap 'exit 130' INT TERM
 log "stopping the host's libvirtd and virtlogd"
 stop_daemon libvirtd
 stop_daemon virtlogd
+kill_tree_leftovers
 unhide_host_run    # what a killed earlier run left: no daemon of the tree runs now
 rm -rf "$RUNDIR"
 start_tree_daemon
