@@ -22,4 +22,9 @@ cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets "$@"
 # The system tier: real libvirtd, real guests, image builds. One lab at a time on small hosts:
 # tests that boot guests serialise themselves, and cargo runs test binaries one after another.
+# Tests that need a freshly booted lab but do not test booting share one (TestLab::up_fresh):
+# the first boots it and exports it as a golden here, the later ones `up --from` it.
+DCOS_LAB_TEST_GOLDENS=$(mktemp -d /tmp/dltest-goldens.XXXXXX)
+export DCOS_LAB_TEST_GOLDENS
+trap 'rm -rf "$DCOS_LAB_TEST_GOLDENS"' EXIT
 cargo test --all-targets "$@" -- --ignored

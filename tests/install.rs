@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::TestLab;
 
-/// The minimal layout; the public agent's /tmp is what a stock tmpfs /tmp gives a 1 GiB node
-/// (half its RAM), the master's is the hardened 1 GiB.
-const NODES: &str = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n  - name: public\n    role: agent-public\n    memory: 1G\n    hardening:\n      tmp_size: 512M\n";
-
 /// The fixture with its two tunable lines set.
 fn write_installer(path: &Path, bootstrap_mib: u32, fail_role: &str) {
     let text = std::fs::read_to_string(
@@ -179,12 +175,11 @@ fn interrupt_up_in_the_install_phase(lab: &TestLab) {
 #[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
 fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     let _vm = common::vm_lock();
-    let lab = TestLab::new("dcos", 69, NODES);
+    // The suite's shared lab (common::GOLD_NODES): the public agent's /tmp is what a stock
+    // tmpfs /tmp gives a 1 GiB node (half its RAM), the master's is the hardened 1 GiB.
+    let lab = common::gold_lab();
     let f = lab.file_arg();
     let installer = lab.state.path().join("dcos_generate_config.sh");
-    let mut text = std::fs::read_to_string(&lab.file).expect("lab file");
-    text.push_str("dcos:\n  installer: dcos_generate_config.sh\n  bootstrap_port: 8080\n");
-    std::fs::write(&lab.file, text).expect("lab file");
 
     // A lab file whose installer is missing is refused before anything is created.
     let out = lab.cmd().args(["up", &f]).output().expect("runs");
@@ -195,6 +190,10 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         stderr(&out)
     );
     assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
+
+    // Booting is not what this test tests: the lab comes from the run's golden when an earlier
+    // test made it, else it boots here (and becomes that golden for later tests).
+    lab.up_fresh();
 
     lab.step("0: Ctrl-C in the install phase");
     // 0. Ctrl-C while `up` is installing (the boot node runs genconf) stops it within 2 s with

@@ -396,18 +396,24 @@ fn killed_up_converges_and_another_lab_runs_beside_it() {
     assert_eq!(other.leftovers(), Vec::<String>::new());
 }
 
-/// A node with hardening turned off fails `verify` on exactly its checks; the hardened node
-/// beside it passes all of them; Ansible reaches both through `inventory`, and a JUnit parser
-/// reads `verify --junit` as those checks. (The bootstrap download itself, failing into a stock /tmp and
-/// fitting a hardened one, is in tests/install.rs with the real-sized bootstrap.)
+/// A node that lost its hardening fails `verify` on exactly those checks; the hardened nodes
+/// beside it pass all of theirs; Ansible reaches every node through `inventory`, and a JUnit
+/// parser reads `verify --junit` as those checks. The lab is the suite's shared one, from the
+/// run's golden (booting is tested elsewhere; what an unhardened profile renders is in
+/// tests/golden.rs). (The bootstrap download itself, failing into a stock /tmp and fitting a
+/// hardened one, is in tests/install.rs with the real-sized bootstrap.)
 #[test]
 #[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
 fn verify_names_what_an_unhardened_node_lacks_and_real_clients_read_the_lab() {
     let _vm = common::vm_lock();
-    let nodes = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n    hardening:\n      swap: none\n      tmp_size: none\n      telemetry: true\n      ipv6: false\n";
-    let lab = TestLab::new("hard", 65, nodes);
+    let lab = common::gold_lab();
     let f = lab.file_arg();
-    lab.run(&["up", &f]);
+    lab.up_fresh();
+    // The master as a host nobody hardened: no swap, /tmp on the root file system, IPv6 off.
+    lab.sh(
+        "master",
+        "swapoff -a && umount -l /tmp && sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+    );
 
     let out = lab
         .cmd()
@@ -430,8 +436,6 @@ fn verify_names_what_an_unhardened_node_lacks_and_real_clients_read_the_lab() {
         })
         .collect();
     failed.sort();
-    // `telemetry: true` turns DC/OS's telemetry on in genconf; nothing in the guest phones
-    // home either way (the image masks apt's timers and timesyncd), which is what verify sees.
     assert_eq!(failed, ["master/ipv6", "master/swap", "master/tmp"]);
 
     // The clients users bring: Ansible (ansible-core from PyPI) with the inventory `inventory`
@@ -460,7 +464,7 @@ fn verify_names_what_an_unhardened_node_lacks_and_real_clients_read_the_lab() {
         text
     };
     let ping = ansible(&["-m", "ping"]);
-    for node in ["boot", "master"] {
+    for node in ["boot", "master", "public"] {
         assert!(
             ping.lines()
                 .any(|l| l.starts_with(&format!("{node} | SUCCESS")) && l.contains("pong")),
@@ -468,7 +472,7 @@ fn verify_names_what_an_unhardened_node_lacks_and_real_clients_read_the_lab() {
         );
     }
     let cmd = ansible(&["-m", "command", "-a", "hostname"]);
-    for node in ["boot", "master"] {
+    for node in ["boot", "master", "public"] {
         assert!(
             cmd.lines()
                 .any(|l| l.starts_with(&format!("{node} | CHANGED | rc=0"))
@@ -744,8 +748,31 @@ fn golden_lab_comes_back_running(lab: &TestLab, pid: &str) {
         std::fs::remove_file(bad).expect("rm");
     }
 
+    // `up --from` SIGKILLed right after it recorded the import: `down` takes over and leaves
+    // nothing. Killed among the disks (before round 0) and in the resume (before round 1): that
+    // round's `up --from` takes over. (The fast tier kills it after every step.)
+    let killed_at = |k: u32| {
+        use std::os::unix::process::ExitStatusExt;
+        let out = lab
+            .cmd()
+            .env(dcos_lab::fault::ENV, format!("up:{k}:kill"))
+            .args(["up", &f, "--from", &path])
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "up --from was not killed at step {k}: {}",
+            stderr(&out)
+        );
+    };
+    killed_at(1);
+    lab.run(&["down", &f]);
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+
     let mut randoms = Vec::new();
     for round in 0..2 {
+        killed_at(if round == 0 { 6 } else { 12 });
         let up = lab.json(&["up", &f, "--from", &path, "--json"]);
         assert_eq!(up["lab"], lab.name.as_str(), "{up}");
         randoms.push(lab.sh(

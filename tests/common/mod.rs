@@ -269,6 +269,26 @@ pub fn vm_lock_and_libvirt() -> (std::sync::MutexGuard<'static, ()>, Libvirt) {
     (lock, system_libvirt())
 }
 
+/// Where a run keeps its golden labs: scripts/test.sh makes the directory for the system tier
+/// and removes it when the run ends. Unset (a test run by hand), each test boots its own.
+pub const GOLDENS_ENV: &str = "DCOS_LAB_TEST_GOLDENS";
+
+/// The suite's shared lab, for tests that need a freshly booted lab but do not test booting:
+/// the `minimal` layout (the public agent's /tmp what a stock tmpfs /tmp gives a 1 GiB node,
+/// half its RAM; the master's the hardened 1 GiB) with the fixture installer named, so that
+/// every test using it has the same lab file and so the same golden.
+pub const GOLD_NODES: &str = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n  - name: public\n    role: agent-public\n    memory: 1G\n    hardening:\n      tmp_size: 512M\n";
+
+/// The shared lab (not up yet): `dltest-gold` on 172.29.69.0/24, installer
+/// `dcos_generate_config.sh` beside the lab file, bootstrap on port 8080.
+pub fn gold_lab() -> TestLab {
+    let lab = TestLab::new("gold", 69, GOLD_NODES);
+    let mut text = std::fs::read_to_string(&lab.file).expect("lab file");
+    text.push_str("dcos:\n  installer: dcos_generate_config.sh\n  bootstrap_port: 8080\n");
+    std::fs::write(&lab.file, text).expect("lab file");
+    lab
+}
+
 /// A lab made for one test: its own state directory and lab file, the shared image cache.
 /// Dropping it runs `dcos-lab down` and removes anything of the lab libvirt still has.
 pub struct TestLab {
@@ -364,6 +384,39 @@ impl TestLab {
                 String::from_utf8_lossy(&out.stdout)
             )
         })
+    }
+
+    /// Brings the lab up as freshly booted, without its install, at snapshot `fresh`: from the
+    /// run's golden of this lab file when an earlier test made one (`up --from`), else cold
+    /// (`up --no-install`, `snapshot`) and, in a run with a golden directory, exported as that
+    /// golden for the next test. Either way the lab runs, just booted, with one snapshot.
+    pub fn up_fresh(&self) {
+        use sha2::Digest;
+        let f = self.file_arg();
+        let text = std::fs::read(&self.file).expect("lab file");
+        let key = format!("{:x}", sha2::Sha256::digest(&text));
+        let golden = std::env::var_os(GOLDENS_ENV)
+            .map(|d| PathBuf::from(d).join(format!("{}-{}.golden", self.name, &key[..16])));
+        if let Some(g) = golden.as_ref().filter(|g| g.exists()) {
+            self.step("from the run's golden");
+            self.run(&["up", &f, "--from", g.to_str().expect("path")]);
+            return;
+        }
+        self.run(&["up", &f, "--no-install"]);
+        self.run(&["snapshot", &f, "fresh"]);
+        if let Some(g) = golden {
+            let part = g.with_extension("part");
+            let _ = std::fs::remove_file(&part);
+            self.run(&[
+                "snapshot",
+                "export",
+                &f,
+                "fresh",
+                part.to_str().expect("path"),
+            ]);
+            std::fs::rename(&part, &g).expect("golden in place");
+            self.step("made the run's golden");
+        }
     }
 
     /// `verify --json` passes every check; `context` says when, in the failure.
