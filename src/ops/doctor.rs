@@ -3,8 +3,9 @@
 //! It reads versions and tools, and tries what labs depend on and versions do not tell: a probe
 //! domain shaped like a lab node (qcow2 root, raw read-only seed, the same devices) is started,
 //! paused, snapshotted with its memory and reverted, then removed. A doctor killed during the
-//! probe leaves that domain (`dcos-lab-doctor-probe`, tagged as lab `doctor-probe`); the next
-//! `doctor` or `down doctor-probe` removes it.
+//! probe leaves that domain (`dcos-lab_doctor-probe`, tagged as lab `doctor_probe`: the
+//! underscore keeps both out of the names labs can have, so the probe never touches a lab's
+//! domain); the next `doctor` or `down --all` removes it.
 
 use std::path::Path;
 use std::time::Instant;
@@ -24,8 +25,8 @@ pub struct Feature {
     pub detail: String,
 }
 
-const PROBE_LAB: &str = "doctor-probe";
-const PROBE_DOMAIN: &str = "dcos-lab-doctor-probe";
+const PROBE_LAB: &str = "doctor_probe";
+const PROBE_DOMAIN: &str = "dcos-lab_doctor-probe";
 
 #[derive(Debug, Serialize)]
 pub struct DoctorReport {
@@ -273,4 +274,52 @@ fn probe_memory_snapshot(hv: &dyn Hypervisor, dirs: &Dirs, accel: Accel) -> Resu
         .map_err(err)?;
     drop(probe);
     Ok(t.elapsed().as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::fake::FakeHypervisor;
+
+    fn dirs() -> (tempfile::TempDir, Dirs) {
+        let t = tempfile::tempdir().expect("dir");
+        let dirs = Dirs {
+            state: t.path().join("state"),
+            cache: t.path().join("cache"),
+        };
+        (t, dirs)
+    }
+
+    #[test]
+    fn the_probe_snapshots_and_reverts_a_lab_shaped_domain_and_leaves_nothing() {
+        let hv = FakeHypervisor::new();
+        let (_t, dirs) = dirs();
+        probe_memory_snapshot(hv.as_ref(), &dirs, Accel::Tcg).expect("probe");
+        let changes = hv.changes();
+        for what in ["start", "pause", "snapshot", "revert", "undefine"] {
+            assert!(
+                changes.iter().any(|c| c.contains(what)),
+                "{what}: {changes:?}"
+            );
+        }
+        assert!(hv.objects().is_empty(), "{:?}", hv.objects());
+        assert!(!dirs.state.join(PROBE_LAB).exists());
+    }
+
+    #[test]
+    fn a_refused_snapshot_is_named_and_the_probe_is_removed_all_the_same() {
+        let hv = FakeHypervisor::new();
+        let (_t, dirs) = dirs();
+        hv.fail("snapshot domain", 1);
+        let e = probe_memory_snapshot(hv.as_ref(), &dirs, Accel::Tcg).expect_err("refused");
+        assert!(e.contains("snapshot"), "{e}");
+        assert!(hv.objects().is_empty(), "{:?}", hv.objects());
+        assert!(!dirs.state.join(PROBE_LAB).exists());
+    }
+
+    #[test]
+    fn the_probe_cannot_be_a_lab_domain() {
+        assert!(!crate::model::is_dns_safe(PROBE_LAB));
+        assert!(PROBE_DOMAIN.starts_with("dcos-lab_"));
+    }
 }
