@@ -172,6 +172,7 @@ restore_host() {
     stop_daemon libvirtd || true
     stop_daemon virtlogd || true
     kill_tree_leftovers
+    rm -rf "${DCOS_LAB_TEST_GOLDENS:-/nonexistent}"
     unhide_host_run || log "/run/libvirt is still the tree's: umount /run/libvirt"
     bash scripts/setup-host.sh >/dev/null 2>&1 || log "the host's libvirtd did not come back: run scripts/setup-host.sh"
     log "log: $LOG"
@@ -192,12 +193,15 @@ start_tree_daemon
     echo "# scripts/matrix.sh on $(date -u +%FT%TZ), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
     echo "# tree: Debian $SUITE ($(cat "$TREE/etc/debian_version")); packages:"
     chroot "$TREE" dpkg-query -W -f '#   ${Package} ${Version}\n' libvirt-daemon qemu-system-x86 dnsmasq-base nftables
-    "$BIN" doctor | sed 's/^/# doctor: /'
+    ("$BIN" doctor || true) | sed 's/^/# doctor: /'
 } | tee "$LOG"
 
 # The tests restart libvirtd through this (tests/common: restart_libvirtd), so the daemon they
 # start again is the tree's.
 export DCOS_LAB_TEST_LIBVIRTD_START="$PWD/scripts/matrix.sh --start-daemon"
+# As scripts/test.sh: the tests that share the suite's lab share its golden, made on this stack.
+DCOS_LAB_TEST_GOLDENS=$(mktemp -d /tmp/dltest-goldens.XXXXXX)
+export DCOS_LAB_TEST_GOLDENS
 start=$(date +%s)
 set +e
 cargo test --all-targets -- --ignored "$@" 2>&1 | tee -a "$LOG"
