@@ -166,13 +166,14 @@ kill_tree_leftovers() {
     kill -KILL $left 2>/dev/null || true
 }
 
+GOLDENS=""
 restore_host() {
     local rc=$?
     log "stopping the $SUITE daemon, starting the host's again"
     stop_daemon libvirtd || true
     stop_daemon virtlogd || true
     kill_tree_leftovers
-    rm -rf "${DCOS_LAB_TEST_GOLDENS:-/nonexistent}"
+    if [ -n "$GOLDENS" ]; then rm -rf "$GOLDENS"; fi
     unhide_host_run || log "/run/libvirt is still the tree's: umount /run/libvirt"
     bash scripts/setup-host.sh >/dev/null 2>&1 || log "the host's libvirtd did not come back: run scripts/setup-host.sh"
     log "log: $LOG"
@@ -200,8 +201,8 @@ start_tree_daemon
 # start again is the tree's.
 export DCOS_LAB_TEST_LIBVIRTD_START="$PWD/scripts/matrix.sh --start-daemon"
 # As scripts/test.sh: the tests that share the suite's lab share its golden, made on this stack.
-DCOS_LAB_TEST_GOLDENS=$(mktemp -d /tmp/dltest-goldens.XXXXXX)
-export DCOS_LAB_TEST_GOLDENS
+GOLDENS=$(mktemp -d /tmp/dltest-goldens.XXXXXX)
+export DCOS_LAB_TEST_GOLDENS="$GOLDENS"
 start=$(date +%s)
 set +e
 cargo test --all-targets -- --ignored "$@" 2>&1 | tee -a "$LOG"
