@@ -360,7 +360,7 @@ impl TestLab {
     pub fn run(&self, args: &[&str]) -> std::process::Output {
         let t = std::time::Instant::now();
         let out = self.cmd().args(args).output().expect("runs");
-        let shown: Vec<&str> = args.iter().map(|a| &a[..a.len().min(60)]).collect();
+        let shown: Vec<String> = args.iter().map(|a| a.chars().take(60).collect()).collect();
         self.step(&format!(
             "dcos-lab {} ({:.1} s)",
             shown.join(" "),
