@@ -296,6 +296,9 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// How long `install` gives a node's settling clock before running the installer there.
+const CLOCK_SETTLE: Duration = Duration::from_secs(60);
+
 /// One connected node.
 struct Remote {
     node: String,
@@ -395,6 +398,18 @@ impl Remote {
             o.stderr_str()
         );
         Ok(())
+    }
+
+    /// Gives a clock that chrony is still settling (just started, or stepped by a revert or a
+    /// golden's restore) up to [`CLOCK_SETTLE`] to come within what DC/OS's check-time accepts,
+    /// so the installer's preflight does not fail on a clock that is about to pass. A clock
+    /// nothing synchronises is not waited for: the preflight names it.
+    async fn settle_clock(&self) -> anyhow::Result<bool> {
+        let cmd = format!(
+            "systemctl is-active --quiet chrony.service || exit 0; {}",
+            crate::render::cloudinit::check_time::guest_wait(CLOCK_SETTLE.as_secs() as u32)
+        );
+        Ok(self.session.exec(&cmd).await?.success())
     }
 
     async fn read_state(&self) -> anyhow::Result<NodeInstall> {
@@ -603,6 +618,14 @@ async fn node(remote: Arc<Remote>, line: Arc<Line>, url: String) -> anyhow::Resu
                 &format!("mkdir -p /tmp/dcos && cd /tmp/dcos && curl -fsS --retry 5 --retry-connrefused -o dcos_install.sh {url}/dcos_install.sh"),
             )
             .await?;
+        line.step("clock: waiting until it passes check-time");
+        if !remote.settle_clock().await? {
+            tracing::warn!(
+                "{}: the clock is still outside check-time's bound after {} s; the preflight will say",
+                remote.node,
+                CLOCK_SETTLE.as_secs()
+            );
+        }
         line.step(&format!("install: dcos_install.sh {role}"));
         remote
             .run(

@@ -299,12 +299,7 @@ fn in_lab(lab: &Lab, addr: &str) -> bool {
     }
 }
 
-/// STA_UNSYNC in the kernel's clock status (include/uapi/linux/timex.h).
-const STA_UNSYNC: i64 = 0x0040;
-/// adjtimex's TIME_ERROR: the kernel holds the clock unsynchronised.
-const TIME_ERROR: i64 = 5;
-/// DC/OS's check-time fails an estimated error above 100 ms.
-const MAX_ESTERROR_US: i64 = 100_000;
+use crate::render::cloudinit::check_time::{self, STA_UNSYNC};
 
 /// `time-sync`. A node that follows the boot node passes what DC/OS's `check-time` asks of the
 /// kernel (adjtimex: not TIME_ERROR, no STA_UNSYNC, estimated error at most 100 ms), and
@@ -344,8 +339,7 @@ fn time_check(lab: &Lab, plan: &AddressPlan, node: &str, get: &dyn Fn(&str) -> S
         [rc, status, esterror, ..] => (*rc, *status, *esterror),
         _ => (-1, STA_UNSYNC, i64::MAX),
     };
-    let kernel_ok =
-        rc >= 0 && rc != TIME_ERROR && status & STA_UNSYNC == 0 && esterror <= MAX_ESTERROR_US;
+    let kernel_ok = check_time::passes(rc, status, esterror);
     let synced = get("ntp_synchronized");
     let follows = sources.split_whitespace().collect::<Vec<_>>() == [boot_ip.as_str()];
     Check {

@@ -198,18 +198,59 @@ pub fn chrony_conf(lab: &Lab, plan: &AddressPlan, node: &str) -> Result<String, 
     }
 }
 
+/// What DC/OS's `check-time` (packages/check-time) asks of a node's kernel clock, which its
+/// installer's preflight and its health checks run: `adjtimex` neither returns `TIME_ERROR` nor
+/// carries `STA_UNSYNC`, and the estimated error is at most 100 ms. timedated's
+/// `NTPSynchronized=yes` is weaker (no STA_UNSYNC, maximum error under 16 s): a chrony that has
+/// just started or stepped the clock says yes while its estimate is still over 100 ms.
+pub mod check_time {
+    /// STA_UNSYNC in the kernel's clock status (include/uapi/linux/timex.h).
+    pub const STA_UNSYNC: i64 = 0x0040;
+    /// adjtimex's TIME_ERROR: the kernel holds the clock unsynchronised.
+    pub const TIME_ERROR: i64 = 5;
+    /// The largest estimated error check-time accepts, in microseconds.
+    pub const MAX_ESTERROR_US: i64 = 100_000;
+
+    /// Whether adjtimex's return code, status and estimated error (µs) pass.
+    pub fn passes(rc: i64, status: i64, esterror_us: i64) -> bool {
+        rc >= 0 && rc != TIME_ERROR && status & STA_UNSYNC == 0 && esterror_us <= MAX_ESTERROR_US
+    }
+
+    /// A shell command run in a node: exits 0 once the kernel's clock passes, trying every
+    /// quarter second for up to `seconds` (0: once), or 3 if it never did (anything else is a
+    /// failure to run it). One python3 process reads adjtimex (struct timex on x86_64:
+    /// esterror at byte 32, status at 40).
+    pub fn guest_wait(seconds: u32) -> String {
+        format!(
+            "python3 -I -S -c 'import ctypes, sys, time\n\
+             b = ctypes.create_string_buffer(512); libc = ctypes.CDLL(None)\n\
+             end = time.monotonic() + {seconds}\n\
+             while True:\n \
+             rc = libc.adjtimex(b); v = b.raw\n \
+             ok = rc not in (-1, {TIME_ERROR}) and not int.from_bytes(v[40:44], \"little\") & {STA_UNSYNC} \
+             and int.from_bytes(v[32:40], \"little\", signed=True) <= {MAX_ESTERROR_US}\n \
+             if ok or time.monotonic() >= end: sys.exit(0 if ok else 3)\n \
+             time.sleep(0.25)'"
+        )
+    }
+}
+
 /// The shell test `up` waits for inside a node, beside SSH answering: first boot and its
-/// hardening are done (the ready marker); the clock is synchronised (the kernel says so, through
-/// timedated: no STA_UNSYNC, error under 16 s) on every node that follows the boot node, and the
-/// boot node's chrony serves its local clock; on a `dcos:` lab, Docker is running. Images
-/// without chrony (imported ones) are not waited for on time: `verify` reports them.
+/// hardening are done (the ready marker); on every node that follows the boot node the clock is
+/// synchronised as DC/OS's check-time asks (timedated says so, and the kernel's estimated error
+/// is within check-time's bound), and the boot node's chrony serves its local clock; on a
+/// `dcos:` lab, Docker is running. Images without chrony (imported ones) are not waited for on
+/// time: `verify` reports them.
 pub fn ready_check(lab: &Lab, node: &str) -> String {
     let boot = lab.node(node).is_some_and(|n| n.role == Role::Boot);
     let clock = if boot {
         // 7F7F0101 is chrony's reference ID for its own local clock (`local stratum`).
-        "chronyc -n tracking 2>/dev/null | grep -q '^Reference ID *: 7F7F0101'"
+        "chronyc -n tracking 2>/dev/null | grep -q '^Reference ID *: 7F7F0101'".to_string()
     } else {
-        "[ \"$(timedatectl show -p NTPSynchronized --value 2>/dev/null)\" = yes ]"
+        format!(
+            "[ \"$(timedatectl show -p NTPSynchronized --value 2>/dev/null)\" = yes ] && {}",
+            check_time::guest_wait(0)
+        )
     };
     let mut s =
         format!("test -e {READY_MARKER} && {{ ! command -v chronyd >/dev/null || {clock}; }}");
@@ -337,4 +378,34 @@ pub fn seed(
         ),
         network_config: network_config(lab, plan, node)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_time;
+
+    #[test]
+    fn check_time_takes_what_dcos_check_time_takes() {
+        assert!(check_time::passes(0, 0x2000, 100_000));
+        assert!(!check_time::passes(0, 0x2000, 100_001), "over 100 ms");
+        assert!(!check_time::passes(0, 0x2040, 0), "STA_UNSYNC");
+        assert!(!check_time::passes(5, 0x2000, 0), "TIME_ERROR");
+        assert!(!check_time::passes(-1, 0, 0), "adjtimex failed");
+    }
+
+    /// The guest's command is valid shell and Python: run here, on this host's kernel clock,
+    /// it answers pass (0) or not yet (3), never a syntax or quoting error.
+    #[test]
+    fn the_guest_clock_check_runs() {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &check_time::guest_wait(0)])
+            .output()
+            .expect("sh runs");
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
