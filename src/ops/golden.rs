@@ -121,6 +121,25 @@ fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), n))
 }
 
+/// The SHA-256 and size of every file (in no order), files hashed at once (one blocking task each: the disks
+/// are hundreds of MiB, and the host has more than one core).
+async fn sha256_all(
+    files: Vec<PathBuf>,
+) -> anyhow::Result<Vec<(PathBuf, std::io::Result<(String, u64)>)>> {
+    let mut hashing = tokio::task::JoinSet::new();
+    for f in files {
+        hashing.spawn_blocking(move || {
+            let r = sha256_file(&f);
+            (f, r)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = hashing.join_next().await {
+        out.push(r.context("a hashing task failed")?);
+    }
+    Ok(out)
+}
+
 /// Copies `from` to `to` keeping its holes (SEEK_DATA/SEEK_HOLE): a qcow2 overlay is mostly
 /// unallocated, and a plain copy would write all of it.
 fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
@@ -422,32 +441,24 @@ pub async fn export(
     // The manifest: every member's hash, then the tar stream, written beside and renamed.
     let mut members = BTreeMap::new();
     let root = stage.0.clone();
-    let listed = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(String, Member)>> {
-        let mut out = Vec::new();
-        for dir in ["lab.yaml", "ssh", "snapshots", "disks", "image"] {
-            let p = root.join(dir);
-            let files: Vec<PathBuf> = if p.is_dir() {
-                let mut v: Vec<PathBuf> =
-                    std::fs::read_dir(&p)?.flatten().map(|e| e.path()).collect();
-                v.sort();
-                v
-            } else if p.is_file() {
-                vec![p]
-            } else {
-                Vec::new()
-            };
-            for f in files {
-                let (sha256, bytes) = sha256_file(&f)?;
-                let rel = f
-                    .strip_prefix(&root)
-                    .map(|r| r.display().to_string())
-                    .unwrap_or_default();
-                out.push((rel, Member { sha256, bytes }));
-            }
+    let mut files = Vec::new();
+    for dir in ["lab.yaml", "ssh", "snapshots", "disks", "image"] {
+        let p = root.join(dir);
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p)?.flatten().map(|e| e.path()));
+        } else if p.is_file() {
+            files.push(p);
         }
-        Ok(out)
-    })
-    .await??;
+    }
+    let mut listed = Vec::new();
+    for (f, hashed) in sha256_all(files).await? {
+        let (sha256, bytes) = hashed.with_context(|| format!("cannot read {}", f.display()))?;
+        let rel = f
+            .strip_prefix(&root)
+            .map(|r| r.display().to_string())
+            .unwrap_or_default();
+        listed.push((rel, Member { sha256, bytes }));
+    }
     members.extend(listed);
     let manifest = Manifest {
         format: FORMAT.to_string(),
@@ -562,6 +573,15 @@ async fn unpack(file: &Path, parent: &Path) -> anyhow::Result<Unpacked> {
     let members = manifest.members.clone();
     // Sizes first (cheap: a truncated file shows there), then the hashes, members at once.
     for (name, m) in &members {
+        // Members name files inside the golden, never a path out of it.
+        if !Path::new(name)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(bad(format!(
+                "its manifest names a member {name:?} outside the golden"
+            )));
+        }
         match std::fs::metadata(root.join(name)) {
             Err(e) => return Err(bad(format!("member {name} is missing ({e})"))),
             Ok(md) if md.len() != m.bytes => {
@@ -574,29 +594,24 @@ async fn unpack(file: &Path, parent: &Path) -> anyhow::Result<Unpacked> {
             Ok(_) => {}
         }
     }
-    let mut hashing = tokio::task::JoinSet::new();
-    for (name, m) in members {
-        let p = root.join(&name);
-        hashing.spawn_blocking(move || match sha256_file(&p) {
-            Err(e) => Err((name.clone(), format!("member {name} cannot be read ({e})"))),
-            Ok((h, _)) if h != m.sha256 => Err((
-                name.clone(),
-                format!("member {name} does not match its SHA-256"),
-            )),
-            Ok(_) => Ok(()),
-        });
+    let mut hashed: BTreeMap<PathBuf, _> =
+        sha256_all(members.keys().map(|name| root.join(name)).collect())
+            .await?
+            .into_iter()
+            .collect();
+    let mut checked = Ok(());
+    for (name, m) in &members {
+        let got = hashed
+            .remove(&root.join(name))
+            .context("a member was not hashed")?;
+        let wrong = match got {
+            Err(e) => format!("member {name} cannot be read ({e})"),
+            Ok((h, _)) if h != m.sha256 => format!("member {name} does not match its SHA-256"),
+            Ok(_) => continue,
+        };
+        checked = Err(wrong);
+        break;
     }
-    let mut wrong: Vec<(String, String)> = Vec::new();
-    while let Some(r) = hashing.join_next().await {
-        if let Err(e) = r.context("a hashing task failed")? {
-            wrong.push(e);
-        }
-    }
-    wrong.sort();
-    let checked = match wrong.into_iter().next() {
-        Some((_, what)) => Err(what),
-        None => Ok(()),
-    };
     if let Err(what) = checked {
         return Err(bad(what));
     }

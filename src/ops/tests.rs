@@ -1011,6 +1011,21 @@ fn a_damaged_golden_is_refused_naming_the_member_and_nothing_is_made() {
         bad_input(&e) && format!("{e:#}").contains("member lab.yaml does not match its SHA-256"),
         "{e:#}"
     );
+    // A manifest that names a file outside the golden (the host's own, to hash or compare).
+    let manifest = std::fs::read_to_string(x.path().join("golden.json")).expect("manifest");
+    std::fs::write(
+        x.path().join("golden.json"),
+        manifest.replacen("\"lab.yaml\"", "\"../../../../etc/hostname\"", 1),
+    )
+    .expect("edit");
+    let outside = w.ctx.dirs.state.join("outside.tar");
+    repack(x.path(), &outside);
+    let e = w.restore(&l, &outside).expect_err("member outside");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("outside the golden"),
+        "{e:#}"
+    );
+    std::fs::write(x.path().join("golden.json"), manifest).expect("restore manifest");
     // Cut short.
     let bytes = std::fs::read(&file).expect("read");
     let short = w.ctx.dirs.state.join("short.tar");
