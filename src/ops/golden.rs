@@ -1,8 +1,8 @@
 //! Golden labs: a whole lab at one of its snapshots, in one file, and `up --from` that brings it
 //! back running, without booting [I/O: libvirt, files, qemu-img, tar].
 //!
-//! The file is a tar stream (GNU tar, sparse members, no compression: the disks are mostly holes
-//! and the saved memory is what it is; see docs/snapshots.md for the measurements):
+//! The file is a tar stream (ustar, written in one pass by `tarball`, each member hashed as it is
+//! written; no compression: see docs/snapshots.md for the measurements):
 //!
 //! - `golden.json`: the manifest (format, lab, snapshot, the versions that must match, the base
 //!   image by its cache key, the SHA-256 and size of every other member);
@@ -23,12 +23,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::Ctx;
 use super::lab_state;
 use crate::BadInput;
-use crate::driver::{blocking, for_all};
+use crate::driver::blocking;
 use crate::model::Lab;
 use crate::names::ObjState;
 
@@ -87,7 +86,7 @@ pub struct ExportReport {
     pub snapshot: String,
     pub file: PathBuf,
     pub bytes: u64,
-    /// How long the lab's nodes were paused while their disks were copied.
+    /// The longest any node was paused (while its disk was copied).
     pub paused_seconds: f64,
     pub seconds: f64,
 }
@@ -105,41 +104,6 @@ fn lab_text(lab: &Lab) -> anyhow::Result<String> {
     std::fs::read_to_string(&lab.source).with_context(|| format!("cannot read {}", lab.source))
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), n))
-}
-
-/// The SHA-256 and size of every file (in no order), files hashed at once (one blocking task each: the disks
-/// are hundreds of MiB, and the host has more than one core).
-async fn sha256_all(
-    files: Vec<PathBuf>,
-) -> anyhow::Result<Vec<(PathBuf, std::io::Result<(String, u64)>)>> {
-    let mut hashing = tokio::task::JoinSet::new();
-    for f in files {
-        hashing.spawn_blocking(move || {
-            let r = sha256_file(&f);
-            (f, r)
-        });
-    }
-    let mut out = Vec::new();
-    while let Some(r) = hashing.join_next().await {
-        out.push(r.context("a hashing task failed")?);
-    }
-    Ok(out)
-}
-
 /// Copies `from` to `to` keeping its holes (SEEK_DATA/SEEK_HOLE): a qcow2 overlay is mostly
 /// unallocated, and a plain copy would write all of it.
 fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
@@ -153,6 +117,7 @@ fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
     let mut pos: i64 = 0;
     let mut copied = 0u64;
     let mut buf = vec![0u8; 1 << 20];
+    let dst_fd = dst.as_raw_fd();
     let end = i64::try_from(len).unwrap_or(i64::MAX);
     while pos < end {
         // SAFETY: lseek on a descriptor this function owns.
@@ -163,9 +128,23 @@ fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
         // SAFETY: as above.
         let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
         let hole = if hole < 0 { end } else { hole };
-        src.seek(SeekFrom::Start(u64::try_from(data).unwrap_or(0)))?;
-        dst.seek(SeekFrom::Start(u64::try_from(data).unwrap_or(0)))?;
         let mut left = u64::try_from(hole - data).unwrap_or(0);
+        // The kernel copies the range itself (no trip through this process's memory) where it
+        // can; otherwise, read and write.
+        let (mut off_in, mut off_out) = (data, data);
+        while left > 0 {
+            let want = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+            // SAFETY: both descriptors are owned here and open; the offsets are locals.
+            let k =
+                unsafe { libc::copy_file_range(fd, &mut off_in, dst_fd, &mut off_out, want, 0) };
+            if k <= 0 {
+                break;
+            }
+            left -= k as u64;
+            copied += k as u64;
+        }
+        src.seek(SeekFrom::Start(u64::try_from(off_in).unwrap_or(0)))?;
+        dst.seek(SeekFrom::Start(u64::try_from(off_out).unwrap_or(0)))?;
         while left > 0 {
             let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
             let k = src.read(&mut buf[..want])?;
@@ -178,7 +157,8 @@ fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
         }
         pos = hole;
     }
-    dst.sync_all()?;
+    // No fsync: the copy is read back at once (the tar, the import), through the page cache; an
+    // export or import that does not finish is started over.
     Ok(copied)
 }
 
@@ -333,71 +313,70 @@ pub async fn export(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
 
-    // The disks: every running node paused (QEMU flushes its disks), copied, resumed.
-    let running: Vec<String> = state
-        .nodes
-        .iter()
-        .filter(|n| n.state == ObjState::Active)
-        .map(|n| n.domain.clone())
-        .collect();
-    let paused_at = Instant::now();
-    let mut failure = None;
-    for (d, r) in for_all(hv, &running, |h, d| h.suspend_domain(d)).await {
-        if let Err(e) = r {
-            failure = Some(e.context(format!("cannot pause {d}")));
+    // The disks. The snapshot in each overlay is already one consistent cut of the lab; what a
+    // copy needs is an overlay QEMU does not write meanwhile. So each running node is paused
+    // (QEMU flushes its disk) only while its own overlay is copied, one node after another, and
+    // resumed at once: each node is paused for a third of the copying, not all of it.
+    let mut paused_seconds = 0.0f64;
+    for n in &state.nodes {
+        let (from, to) = (
+            lab_dirs.disk(&n.name),
+            stage.0.join("disks").join(format!("{}.qcow2", n.name)),
+        );
+        let running = n.state == ObjState::Active;
+        let d = n.domain.clone();
+        let paused_at = Instant::now();
+        if running {
+            blocking(hv, move |h| h.suspend_domain(&d))
+                .await
+                .with_context(|| format!("cannot pause {}", n.domain))?;
         }
-    }
-    let copies = if failure.is_none() {
-        let mut set = tokio::task::JoinSet::new();
-        for n in &state.nodes {
-            let (from, to) = (
-                lab_dirs.disk(&n.name),
-                stage.0.join("disks").join(format!("{}.qcow2", n.name)),
-            );
-            set.spawn_blocking(move || {
-                sparse_copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))
-            });
-        }
-        let mut r = Ok(());
-        while let Some(j) = set.join_next().await {
-            if let Err(e) = j.context("a copy task failed").and_then(|x| x) {
-                r = Err(e);
-            }
-        }
-        r
-    } else {
-        Ok(())
-    };
-    let resumed: Vec<anyhow::Error> = for_all(hv, &running, |h, d| h.resume_domain(d))
+        let copied = tokio::task::spawn_blocking(move || {
+            sparse_copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))
+        })
         .await
-        .into_iter()
-        .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot resume {d}"))))
-        .collect();
-    let paused_seconds = paused_at.elapsed().as_secs_f64();
-    if let Some(e) = failure {
-        return Err(e.context(format!("cannot export lab {}", lab.name)));
-    }
-    copies?;
-    if let Some(e) = resumed.into_iter().next() {
-        return Err(e.context(format!(
-            "lab {}: a node did not resume after its disk was copied",
-            lab.name
-        )));
+        .context("a copy task failed")
+        .and_then(|r| r);
+        if running {
+            let d = n.domain.clone();
+            let resumed = blocking(hv, move |h| h.resume_domain(&d)).await;
+            paused_seconds = paused_seconds.max(paused_at.elapsed().as_secs_f64());
+            resumed.with_context(|| {
+                format!(
+                    "lab {}: node {} did not resume after its disk was copied",
+                    lab.name, n.name
+                )
+            })?;
+        }
+        copied.with_context(|| format!("cannot export lab {}", lab.name))?;
     }
 
-    // Only the exported snapshot stays in the copies; its metadata goes beside them.
+    // Only the exported snapshot stays in the copies (the nodes' copies at once); its metadata
+    // goes beside them.
+    let mut dropping = tokio::task::JoinSet::new();
     for n in &state.nodes {
         let copy = stage.0.join("disks").join(format!("{}.qcow2", n.name));
-        for other in snaps.iter().filter(|s| s.name != name) {
-            if other.nodes.contains(&n.name) {
+        let others: Vec<String> = snaps
+            .iter()
+            .filter(|s| s.name != name && s.nodes.contains(&n.name))
+            .map(|s| s.name.clone())
+            .collect();
+        dropping.spawn_blocking(move || -> anyhow::Result<()> {
+            for other in others {
                 qemu_img(&[
                     "snapshot".as_ref(),
                     "-d".as_ref(),
-                    other.name.as_ref(),
+                    other.as_ref(),
                     copy.as_os_str(),
                 ])?;
             }
-        }
+            Ok(())
+        });
+    }
+    while let Some(r) = dropping.join_next().await {
+        r.context("a qemu-img task failed")??;
+    }
+    for n in &state.nodes {
         let (d, s) = (n.domain.clone(), name.to_string());
         let xml = blocking(hv, move |h| h.snapshot_xml(&d, &s)).await?;
         std::fs::write(
@@ -438,29 +417,21 @@ pub async fn export(
         }
     }
 
-    // The manifest: every member's hash, then the tar stream, written beside and renamed.
-    let mut members = BTreeMap::new();
+    // The tar stream, written beside and renamed: every member hashed as it is written, the
+    // manifest (which holds the hashes) first in the file, written last.
     let root = stage.0.clone();
     let mut files = Vec::new();
     for dir in ["lab.yaml", "ssh", "snapshots", "disks", "image"] {
         let p = root.join(dir);
         if p.is_dir() {
-            files.extend(std::fs::read_dir(&p)?.flatten().map(|e| e.path()));
+            let mut v: Vec<PathBuf> = std::fs::read_dir(&p)?.flatten().map(|e| e.path()).collect();
+            v.sort();
+            files.extend(v);
         } else if p.is_file() {
             files.push(p);
         }
     }
-    let mut listed = Vec::new();
-    for (f, hashed) in sha256_all(files).await? {
-        let (sha256, bytes) = hashed.with_context(|| format!("cannot read {}", f.display()))?;
-        let rel = f
-            .strip_prefix(&root)
-            .map(|r| r.display().to_string())
-            .unwrap_or_default();
-        listed.push((rel, Member { sha256, bytes }));
-    }
-    members.extend(listed);
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format: FORMAT.to_string(),
         lab: lab.name.clone(),
         snapshot: name.to_string(),
@@ -474,39 +445,35 @@ pub async fn export(
         lab_root: lab_dirs.path().display().to_string(),
         images_dir: ctx.dirs.images().display().to_string(),
         nodes: state.nodes.iter().map(|n| n.name.clone()).collect(),
-        members,
+        members: BTreeMap::new(),
     };
-    std::fs::write(
-        stage.0.join(MANIFEST),
-        serde_json::to_string_pretty(&manifest)?,
-    )?;
+    // Room for the manifest: what it holds without members, and more than a member's line
+    // (name, hash, size) for each.
+    let reserve = serde_json::to_string_pretty(&manifest)?.len() + 4096 + 512 * files.len();
     let part = file.with_extension("part");
-    let mut args: Vec<String> = vec![
-        "-cSf".into(),
-        part.display().to_string(),
-        "-C".into(),
-        stage.0.display().to_string(),
-        MANIFEST.into(),
-        "lab.yaml".into(),
-        "ssh".into(),
-        "snapshots".into(),
-        "disks".into(),
-    ];
-    if with_image {
-        args.push("image".into());
-    }
-    let out = tokio::process::Command::new("tar")
-        .args(&args)
-        .output()
-        .await
-        .context("cannot run tar")?;
-    if !out.status.success() {
+    let (p, created) = (part.clone(), manifest.created_unix);
+    let written = tokio::task::spawn_blocking(move || -> anyhow::Result<Manifest> {
+        let mut w = super::tarball::Writer::create(&p, MANIFEST, reserve, created)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        for f in &files {
+            let rel = f
+                .strip_prefix(&root)
+                .map(|r| r.display().to_string())
+                .unwrap_or_default();
+            let (sha256, bytes) = w
+                .append_file(&rel, f)
+                .with_context(|| format!("cannot write {} into {}", f.display(), p.display()))?;
+            manifest.members.insert(rel, Member { sha256, bytes });
+        }
+        w.finish(serde_json::to_string_pretty(&manifest)?.as_bytes())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        Ok(manifest)
+    })
+    .await
+    .context("the export task failed");
+    if let Err(e) = written.and_then(|r| r) {
         let _ = std::fs::remove_file(&part);
-        bail!(
-            "tar could not write {}: {}",
-            part.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        return Err(e);
     }
     std::fs::rename(&part, file).with_context(|| format!("cannot write {}", file.display()))?;
     let bytes = std::fs::metadata(file)?.len();
@@ -540,24 +507,23 @@ async fn unpack(file: &Path, parent: &Path) -> anyhow::Result<Unpacked> {
         return Err(BadInput(format!("{}: no such file", file.display())).into());
     }
     let stage = Staging::new(parent, "golden-import")?;
-    let out = tokio::process::Command::new("tar")
-        .arg("-xSf")
-        .arg(file)
-        .arg("-C")
-        .arg(&stage.0)
-        .output()
+    // One pass: every member written and hashed as it is read.
+    let t0 = Instant::now();
+    let (from, into) = (file.to_path_buf(), stage.0.clone());
+    let found = tokio::task::spawn_blocking(move || super::tarball::unpack(&from, &into))
         .await
-        .context("cannot run tar")?;
+        .context("the unpacking task failed")?
+        .with_context(|| format!("cannot unpack {}", file.display()))?;
+    tracing::debug!("unpacked it in {:.2} s", t0.elapsed().as_secs_f64());
     let manifest_path = stage.0.join(MANIFEST);
     let text = match std::fs::read_to_string(&manifest_path) {
         Ok(t) => t,
-        Err(_) if !out.status.success() => {
-            return Err(bad(format!(
-                "tar cannot read it: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+        Err(_) => {
+            return Err(bad(match &found.error {
+                Some(e) => format!("it cannot be read as a tar stream: {e}"),
+                None => format!("it has no {MANIFEST}"),
+            }));
         }
-        Err(_) => return Err(bad(format!("it has no {MANIFEST}"))),
     };
     let manifest: Manifest = serde_json::from_str(&text)
         .map_err(|e| bad(format!("{MANIFEST} is not a golden's manifest ({e})")))?;
@@ -571,7 +537,7 @@ async fn unpack(file: &Path, parent: &Path) -> anyhow::Result<Unpacked> {
     // shortens one; a changed byte changes a hash.
     let root = stage.0.clone();
     let members = manifest.members.clone();
-    // Sizes first (cheap: a truncated file shows there), then the hashes, members at once.
+    // Sizes first (a truncated file shows there), then the hashes taken while unpacking.
     for (name, m) in &members {
         // Members name files inside the golden, never a path out of it.
         if !Path::new(name)
@@ -594,32 +560,17 @@ async fn unpack(file: &Path, parent: &Path) -> anyhow::Result<Unpacked> {
             Ok(_) => {}
         }
     }
-    let mut hashed: BTreeMap<PathBuf, _> =
-        sha256_all(members.keys().map(|name| root.join(name)).collect())
-            .await?
-            .into_iter()
-            .collect();
-    let mut checked = Ok(());
     for (name, m) in &members {
-        let got = hashed
-            .remove(&root.join(name))
-            .context("a member was not hashed")?;
-        let wrong = match got {
-            Err(e) => format!("member {name} cannot be read ({e})"),
-            Ok((h, _)) if h != m.sha256 => format!("member {name} does not match its SHA-256"),
-            Ok(_) => continue,
-        };
-        checked = Err(wrong);
-        break;
+        match found.members.get(name) {
+            None => return Err(bad(format!("member {name} is missing"))),
+            Some((h, _)) if *h != m.sha256 => {
+                return Err(bad(format!("member {name} does not match its SHA-256")));
+            }
+            Some(_) => {}
+        }
     }
-    if let Err(what) = checked {
-        return Err(bad(what));
-    }
-    if !out.status.success() {
-        return Err(bad(format!(
-            "tar: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+    if let Some(e) = found.error {
+        return Err(bad(e));
     }
     Ok(Unpacked { manifest, stage })
 }
@@ -641,6 +592,10 @@ pub async fn restore(
 ) -> anyhow::Result<super::up::UpReport> {
     let t0 = Instant::now();
     let unpacked = unpack(file, &ctx.dirs.state).await?;
+    tracing::debug!(
+        "unpacked and checked at {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
     let manifest = unpacked.manifest.clone();
     let m = &manifest;
     let stage = unpacked.stage.0.clone();
@@ -835,6 +790,7 @@ pub async fn restore(
         blocking(hv, move |h| h.redefine_snapshot(&domain, &snap_xml)).await?;
     }
     drop(unpacked);
+    tracing::debug!("lab defined at {:.2} s", t0.elapsed().as_secs_f64());
 
     // Every node resumed from its saved memory: the revert corrects clocks and renews random
     // state, and waits until each node answers over SSH with its pinned key.

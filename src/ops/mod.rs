@@ -11,6 +11,7 @@ pub mod plan;
 pub mod render;
 pub mod snapshot;
 pub mod status;
+mod tarball;
 pub mod up;
 pub mod verify;
 
