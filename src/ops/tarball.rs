@@ -18,6 +18,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 const BLOCK: usize = 512;
+/// How much of a member is read and written at a time, and the zeros a hole is hashed from:
+/// small enough to keep dcos-lab's own memory small (the page cache does the rest).
+const CHUNK: usize = 1 << 20;
+const ZEROS: usize = 256 << 10;
 
 /// A tar file being written.
 #[derive(Debug)]
@@ -147,7 +151,7 @@ fn padding(size: u64) -> usize {
 impl Writer {
     /// Creates `path` with a first member `first` of `reserve` bytes, to be written by `finish`.
     pub fn create(path: &Path, first: &str, reserve: usize, mtime: u64) -> std::io::Result<Writer> {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+        let mut out = BufWriter::with_capacity(ZEROS, File::create(path)?);
         out.write_all(&header(first, 0o644, reserve as u64, mtime, None)?)?;
         out.write_all(&vec![b' '; reserve])?;
         out.write_all(&vec![0u8; padding(reserve as u64)])?;
@@ -187,8 +191,8 @@ impl Writer {
                 .write_all(&header(name, mode, stored, mtime, Some((&map, size)))?)?;
         }
         let mut h = Sha256::new();
-        let mut buf = vec![0u8; 4 << 20];
-        let zeros = vec![0u8; 1 << 20];
+        let mut buf = vec![0u8; CHUNK];
+        let zeros = vec![0u8; ZEROS];
         let (mut at, mut stored) = (0u64, 0u64);
         for (off, len) in &map {
             // The hole before this range, as the reader will see it.
@@ -301,10 +305,10 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// headers, old GNU sparse members, directories); refuses any other member type and any name
 /// that leads out of `dest`.
 pub fn unpack(src: &Path, dest: &Path) -> std::io::Result<Unpacked> {
-    let mut r = std::io::BufReader::with_capacity(4 << 20, File::open(src)?);
+    let mut r = std::io::BufReader::with_capacity(ZEROS, File::open(src)?);
     let mut found = Unpacked::default();
-    let mut buf = vec![0u8; 4 << 20];
-    let zeros = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; CHUNK];
+    let zeros = vec![0u8; ZEROS];
     loop {
         let mut h = [0u8; BLOCK];
         let got = read_full(&mut r, &mut h)?;
