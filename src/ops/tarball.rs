@@ -469,6 +469,19 @@ pub fn unpack(src: &Path, dest: &Path) -> std::io::Result<Unpacked> {
 mod tests {
     use super::*;
 
+    /// GNU tar extracts `file` into a new directory `into` (keeping holes).
+    fn gnu_extract(file: &Path, into: &Path) {
+        std::fs::create_dir_all(into).expect("mkdir");
+        let st = std::process::Command::new("tar")
+            .arg("-xSf")
+            .arg(file)
+            .arg("-C")
+            .arg(into)
+            .status()
+            .expect("tar runs");
+        assert!(st.success());
+    }
+
     /// GNU tar reads what the writer writes: names, modes, sizes and bytes, the first member as
     /// written at the end, and the hashes are those of the files.
     #[test]
@@ -499,15 +512,7 @@ mod tests {
         );
 
         let out = dir.path().join("out");
-        std::fs::create_dir_all(&out).expect("mkdir");
-        let st = std::process::Command::new("tar")
-            .arg("-xf")
-            .arg(&file)
-            .arg("-C")
-            .arg(&out)
-            .status()
-            .expect("tar runs");
-        assert!(st.success());
+        gnu_extract(&file, &out);
         assert_eq!(std::fs::read(out.join("disks/a.qcow2")).expect("read"), big);
         assert_eq!(std::fs::read(out.join("key")).expect("read"), b"secret\n");
         let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -537,24 +542,11 @@ mod tests {
     /// and its hash is that of the whole file.
     #[test]
     fn holes_are_kept_and_gnu_tar_restores_them() {
-        use std::io::Write as _;
         let dir = tempfile::tempdir().expect("dir");
         let src = dir.path().join("sparse.qcow2");
         let mib = 1u64 << 20;
-        {
-            let mut f = File::create(&src).expect("create");
-            f.set_len(64 * mib).expect("len");
-            for i in 0..30u64 {
-                f.seek(SeekFrom::Start(2 * i * mib)).expect("seek");
-                f.write_all(&vec![(i + 1) as u8; 4096 * (i as usize + 1)])
-                    .expect("write");
-            }
-        }
-        let whole = std::fs::read(&src).expect("read");
-        let expected: String = Sha256::digest(&whole)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let whole = sparse_file(&src);
+        let expected = sha(&whole);
         let file = dir.path().join("t.tar");
         let mut w = Writer::create(&file, "m", 512, 0).expect("create");
         let (hash, size) = w.append_file("disks/s.qcow2", &src).expect("append");
@@ -565,15 +557,7 @@ mod tests {
             "only the data is stored"
         );
         let out = dir.path().join("out");
-        std::fs::create_dir_all(&out).expect("mkdir");
-        let st = std::process::Command::new("tar")
-            .arg("-xSf")
-            .arg(&file)
-            .arg("-C")
-            .arg(&out)
-            .status()
-            .expect("tar runs");
-        assert!(st.success());
+        gnu_extract(&file, &out);
         let back = out.join("disks/s.qcow2");
         assert_eq!(std::fs::read(&back).expect("read"), whole);
         let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&back).expect("md"));
