@@ -113,25 +113,17 @@ fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
     let len = src.metadata()?.len();
     let mut dst = std::fs::File::create(to)?;
     dst.set_len(len)?;
-    let fd = src.as_raw_fd();
-    let mut pos: i64 = 0;
+    let (fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
     let mut copied = 0u64;
     let mut buf = vec![0u8; 1 << 20];
-    let dst_fd = dst.as_raw_fd();
-    let end = i64::try_from(len).unwrap_or(i64::MAX);
-    while pos < end {
-        // SAFETY: lseek on a descriptor this function owns.
-        let data = unsafe { libc::lseek(fd, pos, libc::SEEK_DATA) };
-        if data < 0 {
-            break; // ENXIO: no data after pos
-        }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
-        let hole = if hole < 0 { end } else { hole };
-        let mut left = u64::try_from(hole - data).unwrap_or(0);
+    for (data, len) in super::tarball::data_map(&src, len) {
+        let mut left = len;
         // The kernel copies the range itself (no trip through this process's memory) where it
         // can; otherwise, read and write.
-        let (mut off_in, mut off_out) = (data, data);
+        let (mut off_in, mut off_out) = (
+            i64::try_from(data).unwrap_or(i64::MAX),
+            i64::try_from(data).unwrap_or(i64::MAX),
+        );
         while left > 0 {
             let want = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
             // SAFETY: both descriptors are owned here and open; the offsets are locals.
@@ -155,7 +147,6 @@ fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
             left -= k as u64;
             copied += k as u64;
         }
-        pos = hole;
     }
     // No fsync: the copy is read back at once (the tar, the import), through the page cache; an
     // export or import that does not finish is started over.

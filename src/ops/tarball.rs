@@ -120,7 +120,7 @@ fn header(
 }
 
 /// The data ranges of an open file (SEEK_DATA/SEEK_HOLE), as (offset, length).
-fn data_map(f: &File, len: u64) -> Vec<(u64, u64)> {
+pub(super) fn data_map(f: &File, len: u64) -> Vec<(u64, u64)> {
     use std::os::fd::AsRawFd;
     let fd = f.as_raw_fd();
     let end = i64::try_from(len).unwrap_or(i64::MAX);
@@ -142,6 +142,22 @@ fn data_map(f: &File, len: u64) -> Vec<(u64, u64)> {
         pos = hole;
     }
     map
+}
+
+/// Zeros to hash a hole from (in the binary's zeroed data, not allocated per member).
+static ZERO_BYTES: [u8; ZEROS] = [0; ZEROS];
+
+/// Feeds `n` zero bytes (a hole, as a reader sees it) to `h`.
+fn hash_zeros(h: &mut Sha256, mut n: u64) {
+    while n > 0 {
+        let k = n.min(ZEROS as u64);
+        h.update(&ZERO_BYTES[..k as usize]);
+        n -= k;
+    }
+}
+
+fn hex(h: Sha256) -> String {
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn padding(size: u64) -> usize {
@@ -192,16 +208,10 @@ impl Writer {
         }
         let mut h = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
-        let zeros = vec![0u8; ZEROS];
         let (mut at, mut stored) = (0u64, 0u64);
         for (off, len) in &map {
             // The hole before this range, as the reader will see it.
-            let mut gap = off.saturating_sub(at);
-            while gap > 0 {
-                let k = gap.min(zeros.len() as u64);
-                h.update(&zeros[..k as usize]);
-                gap -= k;
-            }
+            hash_zeros(&mut h, off.saturating_sub(at));
             f.seek(SeekFrom::Start(*off))?;
             let mut left = *len;
             while left > 0 {
@@ -227,10 +237,7 @@ impl Writer {
             )));
         }
         self.out.write_all(&vec![0u8; padding(stored)])?;
-        Ok((
-            h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-            size,
-        ))
+        Ok((hex(h), size))
     }
 
     /// Writes the first member's content (padded with spaces to its reserved size) and the
@@ -308,7 +315,6 @@ pub fn unpack(src: &Path, dest: &Path) -> std::io::Result<Unpacked> {
     let mut r = std::io::BufReader::with_capacity(ZEROS, File::open(src)?);
     let mut found = Unpacked::default();
     let mut buf = vec![0u8; CHUNK];
-    let zeros = vec![0u8; ZEROS];
     loop {
         let mut h = [0u8; BLOCK];
         let got = read_full(&mut r, &mut h)?;
@@ -405,12 +411,7 @@ pub fn unpack(src: &Path, dest: &Path) -> std::io::Result<Unpacked> {
         let (mut at, mut stored) = (0u64, 0u64);
         let mut short = false;
         for (off, len) in &map {
-            let mut gap = off.saturating_sub(at);
-            while gap > 0 {
-                let k = gap.min(zeros.len() as u64);
-                hash.update(&zeros[..k as usize]);
-                gap -= k;
-            }
+            hash_zeros(&mut hash, off.saturating_sub(at));
             out.seek(SeekFrom::Start(*off))?;
             let mut left = *len;
             while left > 0 {
@@ -435,32 +436,16 @@ pub fn unpack(src: &Path, dest: &Path) -> std::io::Result<Unpacked> {
             found.error = Some(format!("the file ends inside member {name}"));
             break;
         }
-        let mut tail = real.saturating_sub(at);
-        while tail > 0 {
-            let k = tail.min(zeros.len() as u64);
-            hash.update(&zeros[..k as usize]);
-            tail -= k;
-        }
+        hash_zeros(&mut hash, real.saturating_sub(at));
         out.set_len(real)?;
+        found
+            .members
+            .insert(name.trim_start_matches("./").to_string(), (hex(hash), real));
         let pad = padding(stored);
         if pad > 0 && read_full(&mut r, &mut buf[..pad])? < pad {
-            found.members.insert(
-                name.trim_start_matches("./").to_string(),
-                (
-                    hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-                    real,
-                ),
-            );
             found.error = Some("the file ends after its last member, without padding".into());
             break;
         }
-        found.members.insert(
-            name.trim_start_matches("./").to_string(),
-            (
-                hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-                real,
-            ),
-        );
     }
     Ok(found)
 }
