@@ -127,3 +127,29 @@ fn a_started_network_brings_up_its_bridge_and_removal_takes_it_away() {
         "bridge {bridge} removed"
     );
 }
+
+/// The memory a host offers its labs (what `placement: auto` spreads by), as libvirt reports it,
+/// is the kernel's MemAvailable within what moved between the two readings.
+#[test]
+#[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
+fn free_memory_is_what_the_kernel_calls_available() {
+    let hv = common::system_libvirt();
+    let available = || -> u64 {
+        let m = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("MemAvailable")
+            * 1024
+    };
+    let before = available();
+    let free = hv.free_memory().expect("free memory");
+    let after = available();
+    let (lo, hi) = (before.min(after), before.max(after));
+    // MemAvailable also counts part of the reclaimable slab; libvirt's free + buffers + cached
+    // does not: allow 10 % of it.
+    assert!(
+        free <= hi + hi / 10 && free + lo / 10 >= lo,
+        "libvirt says {free} bytes, the kernel {lo}..{hi}"
+    );
+}

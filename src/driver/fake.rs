@@ -77,6 +77,8 @@ struct State {
     clock: u64,
     /// How many times the host was revived.
     epoch: u64,
+    /// What `free_memory` answers (`set_free_memory`); 16 GiB unless set.
+    free: Option<u64>,
 }
 
 /// The state, locked for one call, with the epoch the call began in: a call that began before
@@ -193,6 +195,11 @@ impl FakeHypervisor {
     }
 
     /// Makes the next `times` calls whose description contains `what` fail.
+    /// Sets what `free_memory` answers, in bytes.
+    pub fn set_free_memory(&self, bytes: u64) {
+        self.lock().free = Some(bytes);
+    }
+
     pub fn fail(&self, what: &str, times: u32) {
         self.lock().fails.push((what.to_string(), times));
     }
@@ -343,6 +350,11 @@ fn io_refused(what: &str, e: std::io::Error) -> DriverError {
 }
 
 impl Hypervisor for FakeHypervisor {
+    fn free_memory(&self) -> Result<u64, DriverError> {
+        let s = self.read("read the host's memory")?;
+        Ok(s.free.unwrap_or(16 << 30))
+    }
+
     fn version(&self) -> Result<VersionInfo, DriverError> {
         let _s = self.read("read the version")?;
         Ok(VersionInfo {

@@ -71,6 +71,54 @@ fn changed<T>(
     Ok(v)
 }
 
+/// virNodeGetMemoryStats over all cells: (field, KiB) pairs such as `total`, `free`,
+/// `buffers`, `cached` (the `virt` crate wraps only virNodeGetFreeMemory).
+fn node_memory_stats(conn: &Connect) -> Result<Vec<(String, u64)>, virt::error::Error> {
+    use virt::sys;
+    let mut n: std::os::raw::c_int = 0;
+    // SAFETY: a null params array with nparams 0 asks libvirt how many fields there are.
+    let r = unsafe {
+        sys::virNodeGetMemoryStats(
+            conn.as_ptr(),
+            sys::VIR_NODE_MEMORY_STATS_ALL_CELLS,
+            std::ptr::null_mut(),
+            &mut n,
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(virt::error::Error::last_error());
+    }
+    let mut params: Vec<sys::virNodeMemoryStats> = (0..n.max(0))
+        .map(|_| sys::virNodeMemoryStats {
+            field: [0; 80],
+            value: 0,
+        })
+        .collect();
+    // SAFETY: `params` holds `n` zeroed records that libvirt fills; it writes at most `n`.
+    let r = unsafe {
+        sys::virNodeGetMemoryStats(
+            conn.as_ptr(),
+            sys::VIR_NODE_MEMORY_STATS_ALL_CELLS,
+            params.as_mut_ptr(),
+            &mut n,
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(virt::error::Error::last_error());
+    }
+    Ok(params
+        .iter()
+        .take(usize::try_from(n).unwrap_or(0))
+        .map(|p| {
+            // SAFETY: libvirt writes a NUL-terminated field name into the 80-byte array.
+            let name = unsafe { std::ffi::CStr::from_ptr(p.field.as_ptr()) };
+            (name.to_string_lossy().into_owned(), p.value)
+        })
+        .collect())
+}
+
 fn version_string(v: u32) -> String {
     format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
 }
@@ -271,6 +319,15 @@ impl Hypervisor for Libvirt {
             libvirt: version_string(lib),
             hypervisor: format!("{kind} {}", version_string(hyp)),
         })
+    }
+
+    fn free_memory(&self) -> Result<u64, DriverError> {
+        let stats = node_memory_stats(&self.conn).map_err(|source| DriverError::Call {
+            what: "read the host's memory".into(),
+            source,
+        })?;
+        let kib = |f: &str| stats.iter().find(|(k, _)| k == f).map_or(0, |(_, v)| *v);
+        Ok((kib("free") + kib("buffers") + kib("cached")) * 1024)
     }
 
     fn define_network(&self, xml: &str) -> Result<String, DriverError> {

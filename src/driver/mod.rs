@@ -107,6 +107,9 @@ pub struct PoolInfo {
 /// What dcos-lab asks of libvirt. Every call blocks: async callers use `spawn_blocking`.
 pub trait Hypervisor: Send + Sync {
     fn version(&self) -> Result<VersionInfo, DriverError>;
+    /// Memory the host can give guests, in bytes: free plus buffers and page cache, as the
+    /// kernel's MemAvailable counts it (libvirt's plain free memory leaves the cache out).
+    fn free_memory(&self) -> Result<u64, DriverError>;
 
     fn define_network(&self, xml: &str) -> Result<String, DriverError>;
     fn start_network(&self, name: &str) -> Result<(), DriverError>;

@@ -24,9 +24,39 @@ pub struct Lab {
     pub nodes: Vec<Node>,
     pub hardening: Hardening,
     pub dcos: Dcos,
+    /// The libvirt hosts the lab may use: `local` first (the connection dcos-lab is given), then
+    /// the lab file's `hosts:` in file order.
+    pub hosts: Vec<Host>,
+    pub placement: Placement,
+}
+
+/// The name of the host dcos-lab runs against (`--uri`), implied in every lab.
+pub const LOCAL_HOST: &str = "local";
+
+/// One libvirt host of a lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Host {
+    pub name: String,
+    /// Its libvirt URI; `None` for `local`, which is whatever connection dcos-lab was given.
+    pub uri: Option<String>,
+}
+
+/// Where nodes without a `host:` go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// On the local host.
+    Manual,
+    /// Spread over the hosts by free memory (see `plan::placement`).
+    Auto,
 }
 
 impl Lab {
+    /// The lab file names hosts besides the local one: its objects are planned per host.
+    pub fn spans_hosts(&self) -> bool {
+        self.hosts.len() > 1
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
@@ -213,6 +243,8 @@ pub struct Node {
     pub networks: Vec<NetKind>,
     pub hardening: Hardening,
     pub firstboot: FirstBoot,
+    /// The host the lab file puts this node on; `None` leaves it to the lab's placement.
+    pub host: Option<String>,
 }
 
 impl Node {

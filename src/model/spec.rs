@@ -38,6 +38,19 @@ pub struct LabSpec {
     pub hardening: Option<Spanned<HardeningSpec>>,
     #[serde(default)]
     pub dcos: Option<Spanned<DcosSpec>>,
+    /// Other libvirt hosts the lab may use, by name (the local host, `local`, is implied).
+    #[serde(default)]
+    pub hosts: Option<Spanned<OrderedMap<Spanned<String>>>>,
+    /// How nodes without a `host:` are placed: on the local host, or spread by free memory.
+    #[serde(default)]
+    pub placement: Option<Spanned<PlacementSpec>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementSpec {
+    Manual,
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -116,6 +129,9 @@ pub struct NodeSpec {
     /// Overrides the lab's `firstboot` for this node.
     #[serde(default)]
     pub firstboot: Option<Spanned<FirstBootSpec>>,
+    /// The host (a name from `hosts:`, or `local`) this node (every node of its `count`) runs on.
+    #[serde(default)]
+    pub host: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -150,36 +166,43 @@ pub struct DcosSpec {
 
 /// `dcos.config`: genconf keys in file order, each with where it was written (so an unknown key
 /// is reported at its own line).
-#[derive(Debug, Default)]
-pub struct ConfigMap(pub Vec<(Spanned<String>, serde_json::Value)>);
+pub type ConfigMap = OrderedMap<serde_json::Value>;
 
-impl<'de> Deserialize<'de> for ConfigMap {
+/// A mapping kept in file order, each key with where it was written.
+#[derive(Debug)]
+pub struct OrderedMap<V>(pub Vec<(Spanned<String>, V)>);
+
+impl<V> Default for OrderedMap<V> {
+    fn default() -> Self {
+        OrderedMap(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for OrderedMap<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = ConfigMap;
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = OrderedMap<V>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str(
-                    "a mapping of genconf/config.yaml keys, e.g. `config: {dns_search: lab}`",
-                )
+                f.write_str("a mapping, e.g. `{dns_search: lab}` or `{runner2: qemu+ssh://root@runner2/system}`")
             }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<ConfigMap, E> {
-                Ok(ConfigMap::default())
+            fn visit_unit<E: serde::de::Error>(self) -> Result<OrderedMap<V>, E> {
+                Ok(OrderedMap::default())
             }
-            fn visit_none<E: serde::de::Error>(self) -> Result<ConfigMap, E> {
-                Ok(ConfigMap::default())
+            fn visit_none<E: serde::de::Error>(self) -> Result<OrderedMap<V>, E> {
+                Ok(OrderedMap::default())
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut m: A,
-            ) -> Result<ConfigMap, A::Error> {
+            ) -> Result<OrderedMap<V>, A::Error> {
                 let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<Spanned<String>, serde_json::Value>()? {
+                while let Some((k, v)) = m.next_entry::<Spanned<String>, V>()? {
                     out.push((k, v));
                 }
-                Ok(ConfigMap(out))
+                Ok(OrderedMap(out))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(Visit(std::marker::PhantomData))
     }
 }

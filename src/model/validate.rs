@@ -372,6 +372,11 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
     if !lab_hardening.ipv6 && !public_ipv6_given {
         public.ipv6 = None;
     }
+    let hosts = hosts(&mut p, spec.hosts.as_ref());
+    let placement = match spec.placement.as_ref().map(|s| s.value) {
+        None | Some(PlacementSpec::Manual) => Placement::Manual,
+        Some(PlacementSpec::Auto) => Placement::Auto,
+    };
     let mut nodes: Vec<Node> = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     if spec.nodes.value.is_empty() {
@@ -524,6 +529,23 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
             Some(FirstBootSpec::Fast) => FirstBoot::Fast,
             Some(FirstBootSpec::CloudInit) => FirstBoot::CloudInit,
         };
+        let host = n.host.as_ref().and_then(|h| {
+            if hosts.iter().any(|known| known.name == h.value) {
+                Some(h.value.clone())
+            } else {
+                let names: Vec<&str> = hosts.iter().map(|k| k.name.as_str()).collect();
+                p.add(
+                    pos(h),
+                    format!("{field}.host"),
+                    format!("unknown host \"{}\"", h.value),
+                    format!(
+                        "use one of {} (add other hosts under hosts:, name: libvirt URI)",
+                        names.join(", ")
+                    ),
+                );
+                None
+            }
+        });
         let names: Vec<String> = match count {
             Some(c) => (1..=c).map(|k| format!("{base}{k}")).collect(),
             None => vec![base.clone()],
@@ -556,6 +578,7 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
                 networks: networks.clone(),
                 hardening: node_hardening.clone(),
                 firstboot: node_firstboot,
+                host: host.clone(),
             });
         }
         let _ = at;
@@ -693,5 +716,112 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
         nodes,
         hardening: lab_hardening,
         dcos,
+        hosts,
+        placement,
     })
+}
+
+/// Transports a lab host's libvirt URI may use (`qemu+unix` with `?socket=` reaches a daemon on
+/// this machine at another socket, as the test harness's hosts are).
+const URI_TRANSPORTS: [&str; 6] = ["", "+ssh", "+libssh", "+libssh2", "+tcp", "+tls"];
+
+/// Checks `hosts:` and returns the lab's hosts, `local` first.
+fn hosts(p: &mut Problems, spec: Option<&Spanned<OrderedMap<Spanned<String>>>>) -> Vec<Host> {
+    let mut out = vec![Host {
+        name: LOCAL_HOST.to_string(),
+        uri: None,
+    }];
+    let Some(spec) = spec else { return out };
+    for (name, uri) in &spec.value.0 {
+        let field = format!("hosts.{}", name.value);
+        if name.value == LOCAL_HOST {
+            p.add(
+                pos(name),
+                field,
+                "\"local\" is the host dcos-lab runs against (--uri), always part of the lab",
+                "remove it from hosts:, or give that host another name",
+            );
+            continue;
+        }
+        if !is_dns_safe(&name.value) {
+            p.add(
+                pos(name),
+                field,
+                format!("host name \"{}\" is not DNS-safe", name.value),
+                dns_fix("host name"),
+            );
+            continue;
+        }
+        if out.iter().any(|h| h.name == name.value) {
+            p.add(
+                pos(name),
+                field,
+                format!("host \"{}\" is named twice", name.value),
+                "name each host once",
+            );
+            continue;
+        }
+        if let Err(why) = check_uri(&uri.value) {
+            p.add(
+                pos(uri),
+                field,
+                format!(
+                    "\"{}\" is not a libvirt URI dcos-lab can use: {why}",
+                    uri.value
+                ),
+                "use the system daemon's URI, e.g. qemu+ssh://root@runner2/system",
+            );
+            continue;
+        }
+        if let Some(other) = out
+            .iter()
+            .find(|h| h.uri.as_deref() == Some(uri.value.as_str()))
+        {
+            p.add(
+                pos(uri),
+                field,
+                format!(
+                    "host \"{}\" has the URI of host \"{}\"",
+                    name.value, other.name
+                ),
+                "give each host its own URI (one libvirt daemon is one host)",
+            );
+            continue;
+        }
+        out.push(Host {
+            name: name.value.clone(),
+            uri: Some(uri.value.clone()),
+        });
+    }
+    out
+}
+
+/// A QEMU driver URI of a system daemon: `qemu[+transport]://[user@]host[:port]/system[?...]`
+/// (`qemu+unix:///system?socket=...` for a daemon on this machine).
+fn check_uri(uri: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err("it has no scheme (qemu+ssh://...)".into());
+    };
+    let transport = scheme.strip_prefix("qemu").ok_or_else(|| {
+        format!(
+            "the driver is \"{}\", not qemu",
+            scheme.split('+').next().unwrap_or(scheme)
+        )
+    })?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = path.split('?').next().unwrap_or(path);
+    if path != "/system" {
+        return Err(format!(
+            "its path is \"{path}\", not /system (a session daemon cannot make the lab's bridges)"
+        ));
+    }
+    match transport {
+        "+unix" if authority.is_empty() && rest.contains("?socket=") => Ok(()),
+        "+unix" => Err("qemu+unix needs no host and a ?socket= path".into()),
+        t if !URI_TRANSPORTS.contains(&t) => Err(format!("unknown transport \"{}\"", &t[1..])),
+        _ if authority.is_empty() => {
+            Err("it names no host (qemu:///system is the local host)".into())
+        }
+        _ => Ok(()),
+    }
 }

@@ -848,6 +848,43 @@ fn commands_on_a_lab_that_does_not_exist_are_bad_input_and_change_nothing() {
 }
 
 #[test]
+fn a_lab_with_nodes_on_other_hosts_is_refused_by_up_and_nothing_is_made() {
+    let hosts = "hosts:\n  r2: qemu+ssh://root@r2/system\nnodes:";
+    for (extra, named) in [
+        ("nodes:", "public on r2"),
+        ("placement: auto\nnodes:", "(placement: auto)"),
+    ] {
+        let text = LAB
+            .replace("NAME", "fk-span")
+            .replace("MEM", "256M")
+            .replacen("nodes:", &hosts.replace("nodes:", extra), 1)
+            .replace(
+                "    networks: [private, public]",
+                "    networks: [private, public]\n    host: r2",
+            );
+        let l = crate::model::parse(&text, "fk-span.yaml", None, &["debian-12"]).expect("valid");
+        assert!(l.spans_hosts());
+        let w = world().with_image(&l);
+        let e = w.up(&l).expect_err("refused");
+        assert!(bad_input(&e), "{e:#}");
+        assert!(format!("{e:#}").contains(named), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("fix: put every node on the local host"),
+            "{e:#}"
+        );
+        assert!(w.hv.changes().is_empty());
+    }
+    // Hosts named but every node on the local one: an ordinary lab.
+    let text = LAB
+        .replace("NAME", "fk-named")
+        .replace("MEM", "256M")
+        .replacen("nodes:", hosts, 1);
+    let l = crate::model::parse(&text, "fk-named.yaml", None, &["debian-12"]).expect("valid");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+}
+
+#[test]
 fn down_all_also_finds_a_lab_known_only_by_its_directory() {
     let l = lab("fk-dir");
     let w = world().with_image(&l);

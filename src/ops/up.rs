@@ -69,6 +69,36 @@ pub async fn up_command(
     }
 }
 
+/// Refuses, before anything is made, a lab file that puts nodes on another host: labs across
+/// hosts are planned (`dcos-lab plan` shows each node's host) but this version makes every object
+/// on the local host, so it must not pretend to have placed them.
+fn local_only(lab: &Lab) -> Result<(), crate::BadInput> {
+    if !lab.spans_hosts() {
+        return Ok(());
+    }
+    let elsewhere: Vec<String> = lab
+        .nodes
+        .iter()
+        .filter_map(|n| match (&n.host, lab.placement) {
+            (Some(h), _) if h != crate::model::LOCAL_HOST => Some(format!("{} on {h}", n.name)),
+            (None, crate::model::Placement::Auto) => Some(format!("{} (placement: auto)", n.name)),
+            _ => None,
+        })
+        .collect();
+    if elsewhere.is_empty() {
+        return Ok(());
+    }
+    Err(crate::BadInput(format!(
+        "{}: hosts: lab {} puts nodes on hosts other than the local one ({}), and `up` does not \
+         make labs across hosts yet (`dcos-lab plan {}` shows where each node would go)\n  \
+         fix: put every node on the local host (remove `host:` lines and `placement: auto`)",
+        lab.source,
+        lab.name,
+        elsewhere.join(", "),
+        lab.source
+    )))
+}
+
 /// What `up` reports.
 #[derive(Debug, Serialize)]
 pub struct UpReport {
@@ -350,6 +380,7 @@ pub async fn up(
     accel: AccelDecision,
     opts: &UpOptions,
 ) -> anyhow::Result<UpReport> {
+    local_only(lab)?;
     let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     let started = Instant::now();
     let progress = Progress::new();

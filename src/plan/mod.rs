@@ -1,6 +1,7 @@
 //! (checked lab, what libvirt already has) → the ordered actions `up` takes [pure].
 
 mod address;
+pub mod placement;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
