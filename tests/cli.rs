@@ -44,6 +44,10 @@ fn plan_json_lists_networks_volumes_domains_in_creation_order() {
     assert!(last("define_network") < first("create_disk"), "{kinds:?}");
     assert!(last("create_disk") < first("define_domain"), "{kinds:?}");
     assert!(last("define_domain") < first("start_domain"), "{kinds:?}");
+    assert!(
+        actions.iter().all(|a| a.get("host").is_none()) && v.get("placement").is_none(),
+        "a lab on one host plans as it always has: {v}"
+    );
     assert_eq!(kinds.iter().filter(|k| **k == "define_network").count(), 2);
     assert_eq!(kinds.iter().filter(|k| **k == "create_disk").count(), 3);
     assert_eq!(kinds.iter().filter(|k| **k == "define_domain").count(), 3);
@@ -231,4 +235,87 @@ fn render_cloud_init_makes_no_key() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("AAAAIExample"));
+}
+
+/// A lab across hosts: `plan` shows each node's host and each action's; `up` refuses it with
+/// exit 2 and makes nothing (this version makes labs on one host only).
+#[test]
+fn a_lab_across_hosts_is_planned_per_host_and_up_refuses_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("span.yaml");
+    std::fs::write(
+        &file,
+        "name: span\nhosts:\n  runner2: qemu+ssh://root@runner2/system\nnodes:\n  - {name: boot, role: boot}\n  - {name: master, role: master, host: runner2}\n  - {name: public, role: agent-public}\n",
+    )
+    .expect("lab file");
+    let f = file.to_str().expect("utf-8");
+    let out = cmd()
+        .args(["plan", f, "--json", "--offline"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let hosts: Vec<(&str, &str)> = v["placement"]["nodes"]
+        .as_array()
+        .expect("placement")
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().expect("node"),
+                n["host"].as_str().expect("host"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            ("boot", "local"),
+            ("master", "runner2"),
+            ("public", "local")
+        ]
+    );
+    let domain_hosts: Vec<(&str, &str)> = v["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["action"] == "define_domain")
+        .map(|a| {
+            (
+                a["node"].as_str().expect("node"),
+                a["host"].as_str().expect("host"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        domain_hosts,
+        [
+            ("boot", "local"),
+            ("public", "local"),
+            ("master", "runner2")
+        ]
+    );
+
+    let state = tempfile::tempdir().expect("state dir");
+    let out = cmd()
+        .env("DCOS_LAB_STATE_DIR", state.path())
+        .env("DCOS_LAB_URI", "test:///default")
+        .args(["up", f])
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("master on runner2") && err.contains("fix:"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(state.path()).expect("state").count(),
+        0,
+        "nothing written"
+    );
 }

@@ -2,10 +2,13 @@
 
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use crate::driver::{DriverError, Hypervisor};
 use crate::host::AccelDecision;
-use crate::model::{Lab, NetKind};
+use crate::model::{LOCAL_HOST, Lab, NetKind};
 use crate::paths::Dirs;
+use crate::plan::placement::{self, NodePlacement};
 use crate::plan::{self, Action, AddressPlan, ObjState, Observed};
 
 /// The plan of one lab, as `plan` prints it.
@@ -19,7 +22,19 @@ pub struct PlanReport {
     /// reachable and the lab is assumed absent).
     pub observed: bool,
     pub addresses: AddressPlan,
-    pub actions: Vec<Action>,
+    /// Which host each node runs on; only for a lab whose file names other hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<NodePlacement>,
+    pub actions: Vec<PlannedAction>,
+}
+
+/// One action, with the host it is taken on when the lab names several.
+#[derive(Debug, Serialize)]
+pub struct PlannedAction {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(flatten)]
+    pub action: Action,
 }
 
 /// Reads what libvirt already has of `lab`.
@@ -57,64 +72,138 @@ pub fn observe(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, DriverError> 
     Ok(obs)
 }
 
-/// The `plan` command: against what libvirt has at `uri`, or (`offline`, or libvirt not
-/// reachable, which is said) as if nothing of the lab existed.
+/// The `plan` command: against what libvirt has at `uri` (and, for a lab across hosts, at each
+/// of its hosts), or (`offline`, or a host not reachable, which is said) as if nothing of the lab
+/// existed there. A lab whose hosts cannot hold its nodes is bad input, as for `up`.
 pub fn plan_command(
     lab: &Lab,
     accel: AccelDecision,
     dirs: &Dirs,
     uri: &str,
     offline: bool,
-) -> Result<PlanReport, DriverError> {
-    let conn = if offline {
-        None
-    } else {
-        match crate::driver::Libvirt::open(Some(uri)) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(
-                    "{}; planning as if the lab did not exist",
+) -> anyhow::Result<PlanReport> {
+    let mut conns = BTreeMap::new();
+    if !offline {
+        for h in &lab.hosts {
+            let at = h.uri.as_deref().unwrap_or(uri);
+            match crate::driver::Libvirt::open(Some(at)) {
+                Ok(c) => {
+                    conns.insert(h.name.clone(), c);
+                }
+                Err(e) => tracing::warn!(
+                    "host {}: {}; planning as if the lab did not exist there",
+                    h.name,
                     crate::error_chain(&e)
-                );
-                None
+                ),
             }
         }
-    };
-    plan(
-        lab,
-        accel,
-        dirs,
-        conn.as_ref().map(|c| c as &dyn Hypervisor),
-    )
+    }
+    let hvs: BTreeMap<String, &dyn Hypervisor> = conns
+        .iter()
+        .map(|(k, c)| (k.clone(), c as &dyn Hypervisor))
+        .collect();
+    plan(lab, accel, dirs, &hvs)
 }
 
-/// Builds the report; `hv` is `None` when libvirt is not reachable.
+/// Builds the report from the hosts that answered (`hvs`, by host name; none when offline).
 pub fn plan(
     lab: &Lab,
     accel: AccelDecision,
     dirs: &Dirs,
-    hv: Option<&dyn Hypervisor>,
-) -> Result<PlanReport, DriverError> {
+    hvs: &BTreeMap<String, &dyn Hypervisor>,
+) -> anyhow::Result<PlanReport> {
     let addresses = plan::plan_addresses(lab);
-    let observed = match hv {
-        Some(hv) => Some(observe(hv, &lab.name)?),
-        None => None,
-    };
     let backing = crate::image::backing_path(dirs, &lab.image);
-    let actions = plan::plan_up(
-        lab,
-        &addresses,
-        &dirs.lab(&lab.name),
-        &backing.display().to_string(),
-        observed.as_ref().unwrap_or(&Observed::default()),
-    );
+    let backing = backing.display().to_string();
+    let lab_dirs = dirs.lab(&lab.name);
+    if !lab.spans_hosts() {
+        let observed = match hvs.get(LOCAL_HOST) {
+            Some(hv) => Some(observe(*hv, &lab.name)?),
+            None => None,
+        };
+        let actions = plan::plan_up(
+            lab,
+            &addresses,
+            &lab_dirs,
+            &backing,
+            observed.as_ref().unwrap_or(&Observed::default()),
+        );
+        return Ok(PlanReport {
+            lab: lab.name.clone(),
+            source: lab.source.clone(),
+            image: lab.image.to_string(),
+            accel,
+            observed: observed.is_some(),
+            addresses,
+            placement: None,
+            actions: actions
+                .into_iter()
+                .map(|action| PlannedAction { host: None, action })
+                .collect(),
+        });
+    }
+    let mut free = BTreeMap::new();
+    for (name, hv) in hvs {
+        free.insert(name.clone(), hv.free_memory()?);
+    }
+    let all_known = lab.hosts.iter().all(|h| free.contains_key(&h.name));
+    let placed = placement::place(lab, all_known.then_some(&free)).map_err(|problems| {
+        crate::BadInput(format!(
+            "the lab's hosts cannot hold its nodes\n{}",
+            problems
+                .iter()
+                .map(|p| p.render(&lab.source))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+    })?;
+    // The lab's first host (`local`) gets every network: the host addresses (.1), DHCP and DNS
+    // live there, whether or not nodes do. Every host with nodes gets the pool, the networks its
+    // nodes are on, and its nodes' disks, seeds and domains.
+    let mut actions = Vec::new();
+    let used = placed.used_hosts(lab);
+    for host in lab.hosts.iter().map(|h| h.name.as_str()) {
+        let first = host == LOCAL_HOST;
+        if !first && !used.contains(&host) {
+            continue;
+        }
+        let mut sub = lab.clone();
+        sub.nodes.retain(|n| placed.host_of(&n.name) == host);
+        let mut addrs = addresses.clone();
+        if !first {
+            addrs
+                .networks
+                .retain(|net| sub.nodes.iter().any(|n| n.on(net.kind)));
+        }
+        let only_networks = sub.nodes.is_empty();
+        let observed = match hvs.get(host) {
+            Some(hv) => observe(*hv, &lab.name)?,
+            None => Observed::default(),
+        };
+        actions.extend(
+            plan::plan_up(&sub, &addrs, &lab_dirs, &backing, &observed)
+                .into_iter()
+                .filter(|a| {
+                    !only_networks
+                        || matches!(
+                            a,
+                            Action::DefineNetwork { .. } | Action::StartNetwork { .. }
+                        )
+                })
+                .map(|action| PlannedAction {
+                    host: Some(host.to_string()),
+                    action,
+                }),
+        );
+    }
     Ok(PlanReport {
         lab: lab.name.clone(),
         source: lab.source.clone(),
         image: lab.image.to_string(),
         accel,
-        observed: observed.is_some(),
+        observed: lab.hosts.iter().all(|h| hvs.contains_key(&h.name)),
         addresses,
+        placement: Some(placed),
         actions,
     })
 }
@@ -125,7 +214,9 @@ pub fn describe(r: &PlanReport) -> String {
         "lab {} ({}), image {}, accelerator {} ({})\n",
         r.lab, r.source, r.image, r.accel.accel, r.accel.reason
     );
-    if !r.observed {
+    if !r.observed && r.placement.is_some() {
+        out.push_str("libvirt not consulted on every host (--offline, or a host not reachable, named above): planned as if nothing of the lab exists there\n");
+    } else if !r.observed {
         out.push_str("libvirt not consulted (--offline, or not reachable): planned as if nothing of the lab exists\n");
     }
     for n in &r.addresses.networks {
@@ -147,18 +238,44 @@ pub fn describe(r: &PlanReport) -> String {
                 format!("{}={}{} ({})", nic.net, nic.ipv4, v6, nic.mac)
             })
             .collect();
-        out.push_str(&format!("node {:<10} {}\n", n.node, nics.join(", ")));
+        let on = match &r.placement {
+            Some(p) => p
+                .nodes
+                .iter()
+                .find(|p| p.node == n.node)
+                .map(|p| format!(" on {} ({})", p.host, placed_by(p.by)))
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        out.push_str(&format!("node {:<10} {}{on}\n", n.node, nics.join(", ")));
+    }
+    if let Some(p) = &r.placement
+        && !p.memory_known
+        && p.nodes.iter().any(|n| n.by == placement::PlacedBy::Auto)
+    {
+        out.push_str("placement: auto without every host's free memory (--offline, or a host did not answer): spread as if every host had the same free\n");
     }
     if r.actions
         .iter()
-        .all(|a| matches!(a, Action::WaitSsh { .. }))
+        .all(|a| matches!(a.action, Action::WaitSsh { .. }))
     {
         out.push_str("everything exists and runs: up would only check that every node answers\n");
     }
     for (i, a) in r.actions.iter().enumerate() {
-        out.push_str(&format!("{:>3}. {}\n", i + 1, a.describe()));
+        match &a.host {
+            Some(h) => out.push_str(&format!("{:>3}. [{h}] {}\n", i + 1, a.action.describe())),
+            None => out.push_str(&format!("{:>3}. {}\n", i + 1, a.action.describe())),
+        }
     }
     out
+}
+
+fn placed_by(by: placement::PlacedBy) -> &'static str {
+    match by {
+        placement::PlacedBy::File => "host: in the lab file",
+        placement::PlacedBy::Default => "the local host by default",
+        placement::PlacedBy::Auto => "placement: auto",
+    }
 }
 
 /// True when a state counts as present for `status`-like views.

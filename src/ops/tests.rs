@@ -885,6 +885,71 @@ fn a_lab_with_nodes_on_other_hosts_is_refused_by_up_and_nothing_is_made() {
 }
 
 #[test]
+fn plan_across_hosts_places_by_free_memory_and_shows_each_object_with_its_host() {
+    let text = LAB
+        .replace("NAME", "fk-plan")
+        .replace("MEM", "256M")
+        .replacen(
+            "nodes:",
+            "hosts:\n  r2: qemu+ssh://root@r2/system\nplacement: auto\nnodes:",
+            1,
+        );
+    let l = crate::model::parse(&text, "fk-plan.yaml", None, &["debian-12"]).expect("valid");
+    let (local, r2) = (FakeHypervisor::new(), FakeHypervisor::new());
+    local.set_free_memory(300 << 20);
+    r2.set_free_memory(600 << 20);
+    let accel = super::decide_accel(&l, Some(AccelChoice::Tcg));
+    let dirs = world().ctx.dirs.clone();
+    let hvs: std::collections::BTreeMap<String, &dyn crate::driver::Hypervisor> = [
+        (
+            "local".to_string(),
+            &*local as &dyn crate::driver::Hypervisor,
+        ),
+        ("r2".to_string(), &*r2 as &dyn crate::driver::Hypervisor),
+    ]
+    .into();
+    let r = super::plan::plan(&l, accel.clone(), &dirs, &hvs).expect("plan");
+    // 256M nodes: r2 (600M free) takes two, local (300M) one.
+    let p = r.placement.as_ref().expect("placement");
+    let on = |h: &str| p.nodes.iter().filter(|n| n.host == h).count();
+    assert_eq!((on("local"), on("r2")), (1, 2), "{p:?}");
+    assert!(p.memory_known);
+    for a in &r.actions {
+        let host = a.host.as_deref().expect("every action names its host");
+        if let Some(node) = match &a.action {
+            crate::plan::Action::CreateDisk { node, .. }
+            | crate::plan::Action::DefineDomain { node, .. }
+            | crate::plan::Action::StartDomain { node, .. } => Some(node),
+            _ => None,
+        } {
+            assert_eq!(host, p.host_of(node), "{a:?}");
+        }
+    }
+    // The first host defines both networks (the host addresses live there); r2 those its nodes use.
+    let nets = |h: &str| {
+        r.actions
+            .iter()
+            .filter(|a| a.host.as_deref() == Some(h))
+            .filter(|a| matches!(a.action, crate::plan::Action::DefineNetwork { .. }))
+            .count()
+    };
+    assert_eq!(nets("local"), 2);
+    assert!(nets("r2") >= 1);
+    let text = super::plan::describe(&r);
+    assert!(text.contains("[r2] define domain"), "{text}");
+    assert!(text.contains("on r2 (placement: auto)"), "{text}");
+    // Not enough memory anywhere: bad input naming the host, and the plan reads, never writes.
+    r2.set_free_memory(100 << 20);
+    let e = super::plan::plan(&l, accel, &dirs, &hvs).expect_err("too little");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("hosts.r2: host r2 has 0.1 GiB"),
+        "{e:#}"
+    );
+    assert!(local.changes().is_empty() && r2.changes().is_empty());
+}
+
+#[test]
 fn down_all_also_finds_a_lab_known_only_by_its_directory() {
     let l = lab("fk-dir");
     let w = world().with_image(&l);

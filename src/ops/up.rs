@@ -51,6 +51,8 @@ pub async fn up_command(
     accel: AccelDecision,
     opts: &UpOptions,
 ) -> anyhow::Result<UpOutcome> {
+    // Before the lock, whose file would be the first thing made (`up` checks again itself).
+    local_only(lab)?;
     if opts.install.is_some() {
         super::install::installer_path(lab)?;
     }
