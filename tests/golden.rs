@@ -160,3 +160,37 @@ fn a_golden_mismatch_prints_a_diff() {
     assert_eq!(d, "@@\n b\n-c\n+X\n d\n");
     assert_eq!(common::line_diff("same\n", "same\n"), "");
 }
+
+/// A lab across hosts: on a host other than the first, each lab network is its VLAN on the
+/// overlay bridge (no addresses, DHCP or DNS there: those stay on the first host); the first
+/// host's networks and every domain render as for one host.
+#[test]
+fn a_lab_across_hosts_renders_overlay_networks_for_its_other_hosts() {
+    let text = "name: span\nhosts:\n  runner2: qemu+ssh://root@runner2/system\nnodes:\n  - {name: boot, role: boot}\n  - {name: master, role: master, host: runner2}\n  - {name: public, role: agent-public, host: runner2}\n";
+    let lab = model::parse(text, "span.yaml", None, &["debian-12"]).expect("valid");
+    let plan = dcos_lab::plan::plan_addresses(&lab);
+    let dir = common::repo().join("tests/golden/span");
+    for kind in NetKind::ALL {
+        let xml = dcos_lab::render::overlay_network_xml(&lab, &plan, kind).expect("renders");
+        common::assert_golden(&dir.join(format!("overlay-network-{kind}.xml")), &xml);
+    }
+    let one_host = model::parse(
+        &text
+            .replace("hosts:\n  runner2: qemu+ssh://root@runner2/system\n", "")
+            .replace(", host: runner2", ""),
+        "span.yaml",
+        None,
+        &["debian-12"],
+    )
+    .expect("valid");
+    for target in [
+        Target::Network(NetKind::Private),
+        Target::Node("master".into()),
+    ] {
+        assert_eq!(
+            render(&lab, &tcg(), &dirs(), &target).expect("renders"),
+            render(&one_host, &tcg(), &dirs(), &target).expect("renders"),
+            "{target:?} renders as for one host"
+        );
+    }
+}

@@ -171,9 +171,13 @@ pub fn plan(
         sub.nodes.retain(|n| placed.host_of(&n.name) == host);
         let mut addrs = addresses.clone();
         if !first {
+            // Elsewhere a lab network is its VLAN on the overlay bridge (render::overlay_network_xml).
             addrs
                 .networks
                 .retain(|net| sub.nodes.iter().any(|n| n.on(net.kind)));
+            for net in &mut addrs.networks {
+                net.bridge = plan::OVERLAY_BRIDGE.to_string();
+            }
         }
         let only_networks = sub.nodes.is_empty();
         let observed = match hvs.get(host) {

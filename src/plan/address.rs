@@ -20,6 +20,18 @@ pub fn bridge_name(id: LabId, kind: NetKind) -> String {
     format!("dl-{}-{suffix}", id.hex())
 }
 
+/// The OVS bridge every host of a lab across hosts runs, with tunnels to the others
+/// (docs/multihost.md): the lab's networks are VLANs on it.
+pub const OVERLAY_BRIDGE: &str = "dcoslab0";
+
+/// A lab network's VLAN on the overlay: 2–4093, the two networks of a lab side by side, from the
+/// lab id (two labs on one overlay clash 1 time in 2046; `up` checks the hosts for it).
+pub fn overlay_vlan(id: LabId, kind: NetKind) -> u16 {
+    let [a, b, c] = id.bytes();
+    let n = (u32::from(a) << 16 | u32::from(b) << 8 | u32::from(c)) % 2046;
+    u16::try_from(2 + n * 2 + u32::from(kind.index())).unwrap_or(2)
+}
+
 /// A locally administered, unicast MAC address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Mac(pub [u8; 6]);
@@ -60,6 +72,9 @@ pub struct NetPlan {
     pub prefix4: u8,
     pub gateway6: Option<Ipv6Addr>,
     pub prefix6: Option<u8>,
+    /// The network's VLAN on the overlay, for a lab across hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
 }
 
 /// One NIC of a node.
@@ -145,6 +160,7 @@ pub fn plan_addresses(lab: &Lab) -> AddressPlan {
                 prefix4: net.cidr.prefix(),
                 gateway6: net.ipv6.map(|p| host6(p.network(), 1)),
                 prefix6: net.ipv6.map(|p| p.prefix()),
+                vlan: lab.spans_hosts().then(|| overlay_vlan(id, kind)),
             }
         })
         .collect();
@@ -205,6 +221,22 @@ mod tests {
         let plan = plan_addresses(&lab("ha"));
         for nic in plan.nodes.iter().flat_map(|n| &n.nics) {
             assert_eq!(nic.mac.0[0] & 0b11, 0b10, "{}", nic.mac);
+        }
+    }
+
+    #[test]
+    fn overlay_vlans_are_valid_and_a_labs_two_differ() {
+        for i in 0..2000 {
+            let id = LabId::of(&format!("lab{i}"));
+            let (p, q) = (
+                overlay_vlan(id, NetKind::Private),
+                overlay_vlan(id, NetKind::Public),
+            );
+            assert!(
+                (2..=4093).contains(&p) && (2..=4093).contains(&q),
+                "{p} {q}"
+            );
+            assert_eq!(q, p + 1);
         }
     }
 

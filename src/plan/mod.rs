@@ -54,6 +54,9 @@ pub enum Action {
         network: String,
         kind: NetKind,
         bridge: String,
+        /// Its VLAN on the overlay (a lab across hosts).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        vlan: Option<u16>,
     },
     StartNetwork {
         network: String,
@@ -96,7 +99,18 @@ impl Action {
                 network,
                 kind,
                 bridge,
-            } => format!("define {kind} network {network} (bridge {bridge})"),
+                vlan,
+            } => match vlan {
+                None => format!("define {kind} network {network} (bridge {bridge})"),
+                Some(v) if bridge == OVERLAY_BRIDGE => {
+                    format!(
+                        "define {kind} network {network} (VLAN {v} on the overlay bridge {bridge})"
+                    )
+                }
+                Some(v) => format!(
+                    "define {kind} network {network} (bridge {bridge}, the host addresses; joined to VLAN {v} on the overlay bridge {OVERLAY_BRIDGE})"
+                ),
+            },
             Action::StartNetwork { network } => format!("start network {network}"),
             Action::CreateDisk {
                 node,
@@ -145,6 +159,7 @@ pub fn plan_up(
                     network: net.name.clone(),
                     kind: net.kind,
                     bridge: net.bridge.clone(),
+                    vlan: net.vlan,
                 });
                 out.push(Action::StartNetwork {
                     network: net.name.clone(),

@@ -192,6 +192,8 @@ pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<Strin
                 mode: "route".into(),
             }),
         },
+        virtualport: None,
+        vlan: None,
         bridge: Some(Bridge {
             name: np.bridge.clone(),
             // No loops on a lab bridge: STP would hold every new port (a started or reverted
@@ -206,6 +208,51 @@ pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<Strin
         dns: Some(Dns { hosts: dns_hosts }),
         ips,
         dnsmasq_options,
+    };
+    with_spec_hash("network", &np.name, doc, |d| &mut d.metadata)
+}
+
+/// A lab network on a host other than the lab's first, for a lab across hosts: no addresses, no
+/// DHCP or DNS of its own (those live on the first host), only the network's VLAN on the overlay
+/// bridge every host runs, so its guests share one L2 segment with the first host's.
+pub fn overlay_network_xml(
+    lab: &Lab,
+    plan: &AddressPlan,
+    kind: NetKind,
+) -> Result<String, RenderError> {
+    let np = plan.network(kind).ok_or(RenderError::Invariant(
+        "the address plan has both networks of the lab",
+    ))?;
+    let vlan = np.vlan.ok_or(RenderError::Invariant(
+        "a lab across hosts has a VLAN for each network",
+    ))?;
+    let doc = NetworkXml {
+        xmlns_dnsmasq: None,
+        name: np.name.clone(),
+        metadata: Some(Metadata {
+            lab: Some(LabTag {
+                network: Some(kind.to_string()),
+                ..tag(lab)
+            }),
+        }),
+        forward: Some(Forward {
+            mode: "bridge".into(),
+        }),
+        bridge: Some(Bridge {
+            name: crate::plan::OVERLAY_BRIDGE.into(),
+            stp: None,
+            delay: None,
+        }),
+        virtualport: Some(VirtualPort {
+            kind: "openvswitch".into(),
+        }),
+        vlan: Some(Vlan {
+            tag: VlanTag { id: vlan },
+        }),
+        domain: None,
+        dns: None,
+        ips: Vec::new(),
+        dnsmasq_options: None,
     };
     with_spec_hash("network", &np.name, doc, |d| &mut d.metadata)
 }

@@ -48,6 +48,10 @@ pub struct NetworkXml {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub bridge: Option<Bridge>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub virtualport: Option<VirtualPort>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub vlan: Option<Vlan>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub domain: Option<DnsDomain>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dns: Option<Dns>,
@@ -65,6 +69,25 @@ pub struct NetworkXml {
 pub struct Forward {
     #[serde(rename = "@mode")]
     pub mode: String,
+}
+
+/// `<virtualport type='openvswitch'/>`: guests' ports go onto an Open vSwitch bridge.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VirtualPort {
+    #[serde(rename = "@type")]
+    pub kind: String,
+}
+
+/// `<vlan><tag id='N'/></vlan>`: the ports' VLAN on that bridge.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Vlan {
+    pub tag: VlanTag,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VlanTag {
+    #[serde(rename = "@id")]
+    pub id: u16,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
