@@ -23,6 +23,8 @@ PACKAGES=(
     # The clients the system tier drives the labs with: OpenSSH, and Ansible and a JUnit parser
     # from PyPI in a virtualenv the tests make.
     openssh-client python3-venv
+    # The test hosts of labs across hosts (scripts/nshost.sh): Open vSwitch, their overlay.
+    openvswitch-switch
 )
 
 missing=()

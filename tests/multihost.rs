@@ -1,0 +1,186 @@
+//! Labs across hosts, against real libvirt daemons: two test hosts on this machine
+//! (`scripts/nshost.sh`: each a network and mount namespace with its own libvirtd and Open
+//! vSwitch, an overlay of VXLAN tunnels between them).
+
+mod common;
+
+use std::process::Command;
+
+use dcos_lab::driver::{Hypervisor, Libvirt};
+
+/// Two test hosts, removed (every daemon stopped by its PID) when dropped, even after a panic.
+struct Hosts {
+    names: [String; 2],
+}
+
+impl Hosts {
+    fn up() -> Hosts {
+        let tag = std::process::id() % 100_000;
+        let names = [format!("a{tag}"), format!("b{tag}")];
+        let out = Command::new("bash")
+            .arg(common::repo().join("scripts/nshost.sh"))
+            .arg("up")
+            .args(&names)
+            .output()
+            .expect("nshost.sh runs");
+        let hosts = Hosts { names };
+        assert!(
+            out.status.success(),
+            "nshost.sh up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        hosts
+    }
+
+    fn uri(&self, i: usize) -> String {
+        format!(
+            "qemu+unix:///system?socket=/tmp/dltest-hosts/{}/run/libvirt/libvirt-sock",
+            self.names[i]
+        )
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(common::repo().join("scripts/nshost.sh"))
+            .arg("down")
+            .args(&self.names)
+            .status();
+    }
+}
+
+#[test]
+#[ignore = "system tier: root, libvirtd and Open vSwitch in namespaces (scripts/test.sh runs it)"]
+fn a_lab_across_two_hosts_is_planned_from_their_memory_and_up_makes_nothing() {
+    let _vms = common::vm_lock();
+    let hosts = Hosts::up();
+    let (local, remote) = (hosts.uri(0), hosts.uri(1));
+    for uri in [&local, &remote] {
+        let hv = Libvirt::open(Some(uri)).expect("each host's libvirt answers");
+        assert!(hv.free_memory().expect("free memory") > 1 << 30);
+    }
+
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("dltest-span.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: dltest-span\nhosts:\n  far: \"{remote}\"\n  gone: \"qemu+unix:///system?socket={}/none\"\nplacement: auto\nnodes:\n  - {{name: boot, role: boot, memory: 1G, host: local}}\n  - {{name: master, role: master, memory: 2G}}\n  - {{name: a, role: agent-private, count: 2, memory: 2G, host: far}}\n  - {{name: public, role: agent-public, memory: 1G}}\n",
+            dir.path().display()
+        ),
+    )
+    .expect("lab file");
+    let f = file.to_str().expect("utf-8");
+    let state = tempfile::tempdir().expect("state");
+    let dcos_lab = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dcos-lab"));
+        c.env("DCOS_LAB_URI", &local)
+            .env("DCOS_LAB_STATE_DIR", state.path());
+        c
+    };
+
+    // A host that does not answer is named; the plan goes on for the others.
+    let out = dcos_lab()
+        .args(["plan", f, "--json"])
+        .output()
+        .expect("plan");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("host gone: cannot connect"), "{err}");
+    // Without it, every host's free memory is read and placement: auto spreads by it.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .expect("read")
+            .lines()
+            .filter(|l| !l.contains("gone:"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .expect("rewrite");
+    let out = dcos_lab()
+        .args(["plan", f, "--json"])
+        .output()
+        .expect("plan");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["observed"], true, "{v}");
+    assert_eq!(v["placement"]["memory_known"], true, "{v}");
+    let host_of = |node: &str| -> String {
+        v["placement"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["node"] == node)
+            .and_then(|n| n["host"].as_str())
+            .expect("placed")
+            .to_string()
+    };
+    assert_eq!(host_of("boot"), "local");
+    assert_eq!((host_of("a1"), host_of("a2")), ("far".into(), "far".into()));
+    // Both hosts have the same memory (one machine): master (2G, the larger) goes to the one with
+    // more left, local (1G used against far's 4G), then public to the next.
+    assert_eq!(host_of("master"), "local", "{v}");
+    let define_net_on_far: Vec<&serde_json::Value> = v["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["host"] == "far" && a["action"] == "define_network")
+        .collect();
+    assert!(
+        define_net_on_far
+            .iter()
+            .all(|a| a["bridge"] == "dcoslab0" && a["vlan"].as_u64().is_some()),
+        "{define_net_on_far:?}"
+    );
+
+    // The network a host other than the first gets: libvirt there takes it and starts it on the
+    // host's overlay bridge.
+    let lab = dcos_lab::model::parse(
+        &std::fs::read_to_string(&file).expect("read"),
+        f,
+        None,
+        &["debian-12"],
+    )
+    .expect("valid");
+    let plan = dcos_lab::plan::plan_addresses(&lab);
+    let far = Libvirt::open(Some(&remote)).expect("far");
+    let xml = dcos_lab::render::overlay_network_xml(&lab, &plan, dcos_lab::model::NetKind::Private)
+        .expect("render");
+    let name = far
+        .define_network(&xml)
+        .expect("libvirt takes the overlay network");
+    let started = far.start_network(&name);
+    let owned = far.owned_networks().expect("owned");
+    far.remove_network(&name).expect("removed");
+    started.expect("it starts on dcoslab0");
+    assert!(
+        owned
+            .iter()
+            .any(|n| n.name == name && n.tag.lab == "dltest-span")
+    );
+
+    // `up` refuses the lab before making anything on either host.
+    let out = dcos_lab().args(["up", f]).output().expect("up");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a1 on far"), "{err}");
+    for uri in [&local, &remote] {
+        let hv = Libvirt::open(Some(uri)).expect("libvirt");
+        assert!(hv.owned_domains().expect("domains").is_empty(), "{uri}");
+        assert!(hv.owned_networks().expect("networks").is_empty(), "{uri}");
+    }
+    let names = hosts.names.clone();
+    drop(hosts);
+    let links = Command::new("ip")
+        .args(["-br", "link"])
+        .output()
+        .expect("ip");
+    let links = String::from_utf8_lossy(&links.stdout);
+    for n in &names {
+        assert!(!links.contains(&format!("dltest-{n}")), "{links}");
+        assert!(!std::path::Path::new("/tmp/dltest-hosts").join(n).exists());
+    }
+}
