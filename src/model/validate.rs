@@ -818,7 +818,10 @@ fn check_uri(uri: &str) -> Result<(), String> {
     match transport {
         "+unix" if authority.is_empty() && rest.contains("?socket=") => Ok(()),
         "+unix" => Err("qemu+unix needs no host and a ?socket= path".into()),
-        t if !URI_TRANSPORTS.contains(&t) => Err(format!("unknown transport \"{}\"", &t[1..])),
+        t if !URI_TRANSPORTS.contains(&t) => Err(format!(
+            "unknown transport \"{}\"",
+            t.trim_start_matches('+')
+        )),
         _ if authority.is_empty() => {
             Err("it names no host (qemu:///system is the local host)".into())
         }
