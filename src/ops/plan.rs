@@ -106,6 +106,8 @@ pub fn plan_command(
 }
 
 /// Builds the report from the hosts that answered (`hvs`, by host name; none when offline).
+/// A lab on one host plans as it always has; a lab across hosts is placed first (each host's free
+/// memory read when every host answered), then planned host by host.
 pub fn plan(
     lab: &Lab,
     accel: AccelDecision,
@@ -116,67 +118,47 @@ pub fn plan(
     let backing = crate::image::backing_path(dirs, &lab.image);
     let backing = backing.display().to_string();
     let lab_dirs = dirs.lab(&lab.name);
-    if !lab.spans_hosts() {
-        let observed = match hvs.get(LOCAL_HOST) {
-            Some(hv) => Some(observe(*hv, &lab.name)?),
-            None => None,
-        };
-        let actions = plan::plan_up(
-            lab,
-            &addresses,
-            &lab_dirs,
-            &backing,
-            observed.as_ref().unwrap_or(&Observed::default()),
-        );
-        return Ok(PlanReport {
-            lab: lab.name.clone(),
-            source: lab.source.clone(),
-            image: lab.image.to_string(),
-            accel,
-            observed: observed.is_some(),
-            addresses,
-            placement: None,
-            actions: actions
-                .into_iter()
-                .map(|action| PlannedAction { host: None, action })
-                .collect(),
-        });
-    }
-    let mut free = BTreeMap::new();
-    for (name, hv) in hvs {
-        free.insert(name.clone(), hv.free_memory()?);
-    }
-    let all_known = lab.hosts.iter().all(|h| free.contains_key(&h.name));
-    let placed = placement::place(lab, all_known.then_some(&free)).map_err(|problems| {
-        crate::BadInput(format!(
-            "the lab's hosts cannot hold its nodes\n{}",
-            problems
-                .iter()
-                .map(|p| p.render(&lab.source))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ))
-    })?;
+    let all_answered = lab.hosts.iter().all(|h| hvs.contains_key(&h.name));
+    let placed = if lab.spans_hosts() {
+        let mut free = BTreeMap::new();
+        for (name, hv) in hvs {
+            free.insert(name.clone(), hv.free_memory()?);
+        }
+        let placed = placement::place(lab, all_answered.then_some(&free)).map_err(|problems| {
+            crate::BadInput(format!(
+                "the lab's hosts cannot hold its nodes\n{}",
+                problems
+                    .iter()
+                    .map(|p| p.render(&lab.source))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ))
+        })?;
+        Some(placed)
+    } else {
+        None
+    };
     // The lab's first host (`local`) gets every network: the host addresses (.1), DHCP and DNS
-    // live there, whether or not nodes do. Every host with nodes gets the pool, the networks its
-    // nodes are on, and its nodes' disks, seeds and domains.
+    // live there, whether or not nodes do. Every other host with nodes gets the pool, the
+    // networks its nodes are on (as VLANs on the overlay bridge, render::overlay_network_xml),
+    // and its nodes' disks, seeds and domains.
     let mut actions = Vec::new();
-    let used = placed.used_hosts(lab);
     for host in lab.hosts.iter().map(|h| h.name.as_str()) {
         let first = host == LOCAL_HOST;
-        if !first && !used.contains(&host) {
-            continue;
-        }
         let mut sub = lab.clone();
-        sub.nodes.retain(|n| placed.host_of(&n.name) == host);
         let mut addrs = addresses.clone();
-        if !first {
-            // Elsewhere a lab network is its VLAN on the overlay bridge (render::overlay_network_xml).
-            addrs
-                .networks
-                .retain(|net| sub.nodes.iter().any(|n| n.on(net.kind)));
-            for net in &mut addrs.networks {
-                net.bridge = plan::OVERLAY_BRIDGE.to_string();
+        if let Some(placed) = &placed {
+            if !first && !placed.used_hosts(lab).contains(&host) {
+                continue;
+            }
+            sub.nodes.retain(|n| placed.host_of(&n.name) == host);
+            if !first {
+                addrs
+                    .networks
+                    .retain(|net| sub.nodes.iter().any(|n| n.on(net.kind)));
+                for net in &mut addrs.networks {
+                    net.bridge = plan::OVERLAY_BRIDGE.to_string();
+                }
             }
         }
         let only_networks = sub.nodes.is_empty();
@@ -195,7 +177,7 @@ pub fn plan(
                         )
                 })
                 .map(|action| PlannedAction {
-                    host: Some(host.to_string()),
+                    host: placed.is_some().then(|| host.to_string()),
                     action,
                 }),
         );
@@ -205,9 +187,9 @@ pub fn plan(
         source: lab.source.clone(),
         image: lab.image.to_string(),
         accel,
-        observed: lab.hosts.iter().all(|h| hvs.contains_key(&h.name)),
+        observed: all_answered,
         addresses,
-        placement: Some(placed),
+        placement: placed,
         actions,
     })
 }
