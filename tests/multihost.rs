@@ -162,6 +162,53 @@ fn a_lab_across_two_hosts_is_planned_from_their_memory_and_up_makes_nothing() {
             .any(|n| n.name == name && n.tag.lab == "dltest-span")
     );
 
+    // Disks and seeds reach a host through libvirt alone: a file streamed into a volume of a
+    // pool there is on that host's disk byte for byte, and streams back the same; an upload that
+    // cannot start (the name is taken) changes nothing, and one whose file is missing makes no
+    // volume.
+    let pool_dir = tempfile::Builder::new()
+        .prefix("dltest-pool-")
+        .tempdir()
+        .expect("pool dir");
+    let pool_xml = format!(
+        "<pool type='dir'><name>dltest-span-upload</name><target><path>{}</path></target></pool>",
+        pool_dir.path().join("disks").display()
+    );
+    let pool = far.define_pool(&pool_xml).expect("pool defined");
+    // (A panic on the way leaves the pool to the host's removal: its definitions go with it.)
+    let uploaded = {
+        far.start_pool(&pool, true).expect("pool started");
+        let data: Vec<u8> = (0..(3u32 << 20))
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let src = dir.path().join("seed.img");
+        std::fs::write(&src, &data).expect("source");
+        let vol_xml = format!(
+            "<volume><name>seed.img</name><capacity>{}</capacity><target><format type='raw'/></target></volume>",
+            data.len()
+        );
+        let path = far.upload_volume(&pool, &vol_xml, &src).expect("uploaded");
+        assert_eq!(std::fs::read(&path).expect("on the host's disk"), data);
+        let back = dir.path().join("back.img");
+        far.download_volume(&pool, "seed.img", &back)
+            .expect("downloaded");
+        assert_eq!(std::fs::read(&back).expect("back"), data);
+        std::fs::write(&src, b"other").expect("source");
+        assert!(
+            far.upload_volume(&pool, &vol_xml, &src).is_err(),
+            "name taken"
+        );
+        assert_eq!(std::fs::read(&path).expect("still there"), data);
+        let gone_xml = vol_xml.replace("seed.img", "gone.img");
+        assert!(
+            far.upload_volume(&pool, &gone_xml, &dir.path().join("none"))
+                .is_err()
+        );
+        far.pool(&pool).expect("pool").expect("exists").volumes
+    };
+    far.remove_pool(&pool).expect("pool removed");
+    assert_eq!(uploaded, ["seed.img"]);
+
     // `up` refuses the lab before making anything on either host.
     let out = dcos_lab().args(["up", f]).output().expect("up");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -940,6 +940,27 @@ impl Hypervisor for FakeHypervisor {
         Ok(path.display().to_string())
     }
 
+    fn upload_volume(&self, pool: &str, xml: &str, from: &Path) -> Result<String, DriverError> {
+        let what = format!("upload {} into {pool}", from.display());
+        let data = std::fs::read(from).map_err(|e| io_refused(&what, e))?;
+        let path = self.create_volume(pool, xml)?;
+        std::fs::write(&path, data).map_err(|e| io_refused(&what, e))?;
+        Ok(path)
+    }
+
+    fn download_volume(&self, pool: &str, volume: &str, to: &Path) -> Result<(), DriverError> {
+        let what = format!("download {volume} from {pool}");
+        let path = {
+            let s = self.read(&what)?;
+            s.pools
+                .get(pool)
+                .map(|p| p.path.join(volume))
+                .ok_or_else(|| missing(&what, "storage pool", pool))?
+        };
+        std::fs::copy(&path, to).map_err(|e| io_refused(&what, e))?;
+        Ok(())
+    }
+
     fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError> {
         let s = self.read("list storage pools")?;
         Ok(s.pools

@@ -1,11 +1,13 @@
 //! `Hypervisor` over libvirt through the `virt` crate [I/O].
 
 use serde::Deserialize;
+use std::path::Path;
 use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::network::Network;
 use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
+use virt::stream::Stream;
 
 use super::{
     DriverError, Hypervisor, NetworkForward, NetworkSummary, Owned, PoolInfo, SnapshotInfo,
@@ -756,6 +758,84 @@ impl Hypervisor for Libvirt {
             || StorageVol::create_xml(&p, xml, 0),
         )?;
         call(|| "read a volume's path".into(), vol.path())
+    }
+
+    fn upload_volume(&self, pool: &str, xml: &str, from: &Path) -> Result<String, DriverError> {
+        use std::io::Read;
+        let what = || format!("upload {} into {pool}", from.display());
+        let mut file = std::fs::File::open(from).map_err(|e| DriverError::Io {
+            what: what(),
+            source: e,
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| DriverError::Io {
+                what: what(),
+                source: e,
+            })?
+            .len();
+        let p = self.storage_pool(pool)?;
+        let vol = changed(what, || StorageVol::create_xml(&p, xml, 0))?;
+        let sent = (|| -> Result<(), DriverError> {
+            let stream = call(what, Stream::new(&self.conn, 0))?;
+            call(what, vol.upload(&stream, 0, len, 0))?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).map_err(|e| DriverError::Io {
+                    what: what(),
+                    source: e,
+                })?;
+                if n == 0 {
+                    break;
+                }
+                let mut off = 0;
+                while off < n {
+                    let m = call(what, stream.send(&buf[off..n]))?;
+                    match usize::try_from(m) {
+                        Ok(m) if m > 0 => off += m,
+                        _ => {
+                            return Err(DriverError::Refused {
+                                what: what(),
+                                why: "the stream took no bytes".into(),
+                            });
+                        }
+                    }
+                }
+            }
+            call(what, stream.finish())
+        })();
+        if let Err(e) = sent {
+            // Nothing half-written is left for a later `up` to mistake for a whole volume.
+            let _ = vol.delete(0);
+            return Err(e);
+        }
+        call(|| "read a volume's path".into(), vol.path())
+    }
+
+    fn download_volume(&self, pool: &str, volume: &str, to: &Path) -> Result<(), DriverError> {
+        use std::io::Write;
+        let what = || format!("download {volume} from {pool}");
+        let p = self.storage_pool(pool)?;
+        let vol = call(what, p.lookup_storage_vol_by_name(volume))?;
+        let mut file = std::fs::File::create(to).map_err(|e| DriverError::Io {
+            what: what(),
+            source: e,
+        })?;
+        let stream = call(what, Stream::new(&self.conn, 0))?;
+        call(what, vol.download(&stream, 0, 0, 0))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = call(what, stream.recv(&mut buf))?;
+            let n = usize::try_from(n).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).map_err(|e| DriverError::Io {
+                what: what(),
+                source: e,
+            })?;
+        }
+        call(what, stream.finish())
     }
 
     fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError> {

@@ -5,6 +5,8 @@ pub mod fake;
 mod libvirt;
 mod run;
 
+use std::path::Path;
+
 use serde::Serialize;
 
 pub use libvirt::{DEFAULT_URI, Libvirt};
@@ -49,6 +51,13 @@ pub enum DriverError {
     /// codes), e.g. starting a running domain.
     #[error("cannot {what}: {why}")]
     Refused { what: String, why: String },
+    /// A local file the driver streams to or from a volume could not be read or written.
+    #[error("cannot {what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A tool that owns a format the driver reads (`qemu-img` for qcow2) failed.
     #[error("cannot {what}: {message}")]
     Tool { what: String, message: String },
@@ -166,6 +175,12 @@ pub trait Hypervisor: Send + Sync {
     /// Deletes every volume, then the pool and its directory; missing is fine.
     fn remove_pool(&self, name: &str) -> Result<(), DriverError>;
     fn create_volume(&self, pool: &str, xml: &str) -> Result<String, DriverError>;
+    /// Creates a volume in `pool` from `xml` and fills it with the bytes of the local file
+    /// `from`, streamed over the connection (so a remote host needs nothing but libvirtd); returns
+    /// the volume's path on its host. A failed upload deletes the volume it made.
+    fn upload_volume(&self, pool: &str, xml: &str, from: &Path) -> Result<String, DriverError>;
+    /// Streams a volume's bytes into the local file `to`.
+    fn download_volume(&self, pool: &str, volume: &str, to: &Path) -> Result<(), DriverError>;
     /// Name and target directory of every storage pool named with our prefix.
     fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError>;
     /// Rescans the pool's directory (after files were written into it directly).
