@@ -237,15 +237,15 @@ fn render_cloud_init_makes_no_key() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("AAAAIExample"));
 }
 
-/// A lab across hosts: `plan` shows each node's host and each action's; `up` refuses it with
-/// exit 2 and makes nothing (this version makes labs on one host only).
+/// A lab across hosts: `plan` shows each node's host and each action's; `up` names a host it
+/// cannot reach, with exit 2, and makes nothing.
 #[test]
 fn a_lab_across_hosts_is_planned_per_host_and_up_refuses_it() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("span.yaml");
     std::fs::write(
         &file,
-        "name: span\nhosts:\n  runner2: qemu+ssh://root@runner2/system\nnodes:\n  - {name: boot, role: boot}\n  - {name: master, role: master, host: runner2}\n  - {name: public, role: agent-public}\n",
+        "name: span\nhosts:\n  runner2: qemu+ssh://root@runner2.invalid/system\nnodes:\n  - {name: boot, role: boot}\n  - {name: master, role: master, host: runner2}\n  - {name: public, role: agent-public}\n",
     )
     .expect("lab file");
     let f = file.to_str().expect("utf-8");
@@ -309,8 +309,11 @@ fn a_lab_across_hosts_is_planned_per_host_and_up_refuses_it() {
         .expect("runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
+    // The host cannot be reached (its name never resolves): named, with the fix, before anything.
     assert!(
-        err.contains("master on runner2") && err.contains("fix:"),
+        err.contains(
+            "hosts.runner2: cannot connect to libvirt at qemu+ssh://root@runner2.invalid/system"
+        ) && err.contains("fix: start libvirtd there"),
         "{err}"
     );
     assert_eq!(

@@ -88,6 +88,15 @@ fn a_lab_across_two_hosts_is_planned_from_their_memory_and_up_makes_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("host gone: cannot connect"), "{err}");
+    // `up` names it too, with the fix, and exits 2 before making anything anywhere.
+    let out = dcos_lab().args(["up", f]).output().expect("up");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("hosts.gone: cannot connect to libvirt")
+            && err.contains("fix: start libvirtd there"),
+        "{err}"
+    );
     // Without it, every host's free memory is read and placement: auto spreads by it.
     std::fs::write(
         &file,

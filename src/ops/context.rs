@@ -5,11 +5,13 @@
 //! The hypervisor is held as the `Hypervisor` trait and the nodes as the `Guests` trait, so the
 //! fast tests run every operation against the in-memory fake (`driver::fake`).
 //!
-//! Today a lab lives on one libvirt connection: `hv()`. A lab spanning hosts gets one
-//! connection per host, and `hv_for(node)` is where an operation asks for the one holding a
-//! node; operations that act on one node already ask it that way.
+//! The local host's connection is `hv()`. A lab across hosts gets one connection per host
+//! (`ops::hosts::reach` records them; `host(name)` hands them out), and `hv_for(node)` is where an
+//! operation asks for the one holding a node; operations that act on one node already ask it that
+//! way (today every node is local: `up` does not yet make labs across hosts).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use crate::driver::{self, Hv};
 use crate::guest::Guests;
@@ -23,6 +25,8 @@ pub struct Ctx {
     pub dirs: Dirs,
     /// Fail at once instead of waiting when another command holds a lab's lock.
     pub no_wait: bool,
+    /// The lab's other hosts, by name, once reached (`ops::hosts::reach`).
+    hosts: OnceLock<BTreeMap<String, Hv>>,
 }
 
 impl Ctx {
@@ -40,12 +44,27 @@ impl Ctx {
             guests,
             dirs,
             no_wait,
+            hosts: OnceLock::new(),
         }
     }
 
     /// The connection that holds the lab's networks and pool.
     pub fn hv(&self) -> &Hv {
         &self.hv
+    }
+
+    /// The connection to a host of the lab by its name (`local` is `hv()`); `None` until
+    /// `ops::hosts::reach` has reached it.
+    pub fn host(&self, name: &str) -> Option<&Hv> {
+        if name == crate::model::LOCAL_HOST {
+            return Some(&self.hv);
+        }
+        self.hosts.get().and_then(|h| h.get(name))
+    }
+
+    /// Records the connections to the lab's other hosts (once per command).
+    pub fn set_hosts(&self, hosts: BTreeMap<String, Hv>) {
+        let _ = self.hosts.set(hosts);
     }
 
     /// The connection that holds `node`'s domain.

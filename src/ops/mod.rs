@@ -5,6 +5,7 @@ pub mod context;
 pub mod doctor;
 pub mod down;
 pub mod golden;
+pub mod hosts;
 pub mod install;
 pub mod lab_state;
 pub mod plan;

@@ -124,16 +124,8 @@ pub fn plan(
         for (name, hv) in hvs {
             free.insert(name.clone(), hv.free_memory()?);
         }
-        let placed = placement::place(lab, all_answered.then_some(&free)).map_err(|problems| {
-            crate::BadInput(format!(
-                "the lab's hosts cannot hold its nodes\n{}",
-                problems
-                    .iter()
-                    .map(|p| p.render(&lab.source))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ))
-        })?;
+        let placed = placement::place(lab, all_answered.then_some(&free))
+            .map_err(|problems| super::hosts::unfit(lab, &problems))?;
         Some(placed)
     } else {
         None

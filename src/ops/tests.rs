@@ -885,6 +885,56 @@ fn a_lab_with_nodes_on_other_hosts_is_refused_by_up_and_nothing_is_made() {
 }
 
 #[test]
+fn up_across_hosts_reads_every_hosts_memory_then_refuses_naming_where_nodes_would_go() {
+    let text = LAB
+        .replace("NAME", "fk-up2")
+        .replace("MEM", "256M")
+        .replacen(
+            "nodes:",
+            "hosts:\n  r2: qemu+ssh://root@r2/system\nplacement: auto\nnodes:",
+            1,
+        );
+    let l = crate::model::parse(&text, "fk-up2.yaml", None, &["debian-12"]).expect("valid");
+    let w = world().with_image(&l);
+    let r2 = FakeHypervisor::new();
+    let h: Hv = r2.clone();
+    w.ctx.set_hosts([("r2".to_string(), h)].into());
+    let accel = super::decide_accel(&l, Some(AccelChoice::Tcg));
+    let opts = super::up::UpOptions {
+        wait: Duration::from_secs(5),
+        install: None,
+    };
+    let up = || {
+        w.run(super::up::up_command(
+            &w.ctx,
+            &l,
+            "fk-up2.yaml",
+            accel.clone(),
+            &opts,
+        ))
+    };
+    // r2 too small for what auto gives it: that host is named, with its nodes.
+    w.hv.set_free_memory(300 << 20);
+    r2.set_free_memory(200 << 20);
+    let e = up().map(|_| ()).expect_err("too small");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("hosts.r2: host r2 has 0.2 GiB"),
+        "{e:#}"
+    );
+    // Room on both: refused (not built yet), naming where the nodes would go.
+    r2.set_free_memory(1 << 30);
+    let e = up().map(|_| ()).expect_err("refused");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(format!("{e:#}").contains(" on r2"), "{e:#}");
+    assert!(w.hv.changes().is_empty() && r2.changes().is_empty());
+    assert!(
+        !w.ctx.dirs.lab("fk-up2").path().exists(),
+        "no lock file either"
+    );
+}
+
+#[test]
 fn plan_across_hosts_places_by_free_memory_and_shows_each_object_with_its_host() {
     let text = LAB
         .replace("NAME", "fk-plan")

@@ -51,8 +51,15 @@ pub async fn up_command(
     accel: AccelDecision,
     opts: &UpOptions,
 ) -> anyhow::Result<UpOutcome> {
-    // Before the lock, whose file would be the first thing made (`up` checks again itself).
-    local_only(lab)?;
+    // Before the lock, whose file would be the first thing made: every host reached (else the
+    // one that is not is named), the nodes placed by what each has free (else the host short of
+    // memory is named), and then, as `up` does not yet make labs across hosts, the refusal with
+    // where each node would go. `up` checks the last again itself.
+    if lab.spans_hosts() {
+        super::hosts::reach(ctx, lab).await?;
+        let placed = super::hosts::place(ctx, lab).await?;
+        local_only(lab, Some(&placed))?;
+    }
     if opts.install.is_some() {
         super::install::installer_path(lab)?;
     }
@@ -74,19 +81,33 @@ pub async fn up_command(
 /// Refuses, before anything is made, a lab file that puts nodes on another host: labs across
 /// hosts are planned (`dcos-lab plan` shows each node's host) but this version makes every object
 /// on the local host, so it must not pretend to have placed them.
-fn local_only(lab: &Lab) -> Result<(), crate::BadInput> {
+/// `placed`: where the nodes go, when the hosts were reached; without it, what the file says.
+fn local_only(
+    lab: &Lab,
+    placed: Option<&crate::plan::placement::NodePlacement>,
+) -> Result<(), crate::BadInput> {
     if !lab.spans_hosts() {
         return Ok(());
     }
-    let elsewhere: Vec<String> = lab
-        .nodes
-        .iter()
-        .filter_map(|n| match (&n.host, lab.placement) {
-            (Some(h), _) if h != crate::model::LOCAL_HOST => Some(format!("{} on {h}", n.name)),
-            (None, crate::model::Placement::Auto) => Some(format!("{} (placement: auto)", n.name)),
-            _ => None,
-        })
-        .collect();
+    let elsewhere: Vec<String> = match placed {
+        Some(p) => p
+            .nodes
+            .iter()
+            .filter(|n| n.host != crate::model::LOCAL_HOST)
+            .map(|n| format!("{} on {}", n.node, n.host))
+            .collect(),
+        None => lab
+            .nodes
+            .iter()
+            .filter_map(|n| match (&n.host, lab.placement) {
+                (Some(h), _) if h != crate::model::LOCAL_HOST => Some(format!("{} on {h}", n.name)),
+                (None, crate::model::Placement::Auto) => {
+                    Some(format!("{} (placement: auto)", n.name))
+                }
+                _ => None,
+            })
+            .collect(),
+    };
     if elsewhere.is_empty() {
         return Ok(());
     }
@@ -382,7 +403,7 @@ pub async fn up(
     accel: AccelDecision,
     opts: &UpOptions,
 ) -> anyhow::Result<UpReport> {
-    local_only(lab)?;
+    local_only(lab, None)?;
     let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     let started = Instant::now();
     let progress = Progress::new();

@@ -1,0 +1,75 @@
+//! A lab's other hosts: reaching each one, and placing the nodes by what they have free [I/O].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::driver::{self, Hv, blocking};
+use crate::model::{LOCAL_HOST, Lab};
+use crate::plan::placement::{self, NodePlacement};
+
+use super::Ctx;
+
+/// Opens a connection to every host of `lab` besides the local one (all at once) and records
+/// them in `ctx`. A host that does not answer is bad input naming the host, its URI and the fix:
+/// nothing has been made on any host yet.
+pub async fn reach(ctx: &Ctx, lab: &Lab) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    for h in lab.hosts.iter().filter(|h| h.name != LOCAL_HOST) {
+        let Some(uri) = h.uri.clone() else { continue };
+        if ctx.host(&h.name).is_some() {
+            continue;
+        }
+        let name = h.name.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            (name, uri.clone(), driver::Libvirt::open(Some(&uri)))
+        }));
+    }
+    let mut hosts = BTreeMap::new();
+    let mut unreached = Vec::new();
+    for t in tasks {
+        let (name, uri, r) = t.await?;
+        match r {
+            Ok(c) => {
+                hosts.insert(name, Arc::new(c) as Hv);
+            }
+            Err(e) => unreached.push(format!(
+                "{}: hosts.{name}: {}\n  fix: start libvirtd there and check that `virsh -c '{uri}' version` answers from this machine, or take the host out of the lab file",
+                lab.source,
+                crate::error_chain(&e)
+            )),
+        }
+    }
+    if !unreached.is_empty() {
+        return Err(crate::BadInput(unreached.join("\n")).into());
+    }
+    if !hosts.is_empty() {
+        ctx.set_hosts(hosts);
+    }
+    Ok(())
+}
+
+/// Where each node of `lab` goes, from every host's free memory (read from each connection).
+/// A host that cannot hold its nodes is bad input naming the host, its nodes and the fix.
+pub async fn place(ctx: &Ctx, lab: &Lab) -> anyhow::Result<NodePlacement> {
+    let mut free = BTreeMap::new();
+    for h in &lab.hosts {
+        let hv = ctx.host(&h.name).ok_or_else(|| {
+            anyhow::anyhow!("internal: host {} was not reached before placing", h.name)
+        })?;
+        free.insert(h.name.clone(), blocking(hv, |h| h.free_memory()).await?);
+    }
+    placement::place(lab, Some(&free)).map_err(|problems| unfit(lab, &problems))
+}
+
+/// The bad input of a placement that does not fit: every problem with the file, field and fix.
+pub fn unfit(lab: &Lab, problems: &[crate::model::Problem]) -> anyhow::Error {
+    crate::BadInput(format!(
+        "the lab's hosts cannot hold its nodes\n{}",
+        problems
+            .iter()
+            .map(|p| p.render(&lab.source))
+            .collect::<Vec<_>>()
+            .join("\n")
+    ))
+    .into()
+}
