@@ -10,10 +10,10 @@ fn cmd() -> Command {
     c
 }
 
-#[test]
-fn plan_json_lists_networks_volumes_domains_in_creation_order() {
+/// `plan LAB --json --offline`, which must succeed, as JSON.
+fn offline_plan(lab: &str) -> serde_json::Value {
     let out = cmd()
-        .args(["plan", "minimal", "--json", "--offline"])
+        .args(["plan", lab, "--json", "--offline"])
         .output()
         .expect("runs");
     assert_eq!(
@@ -22,7 +22,12 @@ fn plan_json_lists_networks_volumes_domains_in_creation_order() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
+#[test]
+fn plan_json_lists_networks_volumes_domains_in_creation_order() {
+    let v = offline_plan("minimal");
     assert_eq!(v["lab"], "minimal");
     let actions = v["actions"].as_array().expect("actions");
     let kinds: Vec<&str> = actions
@@ -249,28 +254,26 @@ fn a_lab_across_hosts_is_planned_per_host_and_up_refuses_it() {
     )
     .expect("lab file");
     let f = file.to_str().expect("utf-8");
-    let out = cmd()
-        .args(["plan", f, "--json", "--offline"])
-        .output()
-        .expect("runs");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = offline_plan(f);
+    // (node, host) of each item of a JSON list.
+    let pairs = |items: Vec<&serde_json::Value>| -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|n| {
+                (
+                    n["node"].as_str().expect("node").to_string(),
+                    n["host"].as_str().expect("host").to_string(),
+                )
+            })
+            .collect()
+    };
+    let hosts = pairs(
+        v["placement"]["nodes"]
+            .as_array()
+            .expect("placement")
+            .iter()
+            .collect(),
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let hosts: Vec<(&str, &str)> = v["placement"]["nodes"]
-        .as_array()
-        .expect("placement")
-        .iter()
-        .map(|n| {
-            (
-                n["node"].as_str().expect("node"),
-                n["host"].as_str().expect("host"),
-            )
-        })
-        .collect();
     assert_eq!(
         hosts,
         [
@@ -278,19 +281,16 @@ fn a_lab_across_hosts_is_planned_per_host_and_up_refuses_it() {
             ("master", "runner2"),
             ("public", "local")
         ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
-    let domain_hosts: Vec<(&str, &str)> = v["actions"]
-        .as_array()
-        .expect("actions")
-        .iter()
-        .filter(|a| a["action"] == "define_domain")
-        .map(|a| {
-            (
-                a["node"].as_str().expect("node"),
-                a["host"].as_str().expect("host"),
-            )
-        })
-        .collect();
+    let domain_hosts = pairs(
+        v["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .filter(|a| a["action"] == "define_domain")
+            .collect(),
+    );
     assert_eq!(
         domain_hosts,
         [
@@ -298,6 +298,7 @@ fn a_lab_across_hosts_is_planned_per_host_and_up_refuses_it() {
             ("public", "local"),
             ("master", "runner2")
         ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
 
     let state = tempfile::tempdir().expect("state dir");

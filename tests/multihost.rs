@@ -79,19 +79,19 @@ fn a_lab_across_two_hosts_is_planned_from_their_memory_and_up_makes_nothing() {
             .env("DCOS_LAB_STATE_DIR", state.path());
         c
     };
+    // Runs dcos-lab, checks its exit code, returns (stdout, stderr).
+    let run = |args: &[&str], code: i32| -> (Vec<u8>, String) {
+        let out = dcos_lab().args(args).output().expect("dcos-lab runs");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        (out.stdout, err)
+    };
 
     // A host that does not answer is named; the plan goes on for the others.
-    let out = dcos_lab()
-        .args(["plan", f, "--json"])
-        .output()
-        .expect("plan");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let (_, err) = run(&["plan", f, "--json"], 0);
     assert!(err.contains("host gone: cannot connect"), "{err}");
     // `up` names it too, with the fix, and exits 2 before making anything anywhere.
-    let out = dcos_lab().args(["up", f]).output().expect("up");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (_, err) = run(&["up", f], 2);
     assert!(
         err.contains("hosts.gone: cannot connect to libvirt")
             && err.contains("fix: start libvirtd there"),
@@ -108,13 +108,8 @@ fn a_lab_across_two_hosts_is_planned_from_their_memory_and_up_makes_nothing() {
             .collect::<String>(),
     )
     .expect("rewrite");
-    let out = dcos_lab()
-        .args(["plan", f, "--json"])
-        .output()
-        .expect("plan");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (out, _) = run(&["plan", f, "--json"], 0);
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
     assert_eq!(v["observed"], true, "{v}");
     assert_eq!(v["placement"]["memory_known"], true, "{v}");
     let host_of = |node: &str| -> String {
@@ -219,9 +214,7 @@ fn a_lab_across_two_hosts_is_planned_from_their_memory_and_up_makes_nothing() {
     assert_eq!(uploaded, ["seed.img"]);
 
     // `up` refuses the lab before making anything on either host.
-    let out = dcos_lab().args(["up", f]).output().expect("up");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (_, err) = run(&["up", f], 2);
     assert!(err.contains("a1 on far"), "{err}");
     for uri in [&local, &remote] {
         let hv = Libvirt::open(Some(uri)).expect("libvirt");
