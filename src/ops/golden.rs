@@ -172,9 +172,12 @@ fn without_parent(xml: &str) -> String {
 struct Staging(PathBuf);
 
 impl Staging {
+    /// Makes `.<what>-<pid>-<nanos>` in `parent`, after removing any such directory whose process
+    /// is gone (an export or `up --from` that was killed cannot remove its own).
     fn new(parent: &Path, what: &str) -> anyhow::Result<Staging> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
+        Staging::sweep(parent, what);
         let dir = parent.join(format!(
             ".{what}-{}-{}",
             std::process::id(),
@@ -183,6 +186,38 @@ impl Staging {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(Staging(dir))
+    }
+}
+
+impl Staging {
+    /// Removes the staging directories of `what` left in `parent` by processes that no longer
+    /// run. Only names of exactly our shape are touched; a live process's (ours or another
+    /// command's) is left alone.
+    fn sweep(parent: &Path, what: &str) {
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return;
+        };
+        let prefix = format!(".{what}-");
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let Some((pid, nanos)) = rest.split_once('-') else {
+                continue;
+            };
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if !digits(pid) || !digits(nanos) || Path::new("/proc").join(pid).exists() {
+                continue;
+            }
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => tracing::info!(
+                    "removed {}, left by a {what} that was stopped",
+                    e.path().display()
+                ),
+                Err(err) => tracing::warn!("cannot remove {}: {err}", e.path().display()),
+            }
+        }
     }
 }
 
@@ -820,6 +855,32 @@ pub async fn restore_command(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staging_left_by_a_killed_process_is_swept_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path();
+        // A PID above the kernel's pid_max (at most 2^22) never runs.
+        let dead = p.join(".golden-import-999999999-17");
+        let live = p.join(format!(".golden-import-{}-17", std::process::id()));
+        let other = [
+            p.join(".golden-importx-999999999-1"),
+            p.join(".golden-import-999999999"),
+            p.join(".golden-export-999999999-17"),
+            p.join("golden-import-999999999-17"),
+        ];
+        for d in other.iter().chain([&dead, &live]) {
+            std::fs::create_dir_all(d.join("disks")).expect("dir");
+        }
+        let stage = Staging::new(p, "golden-import").expect("staging");
+        assert!(stage.0.is_dir());
+        assert!(!dead.exists(), "a killed import's staging is gone");
+        assert!(live.exists(), "a running process's is left");
+        for d in &other {
+            assert!(d.exists(), "{} is not ours to remove", d.display());
+        }
+        drop(stage);
+    }
 
     #[test]
     fn snapshot_xml_is_made_fit_for_another_domain() {
