@@ -21,7 +21,8 @@ pub async fn reach(ctx: &Ctx, lab: &Lab) -> anyhow::Result<()> {
         }
         let name = h.name.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            (name, uri.clone(), driver::Libvirt::open(Some(&uri)))
+            let r = driver::Libvirt::open(Some(&uri));
+            (name, uri, r)
         }));
     }
     let mut hosts = BTreeMap::new();
