@@ -38,7 +38,8 @@ up_one() {
     unshare --net="$d/netns" true
     # The underlay: one leg in the root namespace's bridge, one inside, owned by OVS's brphy
     # (OVS's userspace tunnels must route their outer packets through one of its own bridges).
-    ip link add "dltest-$name" type veth peer name ul0
+    # MTU 1600: VXLAN adds 50 bytes to the guests' 1500-byte frames (docs/multihost.md).
+    ip link add "dltest-$name" mtu 1600 type veth peer name ul0 mtu 1600
     ip link set ul0 netns "$d/netns"
     ip link set "dltest-$name" master "$UNDERLAY" up
     nsenter --net="$d/netns" unshare --mount --propagation private -- sh -ec "
@@ -54,7 +55,8 @@ up_one() {
             --detach --log-file=$d/ovsdb-server.log
         ovs-vsctl --no-wait init
         ovs-vswitchd --pidfile=$d/run/ovs-vswitchd.pid --detach --log-file=$d/ovs-vswitchd.log
-        ovs-vsctl add-br brphy -- set bridge brphy datapath_type=netdev -- add-port brphy ul0
+        ovs-vsctl add-br brphy -- set bridge brphy datapath_type=netdev -- add-port brphy ul0 \
+            -- set interface brphy mtu_request=1600 -- set interface ul0 mtu_request=1600
         ip link set ul0 up
         ip addr add 10.99.0.$index/24 dev brphy
         ip link set brphy up
@@ -117,7 +119,7 @@ case $cmd in
         command -v ovs-vswitchd >/dev/null || die "Open vSwitch is not installed (apt-get install openvswitch-switch)"
         mkdir -p "$ROOT"
         ip link show "$UNDERLAY" >/dev/null 2>&1 || {
-            ip link add "$UNDERLAY" type bridge
+            ip link add "$UNDERLAY" mtu 1600 type bridge
             ip link set "$UNDERLAY" up
         }
         i=$(( $(cat "$ROOT"/*/index 2>/dev/null | sort -n | tail -1 || echo 0) ))

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod model;
 pub mod names;
 pub mod ops;
+pub mod overlay;
 pub mod paths;
 pub mod plan;
 pub mod progress;

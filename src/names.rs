@@ -62,12 +62,32 @@ impl fmt::Display for ObjState {
 }
 
 /// Files of one lab.
+/// Where a lab's pool goes on its other hosts (`LabDirs::remote`).
+pub const REMOTE_ROOT: &str = "/var/lib/libvirt/dcos-lab";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabDirs {
     pub root: PathBuf,
+    /// On a host other than the lab's first: everything, console logs included, is in the pool
+    /// (the only directory libvirt makes there).
+    pub remote: bool,
+}
+
+/// A node's console log as a volume of the pool, on a host other than the lab's first.
+pub fn console_volume_name(node: &str) -> String {
+    format!("console-{node}.log")
 }
 
 impl LabDirs {
+    /// The lab's directory on a host other than the first (a lab across hosts): only its pool
+    /// lives there, made and emptied through libvirt.
+    pub fn remote(lab: &str) -> LabDirs {
+        LabDirs {
+            root: PathBuf::from(REMOTE_ROOT).join(lab),
+            remote: true,
+        }
+    }
+
     /// Target of the lab's libvirt storage pool: disk overlays and seeds.
     pub fn pool(&self) -> PathBuf {
         self.root.join("disks")
@@ -82,6 +102,9 @@ impl LabDirs {
     }
 
     pub fn console_log(&self, node: &str) -> PathBuf {
+        if self.remote {
+            return self.pool().join(console_volume_name(node));
+        }
         self.root.join("console").join(format!("{node}.log"))
     }
 

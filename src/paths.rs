@@ -55,6 +55,7 @@ impl Dirs {
     pub fn lab(&self, lab: &str) -> LabDirs {
         LabDirs {
             root: self.state.join("labs").join(lab),
+            remote: false,
         }
     }
 

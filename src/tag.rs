@@ -44,6 +44,24 @@ pub struct LabTag {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub nics: Vec<NicTag>,
+    /// On the first host's networks of a lab across hosts: the lab's other hosts, so that
+    /// `status`, `down` and the rest find every object from libvirt alone.
+    #[serde(
+        rename = "dcoslab:host",
+        alias = "host",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub hosts: Vec<HostTag>,
+}
+
+/// `<dcoslab:host name=... uri=.../>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostTag {
+    #[serde(rename = "@name")]
+    pub name: String,
+    #[serde(rename = "@uri")]
+    pub uri: String,
 }
 
 /// `<dcoslab:nic network=... mac=... ipv4=... [ipv6=...]/>`.

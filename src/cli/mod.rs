@@ -402,9 +402,19 @@ pub(crate) fn nodes_table_with(
             ),
         }
     };
+    // A lab across hosts has a HOST column; a lab on one host prints as it always has.
+    let spans = nodes.iter().any(|n| n.host != crate::model::LOCAL_HOST);
+    let host = |h: &str| -> String {
+        if spans {
+            format!("{h:<10} ")
+        } else {
+            String::new()
+        }
+    };
     let mut out = format!(
-        "{:<12} {:<14} {:<9}{} {}\n",
+        "{:<12} {}{:<14} {:<9}{} {}\n",
         "NODE",
+        host("HOST"),
         "ROLE",
         "STATE",
         if install.is_some() {
@@ -424,8 +434,9 @@ pub(crate) fn nodes_table_with(
             })
             .collect();
         out.push_str(&format!(
-            "{:<12} {:<14} {:<9}{} {}\n",
+            "{:<12} {}{:<14} {:<9}{} {}\n",
             n.name,
+            host(&n.host),
             n.role,
             n.state.to_string(),
             col(&n.name),

@@ -61,7 +61,10 @@ struct Net {
 
 #[derive(Debug, Clone)]
 struct Pool {
+    /// The directory as defined (what libvirt reports).
     path: PathBuf,
+    /// Where its files really are: `path`, or `path` under the fake's root (`set_root`).
+    fs: PathBuf,
     active: bool,
 }
 
@@ -111,6 +114,8 @@ pub struct FakeHypervisor {
     revived_cv: std::sync::Condvar,
     /// `State::epoch`, readable without the lock (a call reads it before it waits for the lock).
     epoch: std::sync::atomic::AtomicU64,
+    /// A directory standing for this host's `/` (pools at absolute paths of another host).
+    root: Mutex<Option<PathBuf>>,
 }
 
 impl Default for FakeHypervisor {
@@ -121,6 +126,7 @@ impl Default for FakeHypervisor {
             revived: Mutex::new(true),
             revived_cv: std::sync::Condvar::new(),
             epoch: std::sync::atomic::AtomicU64::new(0),
+            root: Mutex::new(None),
         }
     }
 }
@@ -184,6 +190,21 @@ fn missing(what: &str, kind: &'static str, name: &str) -> DriverError {
 impl FakeHypervisor {
     pub fn new() -> Arc<FakeHypervisor> {
         Arc::new(FakeHypervisor::default())
+    }
+
+    /// A host whose files are under `dir` (standing for its `/`): another host's pools, kept
+    /// out of this machine's real directories.
+    pub fn rooted(dir: &Path) -> Arc<FakeHypervisor> {
+        let hv = FakeHypervisor::default();
+        *hv.root.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir.to_path_buf());
+        Arc::new(hv)
+    }
+
+    fn on_disk(&self, path: &Path) -> PathBuf {
+        match &*self.root.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(r) => r.join(path.strip_prefix("/").unwrap_or(path)),
+            None => path.to_path_buf(),
+        }
     }
 
     fn lock(&self) -> Held<'_> {
@@ -371,7 +392,11 @@ impl Hypervisor for FakeHypervisor {
         if meta.name.is_empty() {
             return Err(refused(what, "the definition has no name"));
         }
-        let bridge = meta.bridge.map(|b| b.name);
+        // libvirt refuses a second network on a bridge it manages; networks on a bridge that
+        // exists outside it (`<forward mode='bridge'/>`: the overlay) share it freely.
+        let forward = forward_mode(meta.forward);
+        let on_existing = forward.as_deref() == Some("bridge");
+        let bridge = meta.bridge.map(|b| b.name).filter(|_| !on_existing);
         if let Some((other, _)) = s
             .networks
             .iter()
@@ -395,7 +420,7 @@ impl Hypervisor for FakeHypervisor {
                 active,
                 bridge,
                 ipv4: meta.ips.iter().filter_map(|i| i.cidr4()).collect(),
-                forward: forward_mode(meta.forward),
+                forward,
                 live_forward,
             },
         );
@@ -559,7 +584,7 @@ impl Hypervisor for FakeHypervisor {
             }
         }
         for disk in &d.disks {
-            if !disk.is_file() {
+            if !self.on_disk(disk).is_file() {
                 return Err(refused(
                     &what,
                     format!("cannot access storage file '{}'", disk.display()),
@@ -835,6 +860,7 @@ impl Hypervisor for FakeHypervisor {
         s.pools.insert(
             meta.name.clone(),
             Pool {
+                fs: self.on_disk(Path::new(&meta.target.path)),
                 path: PathBuf::from(meta.target.path),
                 active,
             },
@@ -851,13 +877,13 @@ impl Hypervisor for FakeHypervisor {
             .cloned()
             .ok_or_else(|| missing(&what, "storage pool", name))?;
         if build {
-            std::fs::create_dir_all(&p.path)
+            std::fs::create_dir_all(&p.fs)
                 .map_err(|e| io_refused(&format!("build storage pool {name}"), e))?;
         }
         if p.active {
             return self.enter(&mut s, &what, false);
         }
-        if !p.path.is_dir() {
+        if !p.fs.is_dir() {
             return Err(refused(
                 &what,
                 format!("cannot open directory '{}'", p.path.display()),
@@ -881,7 +907,7 @@ impl Hypervisor for FakeHypervisor {
                 ObjState::Inactive
             },
             volumes: if p.active {
-                Self::pool_volumes(&p.path)
+                Self::pool_volumes(&p.fs)
             } else {
                 Vec::new()
             },
@@ -894,15 +920,15 @@ impl Hypervisor for FakeHypervisor {
         let Some(p) = s.pools.get(name).cloned() else {
             return Ok(());
         };
-        if p.path.is_dir() {
-            for v in Self::pool_volumes(&p.path) {
+        if p.fs.is_dir() {
+            for v in Self::pool_volumes(&p.fs) {
                 let what = format!("delete volume {v} of {name}");
                 self.enter(&mut s, &what, true)?;
-                std::fs::remove_file(p.path.join(&v)).map_err(|e| io_refused(&what, e))?;
+                std::fs::remove_file(p.fs.join(&v)).map_err(|e| io_refused(&what, e))?;
             }
             let what = format!("delete the directory of storage pool {name}");
             self.enter(&mut s, &what, true)?;
-            std::fs::remove_dir_all(&p.path).map_err(|e| io_refused(&what, e))?;
+            std::fs::remove_dir_all(&p.fs).map_err(|e| io_refused(&what, e))?;
         }
         self.enter(&mut s, &format!("undefine storage pool {name}"), true)?;
         s.pools.remove(name);
@@ -924,7 +950,7 @@ impl Hypervisor for FakeHypervisor {
                 format!("storage pool '{pool}' is not active"),
             ));
         }
-        let path = p.path.join(&vol.name);
+        let path = p.fs.join(&vol.name);
         if path.exists() {
             return Err(refused(
                 &what,
@@ -954,7 +980,7 @@ impl Hypervisor for FakeHypervisor {
             let s = self.read(&what)?;
             s.pools
                 .get(pool)
-                .map(|p| p.path.join(volume))
+                .map(|p| p.fs.join(volume))
                 .ok_or_else(|| missing(&what, "storage pool", pool))?
         };
         std::fs::copy(&path, to).map_err(|e| io_refused(&what, e))?;
@@ -1015,6 +1041,8 @@ pub type Ran = (String, String, Vec<u8>);
 /// prints back what it was sent (as `read t; echo $t` does).
 pub struct FakeGuests {
     hv: Arc<FakeHypervisor>,
+    /// The fake hosts of a lab across hosts, besides `hv`.
+    others: Mutex<Vec<Arc<FakeHypervisor>>>,
     unreachable: Mutex<Vec<String>>,
     /// Every command run on a node, as (node, command, what it was sent on its input).
     pub ran: Arc<Mutex<Vec<Ran>>>,
@@ -1024,9 +1052,18 @@ impl FakeGuests {
     pub fn new(hv: Arc<FakeHypervisor>) -> Arc<FakeGuests> {
         Arc::new(FakeGuests {
             hv,
+            others: Mutex::new(Vec::new()),
             unreachable: Mutex::new(Vec::new()),
             ran: Arc::new(Mutex::new(Vec::new())),
         })
+    }
+
+    /// Guests on another fake host answer too (a lab across hosts).
+    pub fn also_on(&self, hv: Arc<FakeHypervisor>) {
+        self.others
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hv);
     }
 
     /// `node` never answers (a guest that does not boot).
@@ -1080,7 +1117,13 @@ impl Guests for FakeGuests {
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + timeout;
             loop {
-                let up = self.hv.domain_state(&t.domain) == Some(ObjState::Active);
+                let up = self.hv.domain_state(&t.domain) == Some(ObjState::Active)
+                    || self
+                        .others
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .any(|h| h.domain_state(&t.domain) == Some(ObjState::Active));
                 let reachable = !self
                     .unreachable
                     .lock()

@@ -6,16 +6,18 @@
 //! fast tests run every operation against the in-memory fake (`driver::fake`).
 //!
 //! The local host's connection is `hv()`. A lab across hosts gets one connection per host
-//! (`ops::hosts::reach` records them; `host(name)` hands them out), and `hv_for(node)` is where an
-//! operation asks for the one holding a node; operations that act on one node already ask it that
-//! way (today every node is local: `up` does not yet make labs across hosts).
+//! (`ops::hosts::reach` records them; `host(name)` hands them out). Which host holds a domain is
+//! learnt from libvirt (`lab_state::read` asks every host) or from the placement (`up`), and
+//! `hv_for(domain)` / `for_domains` are how an operation acts on nodes wherever they are.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use crate::driver::{self, Hv};
+use crate::driver::{self, DriverError, Hv, Hypervisor};
 use crate::guest::Guests;
 use crate::lock::LabLock;
+use crate::model::LOCAL_HOST;
+use crate::overlay::Overlay;
 use crate::paths::Dirs;
 
 /// What an operation works through.
@@ -26,7 +28,11 @@ pub struct Ctx {
     /// Fail at once instead of waiting when another command holds a lab's lock.
     pub no_wait: bool,
     /// The lab's other hosts, by name, once reached (`ops::hosts::reach`).
-    hosts: OnceLock<BTreeMap<String, Hv>>,
+    hosts: Mutex<BTreeMap<String, Hv>>,
+    /// The host of each domain not on the local host, by domain name.
+    placed: Mutex<BTreeMap<String, String>>,
+    /// This host's side of the overlay (labs across hosts).
+    pub overlay: Arc<dyn Overlay>,
 }
 
 impl Ctx {
@@ -34,7 +40,9 @@ impl Ctx {
     /// nodes are reached over SSH.
     pub fn open(uri: &str, dirs: Dirs, no_wait: bool) -> anyhow::Result<Ctx> {
         let hv: Hv = Arc::new(driver::Libvirt::open(Some(uri)).map_err(driver::explain_connect)?);
-        Ok(Ctx::new(hv, Arc::new(crate::guest::Ssh), dirs, no_wait))
+        let mut ctx = Ctx::new(hv, Arc::new(crate::guest::Ssh), dirs, no_wait);
+        ctx.overlay = Arc::new(crate::overlay::Ovs::from_env());
+        Ok(ctx)
     }
 
     /// A context over a given hypervisor and guests (the fast tests' fakes).
@@ -44,7 +52,9 @@ impl Ctx {
             guests,
             dirs,
             no_wait,
-            hosts: OnceLock::new(),
+            hosts: Mutex::new(BTreeMap::new()),
+            placed: Mutex::new(BTreeMap::new()),
+            overlay: Arc::new(crate::overlay::NoOverlay),
         }
     }
 
@@ -55,21 +65,88 @@ impl Ctx {
 
     /// The connection to a host of the lab by its name (`local` is `hv()`); `None` until
     /// `ops::hosts::reach` has reached it.
-    pub fn host(&self, name: &str) -> Option<&Hv> {
+    pub fn host(&self, name: &str) -> Option<Hv> {
         if name == crate::model::LOCAL_HOST {
-            return Some(&self.hv);
+            return Some(self.hv.clone());
         }
-        self.hosts.get().and_then(|h| h.get(name))
+        self.hosts.lock().ok().and_then(|h| h.get(name).cloned())
     }
 
-    /// Records the connections to the lab's other hosts (once per command).
-    pub fn set_hosts(&self, hosts: BTreeMap<String, Hv>) {
-        let _ = self.hosts.set(hosts);
+    /// Records connections to the lab's other hosts.
+    pub fn add_hosts(&self, hosts: BTreeMap<String, Hv>) {
+        if let Ok(mut h) = self.hosts.lock() {
+            h.extend(hosts);
+        }
     }
 
-    /// The connection that holds `node`'s domain.
-    pub fn hv_for(&self, _node: &str) -> &Hv {
-        &self.hv
+    /// Every host reached, the local one first.
+    pub fn all_hosts(&self) -> Vec<(String, Hv)> {
+        let mut out = vec![(LOCAL_HOST.to_string(), self.hv.clone())];
+        if let Ok(h) = self.hosts.lock() {
+            out.extend(h.iter().map(|(n, hv)| (n.clone(), hv.clone())));
+        }
+        out
+    }
+
+    /// Records that `domain` lives on `host`.
+    pub fn place_domain(&self, domain: &str, host: &str) {
+        if let Ok(mut p) = self.placed.lock() {
+            if host == LOCAL_HOST {
+                p.remove(domain);
+            } else {
+                p.insert(domain.to_string(), host.to_string());
+            }
+        }
+    }
+
+    /// The name of the host holding `domain` (`local` unless recorded otherwise).
+    pub fn host_of(&self, domain: &str) -> String {
+        self.placed
+            .lock()
+            .ok()
+            .and_then(|p| p.get(domain).cloned())
+            .unwrap_or_else(|| LOCAL_HOST.to_string())
+    }
+
+    /// The connection that holds `domain`.
+    pub fn hv_for(&self, domain: &str) -> Hv {
+        self.host(&self.host_of(domain))
+            .unwrap_or_else(|| self.hv.clone())
+    }
+
+    /// Runs `f` on every domain at once, each through its own host's connection; a failure on a
+    /// host other than the local one names that host. Results come in the order the calls end.
+    pub async fn for_domains<F, T>(
+        &self,
+        domains: &[String],
+        f: F,
+    ) -> Vec<(String, anyhow::Result<T>)>
+    where
+        F: Fn(&dyn Hypervisor, &str) -> Result<T, DriverError> + Send + Sync + Clone + 'static,
+        T: Send + 'static,
+    {
+        let mut set = tokio::task::JoinSet::new();
+        for d in domains {
+            let (d, hv, host, f) = (d.clone(), self.hv_for(d), self.host_of(d), f.clone());
+            set.spawn(async move {
+                let d2 = d.clone();
+                let r = driver::blocking(&hv, move |h| f(h, &d2)).await;
+                let r = if host == LOCAL_HOST {
+                    r
+                } else {
+                    r.map_err(|e| e.context(format!("on host {host}")))
+                };
+                (d, r)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(x) => out.push(x),
+                Err(e) => out.push((String::new(), Err(anyhow::Error::new(e)))),
+            }
+        }
+        out
     }
 
     /// Takes `lab`'s lock for a command that changes it (waits unless `no_wait`).

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::driver::{Hv, blocking, for_all};
+use crate::model::LOCAL_HOST;
 use crate::plan;
 
 #[derive(Debug, Serialize)]
@@ -30,27 +31,66 @@ pub async fn down_labs(ctx: &Ctx, lab: Option<&str>) -> anyhow::Result<Vec<DownR
     Ok(reports)
 }
 
-/// Removes lab `lab`. Touches only domains and networks whose metadata names this lab in our
-/// namespace, and the pool only when its directory is this lab's.
+/// Removes lab `lab`, on every host it spans. Touches only domains and networks whose metadata
+/// names this lab in our namespace, and a pool only when its directory is this lab's. The local
+/// host's networks, which name the lab's other hosts, go last: a `down` stopped before them is
+/// taken over by the next one.
 pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
     let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     let t0 = std::time::Instant::now();
     let mut removed = Vec::new();
-    let state = super::lab_state::read(hv, lab).await?;
-    // Domains first (they hold the networks and disks), all at once.
+    let state = super::lab_state::read(ctx, lab).await?;
+    let spans = state.networks.iter().any(|n| !n.hosts.is_empty())
+        || state.nodes.iter().any(|n| n.host != LOCAL_HOST);
+    let on = |host: &str| {
+        if spans {
+            format!(" on {host}")
+        } else {
+            String::new()
+        }
+    };
+    // Domains first (they hold the networks and disks), all at once, each on its host.
     let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
-    for (d, r) in for_all(hv, &domains, |h, d| h.remove_domain(d)).await {
+    for (d, r) in ctx.for_domains(&domains, |h, d| h.remove_domain(d)).await {
         r?;
-        removed.push(format!("domain {d}"));
+        removed.push(format!("domain {d}{}", on(&ctx.host_of(&d))));
     }
-    // Then the networks and the pool, all at once: nothing of one needs the other.
+    // The other hosts' networks and pools.
+    for (host, hv) in ctx.all_hosts().into_iter().skip(1) {
+        let names: Vec<String> = state
+            .networks
+            .iter()
+            .filter(|n| n.host == host)
+            .map(|n| n.name.clone())
+            .collect();
+        let mut done = Vec::new();
+        for (n, r) in for_all(&hv, &names, |h, n| h.remove_network(n)).await {
+            r.with_context(|| format!("on host {host}"))?;
+            done.push(format!("network {n} on {host}"));
+        }
+        done.sort();
+        removed.extend(done);
+        let remote = crate::paths::LabDirs::remote(lab);
+        if let Some(p) = remove_pool(&hv, lab, &remote)
+            .await
+            .with_context(|| format!("on host {host}"))?
+        {
+            removed.push(format!("{p} on {host}"));
+        }
+    }
+    // Then the local networks and pool, all at once: nothing of one needs the other.
     let lab_dirs = dirs.lab(lab);
-    let names: Vec<String> = state.networks.iter().map(|n| n.name.clone()).collect();
+    let names: Vec<String> = state
+        .networks
+        .iter()
+        .filter(|n| n.host == LOCAL_HOST)
+        .map(|n| n.name.clone())
+        .collect();
     let networks = async {
         let mut done = Vec::new();
         for (n, r) in for_all(hv, &names, |h, n| h.remove_network(n)).await {
             r?;
-            done.push(format!("network {n}"));
+            done.push(format!("network {n}{}", on(LOCAL_HOST)));
         }
         done.sort();
         anyhow::Ok(done)
@@ -59,6 +99,25 @@ pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
     let (networks, pool) = tokio::join!(networks, pool);
     removed.extend(networks?);
     removed.extend(pool?);
+    // The ports joining the local bridges to the overlay (their bridges are gone with the
+    // networks; the ports stay in Open vSwitch until removed).
+    if spans {
+        let id = crate::model::LabId::of(lab);
+        for kind in [
+            crate::model::NetKind::Private,
+            crate::model::NetKind::Public,
+        ] {
+            let bridge = plan::bridge_name(id, kind);
+            let overlay = ctx.overlay.clone();
+            let b = bridge.clone();
+            if tokio::task::spawn_blocking(move || overlay.unlink(&b)).await?? {
+                removed.push(format!(
+                    "overlay port {}",
+                    crate::overlay::port_name(&bridge)
+                ));
+            }
+        }
+    }
     if lab_dirs.path().exists() {
         std::fs::remove_dir_all(lab_dirs.path())
             .with_context(|| format!("cannot remove {}", lab_dirs.path().display()))?;
@@ -102,7 +161,7 @@ async fn remove_pool(
 /// Every lab that libvirt or the state directory knows of.
 pub async fn known_labs(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     let (hv, dirs) = (ctx.hv(), &ctx.dirs);
-    let mut labs: Vec<String> = super::lab_state::read_all(hv).await?.into_keys().collect();
+    let mut labs: Vec<String> = super::lab_state::read_all(ctx).await?.into_keys().collect();
     if let Ok(entries) = std::fs::read_dir(dirs.labs()) {
         for e in entries.flatten() {
             if let Some(n) = e.file_name().to_str()

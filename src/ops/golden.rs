@@ -288,7 +288,7 @@ pub async fn export(
 ) -> anyhow::Result<ExportReport> {
     let t0 = Instant::now();
     let hv = ctx.hv();
-    let state = lab_state::read(hv, &lab.name).await?;
+    let state = lab_state::read(ctx, &lab.name).await?;
     if !state.exists() {
         return Err(BadInput(format!(
             "lab {} does not exist; `dcos-lab up {}` makes it",
@@ -654,7 +654,7 @@ pub async fn restore(
     let _lock = ctx.lock(&lab.name)?;
     let hv = ctx.hv();
     let record = import_record(ctx, &lab.name);
-    let state = lab_state::read(hv, &lab.name).await?;
+    let state = lab_state::read(ctx, &lab.name).await?;
     let pool = crate::names::pool_name(&lab.name);
     let p = pool.clone();
     let has_pool = blocking(hv, move |h| h.pool(&p)).await?.is_some();
@@ -825,7 +825,7 @@ pub async fn restore(
         .with_context(|| format!("cannot resume lab {} from {}", lab.name, file.display()))?;
     std::fs::remove_file(&record).with_context(|| format!("cannot remove {}", record.display()))?;
     crate::fault::step("clear the import record");
-    let nodes = lab_state::read(hv, &lab.name).await?.nodes;
+    let nodes = lab_state::read(ctx, &lab.name).await?.nodes;
     Ok(super::up::UpReport {
         lab: lab.name.clone(),
         accel,

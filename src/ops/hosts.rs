@@ -13,13 +13,28 @@ use super::Ctx;
 /// them in `ctx`. A host that does not answer is bad input naming the host, its URI and the fix:
 /// nothing has been made on any host yet.
 pub async fn reach(ctx: &Ctx, lab: &Lab) -> anyhow::Result<()> {
+    let hosts: Vec<(String, String)> = lab
+        .hosts
+        .iter()
+        .filter(|h| h.name != LOCAL_HOST)
+        .filter_map(|h| h.uri.clone().map(|u| (h.name.clone(), u)))
+        .collect();
+    reach_uris(ctx, &lab.source, &hosts).await
+}
+
+/// Opens a connection to every host of `hosts` (name, URI) not reached yet, all at once.
+/// `source` is where the hosts come from (the lab file, or the lab as libvirt records it).
+pub async fn reach_uris(
+    ctx: &Ctx,
+    source: &str,
+    hosts_wanted: &[(String, String)],
+) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
-    for h in lab.hosts.iter().filter(|h| h.name != LOCAL_HOST) {
-        let Some(uri) = h.uri.clone() else { continue };
-        if ctx.host(&h.name).is_some() {
+    for (name, uri) in hosts_wanted {
+        if ctx.host(name).is_some() {
             continue;
         }
-        let name = h.name.clone();
+        let (name, uri) = (name.clone(), uri.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
             let r = driver::Libvirt::open(Some(&uri));
             (name, uri, r)
@@ -34,8 +49,7 @@ pub async fn reach(ctx: &Ctx, lab: &Lab) -> anyhow::Result<()> {
                 hosts.insert(name, Arc::new(c) as Hv);
             }
             Err(e) => unreached.push(format!(
-                "{}: hosts.{name}: {}\n  fix: start libvirtd there and check that `virsh -c '{uri}' version` answers from this machine, or take the host out of the lab file",
-                lab.source,
+                "{source}: hosts.{name}: {}\n  fix: start libvirtd there and check that `virsh -c '{uri}' version` answers from this machine, or take the host out of the lab file",
                 crate::error_chain(&e)
             )),
         }
@@ -44,7 +58,7 @@ pub async fn reach(ctx: &Ctx, lab: &Lab) -> anyhow::Result<()> {
         return Err(crate::BadInput(unreached.join("\n")).into());
     }
     if !hosts.is_empty() {
-        ctx.set_hosts(hosts);
+        ctx.add_hosts(hosts);
     }
     Ok(())
 }
@@ -57,7 +71,7 @@ pub async fn place(ctx: &Ctx, lab: &Lab) -> anyhow::Result<NodePlacement> {
         let hv = ctx.host(&h.name).ok_or_else(|| {
             anyhow::anyhow!("internal: host {} was not reached before placing", h.name)
         })?;
-        free.insert(h.name.clone(), blocking(hv, |h| h.free_memory()).await?);
+        free.insert(h.name.clone(), blocking(&hv, |h| h.free_memory()).await?);
     }
     placement::place(lab, Some(&free)).map_err(|problems| unfit(lab, &problems))
 }

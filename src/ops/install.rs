@@ -731,7 +731,7 @@ pub async fn install(
     let dirs = &ctx.dirs;
     let started = Instant::now();
     let installer = installer_path(lab)?;
-    let state = lab_state::read(ctx.hv(), &lab.name).await?;
+    let state = lab_state::read(ctx, &lab.name).await?;
     for n in &lab.nodes {
         if state.node(&n.name).map(|s| s.state) != Some(ObjState::Active) {
             return Err(crate::BadInput(format!(

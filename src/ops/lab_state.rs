@@ -4,7 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use anyhow::Context;
+
+use super::Ctx;
 use crate::driver::{Hv, blocking};
+use crate::model::LOCAL_HOST;
 use crate::plan::ObjState;
 use crate::render::xml::NicTag;
 
@@ -32,6 +36,8 @@ impl From<NicTag> for NicState {
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeState {
     pub name: String,
+    /// The host it runs on (`local` on a lab of one host).
+    pub host: String,
     pub domain: String,
     pub role: String,
     pub state: ObjState,
@@ -54,6 +60,10 @@ pub struct NetworkState {
     pub name: String,
     pub network: String,
     pub state: ObjState,
+    pub host: String,
+    /// The lab's other hosts, recorded on the first host's networks.
+    #[serde(skip)]
+    pub hosts: Vec<crate::tag::HostTag>,
 }
 
 /// A lab as libvirt has it.
@@ -85,13 +95,24 @@ fn role_rank(r: &str) -> usize {
         .unwrap_or(ROLE_ORDER.len())
 }
 
-/// Every lab libvirt knows of, by name.
-pub async fn read_all(hv: &Hv) -> anyhow::Result<BTreeMap<String, LabState>> {
-    read_labs(hv, None).await
+/// Every lab libvirt knows of on the local host, by name (a lab across hosts is there too: its
+/// first host holds its networks).
+pub async fn read_all(ctx: &Ctx) -> anyhow::Result<BTreeMap<String, LabState>> {
+    let mut out = BTreeMap::new();
+    for name in read_labs(ctx.hv(), None, LOCAL_HOST).await?.into_keys() {
+        let s = read(ctx, &name).await?;
+        out.insert(name, s);
+    }
+    Ok(out)
 }
 
-/// The labs libvirt knows of, or only `only`; snapshots are listed for the labs returned alone.
-async fn read_labs(hv: &Hv, only: Option<&str>) -> anyhow::Result<BTreeMap<String, LabState>> {
+/// The labs libvirt knows of on one host, or only `only`; snapshots are listed for the labs
+/// returned alone.
+async fn read_labs(
+    hv: &Hv,
+    only: Option<&str>,
+    host: &str,
+) -> anyhow::Result<BTreeMap<String, LabState>> {
     let (mut doms, mut nets) =
         blocking(hv, |h| Ok((h.owned_domains()?, h.owned_networks()?))).await?;
     if let Some(lab) = only {
@@ -115,6 +136,7 @@ async fn read_labs(hv: &Hv, only: Option<&str>) -> anyhow::Result<BTreeMap<Strin
         if let Some(l) = labs.get_mut(&lab) {
             l.nodes.push(NodeState {
                 name: d.tag.node.clone().unwrap_or_default(),
+                host: host.to_string(),
                 domain: d.name,
                 role: d.tag.role.clone().unwrap_or_default(),
                 state: d.state,
@@ -130,6 +152,8 @@ async fn read_labs(hv: &Hv, only: Option<&str>) -> anyhow::Result<BTreeMap<Strin
                 name: n.name,
                 network: n.tag.network.unwrap_or_default(),
                 state: n.state,
+                host: host.to_string(),
+                hosts: n.tag.hosts,
             });
         }
     }
@@ -156,17 +180,27 @@ async fn read_labs(hv: &Hv, only: Option<&str>) -> anyhow::Result<BTreeMap<Strin
         })
         .await?;
         l.snapshots = snaps;
-        // Role order, then the order of the address plan (the private address).
-        l.nodes
-            .sort_by_key(|n| (role_rank(&n.role), n.private_ipv4(), n.name.clone()));
-        l.networks.sort_by(|a, b| a.network.cmp(&b.network));
+        sort(l);
     }
     Ok(labs)
 }
 
-/// One lab; empty (not an error) when libvirt has nothing of it.
-pub async fn read(hv: &Hv, lab: &str) -> anyhow::Result<LabState> {
-    Ok(read_labs(hv, Some(lab))
+/// Role order, then the order of the address plan (the private address).
+fn sort(l: &mut LabState) {
+    l.nodes
+        .sort_by_key(|n| (role_rank(&n.role), n.private_ipv4(), n.name.clone()));
+    l.networks.sort_by(|a, b| {
+        (a.host != LOCAL_HOST, &a.host, &a.network).cmp(&(
+            b.host != LOCAL_HOST,
+            &b.host,
+            &b.network,
+        ))
+    });
+}
+
+/// One lab on one host; empty (not an error) when that libvirt has nothing of it.
+pub async fn read_on(hv: &Hv, lab: &str, host: &str) -> anyhow::Result<LabState> {
+    Ok(read_labs(hv, Some(lab), host)
         .await?
         .remove(lab)
         .unwrap_or(LabState {
@@ -175,4 +209,43 @@ pub async fn read(hv: &Hv, lab: &str) -> anyhow::Result<LabState> {
             networks: Vec::new(),
             snapshots: Vec::new(),
         }))
+}
+
+/// One lab, on every host it spans; empty (not an error) when libvirt has nothing of it.
+/// The local host's networks name the lab's other hosts: each is reached (one that does not
+/// answer is an error naming it) and read, and `ctx` learns where every domain is.
+pub async fn read(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
+    let mut state = read_on(ctx.hv(), lab, LOCAL_HOST).await?;
+    let mut others: Vec<(String, String)> = Vec::new();
+    for n in &state.networks {
+        for h in &n.hosts {
+            if !others.iter().any(|(name, _)| *name == h.name) {
+                others.push((h.name.clone(), h.uri.clone()));
+            }
+        }
+    }
+    if others.is_empty() {
+        return Ok(state);
+    }
+    super::hosts::reach_uris(ctx, &format!("lab {lab}"), &others).await?;
+    for (name, _) in &others {
+        let hv = ctx
+            .host(name)
+            .ok_or_else(|| anyhow::anyhow!("internal: host {name} not reached"))?;
+        let there = read_on(&hv, lab, name)
+            .await
+            .with_context(|| format!("cannot read lab {lab} on host {name}"))?;
+        state.nodes.extend(there.nodes);
+        state.networks.extend(there.networks);
+        for s in there.snapshots {
+            if !state.snapshots.contains(&s) {
+                state.snapshots.push(s);
+            }
+        }
+    }
+    for n in &state.nodes {
+        ctx.place_domain(&n.domain, &n.host);
+    }
+    sort(&mut state);
+    Ok(state)
 }

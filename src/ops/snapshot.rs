@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::lab_state::{self, LabState};
-use crate::driver::{Hv, blocking, for_all};
+use crate::driver::{Hv, blocking};
 use crate::guest::{KnownHosts, LabKey, Target};
 use crate::paths::LabDirs;
 use crate::plan::ObjState;
@@ -121,7 +121,7 @@ fn running(state: &LabState) -> anyhow::Result<Vec<String>> {
 /// Takes snapshot `name` of every node at one moment. On failure the lab is left as it was
 /// (snapshots already taken are deleted, every node resumed), and the error says so.
 pub async fn snapshot(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<SnapshotReport> {
-    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
+    let dirs = &ctx.dirs;
     check_name(name)?;
     if let Some(pending) = unfinished_revert(&dirs.lab(lab))? {
         return Err(crate::BadInput(format!(
@@ -130,7 +130,7 @@ pub async fn snapshot(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<Snapsh
         .into());
     }
     let t0 = Instant::now();
-    let state = lab_state::read(hv, lab).await?;
+    let state = lab_state::read(ctx, lab).await?;
     let domains = running(&state)?;
     if state.snapshots.iter().any(|s| s == name) {
         return Err(crate::BadInput(format!(
@@ -139,14 +139,16 @@ pub async fn snapshot(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<Snapsh
         .into());
     }
     // Pause all, then capture all, then resume all: one consistent moment for the cluster.
-    let mut errors: Vec<anyhow::Error> = for_all(hv, &domains, |h, d| h.suspend_domain(d))
+    let mut errors: Vec<anyhow::Error> = ctx
+        .for_domains(&domains, |h, d| h.suspend_domain(d))
         .await
         .into_iter()
         .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot pause {d}"))))
         .collect();
     if errors.is_empty() {
         let (n, desc) = (name.to_string(), format!("dcos-lab lab {lab}"));
-        errors = for_all(hv, &domains, move |h, d| h.create_snapshot(d, &n, &desc))
+        errors = ctx
+            .for_domains(&domains, move |h, d| h.create_snapshot(d, &n, &desc))
             .await
             .into_iter()
             .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot snapshot {d}"))))
@@ -154,14 +156,18 @@ pub async fn snapshot(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<Snapsh
         if !errors.is_empty() {
             // All or nothing: remove the snapshots that were taken.
             let n = name.to_string();
-            for (d, r) in for_all(hv, &domains, move |h, d| h.delete_snapshot(d, &n)).await {
+            for (d, r) in ctx
+                .for_domains(&domains, move |h, d| h.delete_snapshot(d, &n))
+                .await
+            {
                 if let Err(e) = r {
                     tracing::warn!("cannot delete the partial snapshot of {d}: {e:#}");
                 }
             }
         }
     }
-    let resumed: Vec<anyhow::Error> = for_all(hv, &domains, |h, d| h.resume_domain(d))
+    let resumed: Vec<anyhow::Error> = ctx
+        .for_domains(&domains, |h, d| h.resume_domain(d))
         .await
         .into_iter()
         .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot resume {d}"))))
@@ -185,7 +191,7 @@ pub async fn snapshot(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<Snapsh
 
 /// The lab's snapshots: by name, with the nodes holding each.
 pub async fn list(ctx: &Ctx, lab: &str) -> anyhow::Result<Vec<LabSnapshot>> {
-    list_of(ctx.hv(), &lab_state::read(ctx.hv(), lab).await?).await
+    list_of(ctx, &lab_state::read(ctx, lab).await?).await
 }
 
 /// [`list`] with the saved memory sizes read from each node's disk (what `snapshots` shows).
@@ -196,11 +202,11 @@ pub async fn list_with_sizes(ctx: &Ctx, lab: &str) -> anyhow::Result<Vec<LabSnap
 }
 
 /// [`list`] for a lab already read from libvirt.
-async fn list_of(hv: &Hv, state: &LabState) -> anyhow::Result<Vec<LabSnapshot>> {
+async fn list_of(ctx: &Ctx, state: &LabState) -> anyhow::Result<Vec<LabSnapshot>> {
     let mut by_name: BTreeMap<String, LabSnapshot> = BTreeMap::new();
     for n in &state.nodes {
         let d = n.domain.clone();
-        let snaps = blocking(hv, move |h| h.snapshots(&d)).await?;
+        let snaps = blocking(&ctx.hv_for(&n.domain), move |h| h.snapshots(&d)).await?;
         for s in snaps {
             let e = by_name
                 .entry(s.name.clone())
@@ -233,7 +239,11 @@ async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     for node in nodes {
         let (domain, disk) = (crate::plan::domain_name(lab, &node), lab_dirs.disk(&node));
-        match blocking(ctx.hv_for(&node), move |h| h.disk_snapshots(&domain, &disk)).await {
+        // A disk on another host cannot be read from here: its size counts nothing.
+        if ctx.host_of(&domain) != crate::model::LOCAL_HOST {
+            continue;
+        }
+        match blocking(ctx.hv(), move |h| h.disk_snapshots(&domain, &disk)).await {
             Ok(states) => {
                 for (name, size) in states {
                     *sizes.entry(name).or_default() += size;
@@ -249,14 +259,14 @@ async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
 
 /// Deletes snapshot `name` from every node.
 pub async fn remove(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<()> {
-    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
+    let dirs = &ctx.dirs;
     if unfinished_revert(&dirs.lab(lab))?.as_deref() == Some(name) {
         return Err(crate::BadInput(format!(
             "lab {lab} is half way through a revert to {name} that was interrupted; it needs {name} to finish; fix: `dcos-lab up {lab}` or `dcos-lab revert {lab} {name}` first"
         ))
         .into());
     }
-    let state = lab_state::read(hv, lab).await?;
+    let state = lab_state::read(ctx, lab).await?;
     if !state.snapshots.iter().any(|s| s == name) {
         return Err(crate::BadInput(format!(
             "lab {lab} has no snapshot {name}; `dcos-lab snapshots {lab}` lists them"
@@ -265,7 +275,10 @@ pub async fn remove(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<()> {
     }
     let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
     let n = name.to_string();
-    for (d, r) in for_all(hv, &domains, move |h, d| h.delete_snapshot(d, &n)).await {
+    for (d, r) in ctx
+        .for_domains(&domains, move |h, d| h.delete_snapshot(d, &n))
+        .await
+    {
         r.with_context(|| format!("cannot delete snapshot {name} of {d}"))?;
     }
     Ok(())
@@ -316,6 +329,8 @@ pub fn forget_revert(lab_dirs: &LabDirs) -> anyhow::Result<()> {
 /// Every node's disk must hold the snapshot with its memory: libvirt's metadata alone does not
 /// prove it (the qcow2 may have lost it), and a revert that cannot load a node's memory would
 /// stop that node. Read-only, before anything changes.
+/// Nodes on a lab's other hosts are not checked: their disks cannot be read from here, and
+/// libvirt's word for them is taken.
 async fn check_loadable(
     hv: &Hv,
     lab: &str,
@@ -363,11 +378,11 @@ pub async fn revert(
     let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     let t0 = Instant::now();
     let lab_dirs = dirs.lab(lab);
-    let state = lab_state::read(hv, lab).await?;
+    let state = lab_state::read(ctx, lab).await?;
     if !state.exists() {
         return Err(crate::BadInput(format!("lab {lab} does not exist")).into());
     }
-    let snaps = list_of(hv, &state).await?;
+    let snaps = list_of(ctx, &state).await?;
     let chosen = match name {
         Some(n) => snaps.iter().find(|s| s.name == n),
         None => snaps
@@ -393,9 +408,14 @@ pub async fn revert(
         .into());
     }
     let snap_name = snap.name.clone();
-    let nodes: Vec<String> = state.nodes.iter().map(|n| n.name.clone()).collect();
+    let local: Vec<String> = state
+        .nodes
+        .iter()
+        .filter(|n| n.host == crate::model::LOCAL_HOST)
+        .map(|n| n.name.clone())
+        .collect();
     let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
-    check_loadable(hv, lab, &lab_dirs, &nodes, &snap_name).await?;
+    check_loadable(hv, lab, &lab_dirs, &local, &snap_name).await?;
     let key = LabKey::load(&lab_dirs.ssh_key())?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
 
@@ -407,10 +427,10 @@ pub async fn revert(
         .filter(|n| n.state != ObjState::Inactive)
         .map(|n| n.domain.clone())
         .collect();
-    for (d, r) in for_all(hv, &active, |h, d| h.suspend_domain(d)).await {
+    for (d, r) in ctx.for_domains(&active, |h, d| h.suspend_domain(d)).await {
         if let Err(e) = r {
             // Nothing was reverted yet: the lab is put back as it was.
-            let _ = for_all(hv, &active, |h, d| h.resume_domain(d)).await;
+            let _ = ctx.for_domains(&active, |h, d| h.resume_domain(d)).await;
             forget_revert(&lab_dirs)?;
             return Err(e.context(format!(
                 "cannot pause {d}; revert of lab {lab} did not start, the lab is as it was"
@@ -422,7 +442,7 @@ pub async fn revert(
     let mut reverts = tokio::task::JoinSet::new();
     for n in &state.nodes {
         let (hv, node, domain, snap) = (
-            hv.clone(),
+            ctx.hv_for(&n.domain),
             n.name.clone(),
             n.domain.clone(),
             snap_name.clone(),
@@ -485,7 +505,8 @@ pub async fn revert(
     if let Some((d, e)) = failed.into_iter().next() {
         clocks.abort_all();
         // Say what is true: every node paused, or which ones could not be paused again.
-        let running: Vec<String> = for_all(hv, &domains, |h, d| h.suspend_domain(d))
+        let running: Vec<String> = ctx
+            .for_domains(&domains, |h, d| h.suspend_domain(d))
             .await
             .into_iter()
             .filter_map(|(d, r)| r.err().map(|e| format!("{d} ({e:#})")))
@@ -736,6 +757,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let lab_dirs = LabDirs {
             root: dir.path().to_path_buf(),
+            remote: false,
         };
         std::fs::create_dir_all(lab_dirs.pool()).expect("pool dir");
         let disk = lab_dirs.disk("n1");

@@ -22,8 +22,8 @@ pub struct LabStatus {
 /// One lab (`Some`), which may not exist, or every lab libvirt knows of.
 pub async fn status(ctx: &Ctx, lab: Option<&str>) -> anyhow::Result<Vec<LabStatus>> {
     let states = match lab {
-        Some(name) => vec![lab_state::read(ctx.hv(), name).await?],
-        None => lab_state::read_all(ctx.hv()).await?.into_values().collect(),
+        Some(name) => vec![lab_state::read(ctx, name).await?],
+        None => lab_state::read_all(ctx).await?.into_values().collect(),
     };
     let mut out = Vec::new();
     for state in states {
@@ -49,7 +49,7 @@ pub struct LabRow {
 
 /// Every lab libvirt knows of, with how many of its nodes run.
 pub async fn list(ctx: &Ctx) -> anyhow::Result<Vec<LabRow>> {
-    Ok(lab_state::read_all(ctx.hv())
+    Ok(lab_state::read_all(ctx)
         .await?
         .values()
         .map(|l| LabRow {
@@ -66,7 +66,7 @@ pub async fn list(ctx: &Ctx) -> anyhow::Result<Vec<LabRow>> {
 
 /// The lab as libvirt has it; bad input when it does not exist.
 pub async fn existing(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
-    let state = lab_state::read(ctx.hv(), lab).await?;
+    let state = lab_state::read(ctx, lab).await?;
     if !state.exists() {
         return Err(crate::BadInput(format!(
             "lab {lab} does not exist; `dcos-lab up {lab}` makes it"
@@ -81,7 +81,7 @@ pub async fn existing(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
 pub async fn interrupted(ctx: &Ctx, lab: &str, arg: &str, command: &str) -> anyhow::Error {
     let mut parts = Vec::new();
     let read = async {
-        let s = lab_state::read(ctx.hv(), lab).await?;
+        let s = lab_state::read(ctx, lab).await?;
         let pool = crate::plan::pool_name(lab);
         let p = pool.clone();
         let pool = crate::driver::blocking(ctx.hv(), move |h| h.pool(&p))

@@ -95,7 +95,10 @@ impl World {
     fn with_image(self, lab: &Lab) -> World {
         let img = crate::image::boot_image(&self.ctx.dirs, &lab.image);
         std::fs::create_dir_all(img.disk.parent().expect("dir")).expect("image dir");
-        std::fs::write(&img.disk, b"").expect("image");
+        std::fs::write(&img.disk, b"QFI\xfb fake image").expect("image");
+        for f in [&img.kernel, &img.initrd].into_iter().flatten() {
+            std::fs::write(f, b"").expect("kernel");
+        }
         self
     }
 
@@ -160,7 +163,7 @@ impl World {
 
     fn state(&self, lab: &str) -> LabState {
         self.rt
-            .block_on(lab_state::read(self.ctx.hv(), lab))
+            .block_on(lab_state::read(&self.ctx, lab))
             .expect("read")
     }
 
@@ -847,90 +850,198 @@ fn commands_on_a_lab_that_does_not_exist_are_bad_input_and_change_nothing() {
     assert!(!ctx.dirs.lab("fk-gone").path().exists());
 }
 
-#[test]
-fn a_lab_with_nodes_on_other_hosts_is_refused_by_up_and_nothing_is_made() {
-    let hosts = "hosts:\n  r2: qemu+ssh://root@r2/system\nnodes:";
-    for (extra, named) in [
-        ("nodes:", "public on r2"),
-        ("placement: auto\nnodes:", "(placement: auto)"),
-    ] {
-        let text = LAB
-            .replace("NAME", "fk-span")
-            .replace("MEM", "256M")
-            .replacen("nodes:", &hosts.replace("nodes:", extra), 1)
-            .replace(
-                "    networks: [private, public]",
-                "    networks: [private, public]\n    host: r2",
-            );
-        let l = crate::model::parse(&text, "fk-span.yaml", None, &["debian-12"]).expect("valid");
-        assert!(l.spans_hosts());
-        let w = world().with_image(&l);
-        let e = w.up(&l).expect_err("refused");
-        assert!(bad_input(&e), "{e:#}");
-        assert!(format!("{e:#}").contains(named), "{e:#}");
-        assert!(
-            format!("{e:#}").contains("fix: put every node on the local host"),
-            "{e:#}"
-        );
-        assert!(w.hv.changes().is_empty());
+/// The overlay's calls, recorded.
+#[derive(Default)]
+struct RecordingOverlay(std::sync::Mutex<Vec<String>>);
+
+impl crate::overlay::Overlay for RecordingOverlay {
+    fn link(&self, overlay: &str, bridge: &str, vlan: u16) -> anyhow::Result<()> {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(format!("link {bridge} to {overlay} vlan {vlan}"));
+        Ok(())
     }
-    // Hosts named but every node on the local one: an ordinary lab.
-    let text = LAB
-        .replace("NAME", "fk-named")
-        .replace("MEM", "256M")
-        .replacen("nodes:", hosts, 1);
-    let l = crate::model::parse(&text, "fk-named.yaml", None, &["debian-12"]).expect("valid");
-    let w = world().with_image(&l);
-    w.up(&l).expect("up");
+    fn unlink(&self, bridge: &str) -> anyhow::Result<bool> {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(format!("unlink {bridge}"));
+        Ok(true)
+    }
+}
+
+fn span_lab(name: &str, extra: &str) -> Lab {
+    let text = LAB.replace("NAME", name).replace("MEM", "256M").replacen(
+        "nodes:",
+        &format!("hosts:\n  r2: qemu+ssh://root@r2/system\n{extra}nodes:"),
+        1,
+    );
+    crate::model::parse(&text, &format!("{name}.yaml"), None, &["debian-12"]).expect("valid")
+}
+
+/// A world with a second fake host `r2` reached, and an overlay that records its calls.
+fn two_hosts(lab: &Lab) -> (World, Arc<FakeHypervisor>, Arc<RecordingOverlay>) {
+    let mut w = world().with_image(lab);
+    let r2 = FakeHypervisor::rooted(&w._dir.path().join("r2"));
+    let h: Hv = r2.clone();
+    w.ctx.add_hosts([("r2".to_string(), h)].into());
+    w.guests.also_on(r2.clone());
+    let overlay = Arc::new(RecordingOverlay::default());
+    w.ctx.overlay = overlay.clone();
+    (w, r2, overlay)
 }
 
 #[test]
-fn up_across_hosts_reads_every_hosts_memory_then_refuses_naming_where_nodes_would_go() {
-    let text = LAB
-        .replace("NAME", "fk-up2")
-        .replace("MEM", "256M")
-        .replacen(
-            "nodes:",
-            "hosts:\n  r2: qemu+ssh://root@r2/system\nplacement: auto\nnodes:",
-            1,
+fn up_across_hosts_makes_each_nodes_objects_on_its_host_and_down_removes_them_from_every_host() {
+    let l = span_lab("fk-span", "placement: auto\n");
+    let (w, r2, overlay) = two_hosts(&l);
+    // Room for one node locally: auto sends the other two to r2.
+    w.hv.set_free_memory(300 << 20);
+    r2.set_free_memory(600 << 20);
+    let up = w.up(&l).expect("up");
+    let on_r2: Vec<&str> = up
+        .nodes
+        .iter()
+        .filter(|n| n.host == "r2")
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(on_r2.len(), 2, "{:?}", up.nodes);
+    assert!(up.nodes.iter().all(|n| n.state == ObjState::Active));
+    let (local, remote) = (w.hv.changes(), r2.changes());
+    // The first host: both networks (with the host addresses), joined to the overlay; one
+    // domain. r2: the pool, the base image sent by upload, its networks on the overlay, its
+    // nodes' disks, seeds and domains, and nothing of the first host's.
+    assert_eq!(
+        local
+            .iter()
+            .filter(|c| c.starts_with("define domain"))
+            .count(),
+        1,
+        "{local:?}"
+    );
+    assert_eq!(
+        remote
+            .iter()
+            .filter(|c| c.starts_with("define domain"))
+            .count(),
+        2,
+        "{remote:?}"
+    );
+    for v in [
+        "image.qcow2",
+        "image.kernel",
+        "image.initrd",
+        "boot-seed.img",
+    ] {
+        assert!(
+            remote
+                .iter()
+                .any(|c| c.starts_with(&format!("create volume {v} "))),
+            "{v}: {remote:?}"
         );
-    let l = crate::model::parse(&text, "fk-up2.yaml", None, &["debian-12"]).expect("valid");
-    let w = world().with_image(&l);
-    let r2 = FakeHypervisor::new();
-    let h: Hv = r2.clone();
-    w.ctx.set_hosts([("r2".to_string(), h)].into());
+    }
+    assert!(!local.iter().any(|c| c.contains("image.")), "{local:?}");
+    // The uploaded base image holds the local one's bytes.
+    let pool = crate::paths::LabDirs::remote("fk-span").pool();
+    let img = crate::image::boot_image(&w.ctx.dirs, &l.image);
+    let sent = w._dir.path().join("r2").join(
+        pool.join("image.qcow2")
+            .strip_prefix("/")
+            .expect("absolute"),
+    );
+    assert_eq!(
+        std::fs::read(sent).expect("uploaded"),
+        std::fs::read(&img.disk).expect("image")
+    );
+    let links = overlay.0.lock().expect("lock").clone();
+    assert_eq!(links.len(), 2, "{links:?}");
+    // status reads the lab from both hosts, each node with its host.
+    let state = w.state("fk-span");
+    assert_eq!(state.nodes.len(), 3);
+    assert_eq!(
+        state.nodes.iter().filter(|n| n.host == "r2").count(),
+        2,
+        "{:?}",
+        state.nodes
+    );
+    // A second up changes nothing on either host.
+    let before = (w.hv.changes().len(), r2.changes().len());
+    let again = w.up(&l).expect("up again");
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    assert_eq!(before, (w.hv.changes().len(), r2.changes().len()));
+    // down from a context that only knows the local host: the lab's networks name r2.
+    let r = w.down("fk-span").expect("down");
+    assert!(
+        r.removed.iter().any(|x| x.ends_with("on r2")),
+        "{:?}",
+        r.removed
+    );
+    assert!(!w.state("fk-span").exists());
+    assert!(
+        r2.owned_domains().expect("list").is_empty()
+            && r2.owned_networks().expect("list").is_empty()
+            && r2.owned_pools().expect("list").is_empty(),
+        "r2 still holds objects"
+    );
+    assert!(
+        overlay
+            .0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|c| c.starts_with("unlink"))
+            .count()
+            == 2
+    );
+}
+
+#[test]
+fn up_across_hosts_refuses_a_host_short_of_memory_before_anything_is_made() {
+    let l = span_lab("fk-up2", "placement: auto\n");
+    let (w, r2, _overlay) = two_hosts(&l);
     let accel = super::decide_accel(&l, Some(AccelChoice::Tcg));
     let opts = super::up::UpOptions {
         wait: Duration::from_secs(5),
         install: None,
     };
-    let up = || {
-        w.run(super::up::up_command(
+    // r2 too small for what auto gives it: that host is named, with its nodes.
+    w.hv.set_free_memory(300 << 20);
+    r2.set_free_memory(200 << 20);
+    let e = w
+        .run(super::up::up_command(
             &w.ctx,
             &l,
             "fk-up2.yaml",
             accel.clone(),
             &opts,
         ))
-    };
-    // r2 too small for what auto gives it: that host is named, with its nodes.
-    w.hv.set_free_memory(300 << 20);
-    r2.set_free_memory(200 << 20);
-    let e = up().map(|_| ()).expect_err("too small");
+        .map(|_| ())
+        .expect_err("too small");
     assert!(bad_input(&e), "{e:#}");
     assert!(
         format!("{e:#}").contains("hosts.r2: host r2 has 0.2 GiB"),
         "{e:#}"
     );
-    // Room on both: refused (not built yet), naming where the nodes would go.
-    r2.set_free_memory(1 << 30);
-    let e = up().map(|_| ()).expect_err("refused");
-    assert!(bad_input(&e), "{e:#}");
-    assert!(format!("{e:#}").contains(" on r2"), "{e:#}");
     assert!(w.hv.changes().is_empty() && r2.changes().is_empty());
+}
+
+#[test]
+fn a_node_the_lab_file_moves_to_another_host_is_a_changed_lab() {
+    let l = span_lab("fk-move", "");
+    let (w, r2, _overlay) = two_hosts(&l);
+    w.up(&l).expect("up: every node local");
+    assert!(r2.changes().is_empty(), "{:?}", r2.changes());
+    let moved = span_lab("fk-move", "").clone();
+    let mut moved = moved;
+    if let Some(n) = moved.nodes.iter_mut().find(|n| n.name == "public") {
+        n.host = Some("r2".into());
+    }
+    let e = w.up(&moved).map(|_| ()).expect_err("moved");
+    assert!(bad_input(&e), "{e:#}");
     assert!(
-        !w.ctx.dirs.lab("fk-up2").path().exists(),
-        "no lock file either"
+        format!("{e:#}").contains("node public is on host local, the lab file puts it on r2"),
+        "{e:#}"
     );
 }
 

@@ -52,13 +52,10 @@ pub async fn up_command(
     opts: &UpOptions,
 ) -> anyhow::Result<UpOutcome> {
     // Before the lock, whose file would be the first thing made: every host reached (else the
-    // one that is not is named), the nodes placed by what each has free (else the host short of
-    // memory is named), and then, as `up` does not yet make labs across hosts, the refusal with
-    // where each node would go. `up` checks the last again itself.
+    // one that is not is named). `up` places the nodes itself (a host short of memory is named
+    // before anything is made on any host).
     if lab.spans_hosts() {
         super::hosts::reach(ctx, lab).await?;
-        let placed = super::hosts::place(ctx, lab).await?;
-        local_only(lab, Some(&placed))?;
     }
     if opts.install.is_some() {
         super::install::installer_path(lab)?;
@@ -78,50 +75,6 @@ pub async fn up_command(
     }
 }
 
-/// Refuses, before anything is made, a lab file that puts nodes on another host: labs across
-/// hosts are planned (`dcos-lab plan` shows each node's host) but this version makes every object
-/// on the local host, so it must not pretend to have placed them.
-/// `placed`: where the nodes go, when the hosts were reached; without it, what the file says.
-fn local_only(
-    lab: &Lab,
-    placed: Option<&crate::plan::placement::NodePlacement>,
-) -> Result<(), crate::BadInput> {
-    if !lab.spans_hosts() {
-        return Ok(());
-    }
-    let elsewhere: Vec<String> = match placed {
-        Some(p) => p
-            .nodes
-            .iter()
-            .filter(|n| n.host != crate::model::LOCAL_HOST)
-            .map(|n| format!("{} on {}", n.node, n.host))
-            .collect(),
-        None => lab
-            .nodes
-            .iter()
-            .filter_map(|n| match (&n.host, lab.placement) {
-                (Some(h), _) if h != crate::model::LOCAL_HOST => Some(format!("{} on {h}", n.name)),
-                (None, crate::model::Placement::Auto) => {
-                    Some(format!("{} (placement: auto)", n.name))
-                }
-                _ => None,
-            })
-            .collect(),
-    };
-    if elsewhere.is_empty() {
-        return Ok(());
-    }
-    Err(crate::BadInput(format!(
-        "{}: hosts: lab {} puts nodes on hosts other than the local one ({}), and `up` does not \
-         make labs across hosts yet (`dcos-lab plan {}` shows where each node would go)\n  \
-         fix: put every node on the local host (remove `host:` lines and `placement: auto`)",
-        lab.source,
-        lab.name,
-        elsewhere.join(", "),
-        lab.source
-    )))
-}
-
 /// What `up` reports.
 #[derive(Debug, Serialize)]
 pub struct UpReport {
@@ -131,39 +84,6 @@ pub struct UpReport {
     pub actions: Vec<String>,
     pub nodes: Vec<NodeState>,
     pub seconds: f64,
-}
-
-/// Objects that exist with a definition other than the one the lab file now renders.
-fn drift(
-    lab: &Lab,
-    addrs: &AddressPlan,
-    ctx: &RenderCtx,
-    obs: &Observed,
-) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for (node, spec) in &obs.domain_specs {
-        if lab.node(node).is_none() {
-            out.push(format!(
-                "node {node} exists but is no longer in the lab file"
-            ));
-            continue;
-        }
-        let xml = render::domain_xml(lab, addrs, node, ctx)?;
-        if !xml.contains(&format!("spec=\"{spec}\"")) {
-            out.push(format!(
-                "node {node}: its definition changed (memory, vCPUs, networks, image or accelerator)"
-            ));
-        }
-    }
-    for (kind, spec) in &obs.network_specs {
-        let xml = render::network_xml(lab, addrs, *kind)?;
-        if !xml.contains(&format!("spec=\"{spec}\"")) {
-            out.push(format!(
-                "{kind} network: its definition changed (addresses, mode or nodes)"
-            ));
-        }
-    }
-    Ok(out)
 }
 
 /// IPv4 routes of the host (destination/prefix, device), from /proc/net/route.
@@ -396,6 +316,353 @@ async fn finish_revert(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<O
     Ok(Some(format!("finish the interrupted revert to {snap}")))
 }
 
+/// What `up` does on one host of the lab: that host's nodes, networks and pool.
+struct HostWork {
+    host: String,
+    hv: Hv,
+    /// The lab's first host (the local one): every network, with the host addresses.
+    first: bool,
+    /// The lab with only this host's nodes.
+    sub: Lab,
+    /// The address plan as this host renders it (other hosts: only the networks their nodes
+    /// use, on the overlay bridge).
+    addrs: AddressPlan,
+    dirs: LabDirs,
+    render: RenderCtx,
+    obs: Observed,
+}
+
+impl HostWork {
+    fn on(&self) -> String {
+        if self.first {
+            String::new()
+        } else {
+            format!(" on {}", self.host)
+        }
+    }
+}
+
+/// Where the base image lives in a pool on a host other than the first (uploaded there).
+fn remote_image(dirs: &LabDirs, local: &render::BootImage) -> render::BootImage {
+    let pool = dirs.pool();
+    render::BootImage {
+        disk: pool.join(format!("image.{}", local.format)),
+        format: local.format.clone(),
+        kernel: local.kernel.as_ref().map(|_| pool.join("image.kernel")),
+        initrd: local.initrd.as_ref().map(|_| pool.join("image.initrd")),
+        cmdline: local.cmdline.clone(),
+    }
+}
+
+/// Each host's share of `lab`: on one host, the whole lab on the local connection; across
+/// hosts, every host reached and observed, the nodes that exist staying where they are and the
+/// rest placed by free memory (a host short of it is bad input, before anything is made).
+async fn host_work(
+    ctx: &Ctx,
+    lab: &Lab,
+    addrs: &AddressPlan,
+    local: &RenderCtx,
+) -> anyhow::Result<Vec<HostWork>> {
+    let name = lab.name.clone();
+    let hv = ctx.hv().clone();
+    let obs = blocking(&hv, move |h| super::plan::observe(h, &name)).await?;
+    if !lab.spans_hosts() {
+        return Ok(vec![HostWork {
+            host: crate::model::LOCAL_HOST.to_string(),
+            hv,
+            first: true,
+            sub: lab.clone(),
+            addrs: addrs.clone(),
+            dirs: local.dirs.clone(),
+            render: local.clone(),
+            obs,
+        }]);
+    }
+    super::hosts::reach(ctx, lab).await?;
+    let mut observed = BTreeMap::new();
+    for h in &lab.hosts {
+        let hv = ctx
+            .host(&h.name)
+            .ok_or_else(|| anyhow::anyhow!("internal: host {} was not reached", h.name))?;
+        let name = lab.name.clone();
+        let o = blocking(&hv, move |x| super::plan::observe(x, &name))
+            .await
+            .with_context(|| format!("cannot read lab {} on host {}", lab.name, h.name))?;
+        observed.insert(h.name.clone(), (hv, o));
+    }
+    // A node that exists stays on its host; one the lab file pins elsewhere is a changed lab.
+    let mut pinned = lab.clone();
+    let mut moved = Vec::new();
+    let mut free = BTreeMap::new();
+    for (host, (hv, o)) in &observed {
+        let mut f = blocking(hv, |h| h.free_memory()).await?;
+        for (node, state) in &o.domains {
+            let Some(n) = pinned.nodes.iter_mut().find(|n| n.name == *node) else {
+                continue;
+            };
+            let wanted = match (&n.host, lab.placement) {
+                (Some(h), _) => Some(h.clone()),
+                (None, crate::model::Placement::Manual) => {
+                    Some(crate::model::LOCAL_HOST.to_string())
+                }
+                (None, crate::model::Placement::Auto) => None,
+            };
+            if let Some(w) = wanted
+                && w != *host
+            {
+                moved.push(format!(
+                    "node {node} is on host {host}, the lab file puts it on {w}"
+                ));
+            }
+            n.host = Some(host.clone());
+            if *state == ObjState::Active {
+                f += n.memory.bytes();
+            }
+        }
+        free.insert(host.clone(), f);
+    }
+    if !moved.is_empty() {
+        return Err(crate::BadInput(format!(
+            "lab {} exists with a different definition than its lab file:\n  - {}\n  fix: `dcos-lab down {}` then `dcos-lab up` (or undo the change to the lab file)",
+            lab.name,
+            moved.join("\n  - "),
+            lab.name
+        ))
+        .into());
+    }
+    let placed = crate::plan::placement::place(&pinned, Some(&free))
+        .map_err(|problems| super::hosts::unfit(lab, &problems))?;
+    let used = placed.used_hosts(lab);
+    let mut out = Vec::new();
+    for h in &lab.hosts {
+        let first = h.name == crate::model::LOCAL_HOST;
+        let Some((hv, obs)) = observed.remove(&h.name) else {
+            continue;
+        };
+        if !first && !used.contains(&h.name.as_str()) && obs.is_empty() {
+            continue;
+        }
+        let mut sub = lab.clone();
+        sub.nodes.retain(|n| placed.host_of(&n.name) == h.name);
+        let mut a = addrs.clone();
+        let (dirs, render) = if first {
+            (local.dirs.clone(), local.clone())
+        } else {
+            a.networks
+                .retain(|net| sub.nodes.iter().any(|n| n.on(net.kind)));
+            for net in &mut a.networks {
+                net.bridge = plan::OVERLAY_BRIDGE.to_string();
+            }
+            let dirs = LabDirs::remote(&lab.name);
+            let render = RenderCtx {
+                accel: local.accel,
+                dirs: dirs.clone(),
+                image: remote_image(&dirs, &local.image),
+            };
+            (dirs, render)
+        };
+        for n in &sub.nodes {
+            ctx.place_domain(&plan::domain_name(&lab.name, &n.name), &h.name);
+        }
+        out.push(HostWork {
+            host: h.name.clone(),
+            hv,
+            first,
+            sub,
+            addrs: a,
+            dirs,
+            render,
+            obs,
+        });
+    }
+    Ok(out)
+}
+
+/// Objects on `w`'s host that exist with a definition other than the one the lab file renders.
+fn host_drift(lab: &Lab, full: &AddressPlan, w: &HostWork) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (node, spec) in &w.obs.domain_specs {
+        if lab.node(node).is_none() {
+            out.push(format!(
+                "node {node}{} exists but is no longer in the lab file",
+                w.on()
+            ));
+            continue;
+        }
+        let xml = render::domain_xml(lab, full, node, &w.render)?;
+        if !xml.contains(&format!("spec=\"{spec}\"")) {
+            out.push(format!(
+                "node {node}{}: its definition changed (memory, vCPUs, networks, image or accelerator)",
+                w.on()
+            ));
+        }
+    }
+    for (kind, spec) in &w.obs.network_specs {
+        let xml = if w.first {
+            render::network_xml(lab, full, *kind)?
+        } else {
+            render::overlay_network_xml(lab, &w.addrs, *kind)?
+        };
+        if !xml.contains(&format!("spec=\"{spec}\"")) {
+            out.push(format!(
+                "{kind} network{}: its definition changed (addresses, mode, nodes or hosts)",
+                w.on()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The base image's files, each with where it goes on a remote host.
+fn image_files(
+    local: &render::BootImage,
+    remote: &render::BootImage,
+) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    let mut out = vec![(local.disk.clone(), remote.disk.clone())];
+    if let (Some(a), Some(b)) = (&local.kernel, &remote.kernel) {
+        out.push((a.clone(), b.clone()));
+    }
+    if let (Some(a), Some(b)) = (&local.initrd, &remote.initrd) {
+        out.push((a.clone(), b.clone()));
+    }
+    out
+}
+
+/// The volume XML of a file sent to a remote pool as is (the base image, a seed).
+fn upload_xml(name: &str, bytes: u64) -> String {
+    format!(
+        "<volume type='file'><name>{name}</name><capacity unit='bytes'>{bytes}</capacity><target><format type='raw'/><permissions><mode>0644</mode></permissions></target></volume>"
+    )
+}
+
+/// Sends local file `from` into `pool` on `hv` as volume `name`.
+async fn upload(hv: &Hv, pool: &str, name: &str, from: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::metadata(from)
+        .with_context(|| format!("cannot read {}", from.display()))?
+        .len();
+    let (p, xml, f) = (
+        pool.to_string(),
+        upload_xml(name, bytes),
+        from.to_path_buf(),
+    );
+    blocking(hv, move |h| h.upload_volume(&p, &xml, &f).map(|_| ())).await
+}
+
+/// Takes `actions` on `w`'s host. Domains are defined, not started: returns what was done and
+/// the nodes to start.
+#[allow(clippy::too_many_arguments)]
+async fn create_on(
+    lab: &Lab,
+    full: &AddressPlan,
+    w: &HostWork,
+    actions: &[Action],
+    local_dirs: &LabDirs,
+    local_image: &render::BootImage,
+    key: &LabKey,
+    known: &KnownHosts,
+    overlay: &Arc<dyn crate::overlay::Overlay>,
+) -> anyhow::Result<Vec<String>> {
+    let hv = &w.hv;
+    let pool = plan::pool_name(&lab.name);
+    let mut taken = Vec::new();
+    // A host other than the first gets the base image in its pool before the first disk
+    // backed by it (and again, whole, if no disk exists yet: an upload cut short leaves a part).
+    let needs_image = !w.first
+        && actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateDisk { .. }));
+    for action in actions {
+        match action {
+            Action::CreatePool { .. } => {
+                let xml = render::pool_xml(lab, &w.dirs)?;
+                let p = pool.clone();
+                blocking(hv, move |h| {
+                    h.define_pool(&xml)?;
+                    h.start_pool(&p, true)
+                })
+                .await?;
+            }
+            Action::StartPool { pool } => {
+                let p = pool.clone();
+                blocking(hv, move |h| h.start_pool(&p, true)).await?;
+            }
+            Action::DefineNetwork { kind, .. } => {
+                let xml = if w.first {
+                    render::network_xml(lab, full, *kind)?
+                } else {
+                    render::overlay_network_xml(lab, &w.addrs, *kind)?
+                };
+                blocking(hv, move |h| h.define_network(&xml)).await?;
+            }
+            Action::StartNetwork { network } => {
+                let n = network.clone();
+                blocking(hv, move |h| h.start_network(&n)).await?;
+            }
+            Action::CreateDisk { node, .. } => {
+                if needs_image && !taken.iter().any(|t: &String| t.starts_with("upload ")) {
+                    for (from, to) in image_files(local_image, &w.render.image) {
+                        let name = to
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or_default()
+                            .to_string();
+                        upload(hv, &pool, &name, &from).await?;
+                        taken.push(format!(
+                            "upload {} as volume {name}{}",
+                            from.display(),
+                            w.on()
+                        ));
+                    }
+                }
+                known.forget(node)?;
+                let n = lab.node(node).context("node")?;
+                let xml = render::disk_volume_xml(n, &w.render.image)?;
+                let p = pool.clone();
+                blocking(hv, move |h| h.create_volume(&p, &xml)).await?;
+            }
+            Action::WriteSeed { node, .. } => {
+                let seed = render::cloudinit::seed(lab, full, node, &key.public_openssh())?;
+                if w.first {
+                    write_seed(&w.dirs, node, &seed)?;
+                    crate::fault::step(&format!("write the seed of {node}"));
+                    let p = pool.clone();
+                    blocking(hv, move |h| h.refresh_pool(&p)).await?;
+                } else {
+                    // Made here, sent there.
+                    let staging = LabDirs {
+                        root: local_dirs.path().join(format!(".upload-{}", w.host)),
+                        remote: false,
+                    };
+                    std::fs::create_dir_all(staging.pool())?;
+                    write_seed(&staging, node, &seed)?;
+                    let file = staging.seed(node);
+                    upload(hv, &pool, &plan::seed_volume_name(node), &file).await?;
+                    let _ = std::fs::remove_dir_all(staging.path());
+                }
+            }
+            Action::DefineDomain { node, .. } => {
+                known.forget(node)?;
+                let xml = render::domain_xml(lab, full, node, &w.render)?;
+                blocking(hv, move |h| h.define_domain(&xml)).await?;
+            }
+            Action::StartDomain { .. } | Action::WaitSsh { .. } => continue,
+        }
+        tracing::debug!("{}{}", action.describe(), w.on());
+        taken.push(format!("{}{}", action.describe(), w.on()));
+    }
+    // The first host's networks joined to their VLANs on the overlay (every time: idempotent).
+    if w.first && lab.spans_hosts() {
+        for net in &full.networks {
+            let (o, bridge, vlan) = (overlay.clone(), net.bridge.clone(), net.vlan);
+            let Some(vlan) = vlan else { continue };
+            tokio::task::spawn_blocking(move || o.link(plan::OVERLAY_BRIDGE, &bridge, vlan))
+                .await?
+                .with_context(|| format!("cannot join the {} network to the overlay", net.kind))?;
+        }
+    }
+    Ok(taken)
+}
+
 /// Brings `lab` up, or converges it: creates what is missing, starts what is stopped.
 pub async fn up(
     ctx: &Ctx,
@@ -403,8 +670,7 @@ pub async fn up(
     accel: AccelDecision,
     opts: &UpOptions,
 ) -> anyhow::Result<UpReport> {
-    local_only(lab, None)?;
-    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
+    let dirs = &ctx.dirs;
     let started = Instant::now();
     let progress = Progress::new();
     tracing::info!(
@@ -420,9 +686,11 @@ pub async fn up(
         dirs: lab_dirs.clone(),
         image: crate::image::boot_image(dirs, &lab.image),
     };
-    let name = lab.name.clone();
-    let obs = blocking(hv, move |h| super::plan::observe(h, &name)).await?;
-    let changed = drift(lab, &addrs, &render_ctx, &obs)?;
+    let mut work = host_work(ctx, lab, &addrs, &render_ctx).await?;
+    let mut changed = Vec::new();
+    for w in &work {
+        changed.extend(host_drift(lab, &addrs, w)?);
+    }
     if !changed.is_empty() {
         return Err(crate::BadInput(format!(
             "lab {} exists with a different definition than its lab file:\n  - {}\n  fix: `dcos-lab down {}` then `dcos-lab up` (or undo the change to the lab file)",
@@ -433,19 +701,47 @@ pub async fn up(
         .into());
     }
     let mut finished = Vec::new();
-    let obs = match finish_revert(ctx, lab, opts.wait).await? {
-        Some(done) => {
-            finished.push(done);
+    if let Some(done) = finish_revert(ctx, lab, opts.wait).await? {
+        finished.push(done);
+        for w in &mut work {
             let name = lab.name.clone();
-            blocking(hv, move |h| super::plan::observe(h, &name)).await?
+            w.obs = blocking(&w.hv, move |h| super::plan::observe(h, &name)).await?;
         }
-        None => obs,
-    };
-    let backing = render_ctx.image.disk.display().to_string();
-    let actions = plan::plan_up(lab, &addrs, &lab_dirs, &backing, &obs);
-    let creating = actions.iter().any(|a| !matches!(a, Action::WaitSsh { .. }));
+    }
+    // A remote pool with no disk in it yet may hold an upload cut short: it is made again.
+    for w in work.iter_mut().filter(|w| !w.first) {
+        let has_disk = w
+            .sub
+            .nodes
+            .iter()
+            .any(|n| w.obs.volumes.contains(&plan::disk_volume_name(&n.name)));
+        if w.obs.pool.is_some() && !has_disk && w.obs.domains.is_empty() {
+            let p = plan::pool_name(&lab.name);
+            blocking(&w.hv, move |h| h.remove_pool(&p)).await?;
+            w.obs.pool = None;
+            w.obs.volumes.clear();
+        }
+    }
+    let mut planned = Vec::new();
+    for w in &work {
+        let backing = w.render.image.disk.display().to_string();
+        let mut actions = plan::plan_up(&w.sub, &w.addrs, &w.dirs, &backing, &w.obs);
+        if w.sub.nodes.is_empty() {
+            actions.retain(|a| {
+                matches!(
+                    a,
+                    Action::DefineNetwork { .. } | Action::StartNetwork { .. }
+                )
+            });
+        }
+        planned.push(actions);
+    }
+    let creating = planned
+        .iter()
+        .flatten()
+        .any(|a| !matches!(a, Action::WaitSsh { .. }));
     if creating {
-        preflight(hv, lab, &addrs, &actions, &obs).await?;
+        preflight(ctx.hv(), &work[0].sub, &addrs, &planned[0], &work[0].obs).await?;
         ensure_image(dirs, lab, &progress).await?;
     }
 
@@ -462,57 +758,52 @@ pub async fn up(
     let key = LabKey::load_or_create(&lab_dirs.ssh_key(), &format!("dcos-lab {}", lab.name))?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
 
+    // The first host first (its networks name the others, so `down` finds everything), then
+    // every other host at once.
     let mut taken = finished;
+    let (first, rest) = work.split_at(1);
+    taken.extend(
+        create_on(
+            lab,
+            &addrs,
+            &first[0],
+            &planned[0],
+            &lab_dirs,
+            &render_ctx.image,
+            &key,
+            &known,
+            &ctx.overlay,
+        )
+        .await?,
+    );
+    let others = rest.iter().zip(planned.iter().skip(1)).map(|(w, actions)| {
+        create_on(
+            lab,
+            &addrs,
+            w,
+            actions,
+            &lab_dirs,
+            &render_ctx.image,
+            &key,
+            &known,
+            &ctx.overlay,
+        )
+    });
+    for (w, r) in rest
+        .iter()
+        .zip(crate::driver::join_all(others.collect()).await)
+    {
+        taken.extend(r.with_context(|| format!("on host {}", w.host))?);
+    }
     let mut to_start = Vec::new();
     let mut to_wait = Vec::new();
-    let pool = plan::pool_name(&lab.name);
-    for action in &actions {
+    for action in planned.iter().flatten() {
         match action {
-            Action::CreatePool { .. } => {
-                let xml = render::pool_xml(lab, &lab_dirs)?;
-                let p = pool.clone();
-                blocking(hv, move |h| {
-                    h.define_pool(&xml)?;
-                    h.start_pool(&p, true)
-                })
-                .await?;
-            }
-            Action::StartPool { pool } => {
-                let p = pool.clone();
-                blocking(hv, move |h| h.start_pool(&p, true)).await?;
-            }
-            Action::DefineNetwork { kind, .. } => {
-                let xml = render::network_xml(lab, &addrs, *kind)?;
-                blocking(hv, move |h| h.define_network(&xml)).await?;
-            }
-            Action::StartNetwork { network } => {
-                let n = network.clone();
-                blocking(hv, move |h| h.start_network(&n)).await?;
-            }
-            Action::CreateDisk { node, .. } => {
-                known.forget(node)?;
-                let n = lab.node(node).context("node")?;
-                let xml = render::disk_volume_xml(n, &render_ctx.image)?;
-                let p = pool.clone();
-                blocking(hv, move |h| h.create_volume(&p, &xml)).await?;
-            }
-            Action::WriteSeed { node, .. } => {
-                let seed = render::cloudinit::seed(lab, &addrs, node, &key.public_openssh())?;
-                write_seed(&lab_dirs, node, &seed)?;
-                crate::fault::step(&format!("write the seed of {node}"));
-                let p = pool.clone();
-                blocking(hv, move |h| h.refresh_pool(&p)).await?;
-            }
-            Action::DefineDomain { node, .. } => {
-                known.forget(node)?;
-                let xml = render::domain_xml(lab, &addrs, node, &render_ctx)?;
-                blocking(hv, move |h| h.define_domain(&xml)).await?;
-            }
             Action::StartDomain { node, domain } => to_start.push((node.clone(), domain.clone())),
             Action::WaitSsh { node, address } => to_wait.push((node.clone(), *address)),
+            _ => {}
         }
-        if !matches!(action, Action::WaitSsh { .. }) {
-            tracing::debug!("{}", action.describe());
+        if let Action::StartDomain { .. } = action {
             taken.push(action.describe());
         }
     }
@@ -522,18 +813,28 @@ pub async fn up(
     let starting: BTreeMap<String, String> = to_start.into_iter().collect();
     for (node, address) in to_wait {
         let line = Arc::new(progress.spinner(&node));
-        let hv = ctx.hv_for(&node).clone();
+        let domain_name = plan::domain_name(&lab.name, &node);
+        let hv = ctx.hv_for(&domain_name);
+        let host = ctx.host_of(&domain_name);
         let guests = ctx.guests.clone();
         let target = Target {
             node: node.clone(),
-            domain: plan::domain_name(&lab.name, &node),
+            domain: domain_name,
             addr: SocketAddr::new(IpAddr::V4(address), 22),
             key: key.clone(),
             known: known.clone(),
         };
         let domain = starting.get(&node).cloned();
         let wait = opts.wait;
-        let console = lab_dirs.console_log(&node);
+        // A node on another host has its console log there, in the lab's pool.
+        let console = if host == crate::model::LOCAL_HOST {
+            Ok(lab_dirs.console_log(&node))
+        } else {
+            Err(format!(
+                "its console log is on host {host}: {}",
+                LabDirs::remote(&lab.name).console_log(&node).display()
+            ))
+        };
         let check = render::cloudinit::ready_check(lab, &node);
         set.spawn(async move {
             if let Some(domain) = domain {
@@ -564,11 +865,16 @@ pub async fn up(
                 }
                 Err(e) => {
                     line.fail("no SSH");
-                    let tail = console_tail(&console, 20);
-                    Err(anyhow::Error::new(e).context(format!(
-                        "node {node} is not reachable; the last lines of its console ({}):\n{tail}",
-                        console.display()
-                    )))
+                    let said = match console {
+                        Ok(path) => format!(
+                            "the last lines of its console ({}):\n{}",
+                            path.display(),
+                            console_tail(&path, 20)
+                        ),
+                        Err(there) => there,
+                    };
+                    Err(anyhow::Error::new(e)
+                        .context(format!("node {node} is not reachable; {said}")))
                 }
             }
         });
@@ -588,7 +894,7 @@ pub async fn up(
             lab_dirs.console_log("").parent().unwrap_or(Path::new("")).display()
         )));
     }
-    let nodes = lab_state::read(hv, &lab.name).await?.nodes;
+    let nodes = lab_state::read(ctx, &lab.name).await?.nodes;
     Ok(UpReport {
         lab: lab.name.clone(),
         accel,

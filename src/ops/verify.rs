@@ -461,7 +461,7 @@ pub async fn run(ctx: &super::Ctx, lab: &Lab) -> anyhow::Result<VerifyReport> {
     let dirs = &ctx.dirs;
     let plan = crate::plan::plan_addresses(lab);
     let hv = ctx.hv();
-    let state = super::lab_state::read(hv, &lab.name).await?;
+    let state = super::lab_state::read(ctx, &lab.name).await?;
     if !state.exists() {
         return Err(crate::BadInput(format!(
             "lab {} does not exist; `dcos-lab up` makes it",

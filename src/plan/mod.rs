@@ -237,6 +237,7 @@ mod tests {
     fn dirs() -> LabDirs {
         LabDirs {
             root: "/state/labs/minimal".into(),
+            remote: false,
         }
     }
 

@@ -182,6 +182,16 @@ pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<Strin
         metadata: Some(Metadata {
             lab: Some(LabTag {
                 network: Some(kind.to_string()),
+                hosts: lab
+                    .hosts
+                    .iter()
+                    .filter_map(|h| {
+                        h.uri.as_ref().map(|uri| crate::tag::HostTag {
+                            name: h.name.clone(),
+                            uri: uri.clone(),
+                        })
+                    })
+                    .collect(),
                 ..tag(lab)
             }),
         }),
