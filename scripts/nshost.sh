@@ -42,6 +42,9 @@ up_one() {
     ip link add "dltest-$name" mtu 1600 type veth peer name ul0 mtu 1600
     ip link set ul0 netns "$d/netns"
     ip link set "dltest-$name" master "$UNDERLAY" up
+    # Mount points for the host's private directories (Open vSwitch's run directory exists only
+    # once its own service has run).
+    mkdir -p /run/openvswitch /etc/openvswitch
     nsenter --net="$d/netns" unshare --mount --propagation private -- sh -ec "
         mount --bind $d/run/libvirt /run/libvirt
         mount --bind $d/run/openvswitch /run/openvswitch

@@ -408,6 +408,30 @@ pub struct Interface {
     pub mac: MacAddr,
     pub source: IfaceSource,
     pub model: Model,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub driver: Option<IfaceDriver>,
+}
+
+/// `<driver><host csum='off' .../></driver>`: offloads the host side does not take.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IfaceDriver {
+    pub host: HostOffloads,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostOffloads {
+    #[serde(rename = "@csum")]
+    pub csum: String,
+    #[serde(rename = "@gso")]
+    pub gso: String,
+    #[serde(rename = "@tso4")]
+    pub tso4: String,
+    #[serde(rename = "@tso6")]
+    pub tso6: String,
+    #[serde(rename = "@ecn")]
+    pub ecn: String,
+    #[serde(rename = "@ufo")]
+    pub ufo: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
