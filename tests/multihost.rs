@@ -52,7 +52,7 @@ impl Drop for Hosts {
 
 #[test]
 #[ignore = "system tier: root, libvirtd and Open vSwitch in namespaces (scripts/test.sh runs it)"]
-fn a_lab_across_two_hosts_is_planned_from_their_memory_and_up_makes_nothing() {
+fn a_lab_across_two_hosts_is_placed_by_memory_comes_up_snapshots_reverts_and_goes() {
     let _vms = common::vm_lock();
     let hosts = Hosts::up();
     let (local, remote) = (hosts.uri(0), hosts.uri(1));
@@ -213,14 +213,156 @@ fn a_lab_across_two_hosts_is_planned_from_their_memory_and_up_makes_nothing() {
     far.remove_pool(&pool).expect("pool removed");
     assert_eq!(uploaded, ["seed.img"]);
 
-    // `up` refuses the lab before making anything on either host.
-    let (_, err) = run(&["up", f], 2);
-    assert!(err.contains("a1 on far"), "{err}");
-    for uri in [&local, &remote] {
-        let hv = Libvirt::open(Some(uri)).expect("libvirt");
-        assert!(hv.owned_domains().expect("domains").is_empty(), "{uri}");
-        assert!(hv.owned_networks().expect("networks").is_empty(), "{uri}");
+    // A minimal lab across the two hosts: the boot node on the first, master and public agent on
+    // the other. dcos-lab runs on the first host (inside its namespaces, where its bridges and
+    // its Open vSwitch are) and reaches the other host's guests through the overlay.
+    let span = dir.path().join("dltest-span2.yaml");
+    std::fs::write(
+        &span,
+        format!(
+            "name: dltest-span2\naccel: tcg\nnetworks:\n  private:\n    cidr: 172.29.71.0/24\n  public:\n    mode: isolated\n    cidr: 172.28.71.0/24\n    ipv6: \"fd00:dc05:47::/64\"\nhosts:\n  far: \"{remote}\"\nnodes:\n  - {{name: boot, role: boot, memory: 512M}}\n  - {{name: master, role: master, memory: 1G, host: far}}\n  - {{name: public, role: agent-public, memory: 1G, host: far}}\n"
+        ),
+    )
+    .expect("lab file");
+    let s = span.to_str().expect("utf-8");
+    // The image is built (or found in the cache) here: a test host has no route to the mirror.
+    let built = Command::new(env!("CARGO_BIN_EXE_dcos-lab"))
+        .args(["image", "build", "debian-12"])
+        .env_remove("DCOS_LAB_CACHE_DIR")
+        .output()
+        .expect("image build");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let first = hosts.names[0].clone();
+    let on_first = |args: &[&str]| -> std::process::Output {
+        let t = std::time::Instant::now();
+        let out = Command::new("bash")
+            .arg(common::repo().join("scripts/nshost.sh"))
+            .args(["run", &first, "env", "-u", "DCOS_LAB_CACHE_DIR"])
+            .arg(format!("DCOS_LAB_STATE_DIR={}", state.path().display()))
+            .arg(format!("DCOS_LAB_URI={local}"))
+            .arg("DCOS_LAB_WAIT=300")
+            .arg(env!("CARGO_BIN_EXE_dcos-lab"))
+            .args(args)
+            .output()
+            .expect("dcos-lab runs on the first host");
+        eprintln!(
+            "[multihost] dcos-lab {} ({:.1} s)",
+            args.join(" "),
+            t.elapsed().as_secs_f64()
+        );
+        assert!(
+            out.status.success(),
+            "dcos-lab {args:?} on the first host: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let sh = |node: &str, cmd: &str| -> String {
+        String::from_utf8_lossy(&on_first(&["ssh", s, node, "--", cmd]).stdout).into_owned()
+    };
+    on_first(&["up", s]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&on_first(&["status", "dltest-span2", "--json"]).stdout)
+            .expect("status JSON");
+    let hosts_of: Vec<(String, String, String)> = v["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap_or("").to_string(),
+                n["host"].as_str().unwrap_or("").to_string(),
+                n["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hosts_of,
+        [
+            ("boot".into(), "local".into(), "active".into()),
+            ("master".into(), "far".into(), "active".into()),
+            ("public".into(), "far".into(), "active".into())
+        ],
+        "{v}"
+    );
+    // Each domain is where the plan put it, as each host's libvirt says.
+    let far = Libvirt::open(Some(&remote)).expect("far");
+    let near = Libvirt::open(Some(&local)).expect("first host");
+    let names_on = |hv: &Libvirt| -> Vec<String> {
+        let mut n: Vec<String> = hv
+            .owned_domains()
+            .expect("domains")
+            .into_iter()
+            .filter(|d| d.tag.lab == "dltest-span2")
+            .filter_map(|d| d.tag.node)
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names_on(&near), ["boot"]);
+    assert_eq!(names_on(&far), ["master", "public"]);
+    // Node to node across hosts on the private network, both ways, and from the other host to
+    // the first host's address on the public network (v4 and v6: DNS there answers on TCP).
+    let tcp = |node: &str, addr: &str, port: u16| {
+        let out = sh(
+            node,
+            &format!("timeout 5 bash -c 'exec 3<>/dev/tcp/{addr}/{port}' && echo open"),
+        );
+        assert!(out.contains("open"), "{node} -> {addr}:{port}: {out}");
+    };
+    tcp("boot", "172.29.71.11", 22);
+    tcp("master", "172.29.71.10", 22);
+    tcp("public", "172.28.71.1", 53);
+    tcp("public", "fd00:dc05:47::1", 53);
+    // Full-size frames cross too (the underlay carries VXLAN's 50 bytes more): 1 MB from the
+    // far host to dcos-lab over SSH.
+    let zeros = sh("master", "head -c 1000000 /dev/zero | tr '\\0' z");
+    assert_eq!(zeros.len(), 1_000_000);
+    let out = on_first(&["verify", s, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
+    let failed: Vec<&serde_json::Value> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+
+    // One snapshot across both hosts, a change on each, a revert: both changes are gone and
+    // every node runs again.
+    on_first(&["snapshot", s, "s1"]);
+    sh("boot", "touch /root/after-s1");
+    sh("master", "touch /root/after-s1");
+    on_first(&["revert", s, "s1"]);
+    for node in ["boot", "master", "public"] {
+        let out = sh(node, "ls /root/after-s1 2>/dev/null || echo absent");
+        assert!(out.contains("absent"), "{node}: {out}");
     }
+
+    // down removes everything on both hosts: domains, networks, pools, the overlay ports.
+    let out = on_first(&["down", "dltest-span2"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("on far"), "{said}");
+    for hv in [&near, &far] {
+        assert!(hv.owned_domains().expect("domains").is_empty());
+        assert!(hv.owned_networks().expect("networks").is_empty());
+        assert!(hv.owned_pools().expect("pools").is_empty());
+    }
+    let ports = Command::new("bash")
+        .arg(common::repo().join("scripts/nshost.sh"))
+        .args(["run", &first, "ovs-vsctl", "list-ports", "dcoslab0"])
+        .output()
+        .expect("ovs-vsctl");
+    let ports = String::from_utf8_lossy(&ports.stdout);
+    assert!(
+        ports.lines().all(|p| p.starts_with("vx-")),
+        "overlay ports left: {ports}"
+    );
     let names = hosts.names.clone();
     drop(hosts);
     let links = Command::new("ip")
