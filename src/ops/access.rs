@@ -196,6 +196,14 @@ pub fn ssh_config(
     let mut out = format!("# dcos-lab: lab {lab}\n");
     for n in &state.nodes {
         let Some(ip) = n.private_ipv4() else { continue };
+        // A lab across hosts: every address is on the lab's networks, which the overlay carries
+        // to the lab's first host, where dcos-lab runs and this file is used.
+        if n.host != crate::model::LOCAL_HOST {
+            out.push_str(&format!(
+                "# {} runs on host {}: reached over the overlay from the lab's first host\n",
+                n.name, n.host
+            ));
+        }
         out.push_str(&format!(
             "Host {node}.{lab} {lab}-{node}\n  HostName {ip}\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  HostKeyAlias {alias}\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n\n",
             node = n.name,
@@ -219,6 +227,10 @@ pub fn inventory(
         lab_dirs.ssh_key().display(),
         known_hosts.display()
     );
+    let spans = state
+        .nodes
+        .iter()
+        .any(|n| n.host != crate::model::LOCAL_HOST);
     for role in ["boot", "master", "agent-private", "agent-public"] {
         let members: Vec<_> = state.nodes.iter().filter(|n| n.role == role).collect();
         if members.is_empty() {
@@ -232,6 +244,10 @@ pub fn inventory(
                 n.name,
                 host_alias(lab, &n.name)
             ));
+            // Which libvirt host runs it (a lab across hosts), for plays that care.
+            if spans {
+                out.push_str(&format!("          dcos_lab_host: {}\n", n.host));
+            }
         }
     }
     out

@@ -19,15 +19,18 @@ pub async fn reach(ctx: &Ctx, lab: &Lab) -> anyhow::Result<()> {
         .filter(|h| h.name != LOCAL_HOST)
         .filter_map(|h| h.uri.clone().map(|u| (h.name.clone(), u)))
         .collect();
-    reach_uris(ctx, &lab.source, &hosts).await
+    reach_uris(ctx, &lab.source, &hosts, true).await
 }
 
 /// Opens a connection to every host of `hosts` (name, URI) not reached yet, all at once.
 /// `source` is where the hosts come from (the lab file, or the lab as libvirt records it).
+/// `from_file`: a host the lab file names that does not answer is bad input (nothing is made
+/// yet); a host of a lab that exists is a failure (it was there; the fix is to bring it back).
 pub async fn reach_uris(
     ctx: &Ctx,
     source: &str,
     hosts_wanted: &[(String, String)],
+    from_file: bool,
 ) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (name, uri) in hosts_wanted {
@@ -48,14 +51,21 @@ pub async fn reach_uris(
             Ok(c) => {
                 hosts.insert(name, Arc::new(c) as Hv);
             }
-            Err(e) => unreached.push(format!(
+            Err(e) if from_file => unreached.push(format!(
                 "{source}: hosts.{name}: {}\n  fix: start libvirtd there and check that `virsh -c '{uri}' version` answers from this machine, or take the host out of the lab file",
+                crate::error_chain(&e)
+            )),
+            Err(e) => unreached.push(format!(
+                "{source} has nodes or networks on host {name}, which does not answer: {}\n  fix: bring the host back (libvirtd answering `virsh -c '{uri}' version` from this machine); the next `up` or `down` then takes over",
                 crate::error_chain(&e)
             )),
         }
     }
     if !unreached.is_empty() {
-        return Err(crate::BadInput(unreached.join("\n")).into());
+        if from_file {
+            return Err(crate::BadInput(unreached.join("\n")).into());
+        }
+        anyhow::bail!("{}", unreached.join("\n"));
     }
     if !hosts.is_empty() {
         ctx.add_hosts(hosts);

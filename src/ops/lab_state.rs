@@ -227,7 +227,7 @@ pub async fn read(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
     if others.is_empty() {
         return Ok(state);
     }
-    super::hosts::reach_uris(ctx, &format!("lab {lab}"), &others).await?;
+    super::hosts::reach_uris(ctx, &format!("lab {lab}"), &others, false).await?;
     for (name, _) in &others {
         let hv = ctx
             .host(name)

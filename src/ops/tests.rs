@@ -965,6 +965,42 @@ fn up_across_hosts_makes_each_nodes_objects_on_its_host_and_down_removes_them_fr
         "{:?}",
         state.nodes
     );
+    // ssh-config and the inventory say where each node runs.
+    let config = w
+        .run(super::access::ssh_config_of(&w.ctx, "fk-span"))
+        .expect("ssh-config");
+    assert!(
+        config.contains("runs on host r2: reached over the overlay"),
+        "{config}"
+    );
+    let inv = w
+        .run(super::access::inventory_of(&w.ctx, "fk-span"))
+        .expect("inventory");
+    assert!(
+        inv.contains("dcos_lab_host: r2") && inv.contains("dcos_lab_host: local"),
+        "{inv}"
+    );
+    // A command that finds r2 gone names it, with the fix; it is not the user's input.
+    let lost = Ctx::new(w.hv.clone(), w.guests.clone(), w.ctx.dirs.clone(), true);
+    let e = w
+        .run(super::status::status(&lost, Some("fk-span")))
+        .map(|_| ())
+        .expect_err("r2 does not answer");
+    assert!(!bad_input(&e), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("on host r2, which does not answer")
+            && format!("{e:#}").contains("the next `up` or `down` then takes over"),
+        "{e:#}"
+    );
+    let e = w
+        .run(super::down::down(&lost, "fk-span"))
+        .map(|_| ())
+        .expect_err("down too");
+    assert!(format!("{e:#}").contains("host r2"), "{e:#}");
+    assert!(
+        w.state("fk-span").exists(),
+        "nothing removed while r2 is away"
+    );
     // A second up changes nothing on either host.
     let before = (w.hv.changes().len(), r2.changes().len());
     let again = w.up(&l).expect("up again");
