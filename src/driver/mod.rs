@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use libvirt::{DEFAULT_URI, Libvirt};
-pub use run::{Hv, blocking, explain_connect, for_all, join_all, refused_access};
+pub use run::{Hv, blocking, explain_connect, for_all, for_all_on, join_all, refused_access};
 
 use crate::names::ObjState;
 use crate::tag::LabTag;

@@ -25,10 +25,20 @@ where
     F: Fn(&dyn Hypervisor, &str) -> Result<T, DriverError> + Send + Sync + Clone + 'static,
     T: Send + 'static,
 {
+    for_all_on(names.iter().map(|n| (n.clone(), hv.clone())), f).await
+}
+
+/// [`for_all`] with each name's own connection (a lab across hosts).
+pub async fn for_all_on<F, T>(
+    calls: impl IntoIterator<Item = (String, Hv)>,
+    f: F,
+) -> Vec<(String, anyhow::Result<T>)>
+where
+    F: Fn(&dyn Hypervisor, &str) -> Result<T, DriverError> + Send + Sync + Clone + 'static,
+    T: Send + 'static,
+{
     let mut set = tokio::task::JoinSet::new();
-    for d in names {
-        let d = d.clone();
-        let hv = hv.clone();
+    for (d, hv) in calls {
         let f = f.clone();
         set.spawn(async move {
             let d2 = d.clone();

@@ -125,28 +125,20 @@ impl Ctx {
         F: Fn(&dyn Hypervisor, &str) -> Result<T, DriverError> + Send + Sync + Clone + 'static,
         T: Send + 'static,
     {
-        let mut set = tokio::task::JoinSet::new();
-        for d in domains {
-            let (d, hv, host, f) = (d.clone(), self.hv_for(d), self.host_of(d), f.clone());
-            set.spawn(async move {
-                let d2 = d.clone();
-                let r = driver::blocking(&hv, move |h| f(h, &d2)).await;
+        let calls = domains.iter().map(|d| (d.clone(), self.hv_for(d)));
+        driver::for_all_on(calls, f)
+            .await
+            .into_iter()
+            .map(|(d, r)| {
+                let host = self.host_of(&d);
                 let r = if host == LOCAL_HOST {
                     r
                 } else {
                     r.map_err(|e| e.context(format!("on host {host}")))
                 };
                 (d, r)
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(x) => out.push(x),
-                Err(e) => out.push((String::new(), Err(anyhow::Error::new(e)))),
-            }
-        }
-        out
+            })
+            .collect()
     }
 
     /// Takes `lab`'s lock for a command that changes it (waits unless `no_wait`).

@@ -296,6 +296,17 @@ pub async fn export(
         ))
         .into());
     }
+    if let Some(n) = state
+        .nodes
+        .iter()
+        .find(|n| n.host != crate::model::LOCAL_HOST)
+    {
+        return Err(BadInput(format!(
+            "lab {} spans hosts (node {} runs on {}): a golden lab is one host's lab\n  fix: export a lab whose nodes all run on this host",
+            lab.name, n.name, n.host
+        ))
+        .into());
+    }
     let snaps = super::snapshot::list(ctx, &lab.name).await?;
     let Some(snap) = snaps.iter().find(|s| s.name == name) else {
         return Err(BadInput(format!(
@@ -648,6 +659,13 @@ pub async fn restore(
             lab.name,
             m.lab,
             file.display()
+        ))
+        .into());
+    }
+    if lab.spans_hosts() {
+        return Err(BadInput(format!(
+            "{}: hosts: a golden lab comes back on one host, and this lab file names others\n  fix: `dcos-lab up {arg}` without --from, or a lab file without `hosts:`",
+            lab.source
         ))
         .into());
     }

@@ -158,8 +158,20 @@ pub fn plan(
             Some(hv) => observe(*hv, &lab.name)?,
             None => Observed::default(),
         };
+        // Another host's pool and image are where `up` puts them there.
+        let (host_dirs, host_backing) = if first {
+            (lab_dirs.clone(), backing.clone())
+        } else {
+            let d = crate::paths::LabDirs::remote(&lab.name);
+            let image = crate::image::boot_image(dirs, &lab.image);
+            let b = super::up::remote_image(&d, &image)
+                .disk
+                .display()
+                .to_string();
+            (d, b)
+        };
         actions.extend(
-            plan::plan_up(&sub, &addrs, &lab_dirs, &backing, &observed)
+            plan::plan_up(&sub, &addrs, &host_dirs, &host_backing, &observed)
                 .into_iter()
                 .filter(|a| {
                     !only_networks

@@ -1001,6 +1001,49 @@ fn up_across_hosts_makes_each_nodes_objects_on_its_host_and_down_removes_them_fr
         w.state("fk-span").exists(),
         "nothing removed while r2 is away"
     );
+    // One snapshot across both hosts (every node paused on both before any is captured), a
+    // revert to it; a golden lab is one host's, so export refuses.
+    let mark = (w.hv.changes().len(), r2.changes().len());
+    w.snapshot("fk-span", "s1").expect("snapshot");
+    let (lc, rc) = (w.hv.changes(), r2.changes());
+    let (lc, rc) = (&lc[mark.0..], &rc[mark.1..]);
+    assert_eq!(
+        lc.iter()
+            .filter(|c| c.starts_with("snapshot domain"))
+            .count(),
+        1,
+        "{lc:?}"
+    );
+    assert_eq!(
+        rc.iter()
+            .filter(|c| c.starts_with("snapshot domain"))
+            .count(),
+        2,
+        "{rc:?}"
+    );
+    w.revert("fk-span", Some("s1")).expect("revert");
+    assert!(
+        r2.changes()
+            .iter()
+            .filter(|c| c.starts_with("revert"))
+            .count()
+            == 2,
+        "{:?}",
+        r2.changes()
+    );
+    assert!(
+        w.state("fk-span")
+            .nodes
+            .iter()
+            .all(|n| n.state == ObjState::Active)
+    );
+    let e = w
+        .export(&l, "s1", &w._dir.path().join("fk-span.golden"))
+        .expect_err("one host only");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("spans hosts"),
+        "{e:#}"
+    );
     // A second up changes nothing on either host.
     let before = (w.hv.changes().len(), r2.changes().len());
     let again = w.up(&l).expect("up again");
@@ -1132,6 +1175,18 @@ fn plan_across_hosts_places_by_free_memory_and_shows_each_object_with_its_host()
     };
     assert_eq!(nets("local"), 2);
     assert!(nets("r2") >= 1);
+    // r2's pool and disks are where `up` puts them there, not this host's paths.
+    for a in r.actions.iter().filter(|a| a.host.as_deref() == Some("r2")) {
+        match &a.action {
+            crate::plan::Action::CreatePool { path, .. } => {
+                assert!(path.starts_with(crate::names::REMOTE_ROOT), "{a:?}")
+            }
+            crate::plan::Action::CreateDisk { backing, .. } => {
+                assert!(backing.starts_with(crate::names::REMOTE_ROOT), "{a:?}")
+            }
+            _ => {}
+        }
+    }
     let text = super::plan::describe(&r);
     assert!(text.contains("[r2] define domain"), "{text}");
     assert!(text.contains("on r2 (placement: auto)"), "{text}");

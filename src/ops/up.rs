@@ -343,7 +343,7 @@ impl HostWork {
 }
 
 /// Where the base image lives in a pool on a host other than the first (uploaded there).
-fn remote_image(dirs: &LabDirs, local: &render::BootImage) -> render::BootImage {
+pub(crate) fn remote_image(dirs: &LabDirs, local: &render::BootImage) -> render::BootImage {
     let pool = dirs.pool();
     render::BootImage {
         disk: pool.join(format!("image.{}", local.format)),
