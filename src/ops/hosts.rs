@@ -1,11 +1,10 @@
-//! A lab's other hosts: reaching each one, and placing the nodes by what they have free [I/O].
+//! A lab's other hosts: reaching each one; the error of a placement that does not fit [I/O].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::driver::{self, Hv, blocking};
+use crate::driver::{self, Hv};
 use crate::model::{LOCAL_HOST, Lab};
-use crate::plan::placement::{self, NodePlacement};
 
 use super::Ctx;
 
@@ -71,19 +70,6 @@ pub async fn reach_uris(
         ctx.add_hosts(hosts);
     }
     Ok(())
-}
-
-/// Where each node of `lab` goes, from every host's free memory (read from each connection).
-/// A host that cannot hold its nodes is bad input naming the host, its nodes and the fix.
-pub async fn place(ctx: &Ctx, lab: &Lab) -> anyhow::Result<NodePlacement> {
-    let mut free = BTreeMap::new();
-    for h in &lab.hosts {
-        let hv = ctx.host(&h.name).ok_or_else(|| {
-            anyhow::anyhow!("internal: host {} was not reached before placing", h.name)
-        })?;
-        free.insert(h.name.clone(), blocking(&hv, |h| h.free_memory()).await?);
-    }
-    placement::place(lab, Some(&free)).map_err(|problems| unfit(lab, &problems))
 }
 
 /// The bad input of a placement that does not fit: every problem with the file, field and fix.

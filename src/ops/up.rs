@@ -363,10 +363,10 @@ async fn host_work(
     addrs: &AddressPlan,
     local: &RenderCtx,
 ) -> anyhow::Result<Vec<HostWork>> {
-    let name = lab.name.clone();
-    let hv = ctx.hv().clone();
-    let obs = blocking(&hv, move |h| super::plan::observe(h, &name)).await?;
     if !lab.spans_hosts() {
+        let name = lab.name.clone();
+        let hv = ctx.hv().clone();
+        let obs = blocking(&hv, move |h| super::plan::observe(h, &name)).await?;
         return Ok(vec![HostWork {
             host: crate::model::LOCAL_HOST.to_string(),
             hv,
