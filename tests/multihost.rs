@@ -214,13 +214,14 @@ fn a_lab_across_two_hosts_is_placed_by_memory_comes_up_snapshots_reverts_and_goe
     assert_eq!(uploaded, ["seed.img"]);
 
     // A minimal lab across the two hosts: the boot node on the first, master and public agent on
-    // the other. dcos-lab runs on the first host (inside its namespaces, where its bridges and
+    // the other; the boot node is on the public network too, so that each network has a node on
+    // each host. dcos-lab runs on the first host (inside its namespaces, where its bridges and
     // its Open vSwitch are) and reaches the other host's guests through the overlay.
     let span = dir.path().join("dltest-span2.yaml");
     std::fs::write(
         &span,
         format!(
-            "name: dltest-span2\naccel: tcg\nnetworks:\n  private:\n    cidr: 172.29.71.0/24\n  public:\n    mode: isolated\n    cidr: 172.28.71.0/24\n    ipv6: \"fd00:dc05:47::/64\"\nhosts:\n  far: \"{remote}\"\nnodes:\n  - {{name: boot, role: boot, memory: 512M}}\n  - {{name: master, role: master, memory: 1G, host: far}}\n  - {{name: public, role: agent-public, memory: 1G, host: far}}\n"
+            "name: dltest-span2\naccel: tcg\nnetworks:\n  private:\n    cidr: 172.29.71.0/24\n  public:\n    mode: isolated\n    cidr: 172.28.71.0/24\n    ipv6: \"fd00:dc05:47::/64\"\nhosts:\n  far: \"{remote}\"\nnodes:\n  - {{name: boot, role: boot, memory: 512M, networks: [private, public]}}\n  - {{name: master, role: master, memory: 1G, host: far}}\n  - {{name: public, role: agent-public, memory: 1G, host: far}}\n"
         ),
     )
     .expect("lab file");
@@ -317,6 +318,11 @@ fn a_lab_across_two_hosts_is_placed_by_memory_comes_up_snapshots_reverts_and_goe
     };
     tcp("boot", "172.29.71.11", 22);
     tcp("master", "172.29.71.10", 22);
+    // Node to node across hosts on the public network, both ways, v4 and v6.
+    tcp("boot", "172.28.71.12", 22);
+    tcp("public", "172.28.71.10", 22);
+    tcp("boot", "fd00:dc05:47::c", 22);
+    tcp("public", "fd00:dc05:47::a", 22);
     tcp("public", "172.28.71.1", 53);
     tcp("public", "fd00:dc05:47::1", 53);
     // Full-size frames cross too (the underlay carries VXLAN's 50 bytes more): 1 MB from the
