@@ -218,8 +218,10 @@ fn ioctl(req: libc::c_ulong, r: &mut IfReq, what: &str) -> anyhow::Result<()> {
     if fd < 0 {
         anyhow::bail!("cannot {what}: {}", std::io::Error::last_os_error());
     }
+    // SAFETY: `fd` is the socket above; `r` is a valid, writable ifreq for the call's duration.
     let rc = unsafe { libc::ioctl(fd, req as _, r as *mut IfReq) };
     let err = std::io::Error::last_os_error();
+    // SAFETY: `fd` is ours and closed once.
     unsafe { libc::close(fd) };
     if rc < 0 {
         anyhow::bail!("cannot {what}: {err}");

@@ -78,6 +78,26 @@ pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
             removed.push(format!("{p} on {host}"));
         }
     }
+    // The ports joining the local bridges to the overlay, before the networks that record the
+    // lab's hosts: a `down` that cannot reach Open vSwitch stops here, and the next one finds
+    // the lab across hosts again and retries.
+    if spans {
+        let id = crate::model::LabId::of(lab);
+        for kind in [
+            crate::model::NetKind::Private,
+            crate::model::NetKind::Public,
+        ] {
+            let bridge = plan::bridge_name(id, kind);
+            let overlay = ctx.overlay.clone();
+            let b = bridge.clone();
+            if tokio::task::spawn_blocking(move || overlay.unlink(&b)).await?? {
+                removed.push(format!(
+                    "overlay port {}",
+                    crate::overlay::port_name(&bridge)
+                ));
+            }
+        }
+    }
     // Then the local networks and pool, all at once: nothing of one needs the other.
     let lab_dirs = dirs.lab(lab);
     let names: Vec<String> = state
@@ -99,25 +119,6 @@ pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
     let (networks, pool) = tokio::join!(networks, pool);
     removed.extend(networks?);
     removed.extend(pool?);
-    // The ports joining the local bridges to the overlay (their bridges are gone with the
-    // networks; the ports stay in Open vSwitch until removed).
-    if spans {
-        let id = crate::model::LabId::of(lab);
-        for kind in [
-            crate::model::NetKind::Private,
-            crate::model::NetKind::Public,
-        ] {
-            let bridge = plan::bridge_name(id, kind);
-            let overlay = ctx.overlay.clone();
-            let b = bridge.clone();
-            if tokio::task::spawn_blocking(move || overlay.unlink(&b)).await?? {
-                removed.push(format!(
-                    "overlay port {}",
-                    crate::overlay::port_name(&bridge)
-                ));
-            }
-        }
-    }
     if lab_dirs.path().exists() {
         std::fs::remove_dir_all(lab_dirs.path())
             .with_context(|| format!("cannot remove {}", lab_dirs.path().display()))?;
