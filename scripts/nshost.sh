@@ -32,7 +32,11 @@ up_one() {
     [[ $name =~ ^[a-z0-9]{1,8}$ ]] || die "host name '$name': 1-8 lowercase letters or digits"
     [ -e "$d" ] && die "host $name exists ($d): scripts/nshost.sh down $name"
     mkdir -p "$d"/{run/libvirt,run/openvswitch,lib,etc/libvirt,etc/openvswitch,cache,log}
+    # The daemons' configuration, without this machine's definitions (domains, networks, pools):
+    # a test host starts empty, whatever the machine's own libvirtd holds at that moment.
     cp -a /etc/libvirt/. "$d/etc/libvirt/"
+    rm -rf "$d/etc/libvirt/qemu" "$d/etc/libvirt/storage"
+    mkdir -p "$d/etc/libvirt/qemu"
     ovsdb-tool create "$d/etc/openvswitch/conf.db" /usr/share/openvswitch/vswitch.ovsschema
     touch "$d/netns"
     unshare --net="$d/netns" true

@@ -355,7 +355,16 @@ fn a_lab_across_two_hosts_is_placed_by_memory_comes_up_snapshots_reverts_and_goe
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("on far"), "{said}");
     for hv in [&near, &far] {
-        assert!(hv.owned_domains().expect("domains").is_empty());
+        let left: Vec<String> = hv
+            .owned_domains()
+            .expect("domains")
+            .into_iter()
+            .map(|d| format!("{} ({:?})", d.name, d.state))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "domains left: {left:?}; down said:\n{said}"
+        );
         assert!(hv.owned_networks().expect("networks").is_empty());
         assert!(hv.owned_pools().expect("pools").is_empty());
     }
