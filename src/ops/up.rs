@@ -55,6 +55,16 @@ pub async fn up_command(
     // one that is not is named). `up` places the nodes itself (a host short of memory is named
     // before anything is made on any host).
     if lab.spans_hosts() {
+        // The lab's first host is where dcos-lab runs: its bridges join the overlay here, and
+        // the guests are reached through them.
+        let uri = blocking(ctx.hv(), |h| h.version()).await?.uri;
+        if !is_local_uri(&uri) {
+            return Err(crate::BadInput(format!(
+                "{}: hosts: lab {} spans hosts, and its first host is the --uri connection {uri}, another machine\n  fix: run dcos-lab on that machine (the lab's first host: its networks join the overlay there, docs/multihost.md)",
+                lab.source, lab.name
+            ))
+            .into());
+        }
         super::hosts::reach(ctx, lab).await?;
     }
     if opts.install.is_some() {
@@ -314,6 +324,13 @@ async fn finish_revert(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<O
             )
         })?;
     Ok(Some(format!("finish the interrupted revert to {snap}")))
+}
+
+/// Whether a libvirt URI names a daemon on this machine (no host part: `qemu:///system`,
+/// `qemu+unix:///system?socket=...`).
+fn is_local_uri(uri: &str) -> bool {
+    uri.split_once("://")
+        .is_none_or(|(_, rest)| rest.starts_with('/'))
 }
 
 /// What `up` does on one host of the lab: that host's nodes, networks and pool.
@@ -902,4 +919,24 @@ pub async fn up(
         nodes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_daemon_on_this_machine_can_be_a_labs_first_host() {
+        for uri in [
+            "qemu:///system",
+            "qemu+unix:///system?socket=/tmp/x/libvirt-sock",
+            "fake:///",
+        ] {
+            assert!(super::is_local_uri(uri), "{uri}");
+        }
+        for uri in [
+            "qemu+ssh://root@runner1/system",
+            "qemu+tcp://10.0.0.1/system",
+        ] {
+            assert!(!super::is_local_uri(uri), "{uri}");
+        }
+    }
 }
