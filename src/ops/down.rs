@@ -83,10 +83,7 @@ pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
     // the lab across hosts again and retries.
     if spans {
         let id = crate::model::LabId::of(lab);
-        for kind in [
-            crate::model::NetKind::Private,
-            crate::model::NetKind::Public,
-        ] {
+        for kind in crate::model::NetKind::ALL {
             let bridge = plan::bridge_name(id, kind);
             let overlay = ctx.overlay.clone();
             let b = bridge.clone();

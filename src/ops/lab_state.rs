@@ -98,10 +98,9 @@ fn role_rank(r: &str) -> usize {
 /// Every lab libvirt knows of on the local host, by name (a lab across hosts is there too: its
 /// first host holds its networks).
 pub async fn read_all(ctx: &Ctx) -> anyhow::Result<BTreeMap<String, LabState>> {
-    let mut out = BTreeMap::new();
-    for name in read_labs(ctx.hv(), None, LOCAL_HOST).await?.into_keys() {
-        let s = read(ctx, &name).await?;
-        out.insert(name, s);
+    let mut out = read_labs(ctx.hv(), None, LOCAL_HOST).await?;
+    for state in out.values_mut() {
+        across_hosts(ctx, state).await?;
     }
     Ok(out)
 }
@@ -216,6 +215,13 @@ pub async fn read_on(hv: &Hv, lab: &str, host: &str) -> anyhow::Result<LabState>
 /// answer is an error naming it) and read, and `ctx` learns where every domain is.
 pub async fn read(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
     let mut state = read_on(ctx.hv(), lab, LOCAL_HOST).await?;
+    across_hosts(ctx, &mut state).await?;
+    Ok(state)
+}
+
+/// Adds to a lab read on the local host what its other hosts (recorded in its networks) hold.
+async fn across_hosts(ctx: &Ctx, state: &mut LabState) -> anyhow::Result<()> {
+    let lab = state.lab.clone();
     let mut others: Vec<(String, String)> = Vec::new();
     for n in &state.networks {
         for h in &n.hosts {
@@ -225,14 +231,14 @@ pub async fn read(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
         }
     }
     if others.is_empty() {
-        return Ok(state);
+        return Ok(());
     }
     super::hosts::reach_uris(ctx, &format!("lab {lab}"), &others, false).await?;
     for (name, _) in &others {
         let hv = ctx
             .host(name)
             .ok_or_else(|| anyhow::anyhow!("internal: host {name} not reached"))?;
-        let there = read_on(&hv, lab, name)
+        let there = read_on(&hv, &lab, name)
             .await
             .with_context(|| format!("cannot read lab {lab} on host {name}"))?;
         state.nodes.extend(there.nodes);
@@ -246,6 +252,6 @@ pub async fn read(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
     for n in &state.nodes {
         ctx.place_domain(&n.domain, &n.host);
     }
-    sort(&mut state);
-    Ok(state)
+    sort(state);
+    Ok(())
 }

@@ -588,6 +588,7 @@ async fn create_on(
         && actions
             .iter()
             .any(|a| matches!(a, Action::CreateDisk { .. }));
+    let mut uploaded = false;
     for action in actions {
         match action {
             Action::CreatePool { .. } => {
@@ -616,7 +617,8 @@ async fn create_on(
                 blocking(hv, move |h| h.start_network(&n)).await?;
             }
             Action::CreateDisk { node, .. } => {
-                if needs_image && !taken.iter().any(|t: &String| t.starts_with("upload ")) {
+                if needs_image && !uploaded {
+                    uploaded = true;
                     for (from, to) in image_files(local_image, &w.render.image) {
                         let name = to
                             .file_name()
