@@ -226,58 +226,12 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     // preflight (the run above got past it, to the fixture's built-in failure).
     assert_preflight_passed(&lab, "master");
 
-    lab.step("2: the real-sized bootstrap");
-    // 2. The real-sized bootstrap (600 MiB, more than half of a 1 GiB node's RAM,
-    //    incompressible). The master, with the hardened 1 GiB /tmp, installs; the public agent's
-    //    512 MiB /tmp (a stock tmpfs for its RAM) cannot hold the download, which the preflight
-    //    names before anything is downloaded.
-    write_installer(&installer, 600, "none");
-    let out = lab.cmd().args(["install", &f]).output().expect("runs");
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("install failed on node public in phase install"),
-        "{err}"
-    );
-    assert!(
-        err.contains("- if /tmp has room for the bootstrap"),
-        "the failed check is named: {err}"
-    );
-    assert!(
-        err.contains("/tmp:"),
-        "the failure shows /tmp's space: {err}"
-    );
-    let status = lab.json(&["status", &f, "--json"]);
-    assert_eq!(
-        status["install"]["master"]["state"], "installed",
-        "{status}"
-    );
-    assert_eq!(status["install"]["public"]["state"], "failed", "{status}");
-    // What the preflight spared it: a file the bootstrap's size does not fit the public agent's
-    // stock-sized /tmp (a 512 MiB tmpfs: no space left), as the download would have found out
-    // after hundreds of MiB; the master's hardened one held the bootstrap (the install above
-    // checked its SHA-256 there).
-    let size = lab
-        .sh(
-            "boot",
-            "stat -c %s /root/dcos/genconf/serve/bootstrap/*.bootstrap.tar.xz",
-        )
-        .trim()
-        .to_string();
-    let fits = lab.sh(
-        "public",
-        &format!("fallocate -l {size} /tmp/bootstrap.tar.xz 2>&1; echo \"rc=$?\"; rm -f /tmp/bootstrap.tar.xz"),
-    );
-    assert!(
-        fits.contains("No space left on device") && !fits.contains("rc=0"),
-        "the stock /tmp must be too small for the bootstrap ({size} bytes): {fits}"
-    );
-
-    lab.step("2b: broken prerequisites");
-    // 2b. Each prerequisite of the real installer broken on the public agent in turn: the
-    //     install fails naming node, phase and check; fixed, `install` resumes (and meets the next
-    //     broken one).
-    lab.sh("public", "mount -o remount,size=1G /tmp");
+    lab.step("2: broken prerequisites");
+    // 2. A working installer (a 16 MiB bootstrap), and each prerequisite of the real installer
+    //    broken on the public agent in turn: the master installs on the first run; the public
+    //    agent fails naming node, phase and check; fixed, `install` resumes (and meets the next
+    //    broken one).
+    write_installer(&installer, 16, "none");
     let broken = [
         (
             "systemctl stop docker.service docker.socket",
@@ -308,6 +262,15 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
             err.contains("install failed on node public in phase install"),
             "{breaks}: {err}"
         );
+        let status = lab.json(&["status", &f, "--json"]);
+        assert_eq!(
+            status["install"]["master"]["state"], "installed",
+            "{breaks}: {status}"
+        );
+        assert_eq!(
+            status["install"]["public"]["state"], "failed",
+            "{breaks}: {status}"
+        );
         assert!(err.contains(&format!("- {check}")), "{breaks}: {err}");
         for (_, other, _) in broken.iter().filter(|b| b.1 != check) {
             assert!(
@@ -320,7 +283,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
 
     lab.step("3: up converges and installs");
     // 3. With every prerequisite back, `up` converges and the install resumes: nothing is
-    //    redone where a node already finished.
+    //    redone where a node already finished (the boot node serving, the master installed).
     let up = lab.json(&["up", &f, "--json"]);
     assert_eq!(up["actions"].as_array().map(Vec::len), Some(0), "{up}");
     let outcome = |node: &str| -> String {
@@ -366,23 +329,6 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     );
     let (m, p) = (started("master"), started("public"));
     assert!(m < p, "master started at {m}, the public agent at {p}");
-
-    // The bootstrap really was larger than half a node's RAM; /tmp on the nodes is the tmpfs.
-    let payload: u64 = lab
-        .sh("master", "stat -c %s /opt/mesosphere/payload.bin")
-        .trim()
-        .parse()
-        .expect("size");
-    let ram_kib: u64 = lab
-        .sh("master", "awk '/MemTotal/ {print $2}' /proc/meminfo")
-        .trim()
-        .parse()
-        .expect("meminfo");
-    assert!(
-        payload > ram_kib * 1024 / 2,
-        "{payload} vs RAM {ram_kib} KiB"
-    );
-    assert_eq!(lab.sh("master", "findmnt -no FSTYPE /tmp").trim(), "tmpfs");
 
     assert_preflight_passed(&lab, "public");
 
@@ -460,6 +406,74 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         let conn = virt::connect::Connect::open(Some("qemu:///system")).expect("libvirt");
         conn.define_network_xml(&original).expect("define");
     }
+
+    lab.step("6: the real-sized bootstrap");
+    // 6. The real-sized bootstrap (600 MiB, more than half of a 1 GiB node's RAM,
+    //    incompressible), once per run, on the lab as it was before any install (a revert to the
+    //    `fresh` snapshot: DC/OS does not install over an installed node). The master, with the
+    //    hardened 1 GiB /tmp, installs; the public agent's 512 MiB /tmp (a stock tmpfs for its
+    //    RAM) cannot hold the download, which the preflight names before anything is downloaded.
+    lab.run(&["revert", &f, "fresh"]);
+    let status = lab.json(&["status", &f, "--json"]);
+    assert_eq!(status["install"]["master"]["state"], "none", "{status}");
+    write_installer(&installer, 600, "none");
+    let out = lab.cmd().args(["install", &f]).output().expect("runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("install failed on node public in phase install"),
+        "{err}"
+    );
+    assert!(
+        err.contains("- if /tmp has room for the bootstrap"),
+        "the failed check is named: {err}"
+    );
+    assert!(
+        err.contains("/tmp:"),
+        "the failure shows /tmp's space: {err}"
+    );
+    let status = lab.json(&["status", &f, "--json"]);
+    assert_eq!(
+        status["install"]["master"]["state"], "installed",
+        "{status}"
+    );
+    assert_eq!(status["install"]["public"]["state"], "failed", "{status}");
+    // What the preflight spared it: a file the bootstrap's size does not fit the public agent's
+    // stock-sized /tmp (a 512 MiB tmpfs: no space left), as the download would have found out
+    // after hundreds of MiB; the master's hardened one held the bootstrap (the install above
+    // checked its SHA-256 there).
+    let size = lab
+        .sh(
+            "boot",
+            "stat -c %s /root/dcos/genconf/serve/bootstrap/*.bootstrap.tar.xz",
+        )
+        .trim()
+        .to_string();
+    let fits = lab.sh(
+        "public",
+        &format!("fallocate -l {size} /tmp/bootstrap.tar.xz 2>&1; echo \"rc=$?\"; rm -f /tmp/bootstrap.tar.xz"),
+    );
+    assert!(
+        fits.contains("No space left on device") && !fits.contains("rc=0"),
+        "the stock /tmp must be too small for the bootstrap ({size} bytes): {fits}"
+    );
+
+    // The bootstrap really was larger than half a node's RAM; /tmp on the nodes is the tmpfs.
+    let payload: u64 = lab
+        .sh("master", "stat -c %s /opt/mesosphere/payload.bin")
+        .trim()
+        .parse()
+        .expect("size");
+    let ram_kib: u64 = lab
+        .sh("master", "awk '/MemTotal/ {print $2}' /proc/meminfo")
+        .trim()
+        .parse()
+        .expect("meminfo");
+    assert!(
+        payload > ram_kib * 1024 / 2,
+        "{payload} vs RAM {ram_kib} KiB"
+    );
+    assert_eq!(lab.sh("master", "findmnt -no FSTYPE /tmp").trim(), "tmpfs");
 
     lab.run(&["down", &f]);
     assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());

@@ -158,13 +158,14 @@ fn signal(child: &std::process::Child, sig: i32) {
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
 }
 
-/// `up`, `snapshot`, `revert` and `down`, each killed (SIGKILL) right after every step that
-/// changes the host, each time followed by `up`: the lab converges every time, and `down`
-/// leaves nothing.
+/// `up` stopped by Ctrl-C and by a libvirtd restart, then `up`, `snapshot`, `revert` and `down`,
+/// each killed (SIGKILL) right after every step that changes the host, each time followed by
+/// `up`: clear errors, the lab converges every time, and `down` leaves nothing.
 ///
-/// `up` converges by design, so "killed at step N" is reached by chaining: every run is killed
-/// after its own first change, and the next `up` starts where the last one died, until a run has
-/// nothing left to do; that visits every step of a fresh `up` exactly once, for one boot.
+/// `up` converges by design, so "killed at step N" is reached by chaining: after the Ctrl-C and
+/// the libvirtd restart, every run is killed after its own first change, and the next `up`
+/// starts where the last one died, until a run has nothing left to do; that visits every step of
+/// a fresh `up` exactly once, for one boot.
 /// `snapshot`, `revert` and `down` are run killed at step 1, 2, ... of a full run, with `up` after
 /// each kill, until a run completes.
 #[test]
@@ -174,12 +175,39 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     let lab = TestLab::new("fault", 73, TWO_NODES);
     let f = lab.file_arg();
 
-    // up, killed after each of its steps in turn.
-    let steps = killed_until_done(&lab, "up", &["up", &f]);
-    // pool (define, build, start), 2 networks (define, start), key, 2 disks, 2 seeds,
-    // 2 domains (define, start).
-    assert!(steps >= 14, "only {steps} steps of up were killed");
-    assert_converged(&lab, "after the killed ups");
+    // Ctrl-C right after the 4th change (the networks are being made): exit 130, saying what
+    // exists and how to go on.
+    let child = up_stopped_after(&lab, 4);
+    signal(&child, libc::SIGINT);
+    signal(&child, libc::SIGCONT);
+    let out = child.wait_with_output().expect("waits");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: `up` stopped by Ctrl-C"), "{err}");
+    assert!(
+        err.contains(&format!("has now: storage pool dcos-lab-{} (", lab.name)),
+        "{err}"
+    );
+    assert!(err.contains("directory "), "{err}");
+    assert!(err.contains("fix: `dcos-lab up"), "{err}");
+
+    // libvirtd restarted while the next `up` is between two changes: a clear error.
+    let child = up_stopped_after(&lab, 2);
+    common::restart_libvirtd();
+    signal(&child, libc::SIGCONT);
+    let out = child.wait_with_output().expect("waits");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("lost the connection to libvirt"), "{err}");
+    assert!(err.contains("run the command again"), "{err}");
+
+    // Then up, killed after each of its remaining steps in turn; the run that has nothing left
+    // to kill converges the lab. With the two runs above, the runs made every change of a fresh
+    // `up` once, for one boot: pool (define, build, start), 2 networks (define, start), key,
+    // 2 disks, 2 seeds, 2 domains (define, start).
+    let steps = 4 + 2 + killed_until_done(&lab, "up", &["up", &f]);
+    assert!(steps >= 14, "only {steps} steps of up were interrupted");
+    assert_converged(&lab, "after the interrupted and killed ups");
 
     // snapshot, killed after step k for every k; `up` after each.
     lab.run(&["exec", &f, "--", "echo base > /root/base"]);
@@ -311,46 +339,6 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
         !lab.state.path().join("labs").join(&lab.name).exists(),
         "the lab's directory is left"
     );
-}
-
-/// Ctrl-C during `up` stops it, says what exists, exits 130; libvirtd restarted in the middle of
-/// `up` gives a clear error; the next `up` converges; `down` leaves nothing.
-#[test]
-#[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
-fn ctrl_c_and_a_libvirtd_restart_during_up() {
-    let _vm = common::vm_lock();
-    let lab = TestLab::new("intr", 74, TWO_NODES);
-    let f = lab.file_arg();
-
-    // Ctrl-C right after the 4th change (the networks are being made).
-    let child = up_stopped_after(&lab, 4);
-    signal(&child, libc::SIGINT);
-    signal(&child, libc::SIGCONT);
-    let out = child.wait_with_output().expect("waits");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted: `up` stopped by Ctrl-C"), "{err}");
-    assert!(
-        err.contains("has now: storage pool dcos-lab-dltest-intr ("),
-        "{err}"
-    );
-    assert!(err.contains("directory "), "{err}");
-    assert!(err.contains("fix: `dcos-lab up"), "{err}");
-
-    // libvirtd restarted while `up` is between two changes.
-    let child = up_stopped_after(&lab, 2);
-    common::restart_libvirtd();
-    signal(&child, libc::SIGCONT);
-    let out = child.wait_with_output().expect("waits");
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("lost the connection to libvirt"), "{err}");
-    assert!(err.contains("run the command again"), "{err}");
-
-    lab.run(&["up", &f]);
-    assert_converged(&lab, "up after the interruptions");
-    lab.run(&["down", &f]);
-    assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());
 }
 
 /// A bridge with no ports carrying a host route; removed on drop.

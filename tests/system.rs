@@ -1,5 +1,6 @@
-//! System tests on the real qemu:///system with real guests (TCG here): image, lifecycle,
-//! convergence after a kill, two labs side by side. One lab at a time (`common::vm_lock`).
+//! System tests on the real qemu:///system with real guests (TCG here): the shared lab's
+//! read-only checks and real clients, convergence after a kill, two labs side by side,
+//! snapshots and golden labs, an unreachable guest. One lab at a time (`common::vm_lock`).
 
 mod common;
 
@@ -7,22 +8,27 @@ use std::time::{Duration, Instant};
 
 use common::TestLab;
 
-const MINIMAL_NODES: &str = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n  - name: public\n    role: agent-public\n    memory: 1G\n";
 const TWO_NODES: &str = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 768M\n";
 
-/// The lab tests' main scenario: one `minimal`-shaped lab serves every read-only check.
+/// The suite's shared lab (from the run's golden; booting is tested by the tests that boot their
+/// own labs, and the golden's first boot is a cold `up`) serves every read-only check of a
+/// freshly made lab: `status` against the plan, `verify` and its JUnit file, SSH and hostnames,
+/// names between nodes, IPv6 to the host, the private network contained, host keys, passwords,
+/// `exec`, key modes, OpenSSH through `ssh-config`; then what changes it in turn: a second `up`
+/// changes nothing, a changed lab file is refused; a node that lost its hardening fails `verify` on exactly those checks while the
+/// hardened nodes beside it pass all of theirs; Ansible reaches every node through `inventory`,
+/// a JUnit parser reads `verify --junit` as those checks; `down` without the lab file leaves
+/// nothing. (What an unhardened profile renders is in tests/golden.rs; the bootstrap download,
+/// failing into a stock /tmp and fitting a hardened one, is in tests/install.rs.)
 #[test]
 #[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
-fn minimal_lab_up_check_converge_down() {
+fn the_shared_lab_reads_right_to_every_client_and_verify_names_what_an_unhardened_node_lacks() {
     let _vm = common::vm_lock();
-    let lab = TestLab::new("min", 61, MINIMAL_NODES);
+    let lab = common::gold_lab();
     let f = lab.file_arg();
-
-    let t0 = Instant::now();
-    let up = lab.json(&["up", &f, "--json"]);
-    let cold = t0.elapsed();
-    assert_eq!(up["lab"], lab.name.as_str());
-    assert_eq!(up["accel"]["accel"], "tcg");
+    // The clients' virtualenv (Ansible, junitparser from PyPI) is made while the lab comes up.
+    let venv = common::Venv::spawn(&["ansible-core==2.17.14", "junitparser==5.0.3"]);
+    lab.up_fresh();
 
     // status --json lists exactly the lab file's nodes, with the planned addresses.
     let status = lab.json(&["status", &f, "--json"]);
@@ -200,57 +206,24 @@ fn minimal_lab_up_check_converge_down() {
         "{inv}"
     );
 
-    // A second up changes nothing and is at least 10x faster.
-    let t1 = Instant::now();
-    let again = lab.json(&["up", &f, "--json"]);
-    let warm = t1.elapsed();
+    // A second up changes nothing (its speed against a cold `up` is in the snapshot test, which
+    // boots its lab).
+    let again = lab.json(&["up", &f, "--no-install", "--json"]);
     assert_eq!(
         again["actions"].as_array().map(Vec::len),
         Some(0),
         "{again}"
     );
-    assert!(
-        warm * 10 <= cold,
-        "warm up {warm:?} is not 10x faster than cold {cold:?}"
-    );
-
-    // A stopped node is started again by up, and answers.
-    hv.stop_domain(&format!("dcos-lab-{}-master", lab.name))
-        .expect("stop master");
-    let st = lab.json(&["status", &f, "--json"]);
-    let master = st["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .find(|n| n["name"] == "master")
-        .cloned()
-        .expect("master");
-    assert_eq!(master["state"], "inactive");
-    let again = lab.json(&["up", &f, "--json"]);
-    assert_eq!(
-        again["actions"],
-        serde_json::json!(["start domain dcos-lab-dltest-min-master"])
-    );
-    assert_eq!(lab.sh("master", "hostname").trim(), "master");
-    // Its hardening held across the restart (the hardening script ran only at first boot):
-    // /tmp at its hardened size, swap on, clock in sync; verify passes.
-    lab.assert_verify_passes("after a restart");
-    assert_eq!(
-        lab.sh("master", "findmnt -bno SIZE /tmp").trim(),
-        (1u64 << 30).to_string(),
-        "/tmp after the restart"
-    );
 
     // A changed lab file that cannot be converged is refused, naming what differs.
     let changed = std::fs::read_to_string(&lab.file)
         .expect("read")
-        .replace("memory: 768M", "memory: 1G")
         .replace("memory: 512M", "memory: 640M");
     let changed_file = lab.state.path().join("changed.yaml");
     std::fs::write(&changed_file, changed).expect("write");
     let out = lab
         .cmd()
-        .args(["up", changed_file.to_str().expect("path")])
+        .args(["up", changed_file.to_str().expect("path"), "--no-install"])
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
@@ -259,6 +232,124 @@ fn minimal_lab_up_check_converge_down() {
         err.contains("node boot: its definition changed") && err.contains("dcos-lab down"),
         "{err}"
     );
+
+    // The master as a host nobody hardened: no swap, /tmp on the root file system, IPv6 off.
+    lab.sh(
+        "master",
+        "swapoff -a && umount -l /tmp && sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+    );
+
+    let out = lab
+        .cmd()
+        .args(["verify", &f, "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "verify must fail");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut failed: Vec<String> = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["node"].as_str().unwrap_or(""),
+                c["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["master/ipv6", "master/swap", "master/tmp"]);
+
+    // The clients users bring: Ansible (ansible-core from PyPI) with the inventory `inventory`
+    // prints reaches every host; a JUnit parser (junitparser from PyPI) reads `verify --junit`
+    // as one test case per check, each failed check a <failure> with what was expected and got.
+    let venv = venv.get();
+    let inv = lab.state.path().join("inventory.yml");
+    std::fs::write(&inv, lab.run(&["inventory", &f]).stdout).expect("inventory");
+    let ansible = |args: &[&str]| {
+        let out = std::process::Command::new(venv.bin("ansible"))
+            .arg("-i")
+            .arg(&inv)
+            .args(["all", "-o"])
+            .args(args)
+            .env("ANSIBLE_HOME", venv.dir.path().join("ansible-home"))
+            .env("ANSIBLE_LOCAL_TEMP", venv.dir.path().join("ansible-tmp"))
+            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+            .output()
+            .expect("ansible");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ansible {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let ping = ansible(&["-m", "ping"]);
+    for node in ["boot", "master", "public"] {
+        assert!(
+            ping.lines()
+                .any(|l| l.starts_with(&format!("{node} | SUCCESS")) && l.contains("pong")),
+            "{ping}"
+        );
+    }
+    let cmd = ansible(&["-m", "command", "-a", "hostname"]);
+    for node in ["boot", "master", "public"] {
+        assert!(
+            cmd.lines()
+                .any(|l| l.starts_with(&format!("{node} | CHANGED | rc=0"))
+                    && l.trim_end().ends_with(node)),
+            "{cmd}"
+        );
+    }
+    let junit = lab.state.path().join("verify.xml");
+    let out = lab
+        .cmd()
+        .args(["verify", &f, "--junit", junit.to_str().expect("path")])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let read = std::process::Command::new(venv.bin("python"))
+        .arg("-c")
+        .arg(
+            "import json, sys\nfrom junitparser import JUnitXml, Failure\nxml = JUnitXml.fromfile(sys.argv[1])\nout = []\nfor suite in xml:\n    for case in suite:\n        f = [r for r in case.result if isinstance(r, Failure)]\n        out.append({'class': case.classname, 'name': case.name, 'failure': f[0].message if f else None})\nprint(json.dumps(out))",
+        )
+        .arg(&junit)
+        .output()
+        .expect("python");
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let cases: serde_json::Value = serde_json::from_slice(&read.stdout).expect("json");
+    let cases = cases.as_array().expect("cases");
+    assert_eq!(
+        cases.len(),
+        v["checks"].as_array().map(Vec::len).unwrap_or(0)
+    );
+    let mut junit_failed: Vec<String> = cases
+        .iter()
+        .filter(|c| !c["failure"].is_null())
+        .map(|c| {
+            let m = c["failure"].as_str().unwrap_or("");
+            assert!(m.starts_with("expected ") && m.contains("; got "), "{c}");
+            format!(
+                "{}/{}",
+                c["class"]
+                    .as_str()
+                    .unwrap_or("")
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(""),
+                c["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    junit_failed.sort();
+    assert_eq!(junit_failed, failed);
 
     // down leaves nothing, and works without the lab file or the lab's local state.
     std::fs::remove_file(&lab.file).expect("rm lab file");
@@ -396,141 +487,6 @@ fn killed_up_converges_and_another_lab_runs_beside_it() {
     assert_eq!(other.leftovers(), Vec::<String>::new());
 }
 
-/// A node that lost its hardening fails `verify` on exactly those checks; the hardened nodes
-/// beside it pass all of theirs; Ansible reaches every node through `inventory`, and a JUnit
-/// parser reads `verify --junit` as those checks. The lab is the suite's shared one, from the
-/// run's golden (booting is tested elsewhere; what an unhardened profile renders is in
-/// tests/golden.rs). (The bootstrap download itself, failing into a stock /tmp and fitting a
-/// hardened one, is in tests/install.rs with the real-sized bootstrap.)
-#[test]
-#[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
-fn verify_names_what_an_unhardened_node_lacks_and_real_clients_read_the_lab() {
-    let _vm = common::vm_lock();
-    let lab = common::gold_lab();
-    let f = lab.file_arg();
-    lab.up_fresh();
-    // The master as a host nobody hardened: no swap, /tmp on the root file system, IPv6 off.
-    lab.sh(
-        "master",
-        "swapoff -a && umount -l /tmp && sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
-    );
-
-    let out = lab
-        .cmd()
-        .args(["verify", &f, "--json"])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(1), "verify must fail");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let mut failed: Vec<String> = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter(|c| c["passed"] != true)
-        .map(|c| {
-            format!(
-                "{}/{}",
-                c["node"].as_str().unwrap_or(""),
-                c["name"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    failed.sort();
-    assert_eq!(failed, ["master/ipv6", "master/swap", "master/tmp"]);
-
-    // The clients users bring: Ansible (ansible-core from PyPI) with the inventory `inventory`
-    // prints reaches every host; a JUnit parser (junitparser from PyPI) reads `verify --junit`
-    // as one test case per check, each failed check a <failure> with what was expected and got.
-    let venv = common::Venv::new(&["ansible-core==2.17.14", "junitparser==5.0.3"]);
-    let inv = lab.state.path().join("inventory.yml");
-    std::fs::write(&inv, lab.run(&["inventory", &f]).stdout).expect("inventory");
-    let ansible = |args: &[&str]| {
-        let out = std::process::Command::new(venv.bin("ansible"))
-            .arg("-i")
-            .arg(&inv)
-            .args(["all", "-o"])
-            .args(args)
-            .env("ANSIBLE_HOME", venv.dir.path().join("ansible-home"))
-            .env("ANSIBLE_LOCAL_TEMP", venv.dir.path().join("ansible-tmp"))
-            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
-            .output()
-            .expect("ansible");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "ansible {args:?}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
-    let ping = ansible(&["-m", "ping"]);
-    for node in ["boot", "master", "public"] {
-        assert!(
-            ping.lines()
-                .any(|l| l.starts_with(&format!("{node} | SUCCESS")) && l.contains("pong")),
-            "{ping}"
-        );
-    }
-    let cmd = ansible(&["-m", "command", "-a", "hostname"]);
-    for node in ["boot", "master", "public"] {
-        assert!(
-            cmd.lines()
-                .any(|l| l.starts_with(&format!("{node} | CHANGED | rc=0"))
-                    && l.trim_end().ends_with(node)),
-            "{cmd}"
-        );
-    }
-    let junit = lab.state.path().join("verify.xml");
-    let out = lab
-        .cmd()
-        .args(["verify", &f, "--junit", junit.to_str().expect("path")])
-        .output()
-        .expect("runs");
-    assert_eq!(out.status.code(), Some(1));
-    let read = std::process::Command::new(venv.bin("python"))
-        .arg("-c")
-        .arg(
-            "import json, sys\nfrom junitparser import JUnitXml, Failure\nxml = JUnitXml.fromfile(sys.argv[1])\nout = []\nfor suite in xml:\n    for case in suite:\n        f = [r for r in case.result if isinstance(r, Failure)]\n        out.append({'class': case.classname, 'name': case.name, 'failure': f[0].message if f else None})\nprint(json.dumps(out))",
-        )
-        .arg(&junit)
-        .output()
-        .expect("python");
-    assert!(
-        read.status.success(),
-        "{}",
-        String::from_utf8_lossy(&read.stderr)
-    );
-    let cases: serde_json::Value = serde_json::from_slice(&read.stdout).expect("json");
-    let cases = cases.as_array().expect("cases");
-    assert_eq!(
-        cases.len(),
-        v["checks"].as_array().map(Vec::len).unwrap_or(0)
-    );
-    let mut junit_failed: Vec<String> = cases
-        .iter()
-        .filter(|c| !c["failure"].is_null())
-        .map(|c| {
-            let m = c["failure"].as_str().unwrap_or("");
-            assert!(m.starts_with("expected ") && m.contains("; got "), "{c}");
-            format!(
-                "{}/{}",
-                c["class"]
-                    .as_str()
-                    .unwrap_or("")
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or(""),
-                c["name"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    junit_failed.sort();
-    assert_eq!(junit_failed, failed);
-
-    lab.run(&["down", &f]);
-    assert_eq!(lab.leftovers(), Vec::<String>::new());
-}
-
 /// Whole-lab snapshots: processes and files come back with a revert, later files go, clocks are
 /// corrected, two snapshots revert in either order, they survive a libvirtd restart, and `down`
 /// leaves nothing.
@@ -544,7 +500,54 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     let nodes = "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 1G\n    firstboot: cloud-init\n";
     let lab = TestLab::new("snap", 66, nodes);
     let f = lab.file_arg();
-    lab.run(&["up", &f]);
+    let t0 = Instant::now();
+    let up = lab.json(&["up", &f, "--json"]);
+    let cold = t0.elapsed();
+    assert_eq!(up["lab"], lab.name.as_str());
+    assert_eq!(up["accel"]["accel"], "tcg");
+    // A second up changes nothing and is at least 10x faster than the cold one.
+    let t1 = Instant::now();
+    let again = lab.json(&["up", &f, "--json"]);
+    let warm = t1.elapsed();
+    assert_eq!(
+        again["actions"].as_array().map(Vec::len),
+        Some(0),
+        "{again}"
+    );
+    assert!(
+        warm * 10 <= cold,
+        "warm up {warm:?} is not 10x faster than cold {cold:?}"
+    );
+
+    // A stopped node (the one cloud-init configured) is started again by up, and answers.
+    let hv = common::system_libvirt();
+    use dcos_lab::driver::Hypervisor;
+    hv.stop_domain(&format!("dcos-lab-{}-master", lab.name))
+        .expect("stop master");
+    let st = lab.json(&["status", &f, "--json"]);
+    let master = st["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["name"] == "master")
+        .cloned()
+        .expect("master");
+    assert_eq!(master["state"], "inactive");
+    let again = lab.json(&["up", &f, "--json"]);
+    assert_eq!(
+        again["actions"],
+        serde_json::json!([format!("start domain dcos-lab-{}-master", lab.name)])
+    );
+    assert_eq!(lab.sh("master", "hostname").trim(), "master");
+    // Its hardening held across the restart (the hardening script ran only at first boot):
+    // /tmp at its hardened size, swap on, clock in sync; verify passes.
+    lab.assert_verify_passes("after a restart");
+    assert_eq!(
+        lab.sh("master", "findmnt -bno SIZE /tmp").trim(),
+        (1u64 << 30).to_string(),
+        "/tmp after the restart"
+    );
+
     assert!(
         lab.sh("boot", "cat /proc/cmdline")
             .contains("dcos-lab.firstboot=fast")

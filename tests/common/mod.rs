@@ -236,6 +236,38 @@ impl Venv {
     pub fn bin(&self, name: &str) -> PathBuf {
         self.dir.path().join("bin").join(name)
     }
+
+    /// Makes the virtualenv on a thread of its own (it waits on PyPI, not on the guests), for
+    /// `VenvLater::get` when the test needs it. Dropped unfetched (a test failing before), it
+    /// waits for the thread, so the directory still goes with the test.
+    pub fn spawn(packages: &[&str]) -> VenvLater {
+        let packages: Vec<String> = packages.iter().map(|p| p.to_string()).collect();
+        VenvLater(Some(std::thread::spawn(move || {
+            let p: Vec<&str> = packages.iter().map(String::as_str).collect();
+            Venv::new(&p)
+        })))
+    }
+}
+
+/// A virtualenv being made (`Venv::spawn`).
+pub struct VenvLater(Option<std::thread::JoinHandle<Venv>>);
+
+impl VenvLater {
+    pub fn get(mut self) -> Venv {
+        match self.0.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => std::panic::resume_unwind(e),
+            None => unreachable!("taken once"),
+        }
+    }
+}
+
+impl Drop for VenvLater {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// Whether another process holds the (flock) lock on `path`: a non-blocking try fails.
