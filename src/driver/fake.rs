@@ -36,6 +36,9 @@ struct Snap {
     state: String,
     /// Saved memory bytes as the disk holds them (0: lost, or taken without memory).
     memory: u64,
+    /// The domain's definition when the snapshot was taken (or as redefined): a revert puts it
+    /// back, metadata included, as libvirt does.
+    domain_xml: String,
 }
 
 #[derive(Debug, Clone)]
@@ -682,6 +685,7 @@ impl Hypervisor for FakeHypervisor {
                     "running".into()
                 },
                 memory: 1 << 20,
+                domain_xml: d.xml.clone(),
             });
         }
         Ok(())
@@ -713,6 +717,14 @@ impl Hypervisor for FakeHypervisor {
             } else {
                 ObjState::Active
             };
+            // The definition comes back with the snapshot (libvirt: the snapshot's <domain>).
+            if let Some(snap) = d.snapshots.iter().find(|x| x.name == snapshot)
+                && !snap.domain_xml.is_empty()
+            {
+                let meta: DomainMeta = parse("a snapshot's domain", &snap.domain_xml)?;
+                d.xml = snap.domain_xml.clone();
+                d.tag = meta.metadata.and_then(|m| m.lab).filter(is_ours);
+            }
         }
         Ok(())
     }
@@ -769,7 +781,7 @@ impl Hypervisor for FakeHypervisor {
             })?;
         Ok(format!(
             "<domainsnapshot><name>{}</name><state>{}</state><creationTime>{}</creationTime><memory snapshot='internal'/>{}</domainsnapshot>",
-            snap.name, snap.state, snap.created, d.xml
+            snap.name, snap.state, snap.created, snap.domain_xml
         ))
     }
 
@@ -796,6 +808,7 @@ impl Hypervisor for FakeHypervisor {
                 created: r.creation_time,
                 state: r.state,
                 memory: 1 << 20,
+                domain_xml: inner_domain(xml).unwrap_or_default().to_string(),
             });
         }
         Ok(())
@@ -1148,4 +1161,11 @@ impl Guests for FakeGuests {
             }
         })
     }
+}
+
+/// The `<domain>` element a snapshot's XML holds.
+fn inner_domain(xml: &str) -> Option<&str> {
+    let start = xml.find("<domain ").or_else(|| xml.find("<domain>"))?;
+    let end = xml.rfind("</domain>")? + "</domain>".len();
+    (end > start).then(|| &xml[start..end])
 }

@@ -160,6 +160,22 @@ fn uuid_in(xml: &str) -> Option<String> {
     Some(xml[start..end].trim().to_string())
 }
 
+/// The spec attribute of the first lab tag in `xml`, quotes included (`spec="…"` as rendering
+/// writes it, or with the single quotes an XML writer may use).
+fn spec_in(xml: &str) -> Option<String> {
+    let ns = xml.find(crate::tag::METADATA_NS)?;
+    let tag = xml[..ns].rfind('<')?;
+    let tag_end = xml[ns..].find('>')? + ns;
+    let start = xml[tag..tag_end].find("spec=")? + tag;
+    let quote = xml[start + "spec=".len()..].chars().next()?;
+    if quote != '"' && quote != '\'' {
+        return None;
+    }
+    let value = start + "spec=".len() + 1;
+    let end = xml[value..].find(quote)? + value;
+    Some(xml[start..=end].to_string())
+}
+
 /// A snapshot's XML without its `<parent>` element.
 fn without_parent(xml: &str) -> String {
     match (xml.find("<parent>"), xml.find("</parent>")) {
@@ -816,11 +832,18 @@ pub async fn restore(
         let p = pool.clone();
         blocking(hv, move |h| h.refresh_pool(&p)).await?;
         let xml = crate::render::domain_xml(&lab, &addrs, node, &render_ctx)?;
+        let spec = spec_in(&xml);
         blocking(hv, move |h| h.define_domain(&xml).map(|_| ())).await?;
         let mut snap_xml =
             std::fs::read_to_string(stage.join("snapshots").join(format!("{node}.xml")))?
                 .replace(&old_root, &new_root)
                 .replace(&old_images, &new_images);
+        // A revert puts back the definition the snapshot holds, metadata included: its spec
+        // hash was taken over the exporting host's paths, so it becomes this host's, or the
+        // next `up` would take the restored node for a changed one.
+        if let (Some(old), Some(new)) = (spec_in(&snap_xml), spec) {
+            snap_xml = snap_xml.replace(&old, &new);
+        }
         let domain = crate::names::domain_name(&lab.name, node);
         // libvirt takes a snapshot's metadata only for the domain it names by UUID: the
         // domain just defined has a new one.

@@ -1312,6 +1312,41 @@ fn a_golden_comes_back_running_at_its_snapshot_with_its_keys() {
     assert!(w.hv.objects().is_empty());
 }
 
+/// A golden made under one state directory comes back under another (another user, another
+/// machine, another test's lab): the restored nodes are the lab file's, so a plain `up` after it
+/// changes nothing. (The revert that resumes them puts back the definitions the snapshots hold,
+/// written with the exporting host's paths.)
+#[test]
+fn a_golden_restored_under_another_state_dir_is_the_lab_files_lab() {
+    let (w, _, file) = golden_world("fk-moved");
+    w.down("fk-moved").expect("down");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Another state directory; the same image cache (the fake's disks are no qcow2 files that
+    // `qemu-img rebase` could move to another).
+    let dirs = Dirs {
+        state: dir.path().join("state"),
+        cache: w.ctx.dirs.cache.clone(),
+    };
+    let h: Hv = w.hv.clone();
+    let other = World {
+        _dir: dir,
+        hv: w.hv.clone(),
+        guests: w.guests.clone(),
+        ctx: Ctx::new(h, w.guests.clone(), dirs, true),
+        rt: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime"),
+    };
+    let l = lab_on_disk(&other, "fk-moved");
+    other.restore(&l, &file).expect("up --from");
+    let again = other.up(&l).expect("up after up --from");
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    other.down("fk-moved").expect("down");
+    assert!(other.hv.objects().is_empty());
+}
+
 #[test]
 fn a_golden_is_refused_beside_a_lab_of_its_name_or_under_another_name() {
     let (w, l, file) = golden_world("fk-clash");
