@@ -97,6 +97,29 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `install` fails on the public agent, in its install phase, with the master installed (and
+/// the public agent's install on record as failed); returns its stderr. `context` says when.
+fn install_fails_on_the_public_agent(lab: &TestLab, context: &str) -> String {
+    let f = lab.file_arg();
+    let out = lab.cmd().args(["install", &f]).output().expect("runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{context}: {err}");
+    assert!(
+        err.contains("install failed on node public in phase install"),
+        "{context}: {err}"
+    );
+    let status = lab.json(&["status", &f, "--json"]);
+    assert_eq!(
+        status["install"]["master"]["state"], "installed",
+        "{context}: {status}"
+    );
+    assert_eq!(
+        status["install"]["public"]["state"], "failed",
+        "{context}: {status}"
+    );
+    err
+}
+
 /// Starts `up`, waits until its install phase runs genconf on the boot node, sends SIGINT and
 /// checks that it exits 130 within 2 s naming what exists; then waits until the genconf that was
 /// started on the boot node has ended (commands already started on a node run on).
@@ -255,22 +278,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     ];
     for (breaks, check, fix) in broken {
         lab.sh("public", breaks);
-        let out = lab.cmd().args(["install", &f]).output().expect("runs");
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{breaks}: {err}");
-        assert!(
-            err.contains("install failed on node public in phase install"),
-            "{breaks}: {err}"
-        );
-        let status = lab.json(&["status", &f, "--json"]);
-        assert_eq!(
-            status["install"]["master"]["state"], "installed",
-            "{breaks}: {status}"
-        );
-        assert_eq!(
-            status["install"]["public"]["state"], "failed",
-            "{breaks}: {status}"
-        );
+        let err = install_fails_on_the_public_agent(&lab, breaks);
         assert!(err.contains(&format!("- {check}")), "{breaks}: {err}");
         for (_, other, _) in broken.iter().filter(|b| b.1 != check) {
             assert!(
@@ -417,13 +425,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     let status = lab.json(&["status", &f, "--json"]);
     assert_eq!(status["install"]["master"]["state"], "none", "{status}");
     write_installer(&installer, 600, "none");
-    let out = lab.cmd().args(["install", &f]).output().expect("runs");
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("install failed on node public in phase install"),
-        "{err}"
-    );
+    let err = install_fails_on_the_public_agent(&lab, "the real-sized bootstrap");
     assert!(
         err.contains("- if /tmp has room for the bootstrap"),
         "the failed check is named: {err}"
@@ -432,12 +434,6 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         err.contains("/tmp:"),
         "the failure shows /tmp's space: {err}"
     );
-    let status = lab.json(&["status", &f, "--json"]);
-    assert_eq!(
-        status["install"]["master"]["state"], "installed",
-        "{status}"
-    );
-    assert_eq!(status["install"]["public"]["state"], "failed", "{status}");
     // What the preflight spared it: a file the bootstrap's size does not fit the public agent's
     // stock-sized /tmp (a 512 MiB tmpfs: no space left), as the download would have found out
     // after hundreds of MiB; the master's hardened one held the bootstrap (the install above
