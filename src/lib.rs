@@ -11,6 +11,7 @@ pub mod fault;
 pub mod guest;
 pub mod host;
 pub mod image;
+pub mod interrupt;
 pub mod lock;
 pub mod model;
 pub mod names;

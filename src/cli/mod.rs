@@ -381,6 +381,18 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Runs a command that catches Ctrl-C (`up`, `up --from`, `install`) to its end. Once it has
+/// said what exists, the process ends at once: a blocking task it left behind (an image build,
+/// a disk copy) is not waited for, as dropping the runtime would; the next command takes over.
+pub(crate) fn run_interruptible<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let rt = runtime()?;
+    let r = rt.block_on(work);
+    rt.shutdown_background();
+    r
+}
+
 /// The node table `up` and `status` print.
 pub(crate) fn nodes_table(nodes: &[ops::lab_state::NodeState]) -> String {
     nodes_table_with(nodes, None)
@@ -584,7 +596,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
             ..
         }) => {
             let ctx = open(dirs)?;
-            let report = runtime()?.block_on(ops::golden::restore_command(
+            let report = run_interruptible(ops::golden::restore_command(
                 &ctx,
                 &lab,
                 &file,
@@ -612,8 +624,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                 }),
             };
             let ctx = open(dirs)?;
-            let report =
-                runtime()?.block_on(ops::up::up_command(&ctx, &lab, &a.lab, accel, &opts))?;
+            let report = run_interruptible(ops::up::up_command(&ctx, &lab, &a.lab, accel, &opts))?;
             if a.json {
                 print_json(&report)?;
             } else {
@@ -628,7 +639,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
             };
             let ctx = open(dirs)?;
             let report =
-                runtime()?.block_on(ops::install::install_command(&ctx, &lab, &a.lab, &opts))?;
+                run_interruptible(ops::install::install_command(&ctx, &lab, &a.lab, &opts))?;
             if a.json {
                 print_json(&report)?;
             } else {

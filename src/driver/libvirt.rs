@@ -60,11 +60,15 @@ fn connection_lost(e: &virt::error::Error) -> bool {
 }
 
 /// [`call`] for a call that changes the host: one step for fault injection ([`crate::fault`]).
-/// Makes the call unless a test asked it to fail (`<command>:<n>:fail`).
+/// Makes the call unless Ctrl-C was pressed ([`crate::interrupt`]) or a test asked it to fail
+/// (`<command>:<n>:fail`).
 fn changed<T>(
     what: impl Fn() -> String,
     f: impl FnOnce() -> Result<T, virt::error::Error>,
 ) -> Result<T, DriverError> {
+    let Some(_making) = crate::interrupt::gate() else {
+        return Err(DriverError::Interrupted { what: what() });
+    };
     if crate::fault::fails(&what()) {
         return Err(DriverError::Injected { what: what() });
     }

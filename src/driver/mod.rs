@@ -37,6 +37,9 @@ pub enum DriverError {
         #[source]
         source: virt::error::Error,
     },
+    /// Ctrl-C was pressed before the change was made ([`crate::interrupt`]).
+    #[error("did not {what}: interrupted by Ctrl-C")]
+    Interrupted { what: String },
     /// A failure the reliability tests asked for (`DCOS_LAB_TEST_FAULT=<command>:<n>:fail`).
     #[error("fault injection: libvirt was not asked to {what}")]
     Injected { what: String },

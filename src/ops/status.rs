@@ -79,6 +79,8 @@ pub async fn existing(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
 /// The error for a command stopped by Ctrl-C: what exists of the lab now (read from libvirt),
 /// and how to go on.
 pub async fn interrupted(ctx: &Ctx, lab: &str, arg: &str, command: &str) -> anyhow::Error {
+    // A change already under way when Ctrl-C came finishes first (none starts after it).
+    let _ = tokio::task::spawn_blocking(crate::interrupt::settle).await;
     let mut parts = Vec::new();
     let read = async {
         let s = lab_state::read(ctx, lab).await?;
