@@ -14,6 +14,15 @@ for v in DCOS_LAB_SKIP_SYSTEM DCOS_LAB_SKIP; do
     fi
 done
 
+# The run's time and the machine's CPU, last thing printed, green or red: a time means nothing
+# without the CPU (hosts of this kind differ about 3x in guest speed; docs/testing.md).
+started=$(date +%s)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+summary() {
+    echo "test.sh: $1 after $(( $(date +%s) - started )) s on ${cpu:-an unnamed CPU} ($(nproc) cores)" >&2
+}
+trap 'rc=$?; [ $rc -eq 0 ] && summary "green" || summary "red (exit $rc)"' EXIT
+
 bash scripts/setup-host.sh
 
 cargo fmt --check
@@ -29,5 +38,5 @@ cargo test --all-targets "$@"
 # the first boots it and exports it as a golden here, the later ones `up --from` it.
 DCOS_LAB_TEST_GOLDENS=$(mktemp -d /tmp/dltest-goldens.XXXXXX)
 export DCOS_LAB_TEST_GOLDENS
-trap 'rm -rf "$DCOS_LAB_TEST_GOLDENS"' EXIT
+trap 'rc=$?; rm -rf "$DCOS_LAB_TEST_GOLDENS"; [ $rc -eq 0 ] && summary "green" || summary "red (exit $rc)"' EXIT
 cargo test --all-targets --no-fail-fast "$@" -- --ignored
