@@ -66,7 +66,7 @@ fn changed<T>(
     what: impl Fn() -> String,
     f: impl FnOnce() -> Result<T, virt::error::Error>,
 ) -> Result<T, DriverError> {
-    let Some(_making) = crate::interrupt::gate() else {
+    let Some(_making) = crate::interrupt::gate(&what()) else {
         return Err(DriverError::Interrupted { what: what() });
     };
     if crate::fault::fails(&what()) {

@@ -2,6 +2,7 @@
 //! an interrupted revert [reads libvirt, the state directory and the nodes].
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -76,11 +77,17 @@ pub async fn existing(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
     Ok(state)
 }
 
+/// How long the Ctrl-C report waits for a libvirt change under way.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// The error for a command stopped by Ctrl-C: what exists of the lab now (read from libvirt),
 /// and how to go on.
 pub async fn interrupted(ctx: &Ctx, lab: &str, arg: &str, command: &str) -> anyhow::Error {
-    // A change already under way when Ctrl-C came finishes first (none starts after it).
-    let _ = tokio::task::spawn_blocking(crate::interrupt::settle).await;
+    // A change already under way when Ctrl-C came finishes first (none starts after it); one
+    // that takes longer is named, not waited for: Ctrl-C answers within 2 s.
+    let under_way = tokio::task::spawn_blocking(|| crate::interrupt::settle(SETTLE))
+        .await
+        .unwrap_or_default();
     let mut parts = Vec::new();
     let read = async {
         let s = lab_state::read(ctx, lab).await?;
@@ -111,11 +118,18 @@ pub async fn interrupted(ctx: &Ctx, lab: &str, arg: &str, command: &str) -> anyh
     if dir.path().exists() {
         parts.push(format!("directory {}", dir.path().display()));
     }
-    let what = if parts.is_empty() {
+    let mut what = if parts.is_empty() {
         format!("lab {lab} has nothing on this host")
     } else {
         format!("lab {lab} has now: {}", parts.join(", "))
     };
+    if !under_way.is_empty() {
+        let _ = write!(
+            what,
+            "; still under way in libvirt: {}",
+            under_way.join(", ")
+        );
+    }
     crate::Interrupted(format!(
         "interrupted: `{command}` stopped by Ctrl-C; {what}\n  fix: `dcos-lab up {arg}` finishes the lab, `dcos-lab down {lab}` removes it"
     ))
