@@ -397,17 +397,15 @@ fn killed_up_converges_and_another_lab_runs_beside_it() {
 
     // Two `up`s of the lab at once converge it into one lab (the second waits for the first),
     // and a third with --no-wait is refused at once while they work. Beside them, at the same
-    // time, another lab comes up (its own lock, names, bridges, ranges); taking this one down
+    // time, another lab comes up (its own lock, names, bridges, ranges): the suite's shared lab,
+    // from the run's golden (`up --from`, no boot to share the cores with); taking this one down
     // leaves that one alone.
-    let other = TestLab::new("side", 64, TWO_NODES);
+    let other = common::gold_lab();
     let of = other.file_arg();
-    let other_up = other
-        .std_cmd()
-        .args(["up", &of, "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn the other lab's up");
+    let other_up = std::thread::spawn(move || {
+        other.up_fresh();
+        other
+    });
     let spawn = || {
         lab.std_cmd()
             .args(["up", &f, "--json"])
@@ -457,18 +455,12 @@ fn killed_up_converges_and_another_lab_runs_beside_it() {
     for n in ["boot", "master"] {
         assert_eq!(lab.sh(n, "hostname").trim(), n);
     }
-    let out = other_up.wait_with_output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        other.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let other = other_up.join().expect("the other lab comes up");
     assert_eq!(other.sh("master", "hostname").trim(), "master");
     lab.run(&["down", &f]);
     assert_eq!(lab.leftovers(), Vec::<String>::new());
     let st = other.json(&["status", &of, "--json"]);
-    assert_eq!(st["nodes"].as_array().map(Vec::len), Some(2));
+    assert_eq!(st["nodes"].as_array().map(Vec::len), Some(3));
     assert!(
         st["nodes"]
             .as_array()
