@@ -884,19 +884,11 @@ pub async fn restore_command(
     file: &Path,
     wait: Duration,
 ) -> anyhow::Result<super::up::UpReport> {
-    let interrupted = || async {
+    super::status::until_ctrl_c(restore(ctx, arg, file, wait), || async {
         let name = super::lab_name(arg).unwrap_or_else(|_| arg.to_string());
         super::status::interrupted(ctx, &name, arg, "up --from").await
-    };
-    crate::interrupt::watch();
-    tokio::select! {
-        // A change refused because Ctrl-C came first ends the restore before tokio's wake-up does.
-        r = restore(ctx, arg, file, wait) => match r {
-            Err(_) if crate::interrupt::pressed() => Err(interrupted().await),
-            r => r,
-        },
-        _ = tokio::signal::ctrl_c() => Err(interrupted().await),
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

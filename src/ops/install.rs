@@ -714,12 +714,13 @@ pub async fn install_command(
 ) -> anyhow::Result<InstallReport> {
     installer_path(lab)?;
     let _lock = ctx.lock(&lab.name)?;
-    tokio::select! {
-        r = install(ctx, lab, opts) => r,
-        _ = tokio::signal::ctrl_c() => Err(crate::Interrupted(format!(
+    super::status::until_ctrl_c(install(ctx, lab, opts), || async {
+        crate::Interrupted(format!(
             "interrupted: `install` stopped by Ctrl-C (commands already started on the nodes run on)\n  fix: `dcos-lab install {arg}` resumes"
-        )).into()),
-    }
+        ))
+        .into()
+    })
+    .await
 }
 
 /// Installs DC/OS on the running lab, or resumes an install that stopped.

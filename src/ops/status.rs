@@ -77,6 +77,26 @@ pub async fn existing(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
     Ok(state)
 }
 
+/// Runs a command's `work` to its end, or until Ctrl-C: then (and when `work` fails on a change
+/// the driver refused because Ctrl-C came first, before tokio's wake-up) the error `report`
+/// makes. Commands that catch Ctrl-C (`up`, `up --from`, `install`) run through this.
+pub async fn until_ctrl_c<T, R>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+    report: impl FnOnce() -> R,
+) -> anyhow::Result<T>
+where
+    R: std::future::Future<Output = anyhow::Error>,
+{
+    crate::interrupt::watch();
+    tokio::select! {
+        r = work => match r {
+            Err(_) if crate::interrupt::pressed() => Err(report().await),
+            r => r,
+        },
+        _ = tokio::signal::ctrl_c() => Err(report().await),
+    }
+}
+
 /// How long the Ctrl-C report waits for a libvirt change under way.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(1500);
 

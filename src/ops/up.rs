@@ -79,15 +79,10 @@ pub async fn up_command(
         };
         anyhow::Ok(UpOutcome { up, install })
     };
-    crate::interrupt::watch();
-    tokio::select! {
-        // A change refused because Ctrl-C came first ends `work` before tokio's wake-up does.
-        r = work => match r {
-            Err(_) if crate::interrupt::pressed() => Err(super::status::interrupted(ctx, &lab.name, arg, "up").await),
-            r => r,
-        },
-        _ = tokio::signal::ctrl_c() => Err(super::status::interrupted(ctx, &lab.name, arg, "up").await),
-    }
+    super::status::until_ctrl_c(work, || {
+        super::status::interrupted(ctx, &lab.name, arg, "up")
+    })
+    .await
 }
 
 /// What `up` reports.
