@@ -113,6 +113,10 @@ fn cloud_init_seeds_render_as_the_golden_files() {
                 &dir.join(format!("seed-{}-network-config.yaml", n.name)),
                 &seed.network_config,
             );
+            common::assert_golden(
+                &dir.join(format!("seed-{}-firstboot.sh", n.name)),
+                &seed.firstboot,
+            );
         }
         let genconf = dcos_lab::render::genconf::config_yaml(&lab, &plan).expect("renders");
         common::assert_golden(&dir.join("genconf-config.yaml"), &genconf);

@@ -352,6 +352,8 @@ pub enum SeedPart {
     UserData,
     MetaData,
     NetworkConfig,
+    /// dcos-lab's fast first boot: the same configuration as one shell script.
+    Firstboot,
 }
 
 #[derive(Debug, Args)]
@@ -516,6 +518,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                 SeedPart::UserData => ops::render::SeedPart::UserData,
                 SeedPart::MetaData => ops::render::SeedPart::MetaData,
                 SeedPart::NetworkConfig => ops::render::SeedPart::NetworkConfig,
+                SeedPart::Firstboot => ops::render::SeedPart::Firstboot,
             };
             print(&ops::render::cloud_init(
                 &dirs,

@@ -47,6 +47,8 @@ pub enum SeedPart {
     UserData,
     MetaData,
     NetworkConfig,
+    /// The fast first boot's script (`dcos-lab-firstboot.sh` on the seed).
+    Firstboot,
 }
 
 /// A node's seed file as `up` would write it. The key authorised for root is `ssh_key` (a
@@ -82,6 +84,7 @@ pub fn cloud_init(
         SeedPart::UserData => seed.user_data,
         SeedPart::MetaData => seed.meta_data,
         SeedPart::NetworkConfig => seed.network_config,
+        SeedPart::Firstboot => seed.firstboot,
     })
 }
 

@@ -221,10 +221,12 @@ pub(crate) fn write_seed(
     let work = lab_dirs.path().join(format!(".seed-{node}"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let firstboot = render::cloudinit::FIRSTBOOT_FILE;
     for (name, text) in [
         ("user-data", &seed.user_data),
         ("meta-data", &seed.meta_data),
         ("network-config", &seed.network_config),
+        (firstboot, &seed.firstboot),
     ] {
         std::fs::write(work.join(name), text)
             .with_context(|| format!("cannot write the {name} of {node}"))?;
@@ -237,6 +239,7 @@ pub(crate) fn write_seed(
         .arg(work.join("user-data"))
         .arg(work.join("meta-data"))
         .arg(work.join("network-config"))
+        .arg(work.join(firstboot))
         .output()
         .context("cannot run genisoimage (scripts/setup-host.sh installs it)")?;
     if !out.status.success() {
