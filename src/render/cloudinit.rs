@@ -381,10 +381,14 @@ fn sh_word(s: &str) -> String {
 /// The fast first boot as a POSIX shell script: the hostname, every `write_files` entry (its
 /// exact bytes, its mode), the network files, and `runcmd` as `/var/lib/dcos-lab/runcmd.sh` for
 /// the final unit, which runs it after sshd. Under emulation every program started on a cold
-/// page cache costs a quarter of a second or more, so the script starts four: files are written
-/// by the shell itself (a path replaced, not written through: `rm` first, as a rename would),
-/// created with their mode by the umask, and only modes with execute bits set by `chmod`.
-fn firstboot_script(cfg: &CloudConfig, network: &[(String, String)]) -> String {
+/// page cache costs a quarter of a second or more, so the script starts three (mkdir, rm,
+/// chmod): files are written by the shell itself (a path replaced, not written through: `rm`
+/// first, as a rename would), created with their mode by the umask, and only modes with execute
+/// bits set by `chmod`.
+fn firstboot_script(
+    cfg: &CloudConfig,
+    network: &[(String, String)],
+) -> Result<String, RenderError> {
     const RUNCMD: &str = "/var/lib/dcos-lab/runcmd.sh";
     let mut runcmd = String::from("#!/bin/sh\nset -e\n");
     for cmd in &cfg.runcmd {
@@ -394,7 +398,8 @@ fn firstboot_script(cfg: &CloudConfig, network: &[(String, String)]) -> String {
     // (path, mode, owner, content), in the order firstboot.py writes them.
     let mut files: Vec<(&str, u32, &str, &str)> = Vec::new();
     for f in &cfg.write_files {
-        let mode = u32::from_str_radix(f.permissions.trim_start_matches("0o"), 8).unwrap_or(0o644);
+        let mode = u32::from_str_radix(&f.permissions, 8)
+            .map_err(|_| RenderError::Invariant("write_files modes are octal numbers"))?;
         files.push((&f.path, mode, &f.owner, &f.content.0));
     }
     for (path, content) in network {
@@ -446,7 +451,7 @@ fn firstboot_script(cfg: &CloudConfig, network: &[(String, String)]) -> String {
         let _ = writeln!(s, "chmod {mode:04o} {}", words(&mut paths.into_iter()));
     }
     s.push_str("umask 022\n");
-    s
+    Ok(s)
 }
 
 /// The seed of `node`, logging in as root with `ssh_public_key`.
@@ -516,7 +521,7 @@ pub fn seed(
         what: format!("user-data of {node}"),
         message: e.to_string(),
     })?;
-    let firstboot = firstboot_script(&cfg, &networkd_files(lab, plan, node)?);
+    let firstboot = firstboot_script(&cfg, &networkd_files(lab, plan, node)?)?;
     Ok(Seed {
         user_data: format!("#cloud-config\n{body}"),
         meta_data: format!(
@@ -531,6 +536,88 @@ pub fn seed(
 #[cfg(test)]
 mod tests {
     use super::check_time;
+
+    /// The fast first boot writes a file's exact bytes: whatever the content (quotes, `%`,
+    /// backslashes, no final newline), `printf '%s' WORD` in a POSIX shell gives it back.
+    #[test]
+    fn first_boot_words_keep_every_byte() {
+        for content in [
+            "plain\n",
+            "it's 'quoted' and \"double\"\n",
+            "100% \\n not an escape, $HOME not expanded, `no` $(command)",
+            "no newline at the end",
+            "",
+            "tabs\tand\n\nblank lines\n",
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s' {}", super::sh_word(content)))
+                .output()
+                .expect("sh");
+            assert!(out.status.success());
+            assert_eq!(String::from_utf8_lossy(&out.stdout), content, "{content:?}");
+        }
+    }
+
+    /// The script writes every file of the seed's user-data and network, with its mode, and
+    /// runcmd for the final unit; it is valid shell.
+    #[test]
+    fn first_boot_script_writes_the_seeds_files() {
+        let lab = crate::model::parse(
+            crate::model::BUILTIN_LABS[0].1,
+            "minimal",
+            None,
+            &["debian-12"],
+        )
+        .expect("valid");
+        let plan = crate::plan::plan_addresses(&lab);
+        let seed = super::seed(&lab, &plan, "public", "ssh-ed25519 AAAA test").expect("seed");
+        let s = &seed.firstboot;
+        for (path, mode) in [
+            ("/root/.ssh/authorized_keys", "umask 0177;"),
+            ("/etc/hosts", "umask 0133;"),
+            ("/etc/resolv.conf", "umask 0133;"),
+            (super::HARDEN_PATH, "umask 0022;"),
+            (
+                "/etc/systemd/network/10-dcos-lab-private.network",
+                "umask 0133;",
+            ),
+            (
+                "/etc/systemd/network/10-dcos-lab-public.network",
+                "umask 0133;",
+            ),
+            ("/var/lib/dcos-lab/runcmd.sh", "umask 0077;"),
+        ] {
+            // The file's printf ends with `' > PATH`; the umask it was created under is the
+            // last one before it.
+            let end = s
+                .find(&format!("' > {path}\n"))
+                .unwrap_or_else(|| panic!("{path} is not written:\n{s}"));
+            let umask = s[..end].rfind("umask ").expect("a umask");
+            assert!(
+                s[umask..].starts_with(mode),
+                "{path} not under {mode}:\n{s}"
+            );
+        }
+        assert!(
+            s.contains(&format!("chmod 0755 {}\n", super::HARDEN_PATH)),
+            "{s}"
+        );
+        assert!(
+            s.contains("chmod 0700 /var/lib/dcos-lab/runcmd.sh\n"),
+            "{s}"
+        );
+        assert!(s.contains("Gateway="), "the public network's routes: {s}");
+        let out = std::process::Command::new("sh")
+            .args(["-n", "-c", s])
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     #[test]
     fn check_time_takes_what_dcos_check_time_takes() {
