@@ -27,37 +27,15 @@ ln -sf /etc/systemd/system/dcos-lab-hostkeys.service \
     "$R/etc/systemd/system/multi-user.target.wants/dcos-lab-hostkeys.service"
 
 # Fast first boot: the same NoCloud seed applied without cloud-init, chosen on the kernel command
-# line (dcos-lab.firstboot=fast, with cloud-init=disabled). The script arrives beside this hook.
-# dcos-lab renders the seed's configuration as a shell script too (dcos-lab-firstboot.sh beside
-# user-data): the early stage runs it with /bin/sh, no Python to load on a cold page cache (~10 s
-# of a node's first boot under emulation). firstboot.py reads the NoCloud files themselves, for a
-# seed without that script (one made by an older dcos-lab).
+# line (dcos-lab.firstboot=fast, with cloud-init=disabled). dcos-lab writes the seed's
+# configuration as a shell script too (dcos-lab-firstboot.sh beside user-data); firstboot-early,
+# which arrives beside this hook, sources it: no Python to load on a cold page cache, which cost
+# ~10 s of a node's first boot under emulation.
 mkdir -p "$R/usr/local/lib/dcos-lab"
-cp "$(dirname "$0")/firstboot.py" "$R/usr/local/lib/dcos-lab/firstboot.py"
-chmod 0755 "$R/usr/local/lib/dcos-lab/firstboot.py"
-cat > "$R/usr/local/lib/dcos-lab/firstboot-early" <<'SH'
-#!/bin/sh
-# dcos-lab fast first boot, early stage: mounts the NoCloud seed, applies it, marks it done.
-set -eu
-seed=/run/dcos-lab/seed
-dev=/dev/disk/by-label/cidata
-[ -e "$dev" ] || dev=/dev/vdb
-# Every program started costs a quarter of a second or more this early under emulation: the
-# seed's script is read by this shell (`.`), and it starts only mkdir, rm and chmod.
-mkdir -p "$seed" /var/lib/dcos-lab
-mount -o ro "$dev" "$seed" 2>/dev/null || mountpoint -q "$seed"
-if [ -f "$seed/dcos-lab-firstboot.sh" ]; then
-    . "$seed/dcos-lab-firstboot.sh"
-    umount "$seed" || true
-else
-    umount "$seed" || true
-    python3 /usr/local/lib/dcos-lab/firstboot.py early
-fi
-echo done > /var/lib/dcos-lab/firstboot-early.done
-SH
+cp "$(dirname "$0")/firstboot-early.sh" "$R/usr/local/lib/dcos-lab/firstboot-early"
 chmod 0755 "$R/usr/local/lib/dcos-lab/firstboot-early"
 # The seed is an ISO 9660 volume: its driver loads with the early modules, beside the rest of
-# early boot, not on the first boot's path when the seed is mounted (either path mounts it).
+# early boot, not on the first boot's path when the seed is mounted (cloud-init mounts it too).
 mkdir -p "$R/etc/modules-load.d"
 echo isofs > "$R/etc/modules-load.d/dcos-lab-seed.conf"
 cat > "$R/etc/systemd/system/dcos-lab-firstboot.service" <<'UNIT'

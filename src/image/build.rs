@@ -207,7 +207,7 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
     let rootfs = tmp.join("rootfs");
     let hook = tmp.join("customize.sh");
     fs::write(&hook, super::CUSTOMIZE_SCRIPT).map_err(io_err("cannot write", &hook))?;
-    let firstboot = tmp.join("firstboot.py");
+    let firstboot = tmp.join("firstboot-early.sh");
     fs::write(&firstboot, super::FIRSTBOOT_SCRIPT).map_err(io_err("cannot write", &firstboot))?;
 
     step(&format!(

@@ -20,8 +20,8 @@ pub const RECIPES: &[(&str, &str)] = &[("debian-12", include_str!("../../images/
 
 /// The customize hook every built image gets; part of the cache key.
 pub const CUSTOMIZE_SCRIPT: &str = include_str!("../../images/customize.sh");
-/// The fast first-boot program installed by the hook; part of the cache key.
-pub const FIRSTBOOT_SCRIPT: &str = include_str!("../../images/firstboot.py");
+/// The fast first boot's early stage, installed by the hook; part of the cache key.
+pub const FIRSTBOOT_SCRIPT: &str = include_str!("../../images/firstboot-early.sh");
 
 pub use crate::render::DIRECT_BOOT_CMDLINE;
 

@@ -25,10 +25,11 @@ pub struct Seed {
     pub user_data: String,
     pub meta_data: String,
     pub network_config: String,
-    /// [`FIRSTBOOT_FILE`]: what the image's fast first boot runs (no Python to start on a cold
-    /// page cache: ~10 s of a node's boot under emulation). It does what the image's
-    /// `firstboot.py` does with the three files above: hostname, write_files, the network as
-    /// systemd-networkd files, runcmd kept for the final unit. cloud-init ignores it.
+    /// [`FIRSTBOOT_FILE`]: what the image's fast first boot runs (images/firstboot-early.sh
+    /// sources it; no Python to start on a cold page cache, ~10 s of a node's boot under
+    /// emulation). It does what cloud-init does with the three files above, for what they hold:
+    /// hostname, write_files, the network as systemd-networkd files, runcmd kept for the final
+    /// unit. cloud-init ignores it.
     pub firstboot: String,
 }
 
@@ -313,9 +314,9 @@ fn network_config(lab: &Lab, plan: &AddressPlan, node: &str) -> Result<String, R
     Ok(s)
 }
 
-/// The systemd-networkd files of `node` as (file name, content): what the image's
-/// `firstboot.py` makes of [`network_config`] (a `[Match]` on the MAC, static addresses, the
-/// resolver and search domain on the private NIC, the default routes on the public one).
+/// The systemd-networkd files of `node` as (file name, content): [`network_config`] rendered for
+/// systemd-networkd (a `[Match]` on the MAC, static addresses, the resolver and search domain on
+/// the private NIC, the default routes on the public one).
 fn networkd_files(
     lab: &Lab,
     plan: &AddressPlan,
@@ -395,7 +396,7 @@ fn firstboot_script(
         runcmd.push_str(&cmd.iter().map(|a| sh_word(a)).collect::<Vec<_>>().join(" "));
         runcmd.push('\n');
     }
-    // (path, mode, owner, content), in the order firstboot.py writes them.
+    // (path, mode, owner, content): write_files in their order, the network, runcmd.
     let mut files: Vec<(&str, u32, &str, &str)> = Vec::new();
     for f in &cfg.write_files {
         let mode = u32::from_str_radix(&f.permissions, 8)
