@@ -51,6 +51,8 @@ for n in $NODES; do
     for part in user-data meta-data network-config; do
         "$BIN" render cloud-init "$LAB_FILE" "$n" --part $part --ssh-key "$WORK/key.pub" > "$WORK/seed-$n/$part"
     done
+    # The image's fast first boot runs the seed's shell script (the same configuration).
+    "$BIN" render cloud-init "$LAB_FILE" "$n" --part firstboot --ssh-key "$WORK/key.pub" > "$WORK/seed-$n/dcos-lab-firstboot.sh"
 done
 SSH="ssh -q -i $WORK/key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=2"
 wait_ssh() {
@@ -64,7 +66,8 @@ for n in $NODES; do
     (
         qemu-img create -q -f qcow2 -F qcow2 -b "$BASE" "$DISKS/$n.qcow2" 10G
         genisoimage -quiet -volid cidata -joliet -rock -output "$DISKS/$n-seed.img" \
-            "$WORK/seed-$n/user-data" "$WORK/seed-$n/meta-data" "$WORK/seed-$n/network-config"
+            "$WORK/seed-$n/user-data" "$WORK/seed-$n/meta-data" "$WORK/seed-$n/network-config" \
+            "$WORK/seed-$n/dcos-lab-firstboot.sh"
         $V define "$WORK/dom-$n.xml" >/dev/null
     ) &
 done
