@@ -221,13 +221,13 @@ pub(crate) fn write_seed(
     let work = lab_dirs.path().join(format!(".seed-{node}"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    let firstboot = render::cloudinit::FIRSTBOOT_FILE;
-    for (name, text) in [
+    let files = [
         ("user-data", &seed.user_data),
         ("meta-data", &seed.meta_data),
         ("network-config", &seed.network_config),
-        (firstboot, &seed.firstboot),
-    ] {
+        (render::cloudinit::FIRSTBOOT_FILE, &seed.firstboot),
+    ];
+    for (name, text) in files {
         std::fs::write(work.join(name), text)
             .with_context(|| format!("cannot write the {name} of {node}"))?;
     }
@@ -236,10 +236,7 @@ pub(crate) fn write_seed(
     let out = std::process::Command::new("genisoimage")
         .args(["-quiet", "-volid", "cidata", "-joliet", "-rock", "-output"])
         .arg(&tmp)
-        .arg(work.join("user-data"))
-        .arg(work.join("meta-data"))
-        .arg(work.join("network-config"))
-        .arg(work.join(firstboot))
+        .args(files.iter().map(|(name, _)| work.join(name)))
         .output()
         .context("cannot run genisoimage (scripts/setup-host.sh installs it)")?;
     if !out.status.success() {
