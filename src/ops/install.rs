@@ -528,17 +528,13 @@ async fn boot(
     serve_unit: &str,
     url: &str,
 ) -> anyhow::Result<&'static str> {
-    let config = remote.config.clone();
     let state = remote.read_state().await?;
-    let already = state
-        == NodeInstall::Serving {
-            config: config.clone(),
-        };
+    let already = matches!(&state, NodeInstall::Serving { config } if *config == remote.config);
     if already {
         // Done before; the server must still run (a reboot starts it too: it is enabled).
         line.step("already generated; checking the server");
     } else {
-        if state == (NodeInstall::Generated { config }) {
+        if matches!(&state, NodeInstall::Generated { config } if *config == remote.config) {
             line.step("genconf: already generated for this installer and configuration");
         } else {
             upload(remote, line, installer, installer_sha).await?;
