@@ -21,22 +21,79 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 summary() {
     echo "test.sh: $1 after $(( $(date +%s) - started )) s on ${cpu:-an unnamed CPU} ($(nproc) cores)" >&2
 }
-trap 'rc=$?; [ $rc -eq 0 ] && summary "green" || summary "red (exit $rc)"' EXIT
+clippy_pid=
+clippy_log=
+goldens=
+finish() {
+    local rc=$?
+    if [ -n "$clippy_pid" ]; then kill "$clippy_pid" 2>/dev/null || true; fi
+    if [ -n "$goldens" ]; then rm -rf "$goldens"; fi
+    if [ -n "$clippy_log" ]; then rm -f "$clippy_log"; fi
+    if [ $rc -eq 0 ]; then summary "green"; else summary "red (exit $rc)"; fi
+}
+trap finish EXIT
+
+# Arguments are cargo's, as for `cargo test` (`--test install`); those after `--` go to every
+# test binary (a name filter).
+cargo_args=()
+test_args=()
+seen_dashes=0
+for a in "$@"; do
+    if [ $seen_dashes -eq 0 ] && [ "$a" = -- ]; then
+        seen_dashes=1
+    elif [ $seen_dashes -eq 0 ]; then
+        cargo_args+=("$a")
+    else
+        test_args+=("$a")
+    fi
+done
 
 bash scripts/setup-host.sh
 
 cargo fmt --check
-cargo clippy --all-targets --quiet -- -D warnings
 # The fast tier: no libvirtd, no root, no network (unit tests, the fake hypervisor, goldens, CLI).
+# This builds every test binary.
 cargo test --all-targets "$@"
+
+# The test binaries, as cargo runs them: by name (image_build first of the system tier: on a
+# fresh machine it builds the image every later test boots).
+mapfile -t bins < <(cargo test --all-targets --no-run --message-format=json "${cargo_args[@]}" 2>/dev/null \
+    | grep '"profile":{[^}]*"test":true' \
+    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' \
+    | awk -F/ '{ print $NF "\t" $0 }' | sort | cut -f2)
+[ ${#bins[@]} -gt 0 ] || { echo "test.sh: cargo listed no test binaries" >&2; exit 1; }
+
+# Clippy beside the system tier, at idle priority in the same target directory: the guests
+# leave about a core idle for minutes at a time (one node works while the others wait), and the
+# test build is done, so the two share nothing but that idle time. The system tier runs its
+# binaries itself, without cargo, which would wait on clippy's lock on the target directory.
+clippy_log=$(mktemp /tmp/dltest-clippy.XXXXXX)
+chrt --idle 0 nice -n 19 cargo clippy --all-targets --quiet -- -D warnings >"$clippy_log" 2>&1 &
+clippy_pid=$!
+
 # The system tier: real libvirtd, real guests, image builds. One lab at a time on small hosts:
-# tests that boot guests serialise themselves, and cargo runs test binaries one after another
-# (a second stream beside it, the multihost test once the shared lab had booted, bought nothing
-# measurable: the guests keep both cores busy; docs/testing.md). Every binary runs, so that one
-# failure does not hide another's (--no-fail-fast).
+# tests that boot guests serialise themselves, and the binaries run one after another (a second
+# stream beside it, the multihost test once the shared lab had booted, bought nothing
+# measurable: the guests keep both cores busy while they boot; docs/testing.md). Every binary
+# runs, so that one failure does not hide another's.
 # Tests that need a freshly booted lab but do not test booting share one (TestLab::up_fresh):
 # the first boots it and exports it as a golden here, the later ones `up --from` it.
-DCOS_LAB_TEST_GOLDENS=$(mktemp -d /tmp/dltest-goldens.XXXXXX)
-export DCOS_LAB_TEST_GOLDENS
-trap 'rc=$?; rm -rf "$DCOS_LAB_TEST_GOLDENS"; [ $rc -eq 0 ] && summary "green" || summary "red (exit $rc)"' EXIT
-cargo test --all-targets --no-fail-fast "$@" -- --ignored
+goldens=$(mktemp -d /tmp/dltest-goldens.XXXXXX)
+export DCOS_LAB_TEST_GOLDENS=$goldens
+failed=()
+for bin in "${bins[@]}"; do
+    echo "     Running ${bin#"$PWD"/} --ignored" >&2
+    "$bin" --ignored "${test_args[@]}" || failed+=("$(basename "$bin")")
+done
+
+clippy_rc=0
+wait "$clippy_pid" || clippy_rc=$?
+clippy_pid=
+if [ $clippy_rc -ne 0 ] || [ -s "$clippy_log" ]; then
+    cat "$clippy_log" >&2
+fi
+[ $clippy_rc -eq 0 ] || failed+=("clippy (exit $clippy_rc)")
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "test.sh: failed: ${failed[*]}" >&2
+    exit 101
+fi
