@@ -59,9 +59,32 @@ fn default_image_killed_build_then_good_build_then_cache_hit() {
         .process_group(0)
         .spawn()
         .expect("spawn");
-    // Let it get well into mmdebstrap.
-    std::thread::sleep(Duration::from_secs(15));
+    // Let it get well into mmdebstrap: killed once dpkg runs in the half-made tree (what is
+    // written there by then is what a kill must not leave looking finished), whatever the
+    // mirror's and the host's speed.
     let pgid = i32::try_from(child.id()).expect("pid");
+    let t = Instant::now();
+    while !Command::new("pgrep")
+        .args(["-g", &pgid.to_string(), "-x", "dpkg"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("pgrep")
+        .success()
+    {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the build ended before dpkg ran"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "no dpkg in the build after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "image build: dpkg runs after {:.1} s; killing the build",
+        t.elapsed().as_secs_f64()
+    );
     // SAFETY: sends SIGKILL to the process group we just created.
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
