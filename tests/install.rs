@@ -24,13 +24,14 @@ fn write_installer(path: &Path, bootstrap_mib: u32, fail_role: &str) {
     std::fs::write(path, text).expect("write installer");
 }
 
-/// The last preflight that ran on `node` (in its install log) passed every check the real
-/// `dcos_install.sh` runs there.
-fn assert_preflight_passed(lab: &TestLab, node: &str) {
-    let log = lab.sh(
-        node,
-        "tac /var/log/dcos-lab/install.log | sed '/Running preflight checks/q' | tac",
-    );
+/// The install log of a node from the last preflight that ran there on (read with the node's
+/// other facts, in one login).
+const PREFLIGHT_LOG: &str =
+    "tac /var/log/dcos-lab/install.log | sed '/Running preflight checks/q' | tac";
+
+/// `log` (the install log from its last preflight on) shows a preflight that passed every check
+/// the real `dcos_install.sh` runs on `node`.
+fn assert_preflight_log_passed(log: &str, node: &str) {
     assert!(!log.contains(": FAIL"), "{node}: {log}");
     let ports = if node == "master" { "5050" } else { "5051" };
     for check in [
@@ -251,7 +252,11 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     // (the same installer and configuration): the installer's genconf ran once. Still running
     // when this `up` got there (as a rule: it takes ~30 s here), it was waited for under the
     // boot node's lock, which the log says; finished before, its own record was enough.
-    let log = lab.sh("boot", "cat /var/log/dcos-lab/install.log");
+    let logs = lab.sh_each(&[
+        ("boot", &["cat /var/log/dcos-lab/install.log"]),
+        ("master", &[PREFLIGHT_LOG]),
+    ]);
+    let log = &logs[0][0];
     assert_eq!(
         log.matches("generating the configuration").count(),
         1,
@@ -279,7 +284,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
 
     // Before anything was installed, the master passed every check of the real installer's
     // preflight (the run above got past it, to the fixture's built-in failure).
-    assert_preflight_passed(&lab, "master");
+    assert_preflight_log_passed(&logs[1][0], "master");
 
     lab.step("2: broken prerequisites");
     // 2. A working installer (a 16 MiB bootstrap), and each prerequisite of the real installer
@@ -350,30 +355,48 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         "{status}"
     );
 
+    // What the nodes show of the install, one login per node, the three at once.
+    let facts = lab.sh_each(&[
+        (
+            "boot",
+            &[
+                "cat /root/dcos/genconf/config.yaml",
+                "sh /root/dcos/genconf/ip-detect",
+                "docker image ls --format '{{.Repository}}'",
+            ],
+        ),
+        (
+            "master",
+            &[
+                "systemctl is-active dcos-fixture-master",
+                "cat /var/lib/dcos-fixture/started",
+                "cat /opt/mesosphere/etc/user.config.yaml",
+                // DC/OS's health check passes, its check-time included.
+                "/opt/mesosphere/bin/dcos-check-runner check node-poststart; echo \"rc=$?\"",
+            ],
+        ),
+        (
+            "public",
+            &[
+                "systemctl is-active dcos-fixture-slave_public",
+                "cat /var/lib/dcos-fixture/started",
+                PREFLIGHT_LOG,
+            ],
+        ),
+    ]);
+    let (boot, master, public) = (&facts[0], &facts[1], &facts[2]);
+
     // Every node runs its role; the master's started before the agent's.
-    let started = |node: &str| -> f64 {
-        lab.sh(node, "cat /var/lib/dcos-fixture/started")
-            .trim()
-            .parse()
-            .expect("a start time")
-    };
-    assert!(
-        lab.sh("master", "systemctl is-active dcos-fixture-master")
-            .trim()
-            == "active"
-    );
-    assert!(
-        lab.sh("public", "systemctl is-active dcos-fixture-slave_public")
-            .trim()
-            == "active"
-    );
-    let (m, p) = (started("master"), started("public"));
+    assert_eq!(master[0].trim(), "active");
+    assert_eq!(public[0].trim(), "active");
+    let started = |s: &str| -> f64 { s.trim().parse().expect("a start time") };
+    let (m, p) = (started(&master[1]), started(&public[1]));
     assert!(m < p, "master started at {m}, the public agent at {p}");
 
-    assert_preflight_passed(&lab, "public");
+    assert_preflight_log_passed(&public[2], "public");
 
     // The config genconf read on the boot node.
-    let config = lab.sh("boot", "cat /root/dcos/genconf/config.yaml");
+    let config = boot[0].clone();
     let c: serde_json::Value = serde_saphyr::from_str(&config).expect("yaml");
     assert_eq!(c["telemetry_enabled"], "false", "{config}");
     assert_eq!(c["ui_tracking"], "false", "{config}");
@@ -386,24 +409,17 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     assert_eq!(c["public_agent_list"], serde_json::json!(["172.29.69.12"]));
     assert_eq!(c["resolvers"], serde_json::json!(["172.29.69.1"]));
     // ip-detect, run on a node, prints its private address.
-    assert_eq!(
-        lab.sh("boot", "sh /root/dcos/genconf/ip-detect").trim(),
-        "172.29.69.10"
-    );
+    assert_eq!(boot[1].trim(), "172.29.69.10");
     // The nodes got that config with the bootstrap.
-    let user = lab.sh("master", "cat /opt/mesosphere/etc/user.config.yaml");
-    assert_eq!(user, config);
+    assert_eq!(master[2], config);
     // genconf ran in a container on the boot node's Docker.
     assert!(
-        lab.sh("boot", "docker image ls --format '{{.Repository}}'")
-            .contains("dcos-genconf-fixture"),
-        "genconf's image is on the boot node"
+        boot[2].contains("dcos-genconf-fixture"),
+        "genconf's image is on the boot node: {}",
+        boot[2]
     );
     // DC/OS's health check passes, its check-time included.
-    lab.sh(
-        "master",
-        "/opt/mesosphere/bin/dcos-check-runner check node-poststart",
-    );
+    assert!(master[3].trim_end().ends_with("rc=0"), "{}", master[3]);
 
     lab.step("4: verify");
     // 4. verify passes on the installed lab, Docker and time sync included on every node.
@@ -470,13 +486,22 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     // stock-sized /tmp (a 512 MiB tmpfs: no space left), as the download would have found out
     // after hundreds of MiB; the master's hardened one held the bootstrap (the install above
     // checked its SHA-256 there).
-    let size = lab
-        .sh(
+    let facts = lab.sh_each(&[
+        (
             "boot",
-            "stat -c %s /root/dcos/genconf/serve/bootstrap/*.bootstrap.tar.xz",
-        )
-        .trim()
-        .to_string();
+            &["stat -c %s /root/dcos/genconf/serve/bootstrap/*.bootstrap.tar.xz"],
+        ),
+        (
+            "master",
+            &[
+                "stat -c %s /opt/mesosphere/payload.bin",
+                "awk '/MemTotal/ {print $2}' /proc/meminfo",
+                "findmnt -no FSTYPE /tmp",
+            ],
+        ),
+    ]);
+    let (boot, master) = (&facts[0], &facts[1]);
+    let size = boot[0].trim().to_string();
     let fits = lab.sh(
         "public",
         &format!("fallocate -l {size} /tmp/bootstrap.tar.xz 2>&1; echo \"rc=$?\"; rm -f /tmp/bootstrap.tar.xz"),
@@ -487,21 +512,13 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     );
 
     // The bootstrap really was larger than half a node's RAM; /tmp on the nodes is the tmpfs.
-    let payload: u64 = lab
-        .sh("master", "stat -c %s /opt/mesosphere/payload.bin")
-        .trim()
-        .parse()
-        .expect("size");
-    let ram_kib: u64 = lab
-        .sh("master", "awk '/MemTotal/ {print $2}' /proc/meminfo")
-        .trim()
-        .parse()
-        .expect("meminfo");
+    let payload: u64 = master[0].trim().parse().expect("size");
+    let ram_kib: u64 = master[1].trim().parse().expect("meminfo");
     assert!(
         payload > ram_kib * 1024 / 2,
         "{payload} vs RAM {ram_kib} KiB"
     );
-    assert_eq!(lab.sh("master", "findmnt -no FSTYPE /tmp").trim(), "tmpfs");
+    assert_eq!(master[2].trim(), "tmpfs");
 
     lab.run(&["down", &f]);
     assert!(lab.leftovers().is_empty(), "{:?}", lab.leftovers());

@@ -43,6 +43,17 @@ fn assert_converged(lab: &TestLab, context: &str) {
     lab.run(&["exec", &f, "--", "true"]);
 }
 
+/// What `/root/base` holds on each node (or why it cannot be read), both nodes at once.
+fn bases(lab: &TestLab) -> Vec<(&'static str, String)> {
+    let nodes = ["boot", "master"];
+    let cmd: &[&str] = &["cat /root/base 2>&1"];
+    let read = lab.sh_each(&[(nodes[0], cmd), (nodes[1], cmd)]);
+    nodes
+        .into_iter()
+        .zip(read.into_iter().map(|r| r[0].trim().to_string()))
+        .collect()
+}
+
 /// The change a run was stopped after, as the fault injection names it on stderr.
 fn stopped_after(out: &Output) -> String {
     text(&out.stderr)
@@ -255,10 +266,9 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     // below; every step is covered by the fast tests (src/ops/tests.rs) on the fake host.
     lab.run(&["exec", &f, "--", "rm /root/base"]);
     killed_at_steps(&lab, "revert", &[2, 5], &["revert", &f, &base], |k| {
-        for node in ["boot", "master"] {
+        for (node, base) in bases(&lab) {
             assert_eq!(
-                lab.sh(node, "cat /root/base 2>&1").trim(),
-                "base",
+                base, "base",
                 "{node} after revert killed at step {k} and up"
             );
         }
@@ -267,8 +277,8 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
         lab.run(&["exec", &f, "--", "rm /root/base"]);
     });
     lab.run(&["revert", &f, &base]);
-    for node in ["boot", "master"] {
-        assert_eq!(lab.sh(node, "cat /root/base").trim(), "base", "{node}");
+    for (node, base) in bases(&lab) {
+        assert_eq!(base, "base", "{node}");
     }
 
     // A revert killed half way is on record: `snapshot` refuses (it would freeze a half
@@ -288,8 +298,8 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     assert!(err.contains("half way through a revert"), "{err}");
     lab.run(&["revert", &f, &base]);
     assert_converged(&lab, "after finishing the revert");
-    for node in ["boot", "master"] {
-        assert_eq!(lab.sh(node, "cat /root/base").trim(), "base", "{node}");
+    for (node, base) in bases(&lab) {
+        assert_eq!(base, "base", "{node}");
     }
 
     // A node whose revert libvirt refuses every time (step 4, the first node's revert, made to
@@ -309,8 +319,8 @@ fn killed_at_every_step_the_next_command_takes_over_and_down_leaves_nothing() {
     }
     lab.run(&["up", &f]);
     assert_converged(&lab, "up after a revert that gave up");
-    for node in ["boot", "master"] {
-        assert_eq!(lab.sh(node, "cat /root/base").trim(), "base", "{node}");
+    for (node, base) in bases(&lab) {
+        assert_eq!(base, "base", "{node}");
     }
 
     // A node whose host key changed (someone else answers at its address) is refused; a

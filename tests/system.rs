@@ -88,31 +88,65 @@ fn the_shared_lab_reads_right_to_every_client_and_verify_names_what_an_unhardene
         "{xml}"
     );
 
-    // Every node answers over SSH with its own hostname; nodes reach each other by name.
+    // What each node shows, one login per node, the three at once: its hostname; every node
+    // reached by name; its SSH host key and machine-id; on the boot node, the accounts with a
+    // password; on the master (private network only), its default routes and whether a packet
+    // gets beyond the lab; on the public agent, the host by IPv6 over the public network.
     let names = ["boot", "master", "public"];
-    for n in names {
-        assert_eq!(lab.sh(n, "hostname").trim(), n);
-        let pings: Vec<String> = names
-            .iter()
-            .map(|o| format!("ping -c1 -W3 {o} >/dev/null && echo {o}"))
-            .collect();
-        let ok = lab.sh(n, &pings.join("; "));
-        assert_eq!(
-            ok.split_whitespace().collect::<Vec<_>>(),
-            names,
-            "{n} reaches every node by name"
-        );
-    }
-
-    // The public agent reaches the host over the public network by IPv6.
+    let pings = names
+        .iter()
+        .map(|o| format!("ping -c1 -W3 {o} >/dev/null && echo {o}"))
+        .collect::<Vec<_>>()
+        .join("; ");
     let gw6 = plan["addresses"]["networks"][1]["gateway6"]
         .as_str()
         .expect("public IPv6 gateway");
-    let out = lab.sh(
-        "public",
-        &format!("ping -6 -c1 -W3 {gw6} >/dev/null && echo reached"),
+    let ping6 = format!("ping -6 -c1 -W3 {gw6} >/dev/null && echo reached");
+    let every = [
+        "hostname",
+        pings.as_str(),
+        "cat /etc/ssh/ssh_host_ed25519_key.pub",
+        "cat /etc/machine-id",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        every.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    let boot_cmds = with(&["awk -F: '$2 !~ /^[*!]/ {print $1}' /etc/shadow"]);
+    let master_cmds = with(&[
+        "ip -4 route show default; ip -6 route show default",
+        "ping -c1 -W2 192.0.2.1 >/dev/null 2>&1 && echo escaped || echo contained",
+    ]);
+    let mut public_cmds = with(&[]);
+    public_cmds.push(&ping6);
+    let facts = lab.sh_each(&[
+        ("boot", &boot_cmds),
+        ("master", &master_cmds),
+        ("public", &public_cmds),
+    ]);
+    for (n, f) in names.iter().zip(&facts) {
+        // Every node answers over SSH with its own hostname; nodes reach each other by name.
+        assert_eq!(f[0].trim(), *n);
+        assert_eq!(
+            f[1].split_whitespace().collect::<Vec<_>>(),
+            names,
+            "{n} reaches every node by name"
+        );
+        // Image properties (issue: base images): host keys and machine-ids differ between
+        // guests of one image.
+        assert!(f[2].starts_with("ssh-ed25519 "), "{n}: {}", f[2]);
+    }
+    let (boot, master, public) = (&facts[0], &facts[1], &facts[2]);
+    assert_ne!(
+        boot[2], master[2],
+        "SSH host keys must differ between guests of one image"
     );
-    assert_eq!(out.trim(), "reached");
+    assert_ne!(master[2], public[2]);
+    assert_ne!(boot[3], master[3], "machine-ids");
+    assert_ne!(master[3], public[3], "machine-ids");
+    // No account has a password.
+    assert_eq!(boot[4].trim(), "", "accounts with a password");
+    // The public agent reaches the host over the public network by IPv6.
+    assert_eq!(public[4].trim(), "reached");
 
     // The private network does not forward off the host: no <forward> in libvirt's definition,
     // and a private-only node has no route beyond the lab.
@@ -124,32 +158,8 @@ fn the_shared_lab_reads_right_to_every_client_and_verify_names_what_an_unhardene
             .iter()
             .any(|n| n.name == format!("dcos-lab-{}-private", lab.name))
     );
-    let routes = lab.sh(
-        "master",
-        "ip -4 route show default; ip -6 route show default",
-    );
-    assert_eq!(routes.trim(), "", "master must have no default route");
-    let out = lab.sh(
-        "master",
-        "ping -c1 -W2 192.0.2.1 >/dev/null 2>&1 && echo escaped || echo contained",
-    );
-    assert_eq!(out.trim(), "contained");
-
-    // Image properties (issue: base images): host keys differ between guests of one image,
-    // no account has a password, machine-ids differ.
-    let k1 = lab.sh("boot", "cat /etc/ssh/ssh_host_ed25519_key.pub");
-    let k2 = lab.sh("master", "cat /etc/ssh/ssh_host_ed25519_key.pub");
-    assert!(k1.starts_with("ssh-ed25519 ") && k2.starts_with("ssh-ed25519 "));
-    assert_ne!(
-        k1, k2,
-        "SSH host keys must differ between guests of one image"
-    );
-    assert_ne!(
-        lab.sh("boot", "cat /etc/machine-id"),
-        lab.sh("master", "cat /etc/machine-id")
-    );
-    let with_password = lab.sh("boot", "awk -F: '$2 !~ /^[*!]/ {print $1}' /etc/shadow");
-    assert_eq!(with_password.trim(), "", "accounts with a password");
+    assert_eq!(master[4].trim(), "", "master must have no default route");
+    assert_eq!(master[5].trim(), "contained");
 
     // exec on a role, with JSON, reports each node's exit status; a failing node fails the whole.
     let out = lab
@@ -530,36 +540,44 @@ fn snapshot_and_revert_put_the_lab_back_running() {
         again["actions"],
         serde_json::json!([format!("start domain dcos-lab-{}-master", lab.name)])
     );
-    assert_eq!(lab.sh("master", "hostname").trim(), "master");
     // Its hardening held across the restart (the hardening script ran only at first boot):
     // /tmp at its hardened size, swap on, clock in sync; verify passes.
     lab.assert_verify_passes("after a restart");
+    // Each node's first boot as its kernel command line and cloud-init say, and the files
+    // both paths write (one login per node, both nodes at once).
+    let files = "cat /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /etc/systemd/system/tmp.mount.d/90-dcos-lab.conf";
+    let facts = lab.sh_each(&[
+        (
+            "boot",
+            &[
+                "cat /proc/cmdline",
+                "cloud-init status 2>/dev/null | cut -d' ' -f2",
+                files,
+            ],
+        ),
+        (
+            "master",
+            &[
+                "hostname",
+                "findmnt -bno SIZE /tmp",
+                "cat /proc/cmdline",
+                "cloud-init status --wait 2>/dev/null | tail -1 | cut -d' ' -f2",
+                files,
+            ],
+        ),
+    ]);
+    let (boot, master) = (&facts[0], &facts[1]);
+    assert_eq!(master[0].trim(), "master");
     assert_eq!(
-        lab.sh("master", "findmnt -bno SIZE /tmp").trim(),
+        master[1].trim(),
         (1u64 << 30).to_string(),
         "/tmp after the restart"
     );
-
-    assert!(
-        lab.sh("boot", "cat /proc/cmdline")
-            .contains("dcos-lab.firstboot=fast")
-    );
-    assert!(lab.sh("master", "cat /proc/cmdline").contains("ds=nocloud"));
-    assert_eq!(
-        lab.sh("boot", "cloud-init status 2>/dev/null | cut -d' ' -f2")
-            .trim(),
-        "disabled"
-    );
-    assert_eq!(
-        lab.sh(
-            "master",
-            "cloud-init status --wait 2>/dev/null | tail -1 | cut -d' ' -f2"
-        )
-        .trim(),
-        "done"
-    );
-    let files = "cat /etc/hosts /etc/resolv.conf /root/.ssh/authorized_keys /etc/systemd/system/tmp.mount.d/90-dcos-lab.conf";
-    assert_eq!(lab.sh("boot", files), lab.sh("master", files));
+    assert!(boot[0].contains("dcos-lab.firstboot=fast"), "{}", boot[0]);
+    assert!(master[2].contains("ds=nocloud"), "{}", master[2]);
+    assert_eq!(boot[1].trim(), "disabled");
+    assert_eq!(master[3].trim(), "done");
+    assert_eq!(boot[2], master[4]);
 
     lab.sh(
         "master",
@@ -622,13 +640,10 @@ fn snapshot_and_revert_put_the_lab_back_running() {
             "{node} clock off by {offset} s after revert"
         );
     }
-    assert_eq!(lab.sh("master", "cat /root/marker").trim(), "one");
-    assert_eq!(lab.sh("master", "pgrep -f '[s]leep 100000'").trim(), pid);
-    assert_eq!(
-        lab.sh("master", "ls /root/later /root/after 2>/dev/null | wc -l")
-            .trim(),
-        "0"
-    );
+    let back = at_first(&lab);
+    assert_eq!(back[0].trim(), "one");
+    assert_eq!(back[1].trim(), pid);
+    assert_eq!(back[2].trim(), "0", "later files");
     // The guest's clock agrees with the host's, measured here independently.
     // The guest's clock read between two readings of the host's (the SSH round trip in
     // between takes its time under emulation): within 2 s of that interval.
@@ -683,6 +698,19 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 
     golden_lab_comes_back_running(&lab, &pid);
+}
+
+/// What the master shows of snapshot "first": its marker, the pid of the process it ran, and
+/// how many of the files made after it are there (one login).
+fn at_first(lab: &TestLab) -> Vec<String> {
+    lab.sh_parts(
+        "master",
+        &[
+            "cat /root/marker",
+            "pgrep -f '[s]leep 100000'",
+            "ls /root/later /root/after 2>/dev/null | wc -l",
+        ],
+    )
 }
 
 /// The snapshot test's lab as a golden: `snapshot export` of "first" (the lab runs on), a name
@@ -774,14 +802,10 @@ fn golden_lab_comes_back_running(lab: &TestLab, pid: &str) {
             "master",
             "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; cat /proc/sys/kernel/random/uuid",
         ));
-        assert_eq!(lab.sh("master", "cat /root/marker").trim(), "one");
-        assert_eq!(lab.sh("master", "pgrep -f '[s]leep 100000'").trim(), pid);
-        assert_eq!(
-            lab.sh("master", "ls /root/later /root/after 2>/dev/null | wc -l")
-                .trim(),
-            "0",
-            "round {round}"
-        );
+        let back = at_first(lab);
+        assert_eq!(back[0].trim(), "one", "round {round}");
+        assert_eq!(back[1].trim(), pid, "round {round}");
+        assert_eq!(back[2].trim(), "0", "later files, round {round}");
         // The guest's clock read between two readings of the host's (the SSH round trip in
         // between takes its time under emulation): within 2 s of that interval.
         let (before, guest, after) = common::guest_time(lab, "master");

@@ -470,6 +470,44 @@ impl TestLab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs each of `commands` on `node` in one SSH login and returns each one's stdout: one
+    /// login costs a guest under emulation most of a second, the commands themselves little.
+    /// Each runs in its own `{ }` group, after the one before it, whatever that one's status.
+    pub fn sh_parts(&self, node: &str, commands: &[&str]) -> Vec<String> {
+        const SEP: &str = "@@dltest-part@@";
+        let joined = commands
+            .iter()
+            .map(|c| format!("{{ {c}\n}}"))
+            .collect::<Vec<_>>()
+            .join(&format!("; echo; echo {SEP}; "));
+        let out = self.sh(node, &joined);
+        let parts: Vec<String> = out
+            .split(&format!("\n{SEP}\n"))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            parts.len(),
+            commands.len(),
+            "{node}: {commands:?} gave {out:?}"
+        );
+        parts
+    }
+
+    /// `sh_parts` on several nodes at once (each node is its own guest, so they do not wait on
+    /// each other), in the order given.
+    pub fn sh_each(&self, work: &[(&str, &[&str])]) -> Vec<Vec<String>> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .iter()
+                .map(|(node, commands)| s.spawn(move || self.sh_parts(node, commands)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    }
+
     /// What libvirt still has of this lab: domains, networks, pool.
     pub fn leftovers(&self) -> Vec<String> {
         let hv = Libvirt::open(Some("qemu:///system")).expect("libvirt");
