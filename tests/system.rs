@@ -108,16 +108,18 @@ fn the_shared_lab_reads_right_to_every_client_and_verify_names_what_an_unhardene
         "cat /etc/ssh/ssh_host_ed25519_key.pub",
         "cat /etc/machine-id",
     ];
-    let with = |extra: &[&'static str]| -> Vec<&str> {
-        every.iter().copied().chain(extra.iter().copied()).collect()
-    };
-    let boot_cmds = with(&["awk -F: '$2 !~ /^[*!]/ {print $1}' /etc/shadow"]);
-    let master_cmds = with(&[
-        "ip -4 route show default; ip -6 route show default",
-        "ping -c1 -W2 192.0.2.1 >/dev/null 2>&1 && echo escaped || echo contained",
-    ]);
-    let mut public_cmds = with(&[]);
-    public_cmds.push(&ping6);
+    let boot_cmds: Vec<&str> = every
+        .into_iter()
+        .chain(["awk -F: '$2 !~ /^[*!]/ {print $1}' /etc/shadow"])
+        .collect();
+    let master_cmds: Vec<&str> = every
+        .into_iter()
+        .chain([
+            "ip -4 route show default; ip -6 route show default",
+            "ping -c1 -W2 192.0.2.1 >/dev/null 2>&1 && echo escaped || echo contained",
+        ])
+        .collect();
+    let public_cmds: Vec<&str> = every.into_iter().chain([ping6.as_str()]).collect();
     let facts = lab.sh_each(&[
         ("boot", &boot_cmds),
         ("master", &master_cmds),
