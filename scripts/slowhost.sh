@@ -10,7 +10,8 @@
 #   places in `machine/` (its partition for domains without systemd), and `machine/` is capped.
 # - Each guest thread group libvirt makes (`machine/*.libvirt-qemu/vcpuN`, and `emulator` for
 #   QEMU's own threads) gets one core / FACTOR, as slower cores would run them (a watcher sets
-#   each as it appears).
+#   each as it appears). The multihost test's daemons (scripts/nshost.sh: mount namespaces that
+#   share the cgroup mounts) place their guests there too.
 # - Not emulated: a slower core for the host's own serial work (one host thread can still use
 #   cores / FACTOR, more than 1 / FACTOR of a core), nor slower memory or disks. So this is a
 #   lower bound for the slower host, its compile and host-side work the most flattered part.
@@ -44,10 +45,23 @@ if [ ! -d "$machine" ]; then
     mkdir "$machine"
     made_machine=1
 fi
+for other in "$machine"/dltest-slowhost-*; do
+    if [ -d "$other" ]; then
+        echo "slowhost.sh: $other exists: another slowhost.sh runs (or one was killed: rmdir it once empty)" >&2
+        exit 2
+    fi
+done
 old_quota=$(cat "$machine/cpu.cfs_quota_us")
 old_period=$(cat "$machine/cpu.cfs_period_us")
 host=$machine/dltest-slowhost-$$
 mkdir "$host"
+# The command's own CPU time (cpuacct), to say how much host-side work the run held: one host
+# thread is not slowed as a slower core would slow it (above).
+acct=
+if [ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ]; then
+    acct=/sys/fs/cgroup/cpuacct/dltest-slowhost-$$
+    mkdir "$acct"
+fi
 watcher=
 
 restore() {
@@ -60,6 +74,15 @@ restore() {
         echo "$pid" > "$cpu_root/cgroup.procs" 2>/dev/null || true
     done
     rmdir "$host" 2>/dev/null || echo "slowhost.sh: could not remove $host" >&2
+    local host_cpu=
+    if [ -n "$acct" ]; then
+        host_cpu=$(awk '{ printf "%.0f", $1 / 1e9 }' "$acct/cpuacct.usage" 2>/dev/null || true)
+        echo $$ > /sys/fs/cgroup/cpuacct/cgroup.procs 2>/dev/null || true
+        for pid in $(cat "$acct/cgroup.procs" 2>/dev/null); do
+            echo "$pid" > /sys/fs/cgroup/cpuacct/cgroup.procs 2>/dev/null || true
+        done
+        rmdir "$acct" 2>/dev/null || echo "slowhost.sh: could not remove $acct" >&2
+    fi
     local g
     for g in "$machine"/*.libvirt-qemu/vcpu[0-9]* "$machine"/*.libvirt-qemu/emulator; do
         [ -f "$g/cpu.cfs_quota_us" ] && echo -1 > "$g/cpu.cfs_quota_us" 2>/dev/null || true
@@ -67,7 +90,7 @@ restore() {
     echo "$old_quota" > "$machine/cpu.cfs_quota_us" || true
     echo "$old_period" > "$machine/cpu.cfs_period_us" || true
     if [ $made_machine -eq 1 ]; then rmdir "$machine" 2>/dev/null || true; fi
-    echo "slowhost.sh: exit $rc, ${SECONDS} s as on a host ${factor}x slower ($cores cores at $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1) / $factor)" >&2
+    echo "slowhost.sh: exit $rc, ${SECONDS} s as on a host ${factor}x slower ($cores cores at $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1) / $factor)${host_cpu:+; its own processes used $host_cpu s of CPU}" >&2
     exit $rc
 }
 trap restore EXIT
@@ -96,6 +119,7 @@ echo "$total" > "$machine/cpu.cfs_quota_us"
 watcher=$!
 
 echo $$ > "$host/cgroup.procs"
+if [ -n "$acct" ]; then echo $$ > "$acct/cgroup.procs"; fi
 echo "slowhost.sh: $* as on a host ${factor}x slower: the machine $total/$period us of CPU, each guest vCPU $per_core/$period" >&2
 SECONDS=0
 set +e
