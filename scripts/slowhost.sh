@@ -54,14 +54,11 @@ done
 old_quota=$(cat "$machine/cpu.cfs_quota_us")
 old_period=$(cat "$machine/cpu.cfs_period_us")
 host=$machine/dltest-slowhost-$$
-mkdir "$host"
 # The command's own CPU time (cpuacct), to say how much host-side work the run held: one host
 # thread is not slowed as a slower core would slow it (above).
 acct=
-if [ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ]; then
-    acct=/sys/fs/cgroup/cpuacct/dltest-slowhost-$$
-    mkdir "$acct"
-fi
+# The guest groups the watcher capped, one per line: only those are uncapped at the end.
+capped=$(mktemp /tmp/dltest-slowhost.XXXXXX)
 watcher=
 
 restore() {
@@ -73,7 +70,7 @@ restore() {
     for pid in $(cat "$host/cgroup.procs" 2>/dev/null); do
         echo "$pid" > "$cpu_root/cgroup.procs" 2>/dev/null || true
     done
-    rmdir "$host" 2>/dev/null || echo "slowhost.sh: could not remove $host" >&2
+    if [ -d "$host" ]; then rmdir "$host" 2>/dev/null || echo "slowhost.sh: could not remove $host" >&2; fi
     local host_cpu=
     if [ -n "$acct" ]; then
         host_cpu=$(awk '{ printf "%.0f", $1 / 1e9 }' "$acct/cpuacct.usage" 2>/dev/null || true)
@@ -84,9 +81,10 @@ restore() {
         rmdir "$acct" 2>/dev/null || echo "slowhost.sh: could not remove $acct" >&2
     fi
     local g
-    for g in "$machine"/*.libvirt-qemu/vcpu[0-9]* "$machine"/*.libvirt-qemu/emulator; do
-        [ -f "$g/cpu.cfs_quota_us" ] && echo -1 > "$g/cpu.cfs_quota_us" 2>/dev/null || true
-    done
+    while read -r g; do
+        if [ -f "$g/cpu.cfs_quota_us" ]; then echo -1 > "$g/cpu.cfs_quota_us" 2>/dev/null || true; fi
+    done < "$capped"
+    rm -f "$capped"
     echo "$old_quota" > "$machine/cpu.cfs_quota_us" || true
     echo "$old_period" > "$machine/cpu.cfs_period_us" || true
     if [ $made_machine -eq 1 ]; then rmdir "$machine" 2>/dev/null || true; fi
@@ -96,6 +94,11 @@ restore() {
 trap restore EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+mkdir "$host"
+if [ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ]; then
+    acct=/sys/fs/cgroup/cpuacct/dltest-slowhost-$$
+    mkdir "$acct"
+fi
 
 echo "$period" > "$machine/cpu.cfs_period_us"
 echo "$total" > "$machine/cpu.cfs_quota_us"
@@ -111,7 +114,7 @@ echo "$total" > "$machine/cpu.cfs_quota_us"
             read -r q < "$g/cpu.cfs_quota_us" 2>/dev/null || continue
             [ "$q" = -1 ] || continue
             echo "$period" > "$g/cpu.cfs_period_us" 2>/dev/null || true
-            echo "$per_core" > "$g/cpu.cfs_quota_us" 2>/dev/null || true
+            echo "$per_core" > "$g/cpu.cfs_quota_us" 2>/dev/null && echo "$g" >> "$capped"
         done
         sleep 0.2
     done
