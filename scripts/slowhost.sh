@@ -29,6 +29,7 @@ awk -v f="$factor" 'BEGIN { exit !(f + 0 > 1) }' || usage
 [ "$(id -u)" -eq 0 ] || { echo "slowhost.sh: needs root (it writes cgroup quotas)" >&2; exit 2; }
 
 cpu_root=/sys/fs/cgroup/cpu
+acct_root=/sys/fs/cgroup/cpuacct
 if [ ! -f "$cpu_root/cpu.cfs_quota_us" ]; then
     echo "slowhost.sh: no cgroup v1 cpu controller at $cpu_root (CFS quotas); this host cannot emulate a slower one" >&2
     exit 2
@@ -61,24 +62,26 @@ acct=
 capped=$(mktemp /tmp/dltest-slowhost.XXXXXX)
 watcher=
 
+# Moves this script and whatever still runs in GROUP (a daemon a test started, say) back to ROOT,
+# the hierarchy's root group, and removes GROUP.
+leave() {
+    local group=$1 root=$2 pid
+    [ -d "$group" ] || return 0
+    echo $$ > "$root/cgroup.procs" 2>/dev/null || true
+    for pid in $(cat "$group/cgroup.procs" 2>/dev/null); do
+        echo "$pid" > "$root/cgroup.procs" 2>/dev/null || true
+    done
+    rmdir "$group" 2>/dev/null || echo "slowhost.sh: could not remove $group" >&2
+}
+
 restore() {
     local rc=$?
     if [ -n "$watcher" ]; then kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true; fi
-    # Back to the root group, then the groups and caps go.
-    echo $$ > "$cpu_root/cgroup.procs" 2>/dev/null || true
-    local pid
-    for pid in $(cat "$host/cgroup.procs" 2>/dev/null); do
-        echo "$pid" > "$cpu_root/cgroup.procs" 2>/dev/null || true
-    done
-    if [ -d "$host" ]; then rmdir "$host" 2>/dev/null || echo "slowhost.sh: could not remove $host" >&2; fi
+    leave "$host" "$cpu_root"
     local host_cpu=
     if [ -n "$acct" ]; then
         host_cpu=$(awk '{ printf "%.0f", $1 / 1e9 }' "$acct/cpuacct.usage" 2>/dev/null || true)
-        echo $$ > /sys/fs/cgroup/cpuacct/cgroup.procs 2>/dev/null || true
-        for pid in $(cat "$acct/cgroup.procs" 2>/dev/null); do
-            echo "$pid" > /sys/fs/cgroup/cpuacct/cgroup.procs 2>/dev/null || true
-        done
-        rmdir "$acct" 2>/dev/null || echo "slowhost.sh: could not remove $acct" >&2
+        leave "$acct" "$acct_root"
     fi
     local g
     while read -r g; do
@@ -95,8 +98,8 @@ trap restore EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 mkdir "$host"
-if [ -f /sys/fs/cgroup/cpuacct/cpuacct.usage ]; then
-    acct=/sys/fs/cgroup/cpuacct/dltest-slowhost-$$
+if [ -f "$acct_root/cpuacct.usage" ]; then
+    acct=$acct_root/dltest-slowhost-$$
     mkdir "$acct"
 fi
 
