@@ -438,8 +438,8 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     lab.step("5: verify reads the machine");
     // 5. verify reads the machine, not our settings: a phone-home unit running on the master
     //    fails telemetry there; a <forward> added to the private network's definition behind
-    //    dcos-lab's back fails private-network-isolated. Both at once, one verify: each fails
-    //    its own check, and nothing else fails.
+    //    dcos-lab's back fails private-network-isolated. Both at once, one verify (a verify
+    //    costs ~23 s on the slower host): exactly those two checks fail, nothing else.
     lab.sh(
         "master",
         "systemd-run --unit dcos-signal.service --description 'stand-in for DC/OS telemetry' sleep 600",
