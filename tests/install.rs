@@ -488,7 +488,7 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     // What the preflight spared it: a file the bootstrap's size does not fit the public agent's
     // stock-sized /tmp (a 512 MiB tmpfs: no space left), as the download would have found out
     // after hundreds of MiB; the master's hardened one held the bootstrap (the install above
-    // checked its SHA-256 there).
+    // unpacked it from there, xz's CRC-32 and tar passing).
     let facts = lab.sh_each(&[
         (
             "boot",
