@@ -582,11 +582,15 @@ async fn boot(
         // `daemon-reload` before it would be a second reload, ~5 s under emulation.
         format!("systemctl enable --quiet {SERVE_UNIT} && systemctl restart {SERVE_UNIT}")
     };
+    // Served once the server answers: asked every 0.2 s for up to a minute (curl's own
+    // `--retry` waits 1, 2, 4 s, ... between tries, seconds more than a server that takes a
+    // second or two to start here needs), then once more to say why not.
+    let probe = format!("curl -fsS -o /dev/null {url}/dcos_install.sh");
     remote
         .run(
             Phase::Serve,
             &format!(
-                "{start} && curl -fsS --retry 10 --retry-connrefused -o /dev/null {url}/dcos_install.sh"
+                "{start} && {{ for i in $(seq 300); do {probe} 2>/dev/null && exit 0; sleep 0.2; done; {probe}; }}"
             ),
         )
         .await?;
