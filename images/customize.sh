@@ -91,6 +91,11 @@ UseDNS no
 # One host key, ed25519: RSA key generation takes tens of seconds under software emulation.
 HostKey /etc/ssh/ssh_host_ed25519_key
 CONF
+# No dynamic message of the day: Debian's pam_motd runs /etc/update-motd.d (three processes) on
+# every SSH session, a command's as well as a shell's, which costs a guest under emulation a
+# quarter of each login (measured: a `dcos-lab ssh NODE -- true` 0.81 s -> 0.62 s, median of 32).
+# An interactive login still shows the static /etc/motd.
+sed -i '/pam_motd\.so.*motd=\/run\/motd\.dynamic/d' "$R/etc/pam.d/sshd"
 
 # The root filesystem is the whole of /dev/vda; systemd grows it to the disk's size at boot.
 echo '/dev/vda / ext4 defaults,discard,x-systemd.growfs 0 1' > "$R/etc/fstab"
