@@ -582,9 +582,9 @@ async fn boot(
         // `daemon-reload` before it would be a second reload, ~5 s under emulation.
         format!("systemctl enable --quiet {SERVE_UNIT} && systemctl restart {SERVE_UNIT}")
     };
-    // Served once the server answers: asked every 0.2 s for up to a minute (curl's own
-    // `--retry` waits 1, 2, 4 s, ... between tries, seconds more than a server that takes a
-    // second or two to start here needs), then once more to say why not.
+    // Served once the server answers: asked every 0.2 s, up to 300 times (curl's own `--retry`
+    // waits 1, 2, 4 s, ... between tries, seconds more than a server that takes a second or two
+    // to start here needs), then once more to say why not.
     let probe = format!("curl -fsS -o /dev/null {url}/dcos_install.sh");
     remote
         .run(
