@@ -49,6 +49,9 @@ struct Dom {
     networks: Vec<String>,
     disks: Vec<PathBuf>,
     snapshots: Vec<Snap>,
+    /// A pause asked for by a process that died: reads still show the domain running until
+    /// `settle_domain` (as libvirtd finishes the pause after answering a state query).
+    pause_under_way: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +303,14 @@ impl FakeHypervisor {
             for s in d.snapshots.iter_mut().filter(|s| s.name == snapshot) {
                 s.memory = 0;
             }
+        }
+    }
+
+    /// A pause of a running domain asked for by a process that died before libvirtd made it:
+    /// state reads go on saying "running" until someone settles the domain.
+    pub fn pause_under_way(&self, domain: &str) {
+        if let Some(d) = self.lock().domains.get_mut(domain) {
+            d.pause_under_way = d.state == ObjState::Active;
         }
     }
 
@@ -555,6 +566,7 @@ impl Hypervisor for FakeHypervisor {
                     .map(|d| PathBuf::from(d.source.file))
                     .collect(),
                 snapshots,
+                pause_under_way: false,
             },
         );
         Ok(meta.name)
@@ -632,6 +644,19 @@ impl Hypervisor for FakeHypervisor {
                 Ok(())
             }
         }
+    }
+
+    fn settle_domain(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("settle domain {name}");
+        let mut s = self.lock();
+        self.enter(&mut s, &what, false)?;
+        let Some(d) = s.domains.get_mut(name) else {
+            return Err(missing(&what, "domain", name));
+        };
+        if std::mem::take(&mut d.pause_under_way) && d.state == ObjState::Active {
+            d.state = ObjState::Paused;
+        }
+        Ok(())
     }
 
     fn resume_domain(&self, name: &str) -> Result<(), DriverError> {

@@ -479,6 +479,31 @@ impl Hypervisor for Libvirt {
         }
     }
 
+    fn settle_domain(&self, name: &str) -> Result<(), DriverError> {
+        let dom = self.domain(name)?;
+        if !call(|| format!("query domain {name}"), dom.is_active())? {
+            return Ok(());
+        }
+        // Reading the balloon's memory statistics takes a query job on the domain, which
+        // libvirtd queues behind any job under way there (a pause, a start, a snapshot): when it
+        // returns, that change is made. A domain that stopped meanwhile has nothing under way.
+        match dom.memory_stats(0) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    virt::enumutil::Enum::Known(virt::error::ErrorNumber::OperationInvalid)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(DriverError::Call {
+                what: format!("wait for libvirt to finish with domain {name}"),
+                source: e,
+            }),
+        }
+    }
+
     fn resume_domain(&self, name: &str) -> Result<(), DriverError> {
         use virt::domain::DomainState as S;
         let dom = self.domain(name)?;

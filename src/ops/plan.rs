@@ -37,6 +37,23 @@ pub struct PlannedAction {
     pub action: Action,
 }
 
+/// [`observe`] once the hypervisor has finished every change under way on the lab's domains.
+/// A command killed with a change in flight (a pause, a start) leaves libvirtd making it, and a
+/// state read before it is made would be planned against: a node seen running and paused a
+/// moment later would never be resumed, and `up` would wait for it in vain.
+pub fn observe_settled(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, DriverError> {
+    for d in hv.owned_domains()? {
+        if d.tag.lab != lab {
+            continue;
+        }
+        match hv.settle_domain(&d.name) {
+            Err(e) if e.is_not_found() => {}
+            r => r?,
+        }
+    }
+    observe(hv, lab)
+}
+
 /// Reads what libvirt already has of `lab`.
 pub fn observe(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, DriverError> {
     let mut obs = Observed::default();

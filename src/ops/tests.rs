@@ -317,6 +317,25 @@ fn up_starts_only_the_stopped_node_and_resumes_a_paused_one() {
     assert_eq!(w.node_states("fk-conv"), all(ObjState::Active));
 }
 
+/// A pause a killed command left under way in libvirtd (the node still reads as running when the
+/// next `up` starts, and is paused a moment later): `up` waits for it before it looks, and resumes
+/// the node instead of waiting for a paused guest to answer.
+#[test]
+fn up_waits_for_a_pause_under_way_and_resumes_the_node() {
+    let l = lab("fk-inflight");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.hv.pause_under_way("dcos-lab-fk-inflight-master");
+    let before = w.hv.changes().len();
+    let r = w.up(&l).expect("converge");
+    assert_eq!(r.actions, ["start domain dcos-lab-fk-inflight-master"]);
+    assert_eq!(
+        w.hv.changes()[before..],
+        ["resume domain dcos-lab-fk-inflight-master"]
+    );
+    assert_eq!(w.node_states("fk-inflight"), all(ObjState::Active));
+}
+
 #[test]
 fn a_changed_lab_file_is_refused_naming_what_differs_and_nothing_changes() {
     let l = lab("fk-drift");

@@ -383,7 +383,7 @@ async fn host_work(
     if !lab.spans_hosts() {
         let name = lab.name.clone();
         let hv = ctx.hv().clone();
-        let obs = blocking(&hv, move |h| super::plan::observe(h, &name)).await?;
+        let obs = blocking(&hv, move |h| super::plan::observe_settled(h, &name)).await?;
         return Ok(vec![HostWork {
             host: crate::model::LOCAL_HOST.to_string(),
             hv,
@@ -402,7 +402,7 @@ async fn host_work(
             .host(&h.name)
             .ok_or_else(|| anyhow::anyhow!("internal: host {} was not reached", h.name))?;
         let name = lab.name.clone();
-        let o = blocking(&hv, move |x| super::plan::observe(x, &name))
+        let o = blocking(&hv, move |x| super::plan::observe_settled(x, &name))
             .await
             .with_context(|| format!("cannot read lab {} on host {}", lab.name, h.name))?;
         observed.insert(h.name.clone(), (hv, o));
