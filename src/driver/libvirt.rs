@@ -481,12 +481,12 @@ impl Hypervisor for Libvirt {
 
     fn settle_domain(&self, name: &str) -> Result<(), DriverError> {
         let dom = self.domain(name)?;
-        if !call(|| format!("query domain {name}"), dom.is_active())? {
-            return Ok(());
-        }
-        // Reading the balloon's memory statistics takes a query job on the domain, which
-        // libvirtd queues behind any job under way there (a pause, a start, a snapshot): when it
-        // returns, that change is made. A domain that stopped meanwhile has nothing under way.
+        // Reading the balloon's memory statistics takes a query job on the domain before it
+        // asks whether the domain runs, and libvirtd queues that job behind the change under
+        // way there (a pause, a resume, a start, a revert): when it returns, that change is
+        // made. So it is asked of a domain that looks stopped too (a start still under way
+        // shows it stopped), which answers "not running" once nothing is under way. A snapshot
+        // being taken lets queries through; every change after it waits for it in libvirtd.
         match dom.memory_stats(0) {
             Ok(_) => Ok(()),
             Err(e)
@@ -997,6 +997,13 @@ mod tests {
         );
         assert_eq!(doms[0].tag.node.as_deref(), Some("master"));
         assert_eq!(doms[0].tag.role.as_deref(), Some("master"));
+
+        // Nothing under way: settling answers at once, stopped ("not running" is no error) or
+        // running.
+        hv.settle_domain(&dom).expect("settle a stopped domain");
+        hv.start_domain(&dom).expect("start");
+        hv.settle_domain(&dom).expect("settle a running domain");
+        assert_eq!(hv.owned_domains().expect("list")[0].state, ObjState::Active);
 
         hv.remove_domain(&dom).expect("remove");
         hv.remove_domain(&dom).expect("removing twice is fine");

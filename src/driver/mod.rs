@@ -142,9 +142,9 @@ pub trait Hypervisor: Send + Sync {
     fn suspend_domain(&self, name: &str) -> Result<(), DriverError>;
     /// Resumes a paused domain; running already is fine.
     fn resume_domain(&self, name: &str) -> Result<(), DriverError>;
-    /// Returns once the hypervisor has finished any change already under way on a running
-    /// domain (one a process asked for and died before it was made: libvirtd makes it all the
-    /// same), so that its state read next is the state it stays in. Changes nothing.
+    /// Returns once the hypervisor has finished any change already under way on a domain,
+    /// running or not (one a process asked for and died before it was made: libvirtd makes it
+    /// all the same), so that its state read next is the state it stays in. Changes nothing.
     fn settle_domain(&self, name: &str) -> Result<(), DriverError>;
     /// An internal snapshot of disk and memory (qcow2), named `snapshot`; the seed disk is left out.
     fn create_snapshot(
