@@ -289,9 +289,9 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
     lab.step("2: broken prerequisites");
     // 2. A working installer (a 16 MiB bootstrap), and three prerequisites of the real installer
     //    broken on the public agent at once: the master installs; the public agent fails naming
-    //    node, phase and exactly the checks that breaks (the real preflight runs every check
-    //    and lists every failure before it gives up, so one run names them all, and nothing
-    //    else). Fixed, `install` resumes (step 3).
+    //    node, phase and exactly the checks the breakage fails (the real preflight runs every
+    //    check and lists every failure before it gives up, so one run names them all, and
+    //    nothing else). Fixed, `install` resumes (step 3).
     write_installer(&installer, 16, "none");
     let broken = [
         (
