@@ -487,20 +487,20 @@ impl Hypervisor for Libvirt {
         // made. So it is asked of a domain that looks stopped too (a start still under way
         // shows it stopped), which answers "not running" once nothing is under way. A snapshot
         // being taken lets queries through; every change after it waits for it in libvirtd.
-        match dom.memory_stats(0) {
+        match call(
+            || format!("wait for libvirt to finish with domain {name}"),
+            dom.memory_stats(0),
+        ) {
             Ok(_) => Ok(()),
-            Err(e)
+            Err(DriverError::Call { source, .. })
                 if matches!(
-                    e.code(),
+                    source.code(),
                     virt::enumutil::Enum::Known(virt::error::ErrorNumber::OperationInvalid)
                 ) =>
             {
                 Ok(())
             }
-            Err(e) => Err(DriverError::Call {
-                what: format!("wait for libvirt to finish with domain {name}"),
-                source: e,
-            }),
+            Err(e) => Err(e),
         }
     }
 
