@@ -176,6 +176,28 @@ struct DomDefinition {
 #[derive(Deserialize)]
 struct VolumeDefinition {
     name: String,
+    #[serde(default)]
+    capacity: Option<VolumeCapacity>,
+    #[serde(rename = "backingStore", default)]
+    backing_store: Option<VolumeBacking>,
+}
+
+#[derive(Deserialize)]
+struct VolumeCapacity {
+    #[serde(rename = "$text")]
+    bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct VolumeBacking {
+    path: String,
+    format: VolumeFormat,
+}
+
+#[derive(Deserialize)]
+struct VolumeFormat {
+    #[serde(rename = "@type")]
+    kind: String,
 }
 
 fn refused(what: &str, why: impl Into<String>) -> DriverError {
@@ -844,6 +866,11 @@ impl Hypervisor for FakeHypervisor {
         Ok(Some(format!("fake-{alias}")))
     }
 
+    fn emulator(&self) -> Result<Option<String>, DriverError> {
+        let _s = self.read("read the host's capabilities")?;
+        Ok(Some("/usr/bin/qemu-system-x86_64".into()))
+    }
+
     fn domain_xml(&self, domain: &str) -> Result<String, DriverError> {
         let what = format!("read domain {domain}");
         let s = self.read(&what)?;
@@ -1000,7 +1027,14 @@ impl Hypervisor for FakeHypervisor {
             &format!("create volume {} in {pool}", vol.name),
             true,
         )?;
-        std::fs::write(&path, b"").map_err(|e| io_refused(&what, e))?;
+        // A qcow2 header as libvirt's volume creation writes it: the capacity, the backing file.
+        let header = crate::image::qcow2::bare_header(
+            vol.capacity.map_or(0, |c| c.bytes),
+            vol.backing_store
+                .as_ref()
+                .map(|b| (b.path.as_str(), b.format.kind.as_str())),
+        );
+        std::fs::write(&path, header).map_err(|e| io_refused(&what, e))?;
         Ok(path.display().to_string())
     }
 

@@ -649,6 +649,23 @@ impl Hypervisor for Libvirt {
         }))
     }
 
+    fn emulator(&self) -> Result<Option<String>, DriverError> {
+        let caps = call(
+            || "read the host's capabilities".into(),
+            self.conn.capabilities(),
+        )?;
+        // `<arch name='x86_64'>` … `<emulator>/usr/bin/qemu-system-x86_64</emulator>`.
+        let arch = caps
+            .find("<arch name='x86_64'>")
+            .or_else(|| caps.find("<arch name=\"x86_64\">"));
+        Ok(arch.and_then(|at| {
+            let rest = &caps[at..];
+            let start = rest.find("<emulator>")? + "<emulator>".len();
+            let end = rest[start..].find("</emulator>")? + start;
+            Some(rest[start..end].trim().to_string())
+        }))
+    }
+
     fn remove_domain(&self, name: &str) -> Result<(), DriverError> {
         use virt::sys;
         ignore_missing((|| {

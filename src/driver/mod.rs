@@ -171,6 +171,8 @@ pub trait Hypervisor: Send + Sync {
     fn domain_xml(&self, domain: &str) -> Result<String, DriverError>;
     /// The versioned machine type an alias (`q35`) stands for with this host's QEMU.
     fn machine_type(&self, alias: &str) -> Result<Option<String>, DriverError>;
+    /// The emulator binary libvirt gives an x86_64 guest on this host.
+    fn emulator(&self) -> Result<Option<String>, DriverError>;
     /// Powers off (if running) and undefines, with its snapshot metadata and managed save; missing is fine.
     fn remove_domain(&self, name: &str) -> Result<(), DriverError>;
     fn owned_domains(&self) -> Result<Vec<Owned>, DriverError>;

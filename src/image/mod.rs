@@ -1,6 +1,7 @@
 //! Guest images: built-in recipes, the content-addressed image cache, build and import [I/O in `store`/`build`].
 
 mod build;
+pub mod qcow2;
 mod store;
 
 use std::path::{Path, PathBuf};

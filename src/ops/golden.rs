@@ -153,37 +153,6 @@ fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
     Ok(copied)
 }
 
-/// The first `<uuid>` in a libvirt XML document (a domain's, or the domain's in a snapshot's).
-fn uuid_in(xml: &str) -> Option<String> {
-    let start = xml.find("<uuid>")? + "<uuid>".len();
-    let end = xml[start..].find("</uuid>")? + start;
-    Some(xml[start..end].trim().to_string())
-}
-
-/// The spec attribute of the first lab tag in `xml`, quotes included (`spec="…"` as rendering
-/// writes it, or with the single quotes an XML writer may use).
-fn spec_in(xml: &str) -> Option<String> {
-    let ns = xml.find(crate::tag::METADATA_NS)?;
-    let tag = xml[..ns].rfind('<')?;
-    let tag_end = xml[ns..].find('>')? + ns;
-    let start = xml[tag..tag_end].find("spec=")? + tag;
-    let quote = xml[start + "spec=".len()..].chars().next()?;
-    if quote != '"' && quote != '\'' {
-        return None;
-    }
-    let value = start + "spec=".len() + 1;
-    let end = xml[value..].find(quote)? + value;
-    Some(xml[start..=end].to_string())
-}
-
-/// A snapshot's XML without its `<parent>` element.
-fn without_parent(xml: &str) -> String {
-    match (xml.find("<parent>"), xml.find("</parent>")) {
-        (Some(a), Some(b)) if b > a => format!("{}{}", &xml[..a], &xml[b + "</parent>".len()..]),
-        _ => xml.to_string(),
-    }
-}
-
 /// A staging directory that is removed when dropped (also when the operation fails).
 struct Staging(PathBuf);
 
@@ -628,6 +597,151 @@ async fn unpack(file: &Path, parent: &Path) -> anyhow::Result<Unpacked> {
     Ok(Unpacked { manifest, stage })
 }
 
+/// A golden refused for what one of its members holds: bad input naming the member.
+fn refused(file: &Path, member: &str, why: &str) -> anyhow::Error {
+    BadInput(format!(
+        "{}: {member} is refused: {why}\n  fix: restore only goldens made by `dcos-lab snapshot export` from this lab file; a golden from someone else can point the host at its own files, and dcos-lab takes nothing of it unchecked (docs/snapshots.md)",
+        file.display()
+    ))
+    .into()
+}
+
+/// The golden's own lab file, used when the user names the lab only: nothing in it may reach
+/// outside the restored lab. An image given by path is refused (the user's own lab file may
+/// name one); the installer is dropped (`up --from` installs nothing; `install` needs the
+/// user's lab file).
+fn golden_lab_stays_in(lab: &mut Lab, file: &Path) -> anyhow::Result<()> {
+    if let crate::model::ImageRef::File(p) = &lab.image {
+        return Err(refused(
+            file,
+            "lab.yaml",
+            &format!(
+                "its image is a path on the host, {}; a golden's lab file may name only an image recipe or an imported image\n  (to use that image, give your own lab file naming it: `dcos-lab up LAB.yaml --from FILE`)",
+                p.display()
+            ),
+        ));
+    }
+    if let Some(p) = lab.dcos.installer.take() {
+        tracing::info!(
+            "the golden's lab file names the installer {}; it is not used (give your own lab file to install)",
+            p.display()
+        );
+    }
+    Ok(())
+}
+
+/// What the manifest names that becomes a file or a libvirt name here: exactly the lab's
+/// nodes, a snapshot name dcos-lab would take.
+fn check_names(file: &Path, m: &Manifest, lab: &Lab) -> anyhow::Result<()> {
+    let mut theirs = m.nodes.clone();
+    theirs.sort();
+    let mut ours: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    ours.sort();
+    if theirs != ours {
+        return Err(refused(
+            file,
+            MANIFEST,
+            &format!(
+                "it names the nodes {}, the lab file has {}",
+                theirs.join(", "),
+                ours.join(", ")
+            ),
+        ));
+    }
+    super::snapshot::check_name(&m.snapshot)
+        .map_err(|e| refused(file, MANIFEST, &format!("its snapshot name: {}", e.0)))
+}
+
+/// Every node's disk: a qcow2 overlay of the base image the manifest names (by its cache
+/// directory, which must be this host's: checked before), of the size the lab file gives the
+/// node, with no external data file; read by our own parser, which opens nothing it names.
+fn check_disks(
+    file: &Path,
+    stage: &Path,
+    m: &Manifest,
+    lab: &Lab,
+    image: &crate::render::BootImage,
+) -> anyhow::Result<()> {
+    use crate::image::qcow2::{Backing, DiskFile};
+    let base = image
+        .disk
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for node in &lab.nodes {
+        let member = format!("disks/{}.qcow2", node.name);
+        let q = match DiskFile::read(&stage.join(&member)) {
+            Ok(DiskFile::Qcow2(q)) => q,
+            Ok(other) => {
+                return Err(refused(
+                    file,
+                    &member,
+                    &format!("it is a {} image, not qcow2", other.format()),
+                ));
+            }
+            Err(e) => return Err(refused(file, &member, &format!("cannot read it ({e})"))),
+        };
+        q.check(Backing::CacheImage {
+            dir: &m.image.dir,
+            file: &base,
+            format: &image.format,
+        })
+        .map_err(|e| refused(file, &member, &e.0))?;
+        if q.virtual_size != node.disk.bytes() {
+            return Err(refused(
+                file,
+                &member,
+                &format!(
+                    "it is a disk of {} bytes; the lab file gives node {} {} ({} bytes)",
+                    q.virtual_size,
+                    node.name,
+                    node.disk,
+                    node.disk.bytes()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The files of an image the golden carries (`--with-image`): the disk, self-contained
+/// qcow2, and the kernel, initrd and manifest, plain files; nothing else.
+fn check_included_image(file: &Path, stage: &Path) -> anyhow::Result<()> {
+    use crate::image::qcow2::{Backing, DiskFile};
+    const FILES: [&str; 4] = ["disk.qcow2", "vmlinuz", "initrd.img", "manifest.json"];
+    let dir = stage.join("image");
+    let entries = std::fs::read_dir(&dir).map_err(|e| {
+        refused(
+            file,
+            "image/",
+            &format!("the manifest says the image is included, but {e}"),
+        )
+    })?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let member = format!("image/{name}");
+        if !FILES.contains(&name.as_str()) || !e.file_type().is_ok_and(|t| t.is_file()) {
+            return Err(refused(
+                file,
+                &member,
+                &format!("an image holds only {}", FILES.join(", ")),
+            ));
+        }
+    }
+    let member = "image/disk.qcow2";
+    match DiskFile::read(&dir.join("disk.qcow2")) {
+        Ok(DiskFile::Qcow2(q)) => q
+            .check(Backing::None)
+            .map_err(|e| refused(file, member, &e.0)),
+        Ok(other) => Err(refused(
+            file,
+            member,
+            &format!("it is a {} image, not qcow2", other.format()),
+        )),
+        Err(e) => Err(refused(file, member, &format!("cannot read it ({e})"))),
+    }
+}
+
 /// Where an import in progress is recorded (the lab's directory): a lab that has it is half
 /// made by an `up --from` that did not finish, and the next `up --from` starts it over.
 fn import_record(ctx: &Ctx, lab: &str) -> PathBuf {
@@ -658,12 +772,14 @@ pub async fn restore(
             let text = std::fs::read_to_string(stage.join("lab.yaml"))?;
             let recipes = crate::image::recipe_names();
             let names: Vec<&str> = recipes.iter().map(String::as_str).collect();
-            crate::model::parse(
+            let mut lab = crate::model::parse(
                 &text,
                 &format!("{} (lab.yaml)", file.display()),
                 None,
                 &names,
-            )?
+            )?;
+            golden_lab_stays_in(&mut lab, file)?;
+            lab
         }
         Err(e) => return Err(e.into()),
     };
@@ -749,6 +865,43 @@ pub async fn restore(
         ))
         .into());
     }
+    // Everything the golden holds, checked before anything is made (docs/snapshots.md): what
+    // it names, its disks' headers, the included image, the snapshot metadata.
+    check_names(file, m, &lab)?;
+    check_disks(file, &stage, m, &lab, &image)?;
+    if m.image.included {
+        check_included_image(file, &stage)?;
+    }
+    let lab_dirs = ctx.dirs.lab(&lab.name);
+    let addrs = crate::plan::plan_addresses(&lab);
+    let render_ctx = crate::render::RenderCtx {
+        accel: accel.accel,
+        dirs: lab_dirs.clone(),
+        image: image.clone(),
+    };
+    let emulator = blocking(hv, |h| h.emulator()).await?;
+    let host = super::golden_check::HostFacts {
+        machine: here.machine.clone(),
+        emulator,
+        rewrite: vec![
+            (m.lab_root.clone(), lab_dirs.path().display().to_string()),
+            (
+                m.images_dir.clone(),
+                ctx.dirs.images().display().to_string(),
+            ),
+        ],
+    };
+    let mut snapshots = BTreeMap::new();
+    for node in &m.nodes {
+        let member = format!("snapshots/{node}.xml");
+        let text = std::fs::read_to_string(stage.join(&member))
+            .with_context(|| format!("cannot read {member} of {}", file.display()))?;
+        let rendered = crate::render::domain_xml(&lab, &addrs, node, &render_ctx)?;
+        let facts = super::golden_check::check_snapshot(&text, &m.snapshot, &rendered, &host)
+            .map_err(|why| refused(file, &member, &why))?;
+        snapshots.insert(node.clone(), facts);
+    }
+
     if !image.disk.is_file() {
         if m.image.included {
             let tmp = ctx.dirs.images().join(format!(".{}-restore", m.image.dir));
@@ -766,7 +919,6 @@ pub async fn restore(
     }
 
     // The lab: its files, then the objects `up` would make, the disks from the golden.
-    let lab_dirs = ctx.dirs.lab(&lab.name);
     for d in [&ctx.dirs.state, &ctx.dirs.labs(), &lab_dirs.root] {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))?;
@@ -783,12 +935,6 @@ pub async fn restore(
         std::fs::rename(stage.join("ssh").join(f), &to)?;
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
     }
-    let addrs = crate::plan::plan_addresses(&lab);
-    let render_ctx = crate::render::RenderCtx {
-        accel: accel.accel,
-        dirs: lab_dirs.clone(),
-        image: image.clone(),
-    };
     let xml = crate::render::pool_xml(&lab, &lab_dirs)?;
     let p = pool.clone();
     blocking(hv, move |h| {
@@ -806,21 +952,23 @@ pub async fn restore(
         .await?;
     }
     let key = crate::guest::LabKey::load(&lab_dirs.ssh_key())?;
-    let (old_root, new_root) = (m.lab_root.clone(), lab_dirs.path().display().to_string());
-    let (old_images, new_images) = (
-        m.images_dir.clone(),
-        ctx.dirs.images().display().to_string(),
-    );
     for node in &m.nodes {
         let disk = lab_dirs.disk(node);
         std::fs::rename(stage.join("disks").join(format!("{node}.qcow2")), &disk)
             .with_context(|| format!("cannot write {}", disk.display()))?;
-        if old_images != new_images {
+        // The header names the exporting host's image (checked: the same cache directory);
+        // it is made to name this host's, so that qemu-img, too, reads what the domain does.
+        // (`rebase -u` opens neither the old backing file nor the disk's.)
+        let named_here = matches!(
+            crate::image::qcow2::DiskFile::read(&disk),
+            Ok(crate::image::qcow2::DiskFile::Qcow2(q)) if q.backing.as_deref() == image.disk.to_str()
+        );
+        if !named_here {
             qemu_img(&[
                 "rebase".as_ref(),
                 "-u".as_ref(),
                 "-F".as_ref(),
-                "qcow2".as_ref(),
+                image.format.as_ref(),
                 "-b".as_ref(),
                 image.disk.as_os_str(),
                 disk.as_os_str(),
@@ -832,28 +980,19 @@ pub async fn restore(
         let p = pool.clone();
         blocking(hv, move |h| h.refresh_pool(&p)).await?;
         let xml = crate::render::domain_xml(&lab, &addrs, node, &render_ctx)?;
-        let spec = spec_in(&xml);
         blocking(hv, move |h| h.define_domain(&xml).map(|_| ())).await?;
-        let mut snap_xml =
-            std::fs::read_to_string(stage.join("snapshots").join(format!("{node}.xml")))?
-                .replace(&old_root, &new_root)
-                .replace(&old_images, &new_images);
-        // A revert puts back the definition the snapshot holds, metadata included: its spec
-        // hash was taken over the exporting host's paths, so it becomes this host's, or the
-        // next `up` would take the restored node for a changed one.
-        if let (Some(old), Some(new)) = (spec_in(&snap_xml), spec) {
-            snap_xml = snap_xml.replace(&old, &new);
-        }
+        // The snapshot libvirt is given: the golden's name, state, time and guest CPU (checked
+        // above), around the definition libvirt now holds for the node (its UUID, the lab
+        // file's devices). Nothing else of the golden's XML reaches libvirt.
         let domain = crate::names::domain_name(&lab.name, node);
-        // libvirt takes a snapshot's metadata only for the domain it names by UUID: the
-        // domain just defined has a new one.
         let d = domain.clone();
         let live = blocking(hv, move |h| h.domain_xml(&d)).await?;
-        if let (Some(old), Some(new)) = (uuid_in(&snap_xml), uuid_in(&live)) {
-            snap_xml = snap_xml.replace(&old, &new);
-        }
-        // The golden holds one snapshot: the one it was taken after is not here.
-        snap_xml = without_parent(&snap_xml);
+        let facts = snapshots
+            .get(node)
+            .ok_or(crate::render::RenderError::Invariant(
+                "every node of the golden has its snapshot checked",
+            ))?;
+        let snap_xml = super::golden_check::snapshot_xml(facts, &lab.name, &live);
         blocking(hv, move |h| h.redefine_snapshot(&domain, &snap_xml)).await?;
     }
     drop(unpacked);
@@ -919,17 +1058,6 @@ mod tests {
             assert!(d.exists(), "{} is not ours to remove", d.display());
         }
         drop(stage);
-    }
-
-    #[test]
-    fn snapshot_xml_is_made_fit_for_another_domain() {
-        let xml = "<domainsnapshot><name>b</name><parent>\n<name>a</name>\n</parent><domain><uuid>1111</uuid><name>d</name></domain></domainsnapshot>";
-        assert_eq!(uuid_in(xml).as_deref(), Some("1111"));
-        assert_eq!(
-            without_parent(xml),
-            "<domainsnapshot><name>b</name><domain><uuid>1111</uuid><name>d</name></domain></domainsnapshot>"
-        );
-        assert_eq!(without_parent("<x/>"), "<x/>");
     }
 
     #[test]

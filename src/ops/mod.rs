@@ -5,6 +5,7 @@ pub mod context;
 pub mod doctor;
 pub mod down;
 pub mod golden;
+mod golden_check;
 pub mod hosts;
 pub mod install;
 pub mod lab_state;

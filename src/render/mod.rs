@@ -322,7 +322,12 @@ pub fn domain_xml(
     let addrs = plan.node(node).ok_or(RenderError::Invariant(
         "the address plan has every node of the lab",
     ))?;
-    let file_disk = |path: PathBuf, format: &str, dev: &str, readonly: bool, serial: &str| Disk {
+    let file_disk = |path: PathBuf,
+                     format: &str,
+                     backing: Option<DiskBacking>,
+                     dev: &str,
+                     readonly: bool,
+                     serial: &str| Disk {
         kind: "file".into(),
         device: "disk".into(),
         driver: DiskDriver {
@@ -333,6 +338,7 @@ pub fn domain_xml(
         source: DiskSource {
             file: path.display().to_string(),
         },
+        backing_store: backing,
         target: DiskTarget {
             dev: dev.into(),
             bus: "virtio".into(),
@@ -406,8 +412,26 @@ pub fn domain_xml(
         on_crash: Some("destroy".into()),
         devices: Devices {
             disks: vec![
-                file_disk(ctx.dirs.disk(node), "qcow2", "vda", false, "root"),
-                file_disk(ctx.dirs.seed(node), "raw", "vdb", true, "cidata"),
+                // The overlay's one backing file is the base image, which has none (checked
+                // when it comes from outside): nothing is taken from an image's header.
+                file_disk(
+                    ctx.dirs.disk(node),
+                    "qcow2",
+                    Some(DiskBacking {
+                        kind: "file".into(),
+                        format: Format {
+                            kind: ctx.image.format.clone(),
+                        },
+                        source: DiskSource {
+                            file: ctx.image.disk.display().to_string(),
+                        },
+                        end: Empty {},
+                    }),
+                    "vda",
+                    false,
+                    "root",
+                ),
+                file_disk(ctx.dirs.seed(node), "raw", None, "vdb", true, "cidata"),
             ],
             interfaces: addrs
                 .nics

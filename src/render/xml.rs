@@ -370,11 +370,31 @@ pub struct Disk {
     pub device: String,
     pub driver: DiskDriver,
     pub source: DiskSource,
+    /// The disk's backing chain, named in full: libvirt and QEMU then follow no name from the
+    /// image's header (an empty element ends the chain).
+    #[serde(
+        rename = "backingStore",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub backing_store: Option<DiskBacking>,
     pub target: DiskTarget,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub readonly: Option<Empty>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub serial: Option<String>,
+}
+
+/// `<backingStore type='file'><format type='…'/><source file='…'/><backingStore/></backingStore>`:
+/// one backing file, which itself has none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskBacking {
+    #[serde(rename = "@type")]
+    pub kind: String,
+    pub format: Format,
+    pub source: DiskSource,
+    #[serde(rename = "backingStore")]
+    pub end: Empty,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
