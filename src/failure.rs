@@ -5,7 +5,7 @@
 //! it and exits with its code. What makes a failure bad input is a type, never a message:
 //! [`BadInput`], a lab file that does not validate (`ModelError`), a node the user named that the
 //! lab does not have (`RenderError::NoSuchNode`), an image name or file that is not one
-//! (`ImageError::{UnknownRecipe, NotFound, BadName, NotAnImage}`). An internal invariant that did not hold
+//! (`ImageError::{UnknownRecipe, NotFound, BadName, NotAnImage, Refused}`). An internal invariant that did not hold
 //! (`RenderError::Invariant`) is a failure, not bad input.
 
 use crate::{image, model, render};
@@ -90,6 +90,7 @@ pub fn kind_of(error: &anyhow::Error) -> Kind {
                         | image::ImageError::NotFound { .. }
                         | image::ImageError::BadName { .. }
                         | image::ImageError::NotAnImage { .. }
+                        | image::ImageError::Refused { .. }
                 )
             )
     });

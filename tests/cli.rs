@@ -323,3 +323,123 @@ fn a_lab_across_hosts_is_planned_per_host_and_up_refuses_it() {
         "nothing written"
     );
 }
+
+/// The metadata of `path` a host file keeps when nothing touches it: owner, group, mode.
+fn ownership(path: &std::path::Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).expect("metadata");
+    (m.uid(), m.gid(), m.mode())
+}
+
+/// `image import` of an image that names other host files (a qcow2 backed by a root-only file,
+/// one with an external data file, a vmdk descriptor with a host file as its extent) is refused
+/// with exit 2 naming what it points at: the import runs as root and would copy that file into
+/// the image. Nothing lands in the cache, and the host file keeps its owner, mode and bytes.
+/// A self-contained qcow2 and a raw file beside them import.
+#[test]
+fn image_import_refuses_an_image_that_names_host_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("dltest-import-")
+        .tempdir()
+        .expect("dir");
+    let d = dir.path();
+    let secret = d.join("secret");
+    std::fs::write(&secret, b"the host's own bytes\n").expect("write");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let state = || {
+        let bytes = std::fs::read(&secret).expect("read");
+        (
+            ownership(&secret),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    };
+    let before = state();
+    let qemu_img = |args: &[&str]| {
+        let st = std::process::Command::new("qemu-img")
+            .args(args)
+            .current_dir(d)
+            .status()
+            .expect("qemu-img runs (scripts/test.sh installs it)");
+        assert!(st.success(), "qemu-img {args:?}");
+    };
+    let s = secret.to_str().expect("utf8");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "raw",
+        "-b",
+        s,
+        "backed.qcow2",
+        "1M",
+    ]);
+    // (qemu-img writes the data file it is given: another file of the host's.)
+    let data_file = d.join("data.raw").display().to_string();
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        &format!("data_file={data_file},data_file_raw=on"),
+        "data.qcow2",
+        "1M",
+    ]);
+    std::fs::write(
+        d.join("extent.vmdk"),
+        format!("# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 1 FLAT \"{s}\" 0\n"),
+    )
+    .expect("vmdk");
+    let cache = d.join("cache");
+    let import = |file: &str, name: &str| {
+        Command::cargo_bin("dcos-lab")
+            .expect("binary")
+            .env("DCOS_LAB_STATE_DIR", d.join("state"))
+            .env("DCOS_LAB_CACHE_DIR", &cache)
+            .args([
+                "image",
+                "import",
+                &d.join(file).display().to_string(),
+                "--name",
+                name,
+            ])
+            .output()
+            .expect("runs")
+    };
+    for (file, says) in [
+        ("backed.qcow2", s.to_string()),
+        ("data.qcow2", data_file.clone()),
+        ("extent.vmdk", "vmdk".to_string()),
+    ] {
+        let out = import(file, "dltest-hostile");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(
+            err.contains(file) && err.contains(&says) && err.contains("fix:"),
+            "{file}: {err}"
+        );
+        assert!(
+            !cache.join("images/imported-dltest-hostile").exists(),
+            "{file}: an image was imported"
+        );
+        assert_eq!(state(), before, "{file}: the host file was touched");
+    }
+    qemu_img(&["create", "-q", "-f", "qcow2", "alone.qcow2", "1M"]);
+    std::fs::write(d.join("plain.img"), vec![0u8; 1 << 20]).expect("raw");
+    for (file, name) in [("alone.qcow2", "dltest-alone"), ("plain.img", "dltest-raw")] {
+        let out = import(file, name);
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            cache
+                .join(format!("images/imported-{name}/disk.qcow2"))
+                .is_file()
+        );
+    }
+}

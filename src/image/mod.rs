@@ -73,6 +73,12 @@ pub enum ImageError {
     BadName { name: String },
     #[error("{} is not a disk image qemu-img can read", path.display())]
     NotAnImage { path: PathBuf },
+    #[error("{} is refused: {why}\n  fix: {fix}", path.display())]
+    Refused {
+        path: PathBuf,
+        why: String,
+        fix: String,
+    },
 }
 
 pub(crate) fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
@@ -211,6 +217,42 @@ fn imported_boot_image(dir: &Path) -> BootImage {
         kernel: None,
         initrd: None,
         cmdline: None,
+    }
+}
+
+/// Checks an image file from outside (a lab file's `image:`, `image import`) before anything
+/// opens it: a qcow2 must be self-contained (no backing file, no external data file: QEMU,
+/// qemu-img and libvirt would open what those name, as whoever runs them); a format that can
+/// name other files (vmdk, qed, …) is refused; anything else is raw. `format` is what the file
+/// is to be read as, when that is already decided (a lab file's image, by its extension).
+/// Returns the format to read it as.
+pub fn check_outside_image(path: &Path, format: Option<&str>) -> Result<String, ImageError> {
+    use qcow2::{Backing, DiskFile};
+    let refused = |why: String, fix: &str| ImageError::Refused {
+        path: path.to_path_buf(),
+        why,
+        fix: fix.to_string(),
+    };
+    let found = DiskFile::read(path).map_err(io_err("cannot read", path))?;
+    match (&found, format) {
+        (DiskFile::Qcow2(q), None | Some("qcow2")) => {
+            q.check(Backing::None).map_err(|e| {
+                refused(
+                    e.0,
+                    "make it self-contained first: `qemu-img convert -O qcow2 FILE NEW.qcow2` (as a user who may read what it names), then use NEW.qcow2",
+                )
+            })?;
+            Ok("qcow2".into())
+        }
+        (DiskFile::Other(kind), _) => Err(refused(
+            format!("it is a {kind} image, a format that can name other files on the host"),
+            "convert it to a self-contained qcow2 first (`qemu-img convert -O qcow2 FILE NEW.qcow2`)",
+        )),
+        (DiskFile::Raw, None | Some("raw")) => Ok("raw".into()),
+        (found, Some(want)) => Err(refused(
+            format!("it is a {} image, and its name says {want}", found.format()),
+            "name a qcow2 image *.qcow2, and a raw one *.img or *.raw",
+        )),
     }
 }
 

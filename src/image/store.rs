@@ -137,9 +137,15 @@ pub fn import(dirs: &Dirs, file: &Path, name: &str) -> Result<ImageInfo, ImageEr
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(io_err("cannot create", &tmp))?;
     let result = (|| {
+        // Its format read by us, and given to qemu-img: nothing it names is opened, and
+        // qemu-img guesses nothing (an absolute path: no `json:` or protocol prefix either).
+        let format = super::check_outside_image(file, None)?;
+        let source = std::path::absolute(file).map_err(io_err("cannot read", file))?;
         run(
             "qemu-img info",
-            Command::new("qemu-img").arg("info").arg(file),
+            Command::new("qemu-img")
+                .args(["info", "-f", &format])
+                .arg(&source),
         )
         .map_err(|_| ImageError::NotAnImage {
             path: file.to_path_buf(),
@@ -147,8 +153,8 @@ pub fn import(dirs: &Dirs, file: &Path, name: &str) -> Result<ImageInfo, ImageEr
         run(
             "qemu-img convert",
             Command::new("qemu-img")
-                .args(["convert", "-q", "-O", "qcow2"])
-                .arg(file)
+                .args(["convert", "-q", "-f", &format, "-O", "qcow2"])
+                .arg(&source)
                 .arg(tmp.join("disk.qcow2")),
         )?;
         let disk = tmp.join("disk.qcow2");

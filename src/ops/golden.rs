@@ -868,6 +868,9 @@ pub async fn restore(
     // Everything the golden holds, checked before anything is made (docs/snapshots.md): what
     // it names, its disks' headers, the included image, the snapshot metadata.
     check_names(file, m, &lab)?;
+    if image.disk.is_file() {
+        super::up::check_image_file(&lab, &image)?;
+    }
     check_disks(file, &stage, m, &lab, &image)?;
     if m.image.included {
         check_included_image(file, &stage)?;

@@ -1533,3 +1533,180 @@ fn a_golden_from_another_qemu_or_accelerator_is_refused_naming_what_differs() {
     assert_eq!(w.hv.changes().len(), changes);
     assert!(!w.ctx.dirs.lab("fk-ver").path().exists());
 }
+
+/// Every member's hash and size in the manifest made to match the files again, as anyone who
+/// edits a golden can: the hashes prove integrity against accidents, not against an author.
+fn rehash(dir: &std::path::Path) {
+    use sha2::Digest;
+    let path = dir.join("golden.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let names: Vec<String> = m["members"]
+        .as_object()
+        .expect("members")
+        .keys()
+        .cloned()
+        .collect();
+    for name in names {
+        let bytes = std::fs::read(dir.join(&name)).expect("member");
+        m["members"][&name] = serde_json::json!({
+            "sha256": format!("{:x}", sha2::Sha256::digest(&bytes)),
+            "bytes": bytes.len(),
+        });
+    }
+    std::fs::write(&path, m.to_string()).expect("write");
+}
+
+/// Goldens edited by hand, hashes recomputed, each refused with exit 2 (bad input) naming the
+/// member and what it points at, before anything is made: a disk backed by a host file, a disk
+/// of another size, a snapshot whose seed disk is a host file, one that shares a host
+/// directory, a manifest naming a node the lab has not (a path), a golden lab file naming an
+/// image on the host. The good golden restores after them all.
+#[test]
+fn a_hostile_golden_is_refused_naming_the_member_and_what_it_points_at() {
+    let (w, l, file) = golden_world("fk-hostile");
+    w.down("fk-hostile").expect("down");
+    let changes = w.hv.changes().len();
+    let x = tempfile::tempdir().expect("dir");
+    let unpack = || {
+        let _ = std::fs::remove_dir_all(x.path());
+        std::fs::create_dir_all(x.path()).expect("dir");
+        tar(&[
+            "-xf".as_ref(),
+            file.as_os_str(),
+            "-C".as_ref(),
+            x.path().as_os_str(),
+        ]);
+    };
+    let seed = w
+        .ctx
+        .dirs
+        .lab("fk-hostile")
+        .seed("master")
+        .display()
+        .to_string();
+    let disk = |node: &str, size: u64, backing: &str, fmt: &str| {
+        std::fs::write(
+            x.path().join(format!("disks/{node}.qcow2")),
+            crate::image::qcow2::bare_header(size, Some((backing, fmt))),
+        )
+        .expect("disk")
+    };
+    let edit = |member: &str, f: &dyn Fn(String) -> String| {
+        let p = x.path().join(member);
+        let text = std::fs::read_to_string(&p).expect("member");
+        let changed = f(text.clone());
+        assert_ne!(changed, text, "{member}: the edit changed nothing");
+        std::fs::write(&p, changed).expect("edit");
+    };
+    let size = l.nodes[0].disk.bytes();
+    let cases: Vec<(&str, Box<dyn Fn()>, Vec<String>)> = vec![
+        (
+            "a disk backed by a host file",
+            Box::new(|| disk("master", size, "/var/tmp/FILE", "raw")),
+            vec!["disks/master.qcow2".into(), "/var/tmp/FILE".into()],
+        ),
+        (
+            "a disk of another size",
+            Box::new(|| {
+                let h = crate::image::qcow2::DiskFile::read(&x.path().join("disks/master.qcow2"));
+                let Ok(crate::image::qcow2::DiskFile::Qcow2(q)) = h else {
+                    panic!("the fake's disk is a qcow2 header: {h:?}");
+                };
+                disk(
+                    "master",
+                    size * 2,
+                    q.backing.as_deref().expect("backed"),
+                    "qcow2",
+                )
+            }),
+            vec!["disks/master.qcow2".into(), "bytes".into()],
+        ),
+        (
+            "a seed disk pointed at a host file",
+            Box::new(|| {
+                edit("snapshots/master.xml", &|t| {
+                    t.replace(&seed, "/var/tmp/FILE")
+                })
+            }),
+            vec!["snapshots/master.xml".into(), "/var/tmp/FILE".into()],
+        ),
+        (
+            "a shared host directory",
+            Box::new(|| {
+                edit("snapshots/master.xml", &|t| {
+                    t.replacen(
+                        "<devices>",
+                        "<devices><filesystem type='mount'><source dir='/var/tmp/dltest-share'/><target dir='s'/></filesystem>",
+                        1,
+                    )
+                })
+            }),
+            vec![
+                "snapshots/master.xml".into(),
+                "<filesystem".into(),
+                "/var/tmp/dltest-share".into(),
+            ],
+        ),
+        (
+            "a node the lab has not",
+            Box::new(|| {
+                edit("golden.json", &|t| {
+                    let mut m: serde_json::Value = serde_json::from_str(&t).expect("json");
+                    m["nodes"][1] = "../../../etc".into();
+                    m.to_string()
+                })
+            }),
+            vec!["golden.json".into(), "../../../etc".into()],
+        ),
+        (
+            "a golden lab file naming a host file as its image",
+            Box::new(|| {
+                edit("lab.yaml", &|t| {
+                    t.lines()
+                        .map(|l| {
+                            if l.starts_with("image:") {
+                                "image: /var/tmp/FILE.qcow2"
+                            } else {
+                                l
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+            }),
+            vec!["lab.yaml".into(), "/var/tmp/FILE.qcow2".into()],
+        ),
+    ];
+    for (what, make, says) in &cases {
+        unpack();
+        make();
+        rehash(x.path());
+        let hostile = w.ctx.dirs.state.join("hostile.tar");
+        repack(x.path(), &hostile);
+        // The golden's own lab file is what `up LAB` uses when only the name is given.
+        let arg = if what.contains("lab file") {
+            "fk-hostile".to_string()
+        } else {
+            l.source.clone()
+        };
+        let e = w
+            .run(super::golden::restore(
+                &w.ctx,
+                &arg,
+                &hostile,
+                Duration::from_secs(5),
+            ))
+            .expect_err(what);
+        let msg = format!("{e:#}");
+        assert!(bad_input(&e), "{what}: {msg}");
+        for s in says {
+            assert!(msg.contains(s.as_str()), "{what}: {s:?} not in: {msg}");
+        }
+        assert_eq!(w.hv.changes().len(), changes, "{what}: the host changed");
+        assert!(!w.ctx.dirs.lab("fk-hostile").path().exists(), "{what}");
+    }
+    w.restore(&l, &file).expect("the good golden");
+    assert_eq!(w.node_states("fk-hostile"), all(ObjState::Active));
+    w.down("fk-hostile").expect("down");
+}

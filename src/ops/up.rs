@@ -251,6 +251,18 @@ pub(crate) fn write_seed(
     Ok(())
 }
 
+/// A lab file's `image:` given by path is a file from outside: checked before libvirt or
+/// qemu-img opens it (`image::check_outside_image`). Images in the cache were checked when
+/// they were built or imported.
+pub(crate) fn check_image_file(lab: &Lab, img: &crate::render::BootImage) -> anyhow::Result<()> {
+    if let ImageRef::File(p) = &lab.image {
+        crate::image::check_outside_image(p, Some(&img.format)).map_err(|e| {
+            crate::BadInput(format!("{}: image: {}", lab.source, crate::error_chain(&e)))
+        })?;
+    }
+    Ok(())
+}
+
 /// Makes sure the image exists: builds a missing built-in recipe (saying so); a missing imported
 /// image or file is an error that says what to do.
 pub(crate) async fn ensure_image(
@@ -260,7 +272,7 @@ pub(crate) async fn ensure_image(
 ) -> anyhow::Result<()> {
     let img = crate::image::boot_image(dirs, &lab.image);
     if img.disk.is_file() {
-        return Ok(());
+        return check_image_file(lab, &img);
     }
     match &lab.image {
         ImageRef::Recipe(name) if crate::image::recipe_names().contains(name) => {
