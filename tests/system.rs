@@ -773,6 +773,8 @@ fn golden_lab_comes_back_running(lab: &TestLab, pid: &str) {
         std::fs::remove_file(bad).expect("rm");
     }
 
+    hostile_goldens_are_refused_and_touch_no_host_file(lab, &file);
+
     // `up --from` SIGKILLed right after it recorded the import: `down` takes over and leaves
     // nothing. Killed among the disks (before round 0) and in the resume (before round 1): that
     // round's `up --from` takes over. (The fast tier kills it after every step.)
@@ -833,6 +835,217 @@ fn golden_lab_comes_back_running(lab: &TestLab, pid: &str) {
             "two restores of one golden gave the same random state"
         );
     }
+}
+
+/// Goldens edited by hand, their manifest's hashes recomputed (the manifest is in the same
+/// file: its hashes prove integrity against accidents, not against an author), each pointing
+/// the host at a root-only host file or directory: a node's disk backed by the file, the seed
+/// disk of a snapshot's domain pointed at it, a snapshot's domain sharing a host directory.
+/// Each `up --from` exits 2 naming the member and what it points at; nothing is left, and the
+/// host file keeps its owner, mode and bytes (libvirt would have given it to libvirt-qemu).
+fn hostile_goldens_are_refused_and_touch_no_host_file(lab: &TestLab, golden: &std::path::Path) {
+    use sha2::Digest;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let f = lab.file_arg();
+    let host_file =
+        std::path::PathBuf::from(format!("/var/tmp/dltest-hostile-{}", std::process::id()));
+    let host_dir = std::path::PathBuf::from(format!(
+        "/var/tmp/dltest-hostile-dir-{}",
+        std::process::id()
+    ));
+    struct Gone(Vec<std::path::PathBuf>);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = std::fs::remove_file(p);
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+    }
+    let _gone = Gone(vec![host_file.clone(), host_dir.clone()]);
+    std::fs::write(&host_file, b"the host's own bytes\n").expect("host file");
+    std::fs::set_permissions(&host_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::create_dir_all(&host_dir).expect("host dir");
+    let facts = || {
+        let m = std::fs::metadata(&host_file).expect("host file");
+        (
+            m.uid(),
+            m.gid(),
+            m.mode(),
+            std::fs::read(&host_file).expect("read"),
+        )
+    };
+    let before = facts();
+
+    let x = tempfile::Builder::new()
+        .prefix("dltest-hostile-")
+        .tempdir_in(lab.state.path())
+        .expect("dir");
+    let dir = x.path();
+    let tar = |args: &[&std::ffi::OsStr]| {
+        let st = std::process::Command::new("tar")
+            .args(args)
+            .status()
+            .expect("tar");
+        assert!(st.success(), "tar {args:?}");
+    };
+    tar(&[
+        "-xf".as_ref(),
+        golden.as_os_str(),
+        "-C".as_ref(),
+        dir.as_os_str(),
+    ]);
+    let manifest_path = dir.join("golden.json");
+    let manifest = std::fs::read_to_string(&manifest_path).expect("manifest");
+    let members: Vec<String> = {
+        let m: serde_json::Value = serde_json::from_str(&manifest).expect("json");
+        m["members"]
+            .as_object()
+            .expect("members")
+            .keys()
+            .cloned()
+            .collect()
+    };
+    // The golden with `member` changed by `edit`, its hash recomputed; undone afterwards.
+    let hostile = |member: &str, edit: &dyn Fn(&std::path::Path)| -> std::path::PathBuf {
+        let p = dir.join(member);
+        edit(&p);
+        let bytes = std::fs::read(&p).expect("member");
+        let mut m: serde_json::Value = serde_json::from_str(&manifest).expect("json");
+        m["members"][member] = serde_json::json!({
+            "sha256": format!("{:x}", sha2::Sha256::digest(&bytes)),
+            "bytes": bytes.len(),
+        });
+        std::fs::write(&manifest_path, m.to_string()).expect("manifest");
+        let out = lab.state.path().join("hostile.golden");
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "-cSf".as_ref(),
+            out.as_os_str(),
+            "-C".as_ref(),
+            dir.as_os_str(),
+            "golden.json".as_ref(),
+        ];
+        args.extend(members.iter().map(|m| std::ffi::OsStr::new(m.as_str())));
+        tar(&args);
+        out
+    };
+    let xml_member = "snapshots/master.xml";
+    let xml = std::fs::read_to_string(dir.join(xml_member)).expect("snapshot xml");
+    let seed = lab
+        .state
+        .path()
+        .join(format!("labs/{}/disks/master-seed.img", lab.name));
+    let seed = seed.to_str().expect("utf8");
+    assert!(
+        xml.contains(seed),
+        "the snapshot's domain names the seed {seed}"
+    );
+    let disk_member = "disks/master.qcow2";
+    let qemu_img = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new("qemu-img")
+            .args(args)
+            .output()
+            .expect("qemu-img");
+        assert!(
+            out.status.success(),
+            "qemu-img {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let disk = dir.join(disk_member);
+    let info: serde_json::Value = serde_json::from_str(&qemu_img(&[
+        "info".as_ref(),
+        "-U".as_ref(),
+        "--output=json".as_ref(),
+        "-f".as_ref(),
+        "qcow2".as_ref(),
+        disk.as_os_str(),
+    ]))
+    .expect("info");
+    let base = info["backing-filename"]
+        .as_str()
+        .expect("backed")
+        .to_string();
+    let hf = host_file.to_str().expect("utf8").to_string();
+    let hd = host_dir.to_str().expect("utf8").to_string();
+    // What is wrong, the member, how the test makes it and undoes it, what it points at.
+    type Edit<'a> = Box<dyn Fn(&std::path::Path) + 'a>;
+    let cases: Vec<(&str, &str, Edit, Edit, &str)> = vec![
+        (
+            "a disk backed by a host file",
+            disk_member,
+            Box::new(|p| {
+                qemu_img(&[
+                    "rebase".as_ref(),
+                    "-u".as_ref(),
+                    "-F".as_ref(),
+                    "raw".as_ref(),
+                    "-b".as_ref(),
+                    hf.as_ref(),
+                    p.as_os_str(),
+                ]);
+            }),
+            Box::new(|p| {
+                qemu_img(&[
+                    "rebase".as_ref(),
+                    "-u".as_ref(),
+                    "-F".as_ref(),
+                    "qcow2".as_ref(),
+                    "-b".as_ref(),
+                    base.as_ref(),
+                    p.as_os_str(),
+                ]);
+            }),
+            &hf,
+        ),
+        (
+            "the seed disk pointed at a host file",
+            xml_member,
+            Box::new(|p| std::fs::write(p, xml.replace(seed, &hf)).expect("edit")),
+            Box::new(|p| std::fs::write(p, &xml).expect("undo")),
+            &hf,
+        ),
+        (
+            "a shared host directory",
+            xml_member,
+            Box::new(|p| {
+                let fs = format!(
+                    "<filesystem type='mount' accessmode='passthrough'><source dir='{hd}'/><target dir='share'/></filesystem>"
+                );
+                std::fs::write(
+                    p,
+                    xml.replacen("<interface ", &format!("{fs}<interface "), 1),
+                )
+                .expect("edit")
+            }),
+            Box::new(|p| std::fs::write(p, &xml).expect("undo")),
+            &hd,
+        ),
+    ];
+    for (what, member, edit, undo, points_at) in &cases {
+        let file = hostile(member, edit.as_ref());
+        let out = lab
+            .cmd()
+            .args(["up", &f, "--from", file.to_str().expect("path")])
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        lab.step(&format!(
+            "hostile golden ({what}): exit {:?}",
+            out.status.code()
+        ));
+        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+        assert!(
+            err.contains(member) && err.contains(points_at),
+            "{what}: {err}"
+        );
+        assert_eq!(lab.leftovers(), Vec::<String>::new(), "{what}");
+        assert_eq!(facts(), before, "{what}: the host file was touched");
+        undo(&dir.join(member));
+        std::fs::remove_file(&file).expect("rm");
+    }
+    std::fs::write(&manifest_path, &manifest).expect("manifest");
 }
 
 /// A guest that never becomes reachable (here: an image with nothing to boot) makes `up` fail

@@ -1600,7 +1600,9 @@ fn a_hostile_golden_is_refused_naming_the_member_and_what_it_points_at() {
         std::fs::write(&p, changed).expect("edit");
     };
     let size = l.nodes[0].disk.bytes();
-    let cases: Vec<(&str, Box<dyn Fn()>, Vec<String>)> = vec![
+    // What is wrong, how the test makes it, what the refusal must name.
+    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, Vec<String>);
+    let cases: Vec<Case> = vec![
         (
             "a disk backed by a host file",
             Box::new(|| disk("master", size, "/var/tmp/FILE", "raw")),
