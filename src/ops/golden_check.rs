@@ -554,6 +554,13 @@ fn devices_without_additions(devices: &mut Elem, host: &HostFacts) {
         "memballoon" => {
             !(attrs_within(d, &["model"]) && d.children.iter().all(is_address_or_alias))
         }
+        // The q35 chipset's own watchdog, which libvirt 9.1 and later write out.
+        "watchdog" => {
+            !(d.attr("model") == Some("itco")
+                && d.attr("action") == Some("reset")
+                && attrs_within(d, &["model", "action"])
+                && d.children.iter().all(is_address_or_alias))
+        }
         _ => true,
     });
     for d in &mut devices.children {
@@ -736,6 +743,16 @@ mod tests {
         assert!(back.child("cookie").is_some());
     }
 
+    /// What libvirt 9.1 and later add to a q35 domain passes as libvirt's own.
+    #[test]
+    fn the_q35_watchdog_newer_libvirt_writes_passes() {
+        let newer = both(
+            "<input type='mouse' bus='ps2'/>",
+            "<input type='mouse' bus='ps2'/>\n      <watchdog model='itco' action='reset'/>",
+        );
+        check_snapshot(&newer, "s1", RENDERED, &host()).expect("passes");
+    }
+
     #[test]
     fn a_golden_made_under_other_directories_passes_once_they_are_mapped() {
         let moved = SNAPSHOT
@@ -833,6 +850,11 @@ mod tests {
                 "<backend model='random'>/dev/sda</backend>",
             ),
             ("kernel", "<kernel>/var/cache", "<kernel>/root/cache"),
+            (
+                "watchdog",
+                "<input type='mouse' bus='ps2'/>",
+                "<watchdog model='i6300esb' action='dump'/>",
+            ),
             (
                 "serial log",
                 "console/master.log' append='off'/>\n        <target type='isa-serial'",
