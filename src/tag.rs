@@ -16,6 +16,13 @@ pub fn is_ours(tag: &LabTag) -> bool {
     tag.xmlns == METADATA_NS
 }
 
+impl LabTag {
+    /// The uid of the lab's user.
+    pub fn owner(&self) -> u32 {
+        self.owner.unwrap_or(0)
+    }
+}
+
 /// `<dcoslab:lab xmlns:dcoslab=... name=... [node=... role=...] [network=...]/>`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LabTag {
@@ -36,6 +43,10 @@ pub struct LabTag {
     pub accel: Option<String>,
     #[serde(rename = "@version", default)]
     pub version: String,
+    /// The uid of the user who made the lab; a lab belongs to its user (absent: root, as every
+    /// lab made before dcos-lab recorded it was).
+    #[serde(rename = "@owner", skip_serializing_if = "Option::is_none", default)]
+    pub owner: Option<u32>,
     /// A node's NICs, so `status`, `ssh` and `down` work from libvirt alone, without the lab file.
     #[serde(
         rename = "dcoslab:nic",

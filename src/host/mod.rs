@@ -133,6 +133,12 @@ pub fn probe_tools() -> Vec<Tool> {
         .collect()
 }
 
+/// The user dcos-lab runs as (its effective uid): labs are recorded as this user's.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

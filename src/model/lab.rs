@@ -28,6 +28,9 @@ pub struct Lab {
     /// the lab file's `hosts:` in file order.
     pub hosts: Vec<Host>,
     pub placement: Placement,
+    /// The user (uid) the lab's libvirt objects are recorded under: whoever runs dcos-lab
+    /// (`ops::load_lab` sets it; 0 when a lab file is only read). Labs belong to their user.
+    pub owner: u32,
 }
 
 /// The name of the host dcos-lab runs against (`--uri`), implied in every lab.

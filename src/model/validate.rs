@@ -718,6 +718,7 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
         dcos,
         hosts,
         placement,
+        owner: 0,
     })
 }
 

@@ -33,6 +33,8 @@ pub struct Ctx {
     placed: Mutex<BTreeMap<String, String>>,
     /// This host's side of the overlay (labs across hosts).
     pub overlay: Arc<dyn Overlay>,
+    /// The user this command runs for (uid): it sees, changes and removes only its own labs.
+    pub owner: u32,
 }
 
 impl Ctx {
@@ -55,6 +57,7 @@ impl Ctx {
             hosts: Mutex::new(BTreeMap::new()),
             placed: Mutex::new(BTreeMap::new()),
             overlay: Arc::new(crate::overlay::NoOverlay),
+            owner: crate::host::euid(),
         }
     }
 

@@ -156,7 +156,7 @@ async fn remove_pool(
     )))
 }
 
-/// Every lab that libvirt or the state directory knows of.
+/// Every lab of this user that libvirt or the state directory knows of.
 pub async fn known_labs(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     let (hv, dirs) = (ctx.hv(), &ctx.dirs);
     let mut labs: Vec<String> = super::lab_state::read_all(ctx).await?.into_keys().collect();
@@ -180,6 +180,17 @@ pub async fn known_labs(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
             labs.push(lab.to_string());
         }
     }
+    // A lab another user's objects make up is that user's, whatever directory names it here.
+    let owner = ctx.owner;
+    let (doms, nets) = blocking(hv, |h| Ok((h.owned_domains()?, h.owned_networks()?))).await?;
+    let foreign: Vec<String> = doms
+        .iter()
+        .map(|d| &d.tag)
+        .chain(nets.iter().map(|n| &n.tag))
+        .filter(|t| t.owner() != owner)
+        .map(|t| t.lab.clone())
+        .collect();
+    labs.retain(|l| !foreign.contains(l));
     labs.sort();
     Ok(labs)
 }

@@ -779,6 +779,7 @@ pub async fn restore(
                 &names,
             )?;
             golden_lab_stays_in(&mut lab, file)?;
+            lab.owner = ctx.owner;
             lab
         }
         Err(e) => return Err(e.into()),

@@ -410,13 +410,15 @@ fn rewrite_paths(e: &mut Elem, rewrite: &[(String, String)]) {
 
 /// What differs from host to host or from definition to definition whatever the lab file says,
 /// taken out of either side: the UUID, the generation ID, the spec hash (taken over the host's
-/// paths); the translation cache in KiB.
+/// paths), the user who made it; the translation cache in KiB.
 fn comparable(mut e: Elem) -> Elem {
     e.children.retain(|c| c.name != "uuid" && c.name != "genid");
     if let Some(m) = e.children.iter_mut().find(|c| c.name == "metadata") {
         for tag in &mut m.children {
             if tag.name == "dcoslab:lab" {
                 tag.attrs.remove("spec");
+                // Whose lab it was where it was made: the restored lab is the restoring user's.
+                tag.attrs.remove("owner");
             }
         }
     }
@@ -751,6 +753,16 @@ mod tests {
             "<input type='mouse' bus='ps2'/>\n      <watchdog model='itco' action='reset'/>",
         );
         check_snapshot(&newer, "s1", RENDERED, &host()).expect("passes");
+    }
+
+    /// A golden made by another user (or before labs recorded their user) restores as this
+    /// user's lab.
+    #[test]
+    fn a_golden_of_another_user_passes() {
+        let theirs = both("version=\"0.1.0\">", "version=\"0.1.0\" owner=\"1000\">");
+        let ours = RENDERED.replace("version=\"0.1.0\">", "version=\"0.1.0\" owner=\"1001\">");
+        check_snapshot(&theirs, "s1", &ours, &host()).expect("passes");
+        check_snapshot(SNAPSHOT, "s1", &ours, &host()).expect("passes");
     }
 
     #[test]

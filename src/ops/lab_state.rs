@@ -97,27 +97,41 @@ fn role_rank(r: &str) -> usize {
 
 /// Every lab libvirt knows of on the local host, by name (a lab across hosts is there too: its
 /// first host holds its networks).
+///
+/// Only the labs of the command's user (`Ctx::owner`): another user's labs are not listed.
 pub async fn read_all(ctx: &Ctx) -> anyhow::Result<BTreeMap<String, LabState>> {
-    let mut out = read_labs(ctx.hv(), None, LOCAL_HOST).await?;
+    let mut out = read_labs(ctx.hv(), None, LOCAL_HOST, ctx.owner).await?;
     for state in out.values_mut() {
         across_hosts(ctx, state).await?;
     }
     Ok(out)
 }
 
-/// The labs libvirt knows of on one host, or only `only`; snapshots are listed for the labs
-/// returned alone.
+/// The labs of user `owner` libvirt knows of on one host, or only `only`; snapshots are listed
+/// for the labs returned alone. Asked for one lab that another user's objects make up, it
+/// refuses, naming that user: labs belong to the user who made them, and their names are
+/// libvirt's, one per host.
 async fn read_labs(
     hv: &Hv,
     only: Option<&str>,
     host: &str,
+    owner: u32,
 ) -> anyhow::Result<BTreeMap<String, LabState>> {
     let (mut doms, mut nets) =
         blocking(hv, |h| Ok((h.owned_domains()?, h.owned_networks()?))).await?;
     if let Some(lab) = only {
         doms.retain(|d| d.tag.lab == lab);
         nets.retain(|n| n.tag.lab == lab);
+        mine_or_refused(
+            lab,
+            doms.iter()
+                .map(|d| d.tag.owner())
+                .chain(nets.iter().map(|n| n.tag.owner())),
+            owner,
+        )?;
     }
+    doms.retain(|d| d.tag.owner() == owner);
+    nets.retain(|n| n.tag.owner() == owner);
     let mut labs: BTreeMap<String, LabState> = BTreeMap::new();
     let entry = |labs: &mut BTreeMap<String, LabState>, lab: &str| {
         labs.entry(lab.to_string())
@@ -197,9 +211,68 @@ fn sort(l: &mut LabState) {
     });
 }
 
-/// One lab on one host; empty (not an error) when that libvirt has nothing of it.
-pub async fn read_on(hv: &Hv, lab: &str, host: &str) -> anyhow::Result<LabState> {
-    Ok(read_labs(hv, Some(lab), host)
+/// Refuses lab `lab` when any of its objects' `owners` is not `owner`.
+fn mine_or_refused(
+    lab: &str,
+    mut owners: impl Iterator<Item = u32>,
+    owner: u32,
+) -> Result<(), crate::BadInput> {
+    match owners.find(|o| *o != owner) {
+        None => Ok(()),
+        Some(other) => Err(crate::BadInput(format!(
+            "lab {lab} belongs to another user ({}); dcos-lab shows, changes and removes only your own labs\n  fix: give your lab another name (`name:` in its lab file), or ask that user to `dcos-lab down {lab}`",
+            user_name(other)
+        ))),
+    }
+}
+
+/// Refuses lab `lab` on the local host when another user made it (before `up` changes
+/// anything: libvirt's names are one per host, and a define would replace that user's objects).
+pub async fn refuse_foreign(ctx: &Ctx, lab: &str) -> anyhow::Result<()> {
+    let (doms, nets) =
+        blocking(ctx.hv(), |h| Ok((h.owned_domains()?, h.owned_networks()?))).await?;
+    mine_or_refused(
+        lab,
+        doms.iter()
+            .filter(|d| d.tag.lab == lab)
+            .map(|d| d.tag.owner())
+            .chain(
+                nets.iter()
+                    .filter(|n| n.tag.lab == lab)
+                    .map(|n| n.tag.owner()),
+            ),
+        ctx.owner,
+    )?;
+    Ok(())
+}
+
+/// A user's name and uid (`alice (uid 1000)`), or the uid alone when the host does not know it.
+fn user_name(uid: u32) -> String {
+    let mut buf = vec![0u8; 4096];
+    let mut pw = std::mem::MaybeUninit::<libc::passwd>::uninit();
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local of the size given; getpwuid_r writes only there.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            pw.as_mut_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return format!("uid {uid}");
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name points to a NUL-terminated string in `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr((*found).pw_name) };
+    format!("{} (uid {uid})", name.to_string_lossy())
+}
+
+/// One lab on one host, of user `owner`; empty (not an error) when that libvirt has nothing of
+/// it, refused when another user's objects make it up.
+pub async fn read_on(hv: &Hv, lab: &str, host: &str, owner: u32) -> anyhow::Result<LabState> {
+    Ok(read_labs(hv, Some(lab), host, owner)
         .await?
         .remove(lab)
         .unwrap_or(LabState {
@@ -214,7 +287,7 @@ pub async fn read_on(hv: &Hv, lab: &str, host: &str) -> anyhow::Result<LabState>
 /// The local host's networks name the lab's other hosts: each is reached (one that does not
 /// answer is an error naming it) and read, and `ctx` learns where every domain is.
 pub async fn read(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
-    let mut state = read_on(ctx.hv(), lab, LOCAL_HOST).await?;
+    let mut state = read_on(ctx.hv(), lab, LOCAL_HOST, ctx.owner).await?;
     across_hosts(ctx, &mut state).await?;
     Ok(state)
 }
@@ -238,7 +311,7 @@ async fn across_hosts(ctx: &Ctx, state: &mut LabState) -> anyhow::Result<()> {
         let hv = ctx
             .host(name)
             .ok_or_else(|| anyhow::anyhow!("internal: host {name} not reached"))?;
-        let there = read_on(&hv, &lab, name)
+        let there = read_on(&hv, &lab, name, ctx.owner)
             .await
             .with_context(|| format!("cannot read lab {lab} on host {name}"))?;
         state.nodes.extend(there.nodes);

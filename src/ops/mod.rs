@@ -48,7 +48,9 @@ pub fn load_lab(arg: &str) -> Result<Lab, model::ModelError> {
             .filter(|i| i.kind == "imported")
             .map(|i| i.name.as_str()),
     );
-    model::load(&source, &names)
+    let mut lab = model::load(&source, &names)?;
+    lab.owner = crate::host::euid();
+    Ok(lab)
 }
 
 /// The accelerator for `lab`: the command-line override, else the lab file, else detection.

@@ -68,7 +68,9 @@ fn world() -> World {
     let hv = FakeHypervisor::new();
     let guests = FakeGuests::new(hv.clone());
     let h: Hv = hv.clone();
-    let ctx = Ctx::new(h, guests.clone(), dirs, true);
+    let mut ctx = Ctx::new(h, guests.clone(), dirs, true);
+    // The labs here are root's (as `model::parse` records them), whoever runs the tests.
+    ctx.owner = 0;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -165,6 +167,14 @@ impl World {
         self.rt
             .block_on(lab_state::read(&self.ctx, lab))
             .expect("read")
+    }
+
+    /// `node_states` as user `owner` sees them.
+    fn node_states_of(&mut self, owner: u32, lab: &str) -> Vec<(String, ObjState)> {
+        let was = std::mem::replace(&mut self.ctx.owner, owner);
+        let states = self.node_states(lab);
+        self.ctx.owner = was;
+        states
     }
 
     fn node_states(&self, lab: &str) -> Vec<(String, ObjState)> {
@@ -1000,7 +1010,8 @@ fn up_across_hosts_makes_each_nodes_objects_on_its_host_and_down_removes_them_fr
         "{inv}"
     );
     // A command that finds r2 gone names it, with the fix; it is not the user's input.
-    let lost = Ctx::new(w.hv.clone(), w.guests.clone(), w.ctx.dirs.clone(), true);
+    let mut lost = Ctx::new(w.hv.clone(), w.guests.clone(), w.ctx.dirs.clone(), true);
+    lost.owner = 0;
     let e = w
         .run(super::status::status(&lost, Some("fk-span")))
         .map(|_| ())
@@ -1237,6 +1248,61 @@ fn down_all_also_finds_a_lab_known_only_by_its_directory() {
     assert!(!stale.path().exists());
 }
 
+/// Labs belong to the user who made them (the owner in every object's metadata): another
+/// user's `list` and `down --all` do not see them, and an `up`, `status` or `down` of that name
+/// by another user is refused naming the owner, before anything changes. The owner's own
+/// commands work as before.
+#[test]
+fn a_lab_belongs_to_its_user_and_another_user_neither_sees_nor_touches_it() {
+    let mut mine = lab("fk-alice");
+    mine.owner = 1000;
+    let mut w = world().with_image(&mine);
+    w.ctx.owner = 1000;
+    w.up(&mine).expect("alice's up");
+    let rootlab = lab("fk-root");
+    w.ctx.owner = 0;
+    w.up(&rootlab).expect("root's up");
+    let before = w.hv.changes().len();
+
+    // Root's view: its own lab only; `down --all` leaves alice's.
+    let rows = w.rt.block_on(super::status::list(&w.ctx)).expect("list");
+    let names: Vec<&str> = rows.iter().map(|r| r.lab.as_str()).collect();
+    assert_eq!(names, ["fk-root"]);
+    let e = w.down("fk-alice").expect_err("another user's lab");
+    let msg = format!("{e:#}");
+    assert!(
+        bad_input(&e) && msg.contains("belongs to another user") && msg.contains("1000"),
+        "{msg}"
+    );
+    let e =
+        w.rt.block_on(lab_state::read(&w.ctx, "fk-alice"))
+            .expect_err("status");
+    assert!(bad_input(&e), "{e:#}");
+    let mut same_name = lab("fk-alice");
+    same_name.owner = 0;
+    let e = w.up(&same_name).expect_err("the name is taken");
+    assert!(
+        bad_input(&e) && format!("{e:#}").contains("another name"),
+        "{e:#}"
+    );
+    assert_eq!(
+        w.hv.changes().len(),
+        before,
+        "a refused command changed the host"
+    );
+    let reports =
+        w.rt.block_on(super::down::down_labs(&w.ctx, None))
+            .expect("down --all");
+    let labs: Vec<&str> = reports.iter().map(|r| r.lab.as_str()).collect();
+    assert_eq!(labs, ["fk-root"]);
+    assert_eq!(w.node_states_of(1000, "fk-alice"), all(ObjState::Active));
+
+    // Alice's own commands see and remove it.
+    w.ctx.owner = 1000;
+    w.down("fk-alice").expect("alice's down");
+    assert!(w.hv.objects().is_empty(), "{:?}", w.hv.objects());
+}
+
 // ---- golden labs ----
 
 impl World {
@@ -1351,7 +1417,11 @@ fn a_golden_restored_under_another_state_dir_is_the_lab_files_lab() {
         _dir: dir,
         hv: w.hv.clone(),
         guests: w.guests.clone(),
-        ctx: Ctx::new(h, w.guests.clone(), dirs, true),
+        ctx: {
+            let mut c = Ctx::new(h, w.guests.clone(), dirs, true);
+            c.owner = 0;
+            c
+        },
         rt: tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

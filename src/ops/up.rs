@@ -717,6 +717,7 @@ pub async fn up(
         dirs: lab_dirs.clone(),
         image: crate::image::boot_image(dirs, &lab.image),
     };
+    super::lab_state::refuse_foreign(ctx, &lab.name).await?;
     let mut work = host_work(ctx, lab, &addrs, &render_ctx).await?;
     let mut changed = Vec::new();
     for w in &work {

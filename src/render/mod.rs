@@ -93,6 +93,7 @@ fn tag(lab: &Lab) -> LabTag {
         xmlns: METADATA_NS.to_string(),
         lab: lab.name.clone(),
         version: TOOL_VERSION.to_string(),
+        owner: Some(lab.owner),
         ..LabTag::default()
     }
 }
