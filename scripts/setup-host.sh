@@ -17,7 +17,9 @@ PACKAGES=(
     qemu-system-x86 qemu-utils
     libvirt-daemon-system libvirt-clients libvirt-dev
     dnsmasq-base pkg-config
-    mmdebstrap e2fsprogs genisoimage
+    # Images are built in mmdebstrap's unshare mode, as root or as a plain user (newuidmap and
+    # newgidmap from uidmap map the user's subordinate ids).
+    mmdebstrap e2fsprogs genisoimage uidmap
     iproute2 procps
     python3-yaml xz-utils
     # The clients the system tier drives the labs with: OpenSSH, and Ansible and a JUnit parser

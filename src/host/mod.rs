@@ -133,6 +133,46 @@ pub fn probe_tools() -> Vec<Tool> {
         .collect()
 }
 
+/// The login name of user `uid`, when the host knows it.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    let mut pw = std::mem::MaybeUninit::<libc::passwd>::uninit();
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local of the size given; getpwuid_r writes only there.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            pw.as_mut_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name points to a NUL-terminated string in `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr((*found).pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// Whether user `uid` has a range of subordinate ids in `file` (`/etc/subuid`, `/etc/subgid`:
+/// `name:start:count` or `uid:start:count`), which a user namespace of many ids needs.
+pub fn has_subordinate_ids(file: &str, uid: u32) -> bool {
+    let name = user_name(uid);
+    std::fs::read_to_string(file).is_ok_and(|text| {
+        text.lines().any(|l| {
+            let mut f = l.split(':');
+            let who = f.next().unwrap_or("");
+            let count = f
+                .nth(1)
+                .and_then(|c| c.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            (Some(who) == name.as_deref() || who == uid.to_string()) && count >= 65536
+        })
+    })
+}
+
 /// The user dcos-lab runs as (its effective uid): labs are recorded as this user's.
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

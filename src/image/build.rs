@@ -16,6 +16,89 @@ use crate::paths::Dirs;
 /// Size of the root filesystem in the base image; nodes' overlays are larger and systemd grows
 /// the filesystem to the disk at boot.
 const ROOTFS_SIZE: &str = "3G";
+/// Where the hook's files go, in the build directory and in the tree's /tmp (removed by the
+/// hook itself).
+const HOOK_DIR: &str = "dcos-lab-hook";
+/// The filesystem, made from mmdebstrap's tar (after its own cleanup) inside mmdebstrap's
+/// unshare helper, where the tar's owners are root's and the rest: its standard input is the
+/// tree as a tar, its standard output a tar of `disk.qcow2`, `vmlinuz` and `initrd.img`. It
+/// works in a directory of its own under /tmp (a plain user's subordinate root cannot reach the
+/// user's home, where the cache usually is), under the build's scratch directory. /dev's entries stay out (device
+/// nodes cannot be made there; the guest mounts devtmpfs on /dev).
+const FINISH: &str = r#"set -eu
+exec 3>&1 1>&2
+W=$(mktemp -d -p "$TMPDIR")
+trap 'rm -rf "$W"' EXIT
+mkdir "$W/root" "$W/out"
+tar -C "$W/root" --numeric-owner --exclude='./dev/*' -xpf -
+for f in vmlinuz initrd.img; do
+    set -- "$W/root"/boot/"$f"-*
+    if [ $# -ne 1 ] || [ ! -f "$1" ]; then
+        echo "dcos-lab: expected one /boot/$f-* in the image, found: $*" >&2
+        exit 1
+    fi
+    cp "$1" "$W/out/$f"
+done
+mkfs.ext4 -q -F -L root -d "$W/root" "$W/disk.raw" @SIZE@
+rm -rf "$W/root"
+qemu-img convert -q -f raw -O qcow2 "$W/disk.raw" "$W/out/disk.qcow2"
+rm -f "$W/disk.raw"
+tar -C "$W/out" -cf - disk.qcow2 vmlinuz initrd.img >&3"#;
+
+/// Runs `cmds` as one pipeline (each one's output the next one's input), the last one's output
+/// discarded; a failure names the first command that failed, with its last lines of errors.
+/// Each command's errors go to a file in `dir`, removed with it.
+fn run_pipeline(dir: &Path, cmds: &mut [(&str, &mut Command)]) -> Result<(), ImageError> {
+    let mut children = Vec::new();
+    let mut input: Option<std::process::ChildStdout> = None;
+    let n = cmds.len();
+    for (i, (what, cmd)) in cmds.iter_mut().enumerate() {
+        let tool = cmd.get_program().to_string_lossy().into_owned();
+        tracing::debug!("running {cmd:?}");
+        let err_path = dir.join(format!(".stderr-{i}"));
+        let errs = fs::File::create(&err_path).map_err(io_err("cannot create", &err_path))?;
+        let err_read = fs::File::open(&err_path).map_err(io_err("cannot open", &err_path))?;
+        cmd.stdin(match input.take() {
+            Some(out) => Stdio::from(out),
+            None => Stdio::null(),
+        })
+        .stdout(if i + 1 == n {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stderr(Stdio::from(errs));
+        let mut child = cmd
+            .spawn()
+            .map_err(|source| ImageError::Spawn { tool, source })?;
+        input = child.stdout.take();
+        // The pipe's ends given to the child are closed here, or a reader would never see
+        // the end of its input, nor a writer that its reader is gone.
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        children.push((what.to_string(), child, err_read));
+    }
+    let mut failed = None;
+    for (what, mut child, mut errs) in children {
+        let status = child.wait().map_err(|source| ImageError::Spawn {
+            tool: what.clone(),
+            source,
+        })?;
+        if !status.success() && failed.is_none() {
+            use std::io::Read;
+            let mut text = String::new();
+            let _ = errs.read_to_string(&mut text);
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            failed = Some(ImageError::Tool {
+                what,
+                status: status.to_string(),
+                tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+            });
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
 
 /// What a build produced.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -72,23 +155,6 @@ pub(crate) fn run(what: &str, cmd: &mut Command) -> Result<(), ImageError> {
         what: what.to_string(),
         status: out.status.to_string(),
         tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-    })
-}
-
-fn find_boot_file(boot: &Path, prefix: &str) -> Result<PathBuf, ImageError> {
-    let mut found: Vec<PathBuf> = fs::read_dir(boot)
-        .map_err(io_err("cannot read", boot))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix))
-        })
-        .collect();
-    found.sort();
-    found.pop().ok_or_else(|| ImageError::Missing {
-        what: format!("{prefix}*"),
-        dir: boot.to_path_buf(),
     })
 }
 
@@ -157,6 +223,64 @@ impl Drop for BuildDirGuard {
     }
 }
 
+/// The tree (mmdebstrap), its filesystem (the unshare helper) and the image's files unpacked
+/// into `tmp`, as one pipeline; both mmdebstrap steps keep their files under `scratch`.
+fn build_in(
+    tmp: &Path,
+    hook_dir: &Path,
+    scratch: &Path,
+    r: &super::Recipe,
+) -> Result<(), ImageError> {
+    let mut include = vec![r.kernel.clone()];
+    include.extend(r.packages.iter().cloned());
+    // Unshare mode needs no privilege: as a plain user it runs in a user namespace on the
+    // user's subordinate ids (uidmap's newuidmap, /etc/subuid); as root it only unshares the
+    // mount namespace. The tree leaves it as a tar (mmdebstrap's own cleanup done), with root's
+    // owners in it, and becomes a filesystem in the unshare helper: as a plain user, no file of
+    // the tree is ever on the host with the user's subordinate ids as owners outside `scratch`.
+    let mut tree = Command::new("mmdebstrap");
+    tree.arg("--quiet")
+        .arg("--mode=unshare")
+        .arg("--format=tar")
+        .arg(format!("--variant={}", r.variant))
+        .arg(format!("--include={}", include.join(",")))
+        .arg("--aptopt=APT::Install-Recommends \"false\"")
+        .arg("--dpkgopt=path-exclude=/usr/share/man/*")
+        .arg("--dpkgopt=path-exclude=/usr/share/doc/*")
+        .arg("--dpkgopt=path-include=/usr/share/doc/*/copyright")
+        .arg("--dpkgopt=path-exclude=/usr/share/locale/*")
+        // The hook's files, copied in by mmdebstrap itself (as the user: in unshare mode the
+        // hooks run as a subordinate root that cannot read the user's home), run, removed.
+        .arg(format!("--customize-hook=copy-in {} /tmp", hook_dir.display()))
+        .arg(format!(
+            "--customize-hook=sh \"$1/tmp/{HOOK_DIR}/customize.sh\" \"$1\" && rm -rf \"$1/tmp/{HOOK_DIR}\""
+        ))
+        .arg(&r.suite)
+        .arg("-")
+        // dpkg reads ~/.dpkg.cfg, which the namespace's root may not reach.
+        .env("HOME", "/")
+        .env("TMPDIR", scratch);
+    let mut filesystem = Command::new("mmdebstrap");
+    filesystem
+        .arg("--unshare-helper")
+        .args(["sh", "-c", &FINISH.replace("@SIZE@", ROOTFS_SIZE)])
+        .env("HOME", "/")
+        .env("TMPDIR", scratch);
+    let mut unpack = Command::new("tar");
+    unpack.arg("-C").arg(&tmp).args(["-xf", "-"]);
+    run_pipeline(
+        tmp,
+        &mut [
+            ("mmdebstrap", &mut tree),
+            (
+                "making the filesystem (mkfs.ext4 -d, qemu-img)",
+                &mut filesystem,
+            ),
+            ("unpacking the image's files (tar)", &mut unpack),
+        ],
+    )
+}
+
 /// Builds recipe `name` into the cache, or returns the cached image. `step` is told each step.
 pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, ImageError> {
     let started = Instant::now();
@@ -177,17 +301,39 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
             seconds: started.elapsed().as_secs_f64(),
         });
     }
+    // A plain user's build runs in a user namespace on the user's subordinate ids.
+    let userns: &[(&str, &str)] = if crate::host::euid() == 0 {
+        &[]
+    } else {
+        &[("newuidmap", "uidmap"), ("newgidmap", "uidmap")]
+    };
     for (tool, package) in [
         ("mmdebstrap", "mmdebstrap"),
         ("mkfs.ext4", "e2fsprogs"),
         ("qemu-img", "qemu-utils"),
-    ] {
+    ]
+    .iter()
+    .chain(userns)
+    {
         if !crate::host::find_in_path(tool) {
             return Err(ImageError::MissingTool {
                 name: name.to_string(),
                 tool: tool.to_string(),
                 package: package.to_string(),
             });
+        }
+    }
+    let uid = crate::host::euid();
+    if uid != 0 {
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            if !crate::host::has_subordinate_ids(file, uid) {
+                let user = crate::host::user_name(uid).unwrap_or_else(|| uid.to_string());
+                return Err(ImageError::NoSubordinateIds {
+                    name: name.to_string(),
+                    file: file.to_string(),
+                    user,
+                });
+            }
         }
     }
     // Leftovers of interrupted builds of this image: we hold the lock, so none is running.
@@ -204,69 +350,62 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
     fs::create_dir_all(&tmp).map_err(io_err("cannot create", &tmp))?;
     // A failed build removes its directory; a killed one is removed by the next build.
     let _cleanup = BuildDirGuard(tmp.clone());
-    let rootfs = tmp.join("rootfs");
-    let hook = tmp.join("customize.sh");
+    // The hook's files, copied into the tree by mmdebstrap itself (`copy-in`, as the user): in
+    // its unshare mode the hooks run as a root that is one of the user's subordinate ids and
+    // cannot read the user's home, where the cache usually is.
+    let hook_dir = tmp.join(HOOK_DIR);
+    fs::create_dir_all(&hook_dir).map_err(io_err("cannot create", &hook_dir))?;
+    let hook = hook_dir.join("customize.sh");
     fs::write(&hook, super::CUSTOMIZE_SCRIPT).map_err(io_err("cannot write", &hook))?;
-    let firstboot = tmp.join("firstboot-early.sh");
+    let firstboot = hook_dir.join("firstboot-early.sh");
     fs::write(&firstboot, super::FIRSTBOOT_SCRIPT).map_err(io_err("cannot write", &firstboot))?;
 
     step(&format!(
-        "installing {} packages of Debian {} (mmdebstrap)",
+        "installing {} packages of Debian {} and making a {ROOTFS_SIZE} ext4 filesystem of them (mmdebstrap, mkfs.ext4 -d, qemu-img)",
         r.packages.len() + 1,
         r.suite
     ));
-    let mut include = vec![r.kernel.clone()];
-    include.extend(r.packages.iter().cloned());
-    run(
-        "mmdebstrap",
-        Command::new("mmdebstrap")
-            .arg("--quiet")
-            .arg(format!("--variant={}", r.variant))
-            .arg(format!("--include={}", include.join(",")))
-            .arg("--aptopt=APT::Install-Recommends \"false\"")
-            .arg("--dpkgopt=path-exclude=/usr/share/man/*")
-            .arg("--dpkgopt=path-exclude=/usr/share/doc/*")
-            .arg("--dpkgopt=path-include=/usr/share/doc/*/copyright")
-            .arg("--dpkgopt=path-exclude=/usr/share/locale/*")
-            .arg(format!("--customize-hook=sh {} \"$1\"", hook.display()))
-            .arg(&r.suite)
-            .arg(&rootfs),
-    )?;
-
-    step("extracting the kernel and initrd for direct kernel boot");
-    let boot = rootfs.join("boot");
-    for (prefix, dest) in [("vmlinuz-", "vmlinuz"), ("initrd.img-", "initrd.img")] {
-        let src = find_boot_file(&boot, prefix)?;
-        let to = tmp.join(dest);
-        fs::copy(&src, &to).map_err(io_err("cannot copy", &src))?;
-    }
-
-    step(&format!(
-        "making a {ROOTFS_SIZE} ext4 filesystem from the tree (mkfs.ext4 -d)"
+    // Scratch space for mmdebstrap and the filesystem step, made and removed by the unshare
+    // helper (as a plain user its files belong to the user's subordinate ids, which only the
+    // namespace may remove); one per image and user, so a build that was killed leaves it to
+    // the next build of that image, which holds the image's lock and removes it first. Sticky
+    // and open to all, as /tmp is: mmdebstrap makes its own directory there as the user.
+    let scratch = std::env::temp_dir().join(format!(
+        "dcos-lab-image-{name}-{key}-{}",
+        crate::host::euid()
     ));
-    let raw = tmp.join("disk.raw");
-    run(
-        "mkfs.ext4",
-        Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-L", "root", "-d"])
-            .arg(&rootfs)
-            .arg(&raw)
-            .arg(ROOTFS_SIZE),
+    let helper = |what: &str, script: &str| {
+        run(
+            what,
+            Command::new("mmdebstrap")
+                .args(["--unshare-helper", "sh", "-c", script])
+                .arg(&scratch)
+                .env("HOME", "/"),
+        )
+    };
+    helper(
+        "preparing the scratch directory (mmdebstrap --unshare-helper)",
+        r#"rm -rf "$0" && mkdir -m 1777 "$0""#,
     )?;
-    fs::remove_dir_all(&rootfs).map_err(io_err("cannot remove", &rootfs))?;
-
-    step("converting to qcow2");
+    let built = build_in(&tmp, &hook_dir, &scratch, &r);
+    let removed = helper(
+        "removing the scratch directory (mmdebstrap --unshare-helper)",
+        r#"rm -rf "$0""#,
+    );
+    built.and(removed)?;
+    for f in ["disk.qcow2", "vmlinuz", "initrd.img"] {
+        if !tmp.join(f).is_file() {
+            return Err(ImageError::Missing {
+                what: f.to_string(),
+                dir: tmp.clone(),
+            });
+        }
+    }
+    fs::remove_dir_all(&hook_dir).map_err(io_err("cannot remove", &hook_dir))?;
+    for i in 0..3 {
+        let _ = fs::remove_file(tmp.join(format!(".stderr-{i}")));
+    }
     let qcow = tmp.join("disk.qcow2");
-    run(
-        "qemu-img convert",
-        Command::new("qemu-img")
-            .args(["convert", "-q", "-O", "qcow2"])
-            .arg(&raw)
-            .arg(&qcow),
-    )?;
-    fs::remove_file(&raw).map_err(io_err("cannot remove", &raw))?;
-    fs::remove_file(&hook).map_err(io_err("cannot remove", &hook))?;
-    fs::remove_file(&firstboot).map_err(io_err("cannot remove", &firstboot))?;
 
     for f in ["disk.qcow2", "vmlinuz", "initrd.img"] {
         let p = tmp.join(f);

@@ -50,6 +50,14 @@ pub enum ImageError {
         tool: String,
         package: String,
     },
+    #[error(
+        "image {name} cannot be built as {user}: {file} gives {user} no range of 65536 subordinate ids, which mmdebstrap's unshare mode maps the image's users to\n  fix: as root, once: `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}` (Debian's adduser gives new users one), or build the image as root"
+    )]
+    NoSubordinateIds {
+        name: String,
+        file: String,
+        user: String,
+    },
     #[error("cannot run {tool}: is it installed? (scripts/setup-host.sh installs it)")]
     Spawn {
         tool: String,

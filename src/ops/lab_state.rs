@@ -248,25 +248,10 @@ pub async fn refuse_foreign(ctx: &Ctx, lab: &str) -> anyhow::Result<()> {
 
 /// A user's name and uid (`alice (uid 1000)`), or the uid alone when the host does not know it.
 fn user_name(uid: u32) -> String {
-    let mut buf = vec![0u8; 4096];
-    let mut pw = std::mem::MaybeUninit::<libc::passwd>::uninit();
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is to a live local of the size given; getpwuid_r writes only there.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            pw.as_mut_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() {
-        return format!("uid {uid}");
+    match crate::host::user_name(uid) {
+        Some(name) => format!("{name} (uid {uid})"),
+        None => format!("uid {uid}"),
     }
-    // SAFETY: getpwuid_r succeeded, so pw_name points to a NUL-terminated string in `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr((*found).pw_name) };
-    format!("{} (uid {uid})", name.to_string_lossy())
 }
 
 /// One lab on one host, of user `owner`; empty (not an error) when that libvirt has nothing of
