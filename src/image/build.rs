@@ -267,7 +267,7 @@ fn build_in(
         .env("HOME", "/")
         .env("TMPDIR", scratch);
     let mut unpack = Command::new("tar");
-    unpack.arg("-C").arg(&tmp).args(["-xf", "-"]);
+    unpack.arg("-C").arg(tmp).args(["-xf", "-"]);
     run_pipeline(
         tmp,
         &mut [
