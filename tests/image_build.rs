@@ -238,3 +238,127 @@ fn import_list_remove() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A user made for one test by `adduser` (home 0700, a subordinate id range), removed with its
+/// home and its subordinate ids when dropped, whatever the test did.
+struct PlainUser {
+    name: String,
+}
+
+impl PlainUser {
+    fn new(tag: &str) -> PlainUser {
+        let name = format!("dltest-{tag}-{}", std::process::id() % 100_000);
+        let st = Command::new("adduser")
+            .args(["--disabled-password", "--gecos", "", "--quiet", &name])
+            .status()
+            .expect("adduser runs (the system tier runs as root)");
+        assert!(st.success(), "adduser {name}");
+        PlainUser { name }
+    }
+
+    fn home(&self) -> std::path::PathBuf {
+        Path::new("/home").join(&self.name)
+    }
+
+    fn uid(&self) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.home()).expect("home").uid()
+    }
+
+    /// `program` run as this user, with a login's environment (HOME, no root's variables).
+    fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("runuser");
+        c.args(["-u", &self.name, "--"])
+            .arg("env")
+            .arg("-i")
+            .arg(format!("HOME={}", self.home().display()))
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .arg(program);
+        c
+    }
+}
+
+impl Drop for PlainUser {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-9", "-u", &self.name])
+            .status();
+        let _ = Command::new("deluser")
+            .args(["--quiet", "--remove-home", &self.name])
+            .status();
+    }
+}
+
+/// A plain user (made by `adduser`: home 0700, no sudo) builds the default image into the
+/// cache in its home: mmdebstrap's unshare mode on the user's subordinate ids. The image is the
+/// user's, its files inside are root's (setuid bits and groups kept), and nothing of the build
+/// is left in the temp directory.
+#[test]
+#[ignore = "system tier: mmdebstrap and the Debian mirror (scripts/test.sh runs it)"]
+fn a_plain_user_builds_the_image_without_root() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let user = PlainUser::new("img");
+    let home_mode = std::fs::metadata(user.home()).expect("home").mode() & 0o777;
+    assert_eq!(home_mode, 0o700, "Debian's adduser makes 0700 homes");
+    // The binary where the user may run it.
+    let bin_dir = tempfile::Builder::new()
+        .prefix("dltest-bin-")
+        .tempdir()
+        .expect("dir");
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let bin = bin_dir.path().join("dcos-lab");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("dcos-lab"), &bin).expect("copy");
+    let out = user
+        .command(&bin)
+        .args(["image", "build", "debian-12", "--json"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "as {}: {}",
+        user.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dir = Path::new(built["dir"].as_str().expect("dir")).to_path_buf();
+    assert!(dir.starts_with(user.home()), "{}", dir.display());
+    for f in ["disk.qcow2", "vmlinuz", "initrd.img", "manifest.json"] {
+        let md = std::fs::metadata(dir.join(f)).expect(f);
+        assert_eq!(md.uid(), user.uid(), "{f} is the user's");
+    }
+    // Inside the image: root's files, the shadow group, a setuid binary.
+    let raw = bin_dir.path().join("disk.raw");
+    let st = Command::new("qemu-img")
+        .args(["convert", "-O", "raw"])
+        .arg(dir.join("disk.qcow2"))
+        .arg(&raw)
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+    let stat = |path: &str| {
+        let out = Command::new("debugfs")
+            .args(["-R", &format!("stat {path}")])
+            .arg(&raw)
+            .output()
+            .expect("debugfs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shadow = stat("/etc/shadow");
+    assert!(
+        shadow.contains("User:     0   Group:    42"),
+        "/etc/shadow: {shadow}"
+    );
+    let sudo = stat("/usr/bin/sudo");
+    assert!(
+        sudo.contains("Mode:  04755") && sudo.contains("User:     0"),
+        "/usr/bin/sudo: {sudo}"
+    );
+    let scratch: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .expect("tmp")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("dcos-lab-image-") && n.ends_with(&format!("-{}", user.uid())))
+        .collect();
+    assert!(scratch.is_empty(), "the build left {scratch:?}");
+}
