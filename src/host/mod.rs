@@ -173,6 +173,44 @@ pub fn has_subordinate_ids(file: &str, uid: u32) -> bool {
     })
 }
 
+/// Whether this process's user is in group `group` (its supplementary groups, or its own).
+pub fn in_group(group: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(group) else {
+        return false;
+    };
+    let mut buf = vec![0u8; 16384];
+    let mut gr = std::mem::MaybeUninit::<libc::group>::uninit();
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local of the size given; getgrnam_r writes only there.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            gr.as_mut_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return false;
+    }
+    // SAFETY: getgrnam_r succeeded and filled the struct `found` points to.
+    let gid = unsafe { (*found).gr_gid };
+    // SAFETY: getegid has no preconditions.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    // SAFETY: a first call with size 0 returns the number of groups and writes nothing.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    let Ok(len) = usize::try_from(n) else {
+        return false;
+    };
+    let mut groups = vec![0 as libc::gid_t; len];
+    // SAFETY: `groups` holds `n` entries.
+    let got = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    usize::try_from(got).is_ok_and(|k| groups[..k.min(len)].contains(&gid))
+}
+
 /// The user dcos-lab runs as (its effective uid): labs are recorded as this user's.
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -28,8 +28,58 @@ pub struct Feature {
 const PROBE_LAB: &str = "doctor_probe";
 const PROBE_DOMAIN: &str = "dcos-lab_doctor-probe";
 
+/// Who runs dcos-lab, and what a plain user needs (root needs none of it).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserFacts {
+    pub name: String,
+    pub uid: u32,
+    /// In the `libvirt` group (the group a laptop's polkit rule, or the socket's group, lets in).
+    pub in_libvirt_group: bool,
+    /// A range of subordinate uids and gids (/etc/subuid, /etc/subgid): image builds need it.
+    pub subordinate_ids: bool,
+}
+
+impl UserFacts {
+    /// This process's user.
+    pub fn here() -> UserFacts {
+        let uid = host::euid();
+        UserFacts {
+            name: host::user_name(uid).unwrap_or_else(|| uid.to_string()),
+            uid,
+            in_libvirt_group: host::in_group("libvirt"),
+            subordinate_ids: host::has_subordinate_ids("/etc/subuid", uid)
+                && host::has_subordinate_ids("/etc/subgid", uid),
+        }
+    }
+
+    /// What this user lacks, each with its fix, given whether libvirt `refused` it.
+    pub fn problems(&self, refused: bool) -> Vec<String> {
+        if self.uid == 0 {
+            return Vec::new();
+        }
+        let user = &self.name;
+        let mut out = Vec::new();
+        if !self.in_libvirt_group {
+            out.push(format!(
+                "{user} is not in the libvirt group, which qemu:///system lets in; fix: as root, once: `adduser {user} libvirt`, then log in again"
+            ));
+        } else if refused {
+            out.push(format!(
+                "libvirt refused {user} although {user} is in the libvirt group: the system socket's access check (polkit) said no; fix: a running polkit with libvirt's rule for the group (Debian's libvirt-daemon-system ships it), or where no polkit runs, in /etc/libvirt/libvirtd.conf: unix_sock_group = \"libvirt\", unix_sock_rw_perms = \"0770\", auth_unix_rw = \"none\", then restart libvirtd"
+            ));
+        }
+        if !self.subordinate_ids {
+            out.push(format!(
+                "{user} has no range of subordinate ids in /etc/subuid and /etc/subgid, which building an image as {user} needs; fix: as root, once: `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}` (Debian's adduser gives new users one)"
+            ));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct DoctorReport {
+    pub user: UserFacts,
     pub libvirt: Result<VersionInfo, String>,
     pub accel: AccelDecision,
     pub mem_available: Option<ByteSize>,
@@ -50,15 +100,22 @@ impl DoctorReport {
 
 pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
     let mut problems = Vec::new();
+    let user = UserFacts::here();
     let conn = Libvirt::open(uri);
     let version = match &conn {
         Ok(c) => c.version().map_err(|e| crate::error_chain(&e)),
         Err(e) => Err(crate::error_chain(e)),
     };
+    let refused = version
+        .as_ref()
+        .is_err_and(|chain| crate::driver::refused_access(chain));
+    let user_problems = user.problems(refused);
     let libvirt = match version {
         Ok(v) => Ok(v),
+        // What the user lacks says it better, with the fix.
+        Err(chain) if refused && !user_problems.is_empty() && user.uid != 0 => Err(chain),
         Err(chain) => {
-            problems.push(if crate::driver::refused_access(&chain) {
+            problems.push(if refused {
                 format!(
                     "libvirt refused this user ({chain}); fix: run dcos-lab as root, or add the user to the `libvirt` group and log in again"
                 )
@@ -70,6 +127,7 @@ pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
             Err(chain)
         }
     };
+    problems.extend(user_problems);
     let accel = host::choose_accel(AccelChoice::Auto, &host::probe_accel());
     let mem_available = host::mem_available();
     let tools = host::probe_tools();
@@ -124,6 +182,7 @@ pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
         problems.push(format!("{}: {}", f.name, f.detail));
     }
     DoctorReport {
+        user,
         libvirt,
         accel,
         mem_available,
@@ -137,6 +196,18 @@ pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
 
 pub fn describe(r: &DoctorReport) -> String {
     let mut out = String::new();
+    let u = &r.user;
+    if u.uid == 0 {
+        out.push_str("user         root\n");
+    } else {
+        out.push_str(&format!(
+            "user         {} (uid {}): libvirt group {}, subordinate ids {}\n",
+            u.name,
+            u.uid,
+            if u.in_libvirt_group { "yes" } else { "NO" },
+            if u.subordinate_ids { "yes" } else { "NO" }
+        ));
+    }
     match &r.libvirt {
         Ok(v) => out.push_str(&format!(
             "libvirt      ok: {} (libvirt {}, {})\n",
@@ -278,6 +349,36 @@ fn probe_memory_snapshot(hv: &dyn Hypervisor, dirs: &Dirs, accel: Accel) -> Resu
 
 #[cfg(test)]
 mod tests {
+
+    fn user(in_group: bool, ids: bool) -> UserFacts {
+        UserFacts {
+            name: "alice".into(),
+            uid: 1000,
+            in_libvirt_group: in_group,
+            subordinate_ids: ids,
+        }
+    }
+
+    #[test]
+    fn a_plain_user_is_told_what_it_lacks_with_the_fix() {
+        assert!(user(true, true).problems(false).is_empty());
+        let p = user(false, true).problems(true);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("`adduser alice libvirt`"), "{p:?}");
+        let p = user(true, true).problems(true);
+        assert!(
+            p[0].contains("polkit") && p[0].contains("unix_sock_group"),
+            "{p:?}"
+        );
+        let p = user(true, false).problems(false);
+        assert!(p[0].contains("usermod --add-subuids"), "{p:?}");
+        let root = UserFacts {
+            uid: 0,
+            ..user(false, false)
+        };
+        assert!(root.problems(true).is_empty(), "root needs none of it");
+    }
+
     use super::*;
     use crate::driver::fake::FakeHypervisor;
 
