@@ -79,25 +79,37 @@ fn run_pipeline(dir: &Path, cmds: &mut [(&str, &mut Command)]) -> Result<(), Ima
             .stderr(Stdio::null());
         children.push((what.to_string(), child, err_read));
     }
-    let mut failed = None;
+    // Every step that failed is named: one step's failure makes its neighbours fail too (a
+    // writer whose reader is gone, a reader of a cut stream), and which one came first is not
+    // always the one that says why.
+    let mut failed: Vec<(bool, String, String, String)> = Vec::new();
     for (what, mut child, mut errs) in children {
         let status = child.wait().map_err(|source| ImageError::Spawn {
             tool: what.clone(),
             source,
         })?;
-        if !status.success() && failed.is_none() {
+        if !status.success() {
             use std::io::Read;
             let mut text = String::new();
             let _ = errs.read_to_string(&mut text);
             let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            failed = Some(ImageError::Tool {
-                what,
-                status: status.to_string(),
-                tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-            });
+            let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+            // A writer whose reader went away dies of SIGPIPE: the reader says why.
+            use std::os::unix::process::ExitStatusExt;
+            let victim = status.signal() == Some(libc::SIGPIPE);
+            failed.push((victim, what, status.to_string(), tail));
         }
     }
-    failed.map_or(Ok(()), Err)
+    failed.sort_by_key(|f| f.0);
+    let failed: Vec<(String, String, String)> =
+        failed.into_iter().map(|(_, w, st, t)| (w, st, t)).collect();
+    let Some((what, status, mut tail)) = failed.first().cloned() else {
+        return Ok(());
+    };
+    for (w, st, t) in &failed[1..] {
+        tail.push_str(&format!("\n-- and {w} failed too ({st}):\n{t}"));
+    }
+    Err(ImageError::Tool { what, status, tail })
 }
 
 /// What a build produced.
@@ -438,4 +450,48 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
         seconds: started.elapsed().as_secs_f64(),
         disk_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipeline passes each step's output on; a failure names the step and its errors, and
+    /// a step failing because its neighbour did is named too.
+    #[test]
+    fn a_pipeline_names_every_step_that_failed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = dir.path().join("out");
+        let mut a = Command::new("sh");
+        a.args(["-c", "printf 'one\\ntwo\\n'"]);
+        let mut b = Command::new("sort");
+        b.arg("-r");
+        let mut c = Command::new("sh");
+        c.args(["-c", &format!("cat > {}", out.display())]);
+        run_pipeline(
+            dir.path(),
+            &mut [("a", &mut a), ("b", &mut b), ("c", &mut c)],
+        )
+        .expect("runs");
+        assert_eq!(std::fs::read_to_string(&out).expect("out"), "two\none\n");
+
+        let mut a = Command::new("yes");
+        let mut b = Command::new("sh");
+        b.args(["-c", "head -c 1 >/dev/null; echo 'no room' >&2; exit 4"]);
+        let mut c = Command::new("cat");
+        let e = run_pipeline(
+            dir.path(),
+            &mut [
+                ("writer", &mut a),
+                ("filesystem", &mut b),
+                ("reader", &mut c),
+            ],
+        )
+        .expect_err("fails");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("filesystem") && msg.contains("no room"),
+            "{msg}"
+        );
+    }
 }
