@@ -766,7 +766,7 @@ pub async fn restore(
     let manifest = unpacked.manifest.clone();
     let m = &manifest;
     let stage = unpacked.stage.0.clone();
-    let lab = match super::load_lab(arg) {
+    let mut lab = match super::load_lab(arg) {
         Ok(l) => l,
         Err(crate::model::ModelError::NotFound { .. }) if arg == m.lab => {
             let text = std::fs::read_to_string(stage.join("lab.yaml"))?;
@@ -779,11 +779,12 @@ pub async fn restore(
                 &names,
             )?;
             golden_lab_stays_in(&mut lab, file)?;
-            lab.owner = ctx.owner;
             lab
         }
         Err(e) => return Err(e.into()),
     };
+    // The restored lab is the restoring user's, whoever made the golden.
+    lab.owner = ctx.owner;
     if lab.name != m.lab {
         return Err(BadInput(format!(
             "{} is a golden of lab {}, not of lab {}\n  fix: `dcos-lab up {} --from {}` (a golden comes back under its own name: its memory holds its addresses and keys)",

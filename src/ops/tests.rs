@@ -1327,7 +1327,10 @@ fn lab_on_disk(w: &World, name: &str) -> Lab {
     let path = w.ctx.dirs.state.join(format!("{name}.yaml"));
     std::fs::create_dir_all(&w.ctx.dirs.state).expect("state");
     std::fs::write(&path, LAB.replace("NAME", name).replace("MEM", "256M")).expect("lab file");
-    super::load_lab(path.to_str().expect("utf8")).expect("lab")
+    let mut lab = super::load_lab(path.to_str().expect("utf8")).expect("lab");
+    // The world's user, whoever runs the tests.
+    lab.owner = w.ctx.owner;
+    lab
 }
 
 /// Runs GNU tar, which must succeed.
