@@ -122,13 +122,7 @@ async fn read_labs(
     if let Some(lab) = only {
         doms.retain(|d| d.tag.lab == lab);
         nets.retain(|n| n.tag.lab == lab);
-        mine_or_refused(
-            lab,
-            doms.iter()
-                .map(|d| d.tag.owner())
-                .chain(nets.iter().map(|n| n.tag.owner())),
-            owner,
-        )?;
+        mine_or_refused(lab, &doms, &nets, owner)?;
     }
     doms.retain(|d| d.tag.owner() == owner);
     nets.retain(|n| n.tag.owner() == owner);
@@ -211,13 +205,22 @@ fn sort(l: &mut LabState) {
     });
 }
 
-/// Refuses lab `lab` when any of its objects' `owners` is not `owner`.
+/// Refuses lab `lab` when any of its objects among `doms` and `nets` belongs to a user other
+/// than `owner`.
 fn mine_or_refused(
     lab: &str,
-    mut owners: impl Iterator<Item = u32>,
+    doms: &[crate::driver::Owned],
+    nets: &[crate::driver::Owned],
     owner: u32,
 ) -> Result<(), crate::BadInput> {
-    match owners.find(|o| *o != owner) {
+    let other = doms
+        .iter()
+        .map(|d| &d.tag)
+        .chain(nets.iter().map(|n| &n.tag))
+        .filter(|t| t.lab == lab)
+        .map(crate::tag::LabTag::owner)
+        .find(|o| *o != owner);
+    match other {
         None => Ok(()),
         Some(other) => Err(crate::BadInput(format!(
             "lab {lab} belongs to another user ({}); dcos-lab shows, changes and removes only your own labs\n  fix: give your lab another name (`name:` in its lab file), or ask that user to `dcos-lab down {lab}`",
@@ -231,18 +234,7 @@ fn mine_or_refused(
 pub async fn refuse_foreign(ctx: &Ctx, lab: &str) -> anyhow::Result<()> {
     let (doms, nets) =
         blocking(ctx.hv(), |h| Ok((h.owned_domains()?, h.owned_networks()?))).await?;
-    mine_or_refused(
-        lab,
-        doms.iter()
-            .filter(|d| d.tag.lab == lab)
-            .map(|d| d.tag.owner())
-            .chain(
-                nets.iter()
-                    .filter(|n| n.tag.lab == lab)
-                    .map(|n| n.tag.owner()),
-            ),
-        ctx.owner,
-    )?;
+    mine_or_refused(lab, &doms, &nets, ctx.owner)?;
     Ok(())
 }
 
