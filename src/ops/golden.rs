@@ -652,17 +652,38 @@ fn check_names(file: &Path, m: &Manifest, lab: &Lab) -> anyhow::Result<()> {
         .map_err(|e| refused(file, MANIFEST, &format!("its snapshot name: {}", e.0)))
 }
 
+/// A golden's qcow2 member's header, read without opening anything it names; anything else
+/// refuses the golden.
+fn read_qcow2(
+    file: &Path,
+    path: &Path,
+    member: &str,
+) -> anyhow::Result<crate::image::qcow2::Qcow2> {
+    use crate::image::qcow2::DiskFile;
+    match DiskFile::read(path) {
+        Ok(DiskFile::Qcow2(q)) => Ok(q),
+        Ok(other) => Err(refused(
+            file,
+            member,
+            &format!("it is a {} image, not qcow2", other.format()),
+        )),
+        Err(e) => Err(refused(file, member, &format!("cannot read it ({e})"))),
+    }
+}
+
 /// Every node's disk: a qcow2 overlay of the base image the manifest names (by its cache
 /// directory, which must be this host's: checked before), of the size the lab file gives the
 /// node, with no external data file; read by our own parser, which opens nothing it names.
+/// Returns each node's backing file as its header names it.
 fn check_disks(
     file: &Path,
     stage: &Path,
     m: &Manifest,
     lab: &Lab,
     image: &crate::render::BootImage,
-) -> anyhow::Result<()> {
-    use crate::image::qcow2::{Backing, DiskFile};
+) -> anyhow::Result<BTreeMap<String, Option<String>>> {
+    use crate::image::qcow2::Backing;
+    let mut backing = BTreeMap::new();
     let base = image
         .disk
         .file_name()
@@ -670,17 +691,7 @@ fn check_disks(
         .unwrap_or_default();
     for node in &lab.nodes {
         let member = format!("disks/{}.qcow2", node.name);
-        let q = match DiskFile::read(&stage.join(&member)) {
-            Ok(DiskFile::Qcow2(q)) => q,
-            Ok(other) => {
-                return Err(refused(
-                    file,
-                    &member,
-                    &format!("it is a {} image, not qcow2", other.format()),
-                ));
-            }
-            Err(e) => return Err(refused(file, &member, &format!("cannot read it ({e})"))),
-        };
+        let q = read_qcow2(file, &stage.join(&member), &member)?;
         q.check(Backing::CacheImage {
             dir: &m.image.dir,
             file: &base,
@@ -700,14 +711,15 @@ fn check_disks(
                 ),
             ));
         }
+        backing.insert(node.name.clone(), q.backing);
     }
-    Ok(())
+    Ok(backing)
 }
 
 /// The files of an image the golden carries (`--with-image`): the disk, self-contained
 /// qcow2, and the kernel, initrd and manifest, plain files; nothing else.
 fn check_included_image(file: &Path, stage: &Path) -> anyhow::Result<()> {
-    use crate::image::qcow2::{Backing, DiskFile};
+    use crate::image::qcow2::Backing;
     const FILES: [&str; 4] = ["disk.qcow2", "vmlinuz", "initrd.img", "manifest.json"];
     let dir = stage.join("image");
     let entries = std::fs::read_dir(&dir).map_err(|e| {
@@ -729,17 +741,9 @@ fn check_included_image(file: &Path, stage: &Path) -> anyhow::Result<()> {
         }
     }
     let member = "image/disk.qcow2";
-    match DiskFile::read(&dir.join("disk.qcow2")) {
-        Ok(DiskFile::Qcow2(q)) => q
-            .check(Backing::None)
-            .map_err(|e| refused(file, member, &e.0)),
-        Ok(other) => Err(refused(
-            file,
-            member,
-            &format!("it is a {} image, not qcow2", other.format()),
-        )),
-        Err(e) => Err(refused(file, member, &format!("cannot read it ({e})"))),
-    }
+    read_qcow2(file, &dir.join("disk.qcow2"), member)?
+        .check(Backing::None)
+        .map_err(|e| refused(file, member, &e.0))
 }
 
 /// Where an import in progress is recorded (the lab's directory): a lab that has it is half
@@ -873,7 +877,7 @@ pub async fn restore(
     if image.disk.is_file() {
         super::up::check_image_file(&lab, &image)?;
     }
-    check_disks(file, &stage, m, &lab, &image)?;
+    let backing = check_disks(file, &stage, m, &lab, &image)?;
     if m.image.included {
         check_included_image(file, &stage)?;
     }
@@ -896,7 +900,9 @@ pub async fn restore(
             ),
         ],
     };
-    let mut snapshots = BTreeMap::new();
+    // Each node's domain as rendered (what is defined below) and what its snapshot may take
+    // from the golden.
+    let mut nodes = BTreeMap::new();
     for node in &m.nodes {
         let member = format!("snapshots/{node}.xml");
         let text = std::fs::read_to_string(stage.join(&member))
@@ -904,7 +910,7 @@ pub async fn restore(
         let rendered = crate::render::domain_xml(&lab, &addrs, node, &render_ctx)?;
         let facts = super::golden_check::check_snapshot(&text, &m.snapshot, &rendered, &host)
             .map_err(|why| refused(file, &member, &why))?;
-        snapshots.insert(node.clone(), facts);
+        nodes.insert(node.clone(), (rendered, facts));
     }
 
     if !image.disk.is_file() {
@@ -964,10 +970,7 @@ pub async fn restore(
         // The header names the exporting host's image (checked: the same cache directory);
         // it is made to name this host's, so that qemu-img, too, reads what the domain does.
         // (`rebase -u` opens neither the old backing file nor the disk's.)
-        let named_here = matches!(
-            crate::image::qcow2::DiskFile::read(&disk),
-            Ok(crate::image::qcow2::DiskFile::Qcow2(q)) if q.backing.as_deref() == image.disk.to_str()
-        );
+        let named_here = backing.get(node).and_then(Option::as_deref) == image.disk.to_str();
         if !named_here {
             qemu_img(&[
                 "rebase".as_ref(),
@@ -984,7 +987,12 @@ pub async fn restore(
         super::up::write_seed(&lab_dirs, node, &seed)?;
         let p = pool.clone();
         blocking(hv, move |h| h.refresh_pool(&p)).await?;
-        let xml = crate::render::domain_xml(&lab, &addrs, node, &render_ctx)?;
+        let (xml, facts) = nodes
+            .get(node)
+            .ok_or(crate::render::RenderError::Invariant(
+                "every node of the golden has its snapshot checked",
+            ))?;
+        let xml = xml.clone();
         blocking(hv, move |h| h.define_domain(&xml).map(|_| ())).await?;
         // The snapshot libvirt is given: the golden's name, state, time and guest CPU (checked
         // above), around the definition libvirt now holds for the node (its UUID, the lab
@@ -992,11 +1000,6 @@ pub async fn restore(
         let domain = crate::names::domain_name(&lab.name, node);
         let d = domain.clone();
         let live = blocking(hv, move |h| h.domain_xml(&d)).await?;
-        let facts = snapshots
-            .get(node)
-            .ok_or(crate::render::RenderError::Invariant(
-                "every node of the golden has its snapshot checked",
-            ))?;
         let snap_xml = super::golden_check::snapshot_xml(facts, &lab.name, &live);
         blocking(hv, move |h| h.redefine_snapshot(&domain, &snap_xml)).await?;
     }
