@@ -47,7 +47,7 @@ tar -C "$W/out" -cf - disk.qcow2 vmlinuz initrd.img >&3"#;
 
 /// Runs `cmds` as one pipeline (each one's output the next one's input), the last one's output
 /// discarded; a failure names the first command that failed, with its last lines of errors.
-/// Each command's errors go to a file in `dir`, removed with it.
+/// Each command's errors go to a file in `dir`, unlinked as soon as it is open.
 fn run_pipeline(dir: &Path, cmds: &mut [(&str, &mut Command)]) -> Result<(), ImageError> {
     let mut children = Vec::new();
     let mut input: Option<std::process::ChildStdout> = None;
@@ -58,6 +58,8 @@ fn run_pipeline(dir: &Path, cmds: &mut [(&str, &mut Command)]) -> Result<(), Ima
         let err_path = dir.join(format!(".stderr-{i}"));
         let errs = fs::File::create(&err_path).map_err(io_err("cannot create", &err_path))?;
         let err_read = fs::File::open(&err_path).map_err(io_err("cannot open", &err_path))?;
+        // Unlinked at once: the two open descriptors keep it until they are dropped.
+        fs::remove_file(&err_path).map_err(io_err("cannot remove", &err_path))?;
         cmd.stdin(match input.take() {
             Some(out) => Stdio::from(out),
             None => Stdio::null(),
@@ -414,9 +416,6 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
         }
     }
     fs::remove_dir_all(&hook_dir).map_err(io_err("cannot remove", &hook_dir))?;
-    for i in 0..3 {
-        let _ = fs::remove_file(tmp.join(format!(".stderr-{i}")));
-    }
     let qcow = tmp.join("disk.qcow2");
 
     for f in ["disk.qcow2", "vmlinuz", "initrd.img"] {
