@@ -67,10 +67,17 @@ pub const REMOTE_ROOT: &str = "/var/lib/libvirt/dcos-lab";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabDirs {
+    /// What QEMU reads and writes: the pool (`disks/`: overlays and seeds) and console logs.
     pub root: PathBuf,
+    /// The user's own files of the lab: its key, pinned host keys, records of unfinished
+    /// commands (0700 for a plain user). Root's labs keep them in `root`.
+    pub private: PathBuf,
     /// On a host other than the lab's first: everything, console logs included, is in the pool
     /// (the only directory libvirt makes there).
     pub remote: bool,
+    /// Console logs are volumes of the pool, read through libvirt (the file virtlogd writes is
+    /// root's): on a lab's other hosts, and for a plain user.
+    pub logs_in_pool: bool,
 }
 
 /// A node's console log as a volume of the pool, on a host other than the lab's first.
@@ -79,12 +86,25 @@ pub fn console_volume_name(node: &str) -> String {
 }
 
 impl LabDirs {
+    /// A lab whose files are all in `root`, as root's labs are.
+    pub fn local(root: PathBuf) -> LabDirs {
+        LabDirs {
+            private: root.clone(),
+            root,
+            remote: false,
+            logs_in_pool: false,
+        }
+    }
+
     /// The lab's directory on a host other than the first (a lab across hosts): only its pool
     /// lives there, made and emptied through libvirt.
     pub fn remote(lab: &str) -> LabDirs {
+        let root = PathBuf::from(REMOTE_ROOT).join(lab);
         LabDirs {
-            root: PathBuf::from(REMOTE_ROOT).join(lab),
+            private: root.clone(),
+            root,
             remote: true,
+            logs_in_pool: true,
         }
     }
 
@@ -102,7 +122,7 @@ impl LabDirs {
     }
 
     pub fn console_log(&self, node: &str) -> PathBuf {
-        if self.remote {
+        if self.logs_in_pool {
             return self.pool().join(console_volume_name(node));
         }
         self.root.join("console").join(format!("{node}.log"))
@@ -111,7 +131,7 @@ impl LabDirs {
     /// Private directory (0700) of the lab's key and pinned host keys. The lab's directory
     /// itself is 0711 so that QEMU (as libvirt-qemu) can reach the disks.
     pub fn ssh_dir(&self) -> PathBuf {
-        self.root.join("ssh")
+        self.private.join("ssh")
     }
 
     pub fn ssh_key(&self) -> PathBuf {
@@ -120,6 +140,11 @@ impl LabDirs {
 
     pub fn known_hosts(&self) -> PathBuf {
         self.ssh_dir().join("known_hosts")
+    }
+
+    /// Whether the user's own files are apart from what QEMU reads (a plain user's lab).
+    pub fn split(&self) -> bool {
+        self.private != self.root
     }
 
     pub fn path(&self) -> &Path {

@@ -12,6 +12,7 @@ fn dirs() -> Dirs {
     Dirs {
         state: "/var/lib/dcos-lab".into(),
         cache: "/var/cache/dcos-lab".into(),
+        shared: None,
     }
 }
 

@@ -17,6 +17,7 @@ fn rendered_xml_is_accepted_by_libvirt_and_read_back_as_ours() {
     let dirs = Dirs {
         state: tmp.path().join("state"),
         cache: tmp.path().join("cache"),
+        shared: None,
     };
     for (builtin, text) in model::BUILTIN_LABS {
         for accel in [Accel::Tcg, Accel::Kvm] {
@@ -38,7 +39,7 @@ fn rendered_xml_is_accepted_by_libvirt_and_read_back_as_ours() {
                 guard.networks.push(n);
             }
             let pool = hv
-                .define_pool(&render::pool_xml(&lab, &ctx.dirs).expect("render"))
+                .define_pool(&render::pool_xml(&lab, &ctx.dirs, None).expect("render"))
                 .expect("pool");
             guard.pools.push(pool);
             for node in &lab.nodes {

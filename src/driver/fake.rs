@@ -1059,6 +1059,18 @@ impl Hypervisor for FakeHypervisor {
         Ok(())
     }
 
+    fn read_volume(&self, pool: &str, volume: &str) -> Result<Vec<u8>, DriverError> {
+        let what = format!("read {volume} of {pool}");
+        let path = {
+            let s = self.read(&what)?;
+            s.pools
+                .get(pool)
+                .map(|p| p.fs.join(volume))
+                .ok_or_else(|| missing(&what, "storage pool", pool))?
+        };
+        std::fs::read(&path).map_err(|e| io_refused(&what, e))
+    }
+
     fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError> {
         let s = self.read("list storage pools")?;
         Ok(s.pools

@@ -190,6 +190,8 @@ pub trait Hypervisor: Send + Sync {
     fn upload_volume(&self, pool: &str, xml: &str, from: &Path) -> Result<String, DriverError>;
     /// Streams a volume's bytes into the local file `to`.
     fn download_volume(&self, pool: &str, volume: &str, to: &Path) -> Result<(), DriverError>;
+    /// A volume's bytes (a console log in a pool: root's file, read through libvirtd).
+    fn read_volume(&self, pool: &str, volume: &str) -> Result<Vec<u8>, DriverError>;
     /// Name and target directory of every storage pool named with our prefix.
     fn owned_pools(&self) -> Result<Vec<(String, String)>, DriverError>;
     /// Rescans the pool's directory (after files were written into it directly).

@@ -1,6 +1,7 @@
 //! Guest images: built-in recipes, the content-addressed image cache, build and import [I/O in `store`/`build`].
 
 mod build;
+mod publish;
 pub mod qcow2;
 mod store;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use build::build;
+pub use publish::{publish, qemu_image, unpublish};
 pub use store::{ImageInfo, import, list, remove};
 
 use crate::model::ImageRef;
@@ -264,9 +266,9 @@ pub fn check_outside_image(path: &Path, format: Option<&str>) -> Result<String, 
     }
 }
 
-/// Path form of the base image, as plans print it.
+/// Path form of the base image as QEMU reads it, as plans print it.
 pub fn backing_path(dirs: &Dirs, image: &ImageRef) -> PathBuf {
-    boot_image(dirs, image).disk
+    qemu_image(dirs, image).disk
 }
 
 #[cfg(test)]

@@ -236,6 +236,37 @@ fn header_with(size: u64, backing: Option<&str>, exts: &[(u32, &[u8])], incompat
     h
 }
 
+/// Where a qcow2's snapshot table is: (number of snapshots, offset), from its first 72 bytes.
+pub fn snapshot_table(head: &[u8]) -> Option<(u32, u64)> {
+    if head.get(..4)? != QCOW_MAGIC || be32(head, 4)? < 2 {
+        return None;
+    }
+    Some((be32(head, 60)?, be64(head, 64)?))
+}
+
+/// Bytes of saved memory of each internal snapshot, by name, from the snapshot table (`table`
+/// starts at the table's offset and holds `count` entries; QEMU's docs/interop/qcow2.txt).
+/// None when the table does not fit in `table` or is inconsistent.
+pub fn snapshot_states(table: &[u8], count: u32) -> Option<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    for _ in 0..count {
+        let e = table.get(off..)?;
+        let id_len = usize::from(u16::from_be_bytes(e.get(12..14)?.try_into().ok()?));
+        let name_len = usize::from(u16::from_be_bytes(e.get(14..16)?.try_into().ok()?));
+        let small = u64::from(be32(e, 32)?);
+        let extra = usize::try_from(be32(e, 36)?).ok()?;
+        // The 64-bit size in the extra data, when there is one, is the size.
+        let state = if extra >= 8 { be64(e, 40)? } else { small };
+        let name_at = 40usize.checked_add(extra)?.checked_add(id_len)?;
+        let name = e.get(name_at..name_at.checked_add(name_len)?)?;
+        out.push((String::from_utf8_lossy(name).into_owned(), state));
+        let len = name_at + name_len;
+        off = off.checked_add(len.div_ceil(8) * 8)?;
+    }
+    Some(out)
+}
+
 fn be32(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(off..off + 4)?.try_into().ok()?))
 }
@@ -320,6 +351,48 @@ fn parse_qcow(head: &[u8]) -> Option<Qcow2> {
 
 #[cfg(test)]
 mod tests {
+    /// Two entries as QEMU writes them: one with the 64-bit memory size in its extra data
+    /// (QEMU >= 1.x), one with only the old 32-bit field; names after their ids, padded to 8.
+    #[test]
+    fn snapshot_table_gives_each_snapshot_its_memory_size() {
+        fn entry(id: &str, name: &str, small: u32, large: Option<u64>) -> Vec<u8> {
+            let mut e = vec![0u8; 40];
+            e[12..14].copy_from_slice(&u16::try_from(id.len()).expect("id").to_be_bytes());
+            e[14..16].copy_from_slice(&u16::try_from(name.len()).expect("name").to_be_bytes());
+            e[32..36].copy_from_slice(&small.to_be_bytes());
+            let extra: Vec<u8> = large
+                .map(|l| {
+                    let mut x = l.to_be_bytes().to_vec();
+                    x.extend_from_slice(&[0u8; 16]);
+                    x
+                })
+                .unwrap_or_default();
+            e[36..40].copy_from_slice(&u32::try_from(extra.len()).expect("extra").to_be_bytes());
+            e.extend(extra);
+            e.extend(id.as_bytes());
+            e.extend(name.as_bytes());
+            while !e.len().is_multiple_of(8) {
+                e.push(0);
+            }
+            e
+        }
+        let mut table = entry("1", "golden", 7, Some(5 << 32));
+        table.extend(entry("2", "disk-only", 0, None));
+        assert_eq!(
+            snapshot_states(&table, 2),
+            Some(vec![("golden".into(), 5 << 32), ("disk-only".into(), 0)])
+        );
+        assert_eq!(snapshot_states(&table[..50], 2), None, "cut short");
+        let mut head = bare_header(1 << 20, None);
+        head[60..64].copy_from_slice(&2u32.to_be_bytes());
+        head[64..72].copy_from_slice(&65536u64.to_be_bytes());
+        assert_eq!(snapshot_table(&head), Some((2, 65536)));
+        assert_eq!(
+            snapshot_table(b"not a qcow2 image at all, not at all, no, not one bit of it....."),
+            None
+        );
+    }
+
     use super::*;
 
     fn header(size: u64, backing: Option<&str>, exts: &[(u32, &[u8])], incompat: u64) -> Vec<u8> {

@@ -387,6 +387,7 @@ mod tests {
         let dirs = Dirs {
             state: t.path().join("state"),
             cache: t.path().join("cache"),
+            shared: None,
         };
         (t, dirs)
     }

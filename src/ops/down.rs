@@ -116,12 +116,11 @@ pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
     let (networks, pool) = tokio::join!(networks, pool);
     removed.extend(networks?);
     removed.extend(pool?);
-    if lab_dirs.path().exists() {
-        std::fs::remove_dir_all(lab_dirs.path())
-            .with_context(|| format!("cannot remove {}", lab_dirs.path().display()))?;
+    let files = super::storage::remove_lab_files(&lab_dirs)?;
+    if !files.is_empty() {
         crate::fault::step("remove the lab's directory");
-        removed.push(format!("directory {}", lab_dirs.path().display()));
     }
+    removed.extend(files);
     Ok(DownReport {
         lab: lab.to_string(),
         removed,

@@ -30,6 +30,7 @@ use crate::BadInput;
 use crate::driver::blocking;
 use crate::model::Lab;
 use crate::names::ObjState;
+use crate::paths::LabDirs;
 
 /// The `format` of a golden's manifest.
 pub const FORMAT: &str = "dcos-lab-golden/1";
@@ -102,6 +103,35 @@ fn lab_text(lab: &Lab) -> anyhow::Result<String> {
         return Ok((*text).to_string());
     }
     std::fs::read_to_string(&lab.source).with_context(|| format!("cannot read {}", lab.source))
+}
+
+/// Copies node `node`'s disk `from` to `to`: from the file where this process may read it (root's
+/// lab), else through libvirt (a plain user's lab, whose disks libvirtd and QEMU own).
+async fn copy_disk(
+    hv: &crate::driver::Hv,
+    lab: &str,
+    node: &str,
+    from: PathBuf,
+    to: PathBuf,
+) -> anyhow::Result<()> {
+    match std::fs::File::open(&from) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let (pool, vol) = (
+                crate::names::pool_name(lab),
+                crate::names::disk_volume_name(node),
+            );
+            blocking(hv, move |h| h.download_volume(&pool, &vol, &to))
+                .await
+                .with_context(|| format!("cannot copy {} through libvirt", from.display()))
+        }
+        _ => tokio::task::spawn_blocking(move || {
+            sparse_copy(&from, &to)
+                .map(|_| ())
+                .with_context(|| format!("cannot copy {}", from.display()))
+        })
+        .await
+        .context("a copy task failed")?,
+    }
 }
 
 /// Copies `from` to `to` keeping its holes (SEEK_DATA/SEEK_HOLE): a qcow2 overlay is mostly
@@ -209,6 +239,35 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Each node's console log where the exporting host kept it (root's labs in `console/`, a plain
+/// user's in the pool, `disks/console-<node>.log`), moved to where this host keeps it.
+fn console_rewrites(root: &str, nodes: &[String], here: &LabDirs) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let ours = here.console_log(n).display().to_string();
+        let root = Path::new(root);
+        let theirs = [
+            LabDirs::local(root.to_path_buf()).console_log(n),
+            root.join("disks")
+                .join(crate::names::console_volume_name(n)),
+        ];
+        out.extend(theirs.map(|t| (t.display().to_string(), ours.clone())));
+    }
+    out
+}
+
+/// Renames `from` to `to`, or copies it (keeping its holes) where they are on two filesystems
+/// (a plain user's golden unpacked in their home, moved to their shared directory).
+fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            sparse_copy(from, to)?;
+            std::fs::remove_file(from)
+        }
+        r => r,
     }
 }
 
@@ -353,12 +412,7 @@ pub async fn export(
                 .await
                 .with_context(|| format!("cannot pause {}", n.domain))?;
         }
-        let copied = tokio::task::spawn_blocking(move || {
-            sparse_copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))
-        })
-        .await
-        .context("a copy task failed")
-        .and_then(|r| r);
+        let copied = copy_disk(hv, &lab.name, &n.name, from, to).await;
         if running {
             let d = n.domain.clone();
             let resumed = blocking(hv, move |h| h.resume_domain(&d)).await;
@@ -465,7 +519,7 @@ pub async fn export(
             included: with_image,
         },
         lab_root: lab_dirs.path().display().to_string(),
-        images_dir: ctx.dirs.images().display().to_string(),
+        images_dir: ctx.dirs.qemu_images().display().to_string(),
         nodes: state.nodes.iter().map(|n| n.name.clone()).collect(),
         members: BTreeMap::new(),
     };
@@ -749,7 +803,7 @@ fn check_included_image(file: &Path, stage: &Path) -> anyhow::Result<()> {
 /// Where an import in progress is recorded (the lab's directory): a lab that has it is half
 /// made by an `up --from` that did not finish, and the next `up --from` starts it over.
 fn import_record(ctx: &Ctx, lab: &str) -> PathBuf {
-    ctx.dirs.lab(lab).root.join("import-in-progress")
+    ctx.dirs.lab(lab).private.join("import-in-progress")
 }
 
 /// `up LAB --from FILE`: the lab made from the golden and resumed running at its snapshot,
@@ -814,7 +868,8 @@ pub async fn restore(
     let pool = crate::names::pool_name(&lab.name);
     let p = pool.clone();
     let has_pool = blocking(hv, move |h| h.pool(&p)).await?.is_some();
-    if state.exists() || has_pool || ctx.dirs.lab(&lab.name).path().exists() {
+    let dirs_here = ctx.dirs.lab(&lab.name);
+    if state.exists() || has_pool || dirs_here.root.exists() || dirs_here.private.exists() {
         if record.exists() {
             tracing::warn!(
                 "lab {}: an earlier `up --from` did not finish; removing what it made and starting over",
@@ -878,6 +933,9 @@ pub async fn restore(
         super::up::check_image_file(&lab, &image)?;
     }
     let backing = check_disks(file, &stage, m, &lab, &image)?;
+    // Where QEMU reads the image (for a plain user, a copy of the cache's: `image::publish`).
+    let cached = image;
+    let image = crate::image::qemu_image(&ctx.dirs, &lab.image);
     if m.image.included {
         check_included_image(file, &stage)?;
     }
@@ -892,13 +950,16 @@ pub async fn restore(
     let host = super::golden_check::HostFacts {
         machine: here.machine.clone(),
         emulator,
-        rewrite: vec![
-            (m.lab_root.clone(), lab_dirs.path().display().to_string()),
-            (
-                m.images_dir.clone(),
-                ctx.dirs.images().display().to_string(),
-            ),
-        ],
+        rewrite: console_rewrites(&m.lab_root, &m.nodes, &lab_dirs)
+            .into_iter()
+            .chain([
+                (m.lab_root.clone(), lab_dirs.path().display().to_string()),
+                (
+                    m.images_dir.clone(),
+                    ctx.dirs.qemu_images().display().to_string(),
+                ),
+            ])
+            .collect(),
     };
     // Each node's domain as rendered (what is defined below) and what its snapshot may take
     // from the golden.
@@ -913,7 +974,7 @@ pub async fn restore(
         nodes.insert(node.clone(), (rendered, facts));
     }
 
-    if !image.disk.is_file() {
+    if !cached.disk.is_file() {
         if m.image.included {
             let tmp = ctx.dirs.images().join(format!(".{}-restore", m.image.dir));
             let _ = std::fs::remove_dir_all(&tmp);
@@ -930,15 +991,13 @@ pub async fn restore(
     }
 
     // The lab: its files, then the objects `up` would make, the disks from the golden.
-    for d in [&ctx.dirs.state, &ctx.dirs.labs(), &lab_dirs.root] {
-        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))?;
-    }
+    super::storage::prepare_lab(ctx, &lab_dirs).await?;
     std::fs::write(&record, format!("{}\n", file.display()))?;
     crate::fault::step("record the import");
-    if let Some(d) = lab_dirs.console_log("x").parent() {
-        std::fs::create_dir_all(d)?;
-    }
+    let (d, i) = (ctx.dirs.clone(), lab.image.clone());
+    tokio::task::spawn_blocking(move || crate::image::publish(&d, &i))
+        .await?
+        .with_context(|| format!("cannot put image {} where QEMU reads it", lab.image))?;
     std::fs::create_dir_all(lab_dirs.ssh_dir())?;
     std::fs::set_permissions(lab_dirs.ssh_dir(), std::fs::Permissions::from_mode(0o700))?;
     for f in ["id_ed25519", "known_hosts"] {
@@ -946,7 +1005,7 @@ pub async fn restore(
         std::fs::rename(stage.join("ssh").join(f), &to)?;
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
     }
-    let xml = crate::render::pool_xml(&lab, &lab_dirs)?;
+    let xml = crate::render::pool_xml(&lab, &lab_dirs, ctx.dirs.pool_owner())?;
     let p = pool.clone();
     blocking(hv, move |h| {
         h.define_pool(&xml)?;
@@ -965,7 +1024,7 @@ pub async fn restore(
     let key = crate::guest::LabKey::load(&lab_dirs.ssh_key())?;
     for node in &m.nodes {
         let disk = lab_dirs.disk(node);
-        std::fs::rename(stage.join("disks").join(format!("{node}.qcow2")), &disk)
+        move_file(&stage.join("disks").join(format!("{node}.qcow2")), &disk)
             .with_context(|| format!("cannot write {}", disk.display()))?;
         // The header names the exporting host's image (checked: the same cache directory);
         // it is made to name this host's, so that qemu-img, too, reads what the domain does.

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod render;
 pub mod snapshot;
 pub mod status;
+pub mod storage;
 mod tarball;
 pub mod up;
 pub mod verify;

@@ -180,7 +180,7 @@ pub fn plan(
             (lab_dirs.clone(), backing.clone())
         } else {
             let d = crate::paths::LabDirs::remote(&lab.name);
-            let image = crate::image::boot_image(dirs, &lab.image);
+            let image = crate::image::qemu_image(dirs, &lab.image);
             let b = super::up::remote_image(&d, &image)
                 .disk
                 .display()

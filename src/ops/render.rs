@@ -26,12 +26,12 @@ pub fn render(
     let ctx = RenderCtx {
         accel: accel.accel,
         dirs: dirs.lab(&lab.name),
-        image: crate::image::boot_image(dirs, &lab.image),
+        image: crate::image::qemu_image(dirs, &lab.image),
     };
     match target {
         Target::Node(n) => render::domain_xml(lab, &addresses, n, &ctx),
         Target::Network(k) => render::network_xml(lab, &addresses, *k),
-        Target::Pool => render::pool_xml(lab, &ctx.dirs),
+        Target::Pool => render::pool_xml(lab, &ctx.dirs, dirs.pool_owner()),
         Target::Volume(n) => {
             let node = lab
                 .node(n)

@@ -289,7 +289,7 @@ pub async fn remove(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<()> {
 /// that would not revert) is finished by the next `revert` or `up`: reverts are idempotent, so
 /// the lab goes forward to the snapshot instead of staying half reverted.
 fn revert_record(lab_dirs: &LabDirs) -> PathBuf {
-    lab_dirs.root.join("revert-in-progress")
+    lab_dirs.private.join("revert-in-progress")
 }
 
 /// The snapshot of an unfinished revert of the lab, if there is one.
@@ -755,10 +755,7 @@ mod tests {
     #[test]
     fn loadable_needs_the_snapshot_with_its_memory_on_disk() {
         let dir = tempfile::tempdir().expect("dir");
-        let lab_dirs = LabDirs {
-            root: dir.path().to_path_buf(),
-            remote: false,
-        };
+        let lab_dirs = LabDirs::local(dir.path().to_path_buf());
         std::fs::create_dir_all(lab_dirs.pool()).expect("pool dir");
         let disk = lab_dirs.disk("n1");
         let qemu_img = |args: &[&std::ffi::OsStr]| {

@@ -64,6 +64,7 @@ fn world() -> World {
     let dirs = Dirs {
         state: dir.path().join("state"),
         cache: dir.path().join("cache"),
+        shared: None,
     };
     let hv = FakeHypervisor::new();
     let guests = FakeGuests::new(hv.clone());
@@ -1414,6 +1415,7 @@ fn a_golden_restored_under_another_state_dir_is_the_lab_files_lab() {
     let dirs = Dirs {
         state: dir.path().join("state"),
         cache: w.ctx.dirs.cache.clone(),
+        shared: None,
     };
     let h: Hv = w.hv.clone();
     let other = World {
@@ -1784,4 +1786,65 @@ fn a_hostile_golden_is_refused_naming_the_member_and_what_it_points_at() {
     w.restore(&l, &file).expect("the good golden");
     assert_eq!(w.node_states("fk-hostile"), all(ObjState::Active));
     w.down("fk-hostile").expect("down");
+}
+
+/// A plain user's lab (docs/storage.md): what QEMU reads (disks, seeds, console logs, a copy of
+/// the base image) in the user's shared directory, made as a pool owned by the user; the key
+/// and pinned host keys in the user's own directory, 0700. `down` removes both and the lab's
+/// pool, and leaves the shared directory (the user's images) in place.
+#[test]
+fn a_plain_users_lab_is_split_between_the_shared_directory_and_their_own() {
+    use std::os::unix::fs::PermissionsExt;
+    let l = lab("fk-user");
+    let mut w = world();
+    let shared = w._dir.path().join("libvirt/dcos-lab/user-1000");
+    w.ctx.dirs.shared = Some(crate::paths::Shared {
+        dir: shared.clone(),
+        uid: crate::host::euid(),
+        gid: crate::host::egid(),
+    });
+    let w = w.with_image(&l);
+    w.up(&l).expect("up");
+
+    let pool = crate::paths::shared_pool_name(crate::host::euid());
+    let info = w.hv.pool(&pool).expect("read").expect("the shared pool");
+    assert_eq!(std::path::Path::new(&info.path), shared);
+    let dirs = w.ctx.dirs.lab("fk-user");
+    assert!(dirs.root.starts_with(&shared), "{}", dirs.root.display());
+    assert!(!dirs.private.starts_with(&shared));
+    let lab_pool = w.hv.pool("dcos-lab-fk-user").expect("read").expect("pool");
+    assert_eq!(std::path::Path::new(&lab_pool.path), dirs.pool());
+    for n in ["boot", "master", "public"] {
+        assert!(dirs.seed(n).is_file(), "seed of {n}");
+        assert!(dirs.disk(n).is_file(), "disk of {n}");
+    }
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dirs.private), 0o700);
+    assert_eq!(mode(&dirs.ssh_key()), 0o600);
+    assert!(!dirs.root.join("ssh").exists(), "no key where QEMU reads");
+    // Every node boots from the copy of the image in the shared directory, and logs its
+    // console into the pool.
+    let image = crate::image::qemu_image(&w.ctx.dirs, &l.image);
+    assert!(image.disk.starts_with(shared.join("images")));
+    assert!(image.disk.is_file(), "published");
+    let xml = w.hv.domain_xml("dcos-lab-fk-user-master").expect("xml");
+    assert!(xml.contains(&image.disk.display().to_string()), "{xml}");
+    assert!(
+        xml.contains(&dirs.pool().join("console-master.log").display().to_string()),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains(&w.ctx.dirs.cache.display().to_string()),
+        "{xml}"
+    );
+
+    w.run(super::down::down(&w.ctx, "fk-user")).expect("down");
+    assert!(w.hv.pool("dcos-lab-fk-user").expect("read").is_none());
+    assert!(!dirs.root.exists() && !dirs.private.exists());
+    assert!(
+        w.hv.pool(&pool).expect("read").is_some(),
+        "the user's images stay"
+    );
+    assert!(image.disk.is_file());
 }

@@ -196,20 +196,14 @@ async fn preflight(
 }
 
 /// The last `lines` lines of a console log, for an error message.
-fn console_tail(path: &Path, lines: usize) -> String {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let all: Vec<&str> = text.lines().collect();
-            let start = all.len().saturating_sub(lines);
-            all[start..]
-                .iter()
-                .map(|l| format!("  | {}", l.trim_end_matches('\r')))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-        Err(e) => format!("  (no console log: {e})"),
-    }
+fn console_tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    all[start..]
+        .iter()
+        .map(|l| format!("  | {}", l.trim_end_matches('\r')))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Writes a node's NoCloud seed as an ISO 9660 image labelled `cidata` (genisoimage), atomically.
@@ -357,6 +351,8 @@ struct HostWork {
     /// use, on the overlay bridge).
     addrs: AddressPlan,
     dirs: LabDirs,
+    /// Owner (uid, gid) of the lab's pool directory: a plain user's, on the local host.
+    pool_owner: Option<(u32, u32)>,
     render: RenderCtx,
     obs: Observed,
 }
@@ -403,6 +399,7 @@ async fn host_work(
             sub: lab.clone(),
             addrs: addrs.clone(),
             dirs: local.dirs.clone(),
+            pool_owner: ctx.dirs.pool_owner(),
             render: local.clone(),
             obs,
         }]);
@@ -500,6 +497,7 @@ async fn host_work(
             sub,
             addrs: a,
             dirs,
+            pool_owner: if first { ctx.dirs.pool_owner() } else { None },
             render,
             obs,
         });
@@ -604,7 +602,7 @@ async fn create_on(
     for action in actions {
         match action {
             Action::CreatePool { .. } => {
-                let xml = render::pool_xml(lab, &w.dirs)?;
+                let xml = render::pool_xml(lab, &w.dirs, w.pool_owner)?;
                 let p = pool.clone();
                 blocking(hv, move |h| {
                     h.define_pool(&xml)?;
@@ -660,10 +658,8 @@ async fn create_on(
                     blocking(hv, move |h| h.refresh_pool(&p)).await?;
                 } else {
                     // Made here, sent there.
-                    let staging = LabDirs {
-                        root: local_dirs.path().join(format!(".upload-{}", w.host)),
-                        remote: false,
-                    };
+                    let staging =
+                        LabDirs::local(local_dirs.private.join(format!(".upload-{}", w.host)));
                     std::fs::create_dir_all(staging.pool())?;
                     write_seed(&staging, node, &seed)?;
                     let file = staging.seed(node);
@@ -715,7 +711,7 @@ pub async fn up(
     let render_ctx = RenderCtx {
         accel: accel.accel,
         dirs: lab_dirs.clone(),
-        image: crate::image::boot_image(dirs, &lab.image),
+        image: crate::image::qemu_image(dirs, &lab.image),
     };
     super::lab_state::refuse_foreign(ctx, &lab.name).await?;
     let mut work = host_work(ctx, lab, &addrs, &render_ctx).await?;
@@ -777,15 +773,14 @@ pub async fn up(
         ensure_image(dirs, lab, &progress).await?;
     }
 
-    // The lab's own files: disks and console logs (QEMU must reach them: 0711), the key (0600) and
-    // pinned host keys in a 0700 directory.
-    for d in [&dirs.state, &dirs.labs(), &lab_dirs.root] {
-        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))?;
-    }
-    let console_dir = lab_dirs.console_log("x");
-    if let Some(d) = console_dir.parent() {
-        std::fs::create_dir_all(d)?;
+    // The lab's own files: disks and console logs where QEMU reaches them, the key (0600) and
+    // pinned host keys in a 0700 directory (`storage`); a plain user's base image beside them.
+    super::storage::prepare_lab(ctx, &lab_dirs).await?;
+    if creating {
+        let (d, i) = (dirs.clone(), lab.image.clone());
+        tokio::task::spawn_blocking(move || crate::image::publish(&d, &i))
+            .await?
+            .with_context(|| format!("cannot put image {} where QEMU reads it", lab.image))?;
     }
     let key = LabKey::load_or_create(&lab_dirs.ssh_key(), &format!("dcos-lab {}", lab.name))?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
@@ -859,14 +854,12 @@ pub async fn up(
         let domain = starting.get(&node).cloned();
         let wait = opts.wait;
         // A node on another host has its console log there, in the lab's pool.
-        let console = if host == crate::model::LOCAL_HOST {
-            Ok(lab_dirs.console_log(&node))
+        let console_dirs = if host == crate::model::LOCAL_HOST {
+            lab_dirs.clone()
         } else {
-            Err(format!(
-                "its console log is on host {host}: {}",
-                LabDirs::remote(&lab.name).console_log(&node).display()
-            ))
+            LabDirs::remote(&lab.name)
         };
+        let lab_name = lab.name.clone();
         let check = render::cloudinit::ready_check(lab, &node);
         set.spawn(async move {
             if let Some(domain) = domain {
@@ -897,14 +890,22 @@ pub async fn up(
                 }
                 Err(e) => {
                     line.fail("no SSH");
-                    let said = match console {
-                        Ok(path) => format!(
-                            "the last lines of its console ({}):\n{}",
-                            path.display(),
-                            console_tail(&path, 20)
-                        ),
-                        Err(there) => there,
+                    let path = console_dirs.console_log(&node);
+                    let on = if host == crate::model::LOCAL_HOST {
+                        String::new()
+                    } else {
+                        format!(" on host {host}")
                     };
+                    let said = format!(
+                        "the last lines of its console ({}{on}):\n{}",
+                        path.display(),
+                        match super::storage::read_console(&hv, &lab_name, &console_dirs, &node)
+                            .await
+                        {
+                            Ok(text) => console_tail(&text, 20),
+                            Err(e) => format!("  (no console log: {e:#})"),
+                        }
+                    );
                     Err(anyhow::Error::new(e)
                         .context(format!("node {node} is not reachable; {said}")))
                 }

@@ -235,10 +235,7 @@ mod tests {
     }
 
     fn dirs() -> LabDirs {
-        LabDirs {
-            root: "/state/labs/minimal".into(),
-            remote: false,
-        }
+        LabDirs::local("/state/labs/minimal".into())
     }
 
     #[test]

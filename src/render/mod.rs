@@ -268,15 +268,32 @@ pub fn overlay_network_xml(
     with_spec_hash("network", &np.name, doc, |d| &mut d.metadata)
 }
 
-/// libvirt storage pool XML: a directory holding the lab's overlays and seeds.
-pub fn pool_xml(lab: &Lab, dirs: &LabDirs) -> Result<String, RenderError> {
+/// libvirt storage pool XML: a directory holding the lab's overlays and seeds. `owner` (uid,
+/// gid): a plain user's lab, whose seeds and restored disks the user writes into it.
+pub fn pool_xml(
+    lab: &Lab,
+    dirs: &LabDirs,
+    owner: Option<(u32, u32)>,
+) -> Result<String, RenderError> {
+    dir_pool_xml(&crate::plan::pool_name(&lab.name), &dirs.pool(), owner)
+}
+
+/// libvirt storage pool XML of a directory (0711: QEMU, as libvirt-qemu, reaches the files
+/// in it by name) owned by `owner` (uid, gid), or by libvirtd.
+pub fn dir_pool_xml(
+    name: &str,
+    path: &std::path::Path,
+    owner: Option<(u32, u32)>,
+) -> Result<String, RenderError> {
     let doc = PoolXml {
         kind: "dir".into(),
-        name: crate::plan::pool_name(&lab.name),
+        name: name.to_string(),
         target: PoolTarget {
-            path: dirs.pool().display().to_string(),
+            path: path.display().to_string(),
             permissions: Some(Permissions {
                 mode: "0711".into(),
+                owner: owner.map(|o| o.0),
+                group: owner.map(|o| o.1),
             }),
         },
     };
@@ -298,6 +315,8 @@ pub fn disk_volume_xml(node: &Node, image: &BootImage) -> Result<String, RenderE
             },
             permissions: Some(Permissions {
                 mode: "0600".into(),
+                owner: None,
+                group: None,
             }),
         },
         backing_store: Some(BackingStore {

@@ -202,6 +202,11 @@ pub struct PoolTarget {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Permissions {
     pub mode: String,
+    /// The directory's owner and group (a plain user's pool); libvirtd's own when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
