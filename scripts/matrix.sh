@@ -92,7 +92,7 @@ start_tree_daemon() {
     fi
     unshare --mount --propagation private sh -c "$binds
         $virtlogd
-        chroot $TREE /usr/sbin/libvirtd -d"
+        chroot $TREE /usr/sbin/libvirtd -d ${DCOS_LAB_TEST_LIBVIRTD_ARGS:-}"
     for _ in $(seq 1 60); do
         pid_of libvirtd >/dev/null && [ -S /run/libvirt/libvirt-sock ] && return 0
         sleep 0.5

@@ -158,6 +158,15 @@ fn libvirtd_pid() -> Option<i32> {
 /// is gone, starts a new one (`libvirtd -d`, or what DCOS_LAB_TEST_LIBVIRTD_START says) and
 /// waits until it answers.
 pub fn restart_libvirtd() {
+    restart_libvirtd_with(None)
+}
+
+/// `restart_libvirtd`, the new daemon reading `config` (`--config`; passed to a matrix tree's
+/// daemon as DCOS_LAB_TEST_LIBVIRTD_ARGS) instead of the default configuration.
+pub fn restart_libvirtd_with(config: Option<&Path>) {
+    let args: Vec<String> = config
+        .map(|c| vec!["--config".to_string(), c.display().to_string()])
+        .unwrap_or_default();
     let pid = libvirtd_pid()
         .expect("libvirtd runs with /run/libvirtd.pid (scripts/setup-host.sh starts it)");
     // SAFETY: kill() has no memory-safety preconditions.
@@ -177,10 +186,12 @@ pub fn restart_libvirtd() {
     let st = match std::env::var("DCOS_LAB_TEST_LIBVIRTD_START") {
         Ok(start) => std::process::Command::new("sh")
             .args(["-c", &start])
+            .env("DCOS_LAB_TEST_LIBVIRTD_ARGS", args.join(" "))
             .status()
             .expect("sh"),
         Err(_) => std::process::Command::new("libvirtd")
             .arg("-d")
+            .args(&args)
             .status()
             .expect("libvirtd"),
     };
@@ -554,5 +565,110 @@ impl Drop for TestLab {
             }
             let _ = hv.remove_pool(&format!("dcos-lab-{}", self.name));
         }
+    }
+}
+
+/// A user made for one test by `adduser` (home 0700, a subordinate id range), in `groups`;
+/// removed with its home and its subordinate ids when dropped, whatever the test did, with the
+/// shared directory libvirtd made for it (`/var/lib/libvirt/dcos-lab/user-<uid>`, its pool).
+pub struct PlainUser {
+    pub name: String,
+}
+
+impl PlainUser {
+    pub fn new(tag: &str, groups: &[&str]) -> PlainUser {
+        let name = format!("{TEST_PREFIX}-{tag}-{}", std::process::id() % 100_000);
+        let st = std::process::Command::new("adduser")
+            .args(["--disabled-password", "--gecos", "", "--quiet", &name])
+            .status()
+            .expect("adduser runs (the system tier runs as root)");
+        assert!(st.success(), "adduser {name}");
+        let user = PlainUser { name };
+        for g in groups {
+            let st = std::process::Command::new("adduser")
+                .args(["--quiet", &user.name, g])
+                .status()
+                .expect("adduser");
+            assert!(st.success(), "adduser {} {g}", user.name);
+        }
+        user
+    }
+
+    pub fn home(&self) -> PathBuf {
+        Path::new("/home").join(&self.name)
+    }
+
+    pub fn uid(&self) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.home()).expect("home").uid()
+    }
+
+    /// `program` run as this user, with a login's environment (HOME, no root's variables).
+    pub fn command(&self, program: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", &self.name, "--"])
+            .arg("env")
+            .arg("-i")
+            .arg(format!("HOME={}", self.home().display()))
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .arg(program);
+        c
+    }
+
+    /// Writes `text` to `path` (in the user's home) as the user's file.
+    pub fn write(&self, path: &Path, text: &str) {
+        std::fs::write(path, text).expect("write");
+        let uid = self.uid();
+        std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown");
+    }
+}
+
+impl Drop for PlainUser {
+    fn drop(&mut self) {
+        let uid = std::fs::metadata(self.home())
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .ok();
+        let _ = std::process::Command::new("pkill")
+            .args(["-9", "-u", &self.name])
+            .status();
+        if let Some(uid) = uid {
+            if let Ok(hv) = Libvirt::open(Some("qemu:///system")) {
+                let _ = hv.remove_pool(&dcos_lab::paths::shared_pool_name(uid));
+            }
+            let _ = std::fs::remove_dir_all(dcos_lab::paths::shared_root(uid));
+        }
+        let _ = std::process::Command::new("deluser")
+            .args(["--quiet", "--remove-home", &self.name])
+            .status();
+    }
+}
+
+/// The system socket opened to the `libvirt` group, as a laptop's polkit rule does, where no
+/// polkit runs: libvirtd restarted (by the PID in its pid file) with a configuration that
+/// gives the group the read-write socket without authentication; restarted as before on drop.
+pub struct SocketForGroup {
+    conf: PathBuf,
+}
+
+impl SocketForGroup {
+    pub fn open() -> SocketForGroup {
+        let conf = std::env::temp_dir().join(format!(
+            "{TEST_PREFIX}-libvirtd-{}.conf",
+            std::process::id()
+        ));
+        std::fs::write(
+            &conf,
+            "unix_sock_group = \"libvirt\"\nunix_sock_rw_perms = \"0770\"\nunix_sock_ro_perms = \"0777\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\n",
+        )
+        .expect("libvirtd.conf");
+        restart_libvirtd_with(Some(&conf));
+        SocketForGroup { conf }
+    }
+}
+
+impl Drop for SocketForGroup {
+    fn drop(&mut self) {
+        restart_libvirtd_with(None);
+        let _ = std::fs::remove_file(&self.conf);
     }
 }
