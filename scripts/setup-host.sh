@@ -66,6 +66,20 @@ if [ -e /dev/kvm ] && getent group kvm >/dev/null; then
     $SUDO chmod 660 /dev/kvm 2>/dev/null || true
 fi
 
+# A plain user's labs (docs/laptop.md). The nodes' names from the host (<node>.<lab>) live in a
+# block of /etc/hosts that `up` adds and `down` removes, as the user: the libvirt group may
+# write the file (its members command libvirtd, root's power, already: this gives them nothing
+# new). The user who runs this joins the group (in effect at their next login).
+if getent group libvirt >/dev/null; then
+    $SUDO chgrp libvirt /etc/hosts
+    $SUDO chmod g+w /etc/hosts
+    who=${SUDO_USER:-$(id -un)}
+    if [ "$who" != root ] && ! id -nG "$who" | tr ' ' '\n' | grep -qx libvirt; then
+        log "adding $who to the libvirt group (log in again for it to take effect)"
+        $SUDO adduser --quiet "$who" libvirt
+    fi
+fi
+
 libvirt_answers() {
     virsh -c qemu:///system version >/dev/null 2>&1
 }

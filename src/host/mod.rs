@@ -1,5 +1,7 @@
 //! Facts about the host: accelerator, memory, tools; and the choice of accelerator [I/O in `probe`, pure choice].
 
+pub mod hosts_file;
+
 use std::path::Path;
 
 use serde::Serialize;
@@ -215,6 +217,16 @@ pub fn in_group(group: &str) -> bool {
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+/// Whether this process may write `path` (access(2) with W_OK).
+pub fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 
 /// The effective group id: a plain user's pool directories get it.

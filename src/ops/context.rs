@@ -35,6 +35,9 @@ pub struct Ctx {
     pub overlay: Arc<dyn Overlay>,
     /// The user this command runs for (uid): it sees, changes and removes only its own labs.
     pub owner: u32,
+    /// The hosts file `up` and `down` keep the labs' names in (`host::hosts_file`); `None`:
+    /// names are not kept (the fast tests' worlds, unless a test gives one).
+    pub hosts_file: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -44,6 +47,7 @@ impl Ctx {
         let hv: Hv = Arc::new(driver::Libvirt::open(Some(uri)).map_err(driver::explain_connect)?);
         let mut ctx = Ctx::new(hv, Arc::new(crate::guest::Ssh), dirs, no_wait);
         ctx.overlay = Arc::new(crate::overlay::Ovs::from_env());
+        ctx.hosts_file = Some(crate::host::hosts_file::hosts_file());
         Ok(ctx)
     }
 
@@ -58,6 +62,7 @@ impl Ctx {
             placed: Mutex::new(BTreeMap::new()),
             overlay: Arc::new(crate::overlay::NoOverlay),
             owner: crate::host::euid(),
+            hosts_file: None,
         }
     }
 

@@ -37,18 +37,24 @@ pub struct UserFacts {
     pub in_libvirt_group: bool,
     /// A range of subordinate uids and gids (/etc/subuid, /etc/subgid): image builds need it.
     pub subordinate_ids: bool,
+    /// The hosts file where `up` keeps the nodes' names, when this user may write it.
+    pub hosts_file: String,
+    pub hosts_file_writable: bool,
 }
 
 impl UserFacts {
     /// This process's user.
     pub fn here() -> UserFacts {
         let uid = host::euid();
+        let hosts = host::hosts_file::hosts_file();
         UserFacts {
             name: host::user_name(uid).unwrap_or_else(|| uid.to_string()),
             uid,
             in_libvirt_group: host::in_group("libvirt"),
             subordinate_ids: host::has_subordinate_ids("/etc/subuid", uid)
                 && host::has_subordinate_ids("/etc/subgid", uid),
+            hosts_file: hosts.display().to_string(),
+            hosts_file_writable: host::writable(&hosts),
         }
     }
 
@@ -66,6 +72,12 @@ impl UserFacts {
         } else if refused {
             out.push(format!(
                 "libvirt refused {user} although {user} is in the libvirt group: the system socket's access check (polkit) said no; fix: a running polkit with libvirt's rule for the group (Debian's libvirt-daemon-system ships it), or where no polkit runs, in /etc/libvirt/libvirtd.conf: unix_sock_group = \"libvirt\", unix_sock_rw_perms = \"0770\", auth_unix_rw = \"none\", then restart libvirtd"
+            ));
+        }
+        if !self.hosts_file_writable {
+            out.push(format!(
+                "{user} may not write {0}, where `up` keeps the nodes' names (<node>.<lab>) and `down` removes them; fix: as root, once: scripts/setup-host.sh, or `chgrp libvirt {0} && chmod g+w {0}` (the libvirt group already commands libvirtd: this gives it nothing new)",
+                self.hosts_file
             ));
         }
         if !self.subordinate_ids {
@@ -201,11 +213,13 @@ pub fn describe(r: &DoctorReport) -> String {
         out.push_str("user         root\n");
     } else {
         out.push_str(&format!(
-            "user         {} (uid {}): libvirt group {}, subordinate ids {}\n",
+            "user         {} (uid {}): libvirt group {}, subordinate ids {}, may write {} {}\n",
             u.name,
             u.uid,
             if u.in_libvirt_group { "yes" } else { "NO" },
-            if u.subordinate_ids { "yes" } else { "NO" }
+            if u.subordinate_ids { "yes" } else { "NO" },
+            u.hosts_file,
+            if u.hosts_file_writable { "yes" } else { "NO" }
         ));
     }
     match &r.libvirt {
@@ -356,6 +370,8 @@ mod tests {
             uid: 1000,
             in_libvirt_group: in_group,
             subordinate_ids: ids,
+            hosts_file: "/etc/hosts".into(),
+            hosts_file_writable: true,
         }
     }
 
@@ -372,6 +388,12 @@ mod tests {
         );
         let p = user(true, false).problems(false);
         assert!(p[0].contains("usermod --add-subuids"), "{p:?}");
+        let p = UserFacts {
+            hosts_file_writable: false,
+            ..user(true, true)
+        }
+        .problems(false);
+        assert!(p[0].contains("chmod g+w /etc/hosts"), "{p:?}");
         let root = UserFacts {
             uid: 0,
             ..user(false, false)

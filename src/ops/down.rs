@@ -116,6 +116,7 @@ pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
     let (networks, pool) = tokio::join!(networks, pool);
     removed.extend(networks?);
     removed.extend(pool?);
+    removed.extend(super::host_names::remove(ctx, lab)?);
     let files = super::storage::remove_lab_files(&lab_dirs)?;
     if !files.is_empty() {
         crate::fault::step("remove the lab's directory");

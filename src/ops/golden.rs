@@ -1064,6 +1064,7 @@ pub async fn restore(
     }
     drop(unpacked);
     tracing::debug!("lab defined at {:.2} s", t0.elapsed().as_secs_f64());
+    let names_warning = super::host_names::add(ctx, &lab, &addrs);
 
     // Every node resumed from its saved memory: the revert corrects clocks and renews random
     // state, and waits until each node answers over SSH with its pinned key.
@@ -1079,6 +1080,7 @@ pub async fn restore(
         actions: vec![format!("restore lab {} from {}", lab.name, file.display())],
         nodes,
         seconds: t0.elapsed().as_secs_f64(),
+        warnings: names_warning.into_iter().collect(),
     })
 }
 

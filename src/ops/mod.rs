@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod down;
 pub mod golden;
 mod golden_check;
+pub mod host_names;
 pub mod hosts;
 pub mod install;
 pub mod lab_state;

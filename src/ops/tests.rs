@@ -1848,3 +1848,47 @@ fn a_plain_users_lab_is_split_between_the_shared_directory_and_their_own() {
     );
     assert!(image.disk.is_file());
 }
+
+/// Every node by name from the host: `up` adds the lab's block to the hosts file, `down`
+/// removes exactly it; two labs with a node `master` each keep their own; the host's own lines
+/// stay. A hosts file the user may not write does not stop `up`: it says so, with the fix.
+#[test]
+fn up_and_down_keep_the_nodes_names_in_the_hosts_file() {
+    let (one, two) = (lab("fk-name1"), lab("fk-name2"));
+    let mut w = world();
+    let hosts = w._dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("hosts");
+    w.ctx.hosts_file = Some(hosts.clone());
+    let w = w.with_image(&one);
+    w.up(&one).expect("up one");
+    w.up(&two).expect("up two");
+    let text = std::fs::read_to_string(&hosts).expect("read");
+    for l in [&one, &two] {
+        let addrs = crate::plan::plan_addresses(l);
+        for n in &l.nodes {
+            let ip = addrs
+                .node(&n.name)
+                .and_then(|a| a.private_ipv4())
+                .expect("ip");
+            let line = format!("{ip} {}.{}\n", n.name, l.name);
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+    }
+    w.run(super::down::down(&w.ctx, "fk-name1")).expect("down");
+    let text = std::fs::read_to_string(&hosts).expect("read");
+    assert!(!text.contains("fk-name1"), "{text}");
+    assert!(text.contains("master.fk-name2"), "{text}");
+    w.run(super::down::down(&w.ctx, "fk-name2")).expect("down");
+    assert_eq!(
+        std::fs::read_to_string(&hosts).expect("read"),
+        "127.0.0.1 localhost\n"
+    );
+
+    // Not writable (a plain user before the one-time setup; here a directory stands for it).
+    let mut w2 = world();
+    w2.ctx.hosts_file = Some(w2._dir.path().to_path_buf());
+    let w2 = w2.with_image(&one);
+    let r = w2.up(&one).expect("up without names");
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(r.warnings[0].contains("fix:"), "{:?}", r.warnings);
+}

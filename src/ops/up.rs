@@ -94,6 +94,10 @@ pub struct UpReport {
     pub actions: Vec<String>,
     pub nodes: Vec<NodeState>,
     pub seconds: f64,
+    /// What did not keep the lab from coming up but the user should know (the nodes' names
+    /// that could not be written, with the fix).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// IPv4 routes of the host (destination/prefix, device), from /proc/net/route.
@@ -822,6 +826,8 @@ pub async fn up(
     {
         taken.extend(r.with_context(|| format!("on host {}", w.host))?);
     }
+    // The nodes by name from the host, once they exist (a later `down` removes them).
+    let names_warning = super::host_names::add(ctx, lab, &addrs);
     let mut to_start = Vec::new();
     let mut to_wait = Vec::new();
     for action in planned.iter().flatten() {
@@ -934,6 +940,7 @@ pub async fn up(
         actions: taken,
         nodes,
         seconds: started.elapsed().as_secs_f64(),
+        warnings: names_warning.into_iter().collect(),
     })
 }
 

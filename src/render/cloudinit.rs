@@ -77,16 +77,18 @@ fn file(path: &str, mode: &str, content: String) -> WriteFile {
     }
 }
 
-/// `/etc/hosts` naming every node of the lab by its private address (and IPv6 where it has one).
+/// `/etc/hosts` naming every node of the lab by its private address (and IPv6 where it has one):
+/// `<node>.<lab>.dcos-lab`, `<node>.<lab>` (the name the host knows it by) and `<node>`.
 pub fn etc_hosts(lab: &Lab, plan: &AddressPlan) -> String {
     let mut out = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
     for n in &plan.nodes {
         let fqdn = format!("{}.{}.{PREFIX}", n.node, lab.name);
+        let names = format!("{fqdn} {}.{} {}", n.node, lab.name, n.node);
         if let Some(nic) = n.nic(NetKind::Private) {
-            let _ = writeln!(out, "{} {fqdn} {}", nic.ipv4, n.node);
+            let _ = writeln!(out, "{} {names}", nic.ipv4);
         }
         if let Some(ip6) = n.nics.iter().find_map(|nic| nic.ipv6) {
-            let _ = writeln!(out, "{ip6} {fqdn} {}", n.node);
+            let _ = writeln!(out, "{ip6} {names}");
         }
     }
     out

@@ -11,14 +11,14 @@ umask 0177; printf '%s' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdjb2xkZW4ta2V5LWZ
 ' > /root/.ssh/authorized_keys
 umask 0133; printf '%s' '127.0.0.1 localhost
 ::1 localhost ip6-localhost ip6-loopback
-172.30.148.10 boot.ha.dcos-lab boot
-172.30.148.11 m1.ha.dcos-lab m1
-172.30.148.12 m2.ha.dcos-lab m2
-172.30.148.13 m3.ha.dcos-lab m3
-172.30.148.14 a1.ha.dcos-lab a1
-172.30.148.15 a2.ha.dcos-lab a2
-172.30.148.16 public.ha.dcos-lab public
-fd53:cd5:5c8b:2::10 public.ha.dcos-lab public
+172.30.148.10 boot.ha.dcos-lab boot.ha boot
+172.30.148.11 m1.ha.dcos-lab m1.ha m1
+172.30.148.12 m2.ha.dcos-lab m2.ha m2
+172.30.148.13 m3.ha.dcos-lab m3.ha m3
+172.30.148.14 a1.ha.dcos-lab a1.ha a1
+172.30.148.15 a2.ha.dcos-lab a2.ha a2
+172.30.148.16 public.ha.dcos-lab public.ha public
+fd53:cd5:5c8b:2::10 public.ha.dcos-lab public.ha public
 ' > /etc/hosts
 umask 0133; printf '%s' 'nameserver 172.30.148.1
 search ha.dcos-lab

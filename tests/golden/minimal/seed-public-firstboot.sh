@@ -11,10 +11,10 @@ umask 0177; printf '%s' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdjb2xkZW4ta2V5LWZ
 ' > /root/.ssh/authorized_keys
 umask 0133; printf '%s' '127.0.0.1 localhost
 ::1 localhost ip6-localhost ip6-loopback
-172.30.236.10 boot.minimal.dcos-lab boot
-172.30.236.11 master.minimal.dcos-lab master
-172.30.236.12 public.minimal.dcos-lab public
-fd26:4469:c9a:2::c public.minimal.dcos-lab public
+172.30.236.10 boot.minimal.dcos-lab boot.minimal boot
+172.30.236.11 master.minimal.dcos-lab master.minimal master
+172.30.236.12 public.minimal.dcos-lab public.minimal public
+fd26:4469:c9a:2::c public.minimal.dcos-lab public.minimal public
 ' > /etc/hosts
 umask 0133; printf '%s' 'nameserver 172.30.236.1
 search minimal.dcos-lab

@@ -11,11 +11,11 @@ umask 0177; printf '%s' 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdjb2xkZW4ta2V5LWZ
 ' > /root/.ssh/authorized_keys
 umask 0133; printf '%s' '127.0.0.1 localhost
 ::1 localhost ip6-localhost ip6-loopback
-172.30.15.10 boot.standard.dcos-lab boot
-172.30.15.11 master.standard.dcos-lab master
-172.30.15.12 agent.standard.dcos-lab agent
-172.30.15.13 public.standard.dcos-lab public
-fd31:70bc:c175:2::d public.standard.dcos-lab public
+172.30.15.10 boot.standard.dcos-lab boot.standard boot
+172.30.15.11 master.standard.dcos-lab master.standard master
+172.30.15.12 agent.standard.dcos-lab agent.standard agent
+172.30.15.13 public.standard.dcos-lab public.standard public
+fd31:70bc:c175:2::d public.standard.dcos-lab public.standard public
 ' > /etc/hosts
 umask 0133; printf '%s' 'nameserver 172.30.15.1
 search standard.dcos-lab

@@ -1,0 +1,48 @@
+//! The lab's nodes by name from the host (`<node>.<lab>` in the hosts file), kept by `up` and
+//! `down` [I/O: the hosts file, `host::hosts_file`].
+
+use std::net::IpAddr;
+
+use super::Ctx;
+use crate::model::Lab;
+use crate::plan::AddressPlan;
+
+/// Every node's name from the host and the address it stands for: the private IPv4, which the
+/// host reaches (the address `ssh-config` gives).
+pub fn names(lab: &Lab, addrs: &AddressPlan) -> Vec<(IpAddr, String)> {
+    lab.nodes
+        .iter()
+        .filter_map(|n| {
+            let ip = addrs.node(&n.name)?.private_ipv4()?;
+            Some((IpAddr::V4(ip), format!("{}.{}", n.name, lab.name)))
+        })
+        .collect()
+}
+
+/// Adds (or brings up to date) lab `lab`'s names. A hosts file this user may not write is not
+/// the lab's failure: it is said, with the fix, and the lab is reached by address or through
+/// `ssh-config`. Returns the warning, if any.
+pub fn add(ctx: &Ctx, lab: &Lab, addrs: &AddressPlan) -> Option<String> {
+    let path = ctx.hosts_file.as_ref()?;
+    match crate::host::hosts_file::update(path, &lab.name, &names(lab, addrs)) {
+        Ok(_) => None,
+        Err(e) => {
+            let said = format!(
+                "lab {}: the nodes have no names from this host ({e})",
+                lab.name
+            );
+            tracing::warn!("{said}");
+            Some(said)
+        }
+    }
+}
+
+/// Removes lab `lab`'s names; says what it removed. A block that is there and cannot be
+/// removed is a failure of `down` (it would be left behind), with the fix.
+pub fn remove(ctx: &Ctx, lab: &str) -> anyhow::Result<Option<String>> {
+    let Some(path) = ctx.hosts_file.as_ref() else {
+        return Ok(None);
+    };
+    let changed = crate::host::hosts_file::update(path, lab, &[])?;
+    Ok(changed.then(|| format!("names *.{lab} from {}", path.display())))
+}
