@@ -111,6 +111,11 @@ pub fn remove(dirs: &Dirs, name: &str) -> Result<Vec<PathBuf>, ImageError> {
         ));
         fs::rename(d, &hidden).map_err(io_err("cannot remove", d))?;
         fs::remove_dir_all(&hidden).map_err(io_err("cannot remove", &hidden))?;
+        // A plain user's copy where QEMU reads it goes too (a lab running on it keeps its file
+        // until it stops).
+        if let Some(n) = d.file_name().and_then(|n| n.to_str()) {
+            super::unpublish(dirs, n)?;
+        }
     }
     Ok(victims)
 }

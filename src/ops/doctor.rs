@@ -316,7 +316,12 @@ fn probe_xml(dir: &Path, accel: Accel) -> String {
 fn probe_memory_snapshot(hv: &dyn Hypervisor, dirs: &Dirs, accel: Accel) -> Result<f64, String> {
     use std::os::unix::fs::PermissionsExt;
     let t = Instant::now();
-    let dir = dirs.state.join(PROBE_LAB);
+    // Where a lab's disks go: a plain user's shared directory (made now if it is not yet).
+    if let Some(shared) = &dirs.shared {
+        super::storage::ensure_shared_dir(hv, shared)
+            .map_err(|e| format!("the probe has no directory QEMU reaches: {e:#}"))?;
+    }
+    let dir = dirs.qemu_root().join(PROBE_LAB);
     // What a killed doctor left goes first.
     let probe = Probe {
         hv,
@@ -329,7 +334,7 @@ fn probe_memory_snapshot(hv: &dyn Hypervisor, dirs: &Dirs, accel: Accel) -> Resu
     };
     let step = |what: &str, e: &dyn std::fmt::Display| format!("the probe could not {what}: {e}");
     // QEMU (another user) must reach the files: every directory on the way is traversable.
-    for d in [&dirs.state, &dir] {
+    for d in [&dirs.qemu_root(), &dir] {
         std::fs::create_dir_all(d).map_err(|e| step(&format!("create {}", d.display()), &e))?;
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711))
             .map_err(|e| step(&format!("open up {}", d.display()), &e))?;

@@ -13,8 +13,9 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::Ctx;
-use crate::driver::{Hv, blocking};
+use crate::driver::{Hv, Hypervisor, blocking};
 use crate::paths::LabDirs;
+use crate::paths::Shared;
 
 /// Makes the directories of lab `lab_dirs` on the local host: for root one directory QEMU
 /// reaches (0711); for a plain user the shared directory (through libvirtd), the lab's place
@@ -53,10 +54,14 @@ pub async fn ensure_shared(ctx: &Ctx) -> anyhow::Result<()> {
     let Some(shared) = ctx.dirs.shared.clone() else {
         return Ok(());
     };
+    let hv = ctx.hv().clone();
+    tokio::task::spawn_blocking(move || ensure_shared_dir(hv.as_ref(), &shared)).await?
+}
+
+/// `ensure_shared`, blocking, on connection `hv`.
+pub fn ensure_shared_dir(hv: &dyn Hypervisor, shared: &Shared) -> anyhow::Result<()> {
     let name = crate::paths::shared_pool_name(shared.uid);
-    let n = name.clone();
-    let info = blocking(ctx.hv(), move |h| h.pool(&n)).await?;
-    match info {
+    match hv.pool(&name)? {
         Some(p) if Path::new(&p.path) != shared.dir => {
             return Err(crate::BadInput(format!(
                 "storage pool {name} has the directory {}, not {}\n  fix: as root, `virsh pool-destroy {name}; virsh pool-undefine {name}`; the next `up` makes it again",
@@ -66,25 +71,18 @@ pub async fn ensure_shared(ctx: &Ctx) -> anyhow::Result<()> {
             .into());
         }
         Some(p) if p.state == crate::names::ObjState::Active => {}
-        Some(_) => {
-            let n = name.clone();
-            blocking(ctx.hv(), move |h| h.start_pool(&n, true)).await?;
-        }
+        Some(_) => hv.start_pool(&name, true)?,
         None => {
             let xml =
                 crate::render::dir_pool_xml(&name, &shared.dir, Some((shared.uid, shared.gid)))?;
-            let n = name.clone();
-            blocking(ctx.hv(), move |h| {
-                h.define_pool(&xml)?;
-                h.start_pool(&n, true)
-            })
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot make your shared directory {} through libvirt",
-                    shared.dir.display()
-                )
-            })?;
+            hv.define_pool(&xml)
+                .and_then(|_| hv.start_pool(&name, true))
+                .with_context(|| {
+                    format!(
+                        "cannot make your shared directory {} through libvirt",
+                        shared.dir.display()
+                    )
+                })?;
         }
     }
     let meta = std::fs::metadata(&shared.dir)
