@@ -5,7 +5,12 @@
 # operation, the medians, the ranges and the ratio dcos-lab/floor. Also: a golden lab (`snapshot
 # export` against `snapshot`, its size, `up --from` against cold `up`), warm `up` (no-op), the
 # memory a snapshot saves, QEMU RSS per node, dcos-lab's peak RSS, and (with --image) the image
-# build time and size. Record results in docs/benchmarks.md with the machine and accelerator.
+# build time and size. With --plain-user (run as root), a plain user made for the run (adduser,
+# in the libvirt and kvm groups) runs the same lab's cold `up`, `revert` and `up --from` in every
+# round too, for the ratio plain user / root (docs/laptop.md); where no polkit lets the libvirt
+# group into qemu:///system, libvirtd is restarted for the run with the socket opened to the
+# group, and restarted as before at the end. Record results in docs/benchmarks.md with the
+# machine and accelerator.
 #
 # The labs are copies of labs/minimal.yaml whose public network is isolated (guests never forward
 # off the host during a benchmark).
@@ -14,11 +19,13 @@ cd "$(dirname "$0")/.."
 
 IMAGE=0
 ROUNDS=3
+PLAIN=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --image) IMAGE=1 ;;
         --rounds) ROUNDS=$2; shift ;;
-        *) echo "usage: scripts/bench.sh [--image] [--rounds N]" >&2; exit 2 ;;
+        --plain-user) PLAIN=1 ;;
+        *) echo "usage: scripts/bench.sh [--image] [--rounds N] [--plain-user]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -27,7 +34,42 @@ cargo build --release --quiet
 BIN="$PWD/target/release/dcos-lab"
 WORK=$(mktemp -d /tmp/dcos-lab-bench.XXXXXX)
 chmod 711 "$WORK"
-trap '"$BIN" down bench-minimal >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+BENCH_USER=
+SOCKET_CONF=
+cleanup() {
+    "$BIN" down bench-minimal >/dev/null 2>&1 || true
+    if [ -n "$BENCH_USER" ]; then
+        as_user "$BIN" down --all >/dev/null 2>&1 || true
+        uid=$(id -u "$BENCH_USER")
+        virsh -q pool-destroy "dcos-lab.user-$uid" >/dev/null 2>&1 || true
+        virsh -q pool-undefine "dcos-lab.user-$uid" >/dev/null 2>&1 || true
+        rm -rf "/var/lib/libvirt/dcos-lab/user-$uid"
+        pkill -9 -u "$BENCH_USER" 2>/dev/null || true
+        deluser --quiet --remove-home "$BENCH_USER" >/dev/null 2>&1 || true
+    fi
+    if [ -n "$SOCKET_CONF" ]; then
+        restart_libvirtd
+        rm -f "$SOCKET_CONF"
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+as_user() {
+    runuser -u "$BENCH_USER" -- env -i HOME="/home/$BENCH_USER" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin "$@"
+}
+
+# Stops libvirtd by the PID in its pid file and starts it again with arguments "$@".
+restart_libvirtd() {
+    local pid
+    pid=$(cat /run/libvirtd.pid)
+    kill -TERM "$pid"
+    while [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.2; done
+    libvirtd -d "$@"
+    for _ in $(seq 1 150); do virsh -c qemu:///system version >/dev/null 2>&1 && return 0; sleep 0.2; done
+    echo "bench: libvirtd did not come back" >&2
+    return 1
+}
 
 isolated() {
     sed -e "s/^name: minimal/name: $1/" -e '/^  public:/,/^nodes:/ s/mode: nat/mode: isolated/' labs/minimal.yaml
@@ -56,6 +98,29 @@ if [ "$IMAGE" = 1 ]; then
 fi
 "$BIN" image build debian-12 >/dev/null 2>&1
 "$BIN" down bench-minimal >/dev/null 2>&1 || true
+
+if [ "$PLAIN" = 1 ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "bench: --plain-user makes a user: run as root" >&2; exit 2; }
+    BENCH_USER=dltest-bench-$$
+    adduser --disabled-password --gecos "" --quiet "$BENCH_USER"
+    adduser --quiet "$BENCH_USER" libvirt
+    adduser --quiet "$BENCH_USER" kvm
+    if ! as_user virsh -c qemu:///system version >/dev/null 2>&1; then
+        SOCKET_CONF=$(mktemp /tmp/dltest-bench-libvirtd.XXXXXX)
+        printf 'unix_sock_group = "libvirt"\nunix_sock_rw_perms = "0770"\nauth_unix_rw = "none"\n' > "$SOCKET_CONF"
+        restart_libvirtd --config "$SOCKET_CONF"
+    fi
+    # The user's own copies: the binary where it may run it, the image in its cache (root's
+    # cold `up` finds its image built too), the lab file.
+    install -m 755 -d "$WORK/bin" && install -m 755 "$BIN" "$WORK/bin/dcos-lab"
+    UBIN="$WORK/bin/dcos-lab"
+    image_dir=$("$BIN" image list --json | python3 -c 'import json,sys; print([i["dir"] for i in json.load(sys.stdin) if i["name"] == "debian-12"][0])')
+    mkdir -p "/home/$BENCH_USER/.cache/dcos-lab/images"
+    cp -a "$image_dir" "/home/$BENCH_USER/.cache/dcos-lab/images/"
+    cp "$LAB" "/home/$BENCH_USER/bench-minimal.yaml"
+    chown -R "$BENCH_USER:" "/home/$BENCH_USER"
+    ULAB="/home/$BENCH_USER/bench-minimal.yaml"
+fi
 
 RESULTS="$WORK/results"
 : > "$RESULTS"
@@ -91,6 +156,19 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "golden $round $up $from $snap $export $golden_mib $write_s" >> "$RESULTS"
     for r in $r1 $r2 $r3 $r4 $r5 $r6 $r7; do [ "$r" -gt "$peak" ] && peak=$r; done
     echo "round $round: floor up/snapshot/revert/down $fu $fs $fr $fd; dcos-lab $up $snap $revert $down" >&2
+    if [ "$PLAIN" = 1 ]; then
+        read -r uup _ < <(measure runuser -u "$BENCH_USER" -- env -i HOME="/home/$BENCH_USER" PATH=/usr/bin:/bin:/usr/sbin:/sbin "$UBIN" up "$ULAB")
+        as_user "$UBIN" snapshot "$ULAB" bench >/dev/null
+        read -r urevert _ < <(measure runuser -u "$BENCH_USER" -- env -i HOME="/home/$BENCH_USER" PATH=/usr/bin:/bin:/usr/sbin:/sbin "$UBIN" revert "$ULAB" bench)
+        rm -f "/home/$BENCH_USER/bench.golden"
+        as_user "$UBIN" snapshot export "$ULAB" bench "/home/$BENCH_USER/bench.golden" >/dev/null
+        as_user "$UBIN" down "$ULAB" >/dev/null
+        sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+        read -r ufrom _ < <(measure runuser -u "$BENCH_USER" -- env -i HOME="/home/$BENCH_USER" PATH=/usr/bin:/bin:/usr/sbin:/sbin "$UBIN" up "$ULAB" --from "/home/$BENCH_USER/bench.golden")
+        as_user "$UBIN" down "$ULAB" >/dev/null
+        echo "plain $round $up $revert $from $uup $urevert $ufrom" >> "$RESULTS"
+        echo "round $round: plain user up/revert/up --from $uup $urevert $ufrom (root $up $revert $from)" >&2
+    fi
 done
 
 accel=$(grep -o "type=\"[a-z]*\"" <("$BIN" render "$LAB" --node boot) | head -1 | cut -d'"' -f2)
@@ -121,6 +199,17 @@ print(f"{'up --from (to SSH)':<30} {m(frm):>8.2f} s [{min(frm):.2f}-{max(frm):.2
 print(f"{'snapshot export':<30} {m(exp):>8.2f} s [{min(exp):.2f}-{max(exp):.2f}], {m(exp)/m(snap):.2f} x snapshot; file {m(mib)} MiB")
 print(f"{'  target 2 x snapshot + write':<30} {2 * m(snap) + m(wr):>8.2f} s (writing the file: {m(wr):.2f} s, {m(mib) / m(wr):.0f} MiB/s); export / target {m(exp) / (2 * m(snap) + m(wr)):.2f}")
 PY
+if [ "$PLAIN" = 1 ]; then
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.startswith("plain")]
+m = statistics.median
+for i, op in enumerate(["up (cold, to SSH)", "revert (to SSH)", "up --from (to SSH)"]):
+    root = [float(r[2 + i]) for r in rows]
+    user = [float(r[5 + i]) for r in rows]
+    print(f"{'plain user: ' + op:<36} {m(user):>7.2f} s [{min(user):.2f}-{max(user):.2f}], root {m(root):.2f} s: {m(user)/m(root):.2f} x root")
+PY
+fi
 printf '%-30s %s s\n' "up, warm (no-op)" "$warm"
 printf '%-30s %s MiB\n' "snapshot memory state" "$snap_mib"
 printf '%-30s %s\n' "QEMU RSS after up" "$qemu_rss"

@@ -1104,7 +1104,7 @@ impl Hypervisor for FakeHypervisor {
             .domains
             .get(domain)
             .ok_or_else(|| missing(&what, "domain", domain))?;
-        if !d.disks.iter().any(|p| p == disk) || !disk.is_file() {
+        if !d.disks.iter().any(|p| p == disk) || !self.on_disk(disk).is_file() {
             return Err(DriverError::Tool {
                 what,
                 message: "Could not open the disk: No such file or directory".into(),

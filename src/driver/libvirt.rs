@@ -945,15 +945,19 @@ impl Hypervisor for Libvirt {
                     buf.truncate(n);
                     Ok(buf)
                 }),
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                    let vol = call(
-                        what,
-                        self.conn
-                            .lookup_storage_vol_by_path(&disk.display().to_string()),
-                    )?;
-                    Box::new(move |off, len| self.read_range(&vol, off, len, &what))
-                }
-                Err(e) => return Err(bad(&format!("Could not open the disk: {e}"))),
+                // Not ours to read, or not on this machine (a node on another host): the
+                // volume at that path, through libvirt.
+                Err(e) => match self
+                    .conn
+                    .lookup_storage_vol_by_path(&disk.display().to_string())
+                {
+                    Ok(vol) => Box::new(move |off, len| self.read_range(&vol, off, len, &what)),
+                    Err(v) => {
+                        return Err(bad(&format!(
+                            "Could not open the disk: {e}; libvirt knows no volume there: {v}"
+                        )));
+                    }
+                },
             };
         let head = read(0, 72)?;
         let (count, at) = crate::image::qcow2::snapshot_table(&head)

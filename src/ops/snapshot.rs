@@ -238,12 +238,14 @@ async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
     nodes.dedup();
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     for node in nodes {
-        let (domain, disk) = (crate::plan::domain_name(lab, &node), lab_dirs.disk(&node));
-        // A disk on another host cannot be read from here: its size counts nothing.
-        if ctx.host_of(&domain) != crate::model::LOCAL_HOST {
-            continue;
-        }
-        match blocking(ctx.hv(), move |h| h.disk_snapshots(&domain, &disk)).await {
+        let domain = crate::plan::domain_name(lab, &node);
+        let disk = if ctx.host_of(&domain) == crate::model::LOCAL_HOST {
+            lab_dirs.disk(&node)
+        } else {
+            LabDirs::remote(lab).disk(&node)
+        };
+        let hv = ctx.hv_for(&domain);
+        match blocking(&hv, move |h| h.disk_snapshots(&domain, &disk)).await {
             Ok(states) => {
                 for (name, size) in states {
                     *sizes.entry(name).or_default() += size;
@@ -254,6 +256,15 @@ async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
     }
     for s in snaps {
         s.vm_state_bytes = sizes.get(&s.name).copied().unwrap_or(0);
+    }
+}
+
+/// A node's disk on its host: the lab's pool here, or the pool on the lab's other host.
+fn node_disk(lab_dirs: &LabDirs, lab: &str, n: &super::lab_state::NodeState) -> PathBuf {
+    if n.host == crate::model::LOCAL_HOST {
+        lab_dirs.disk(&n.name)
+    } else {
+        LabDirs::remote(lab).disk(&n.name)
     }
 }
 
@@ -329,17 +340,13 @@ pub fn forget_revert(lab_dirs: &LabDirs) -> anyhow::Result<()> {
 /// Every node's disk must hold the snapshot with its memory: libvirt's metadata alone does not
 /// prove it (the qcow2 may have lost it), and a revert that cannot load a node's memory would
 /// stop that node. Read-only, before anything changes.
-/// Nodes on a lab's other hosts are not checked: their disks cannot be read from here, and
-/// libvirt's word for them is taken.
+/// `nodes`: each node with the connection to its host and its disk's path there.
 async fn check_loadable(
-    hv: &Hv,
     lab: &str,
-    lab_dirs: &LabDirs,
-    nodes: &[String],
+    nodes: &[(String, Hv, PathBuf)],
     snapshot: &str,
 ) -> anyhow::Result<()> {
-    for node in nodes {
-        let disk = lab_dirs.disk(node);
+    for (node, hv, disk) in nodes {
         let (domain, d) = (crate::plan::domain_name(lab, node), disk.clone());
         let states = blocking(hv, move |h| h.disk_snapshots(&domain, &d)).await?;
         match states.get(snapshot) {
@@ -375,7 +382,7 @@ pub async fn revert(
     name: Option<&str>,
     wait: Duration,
 ) -> anyhow::Result<RevertReport> {
-    let (hv, dirs) = (ctx.hv(), &ctx.dirs);
+    let dirs = &ctx.dirs;
     let t0 = Instant::now();
     let lab_dirs = dirs.lab(lab);
     let state = lab_state::read(ctx, lab).await?;
@@ -408,14 +415,19 @@ pub async fn revert(
         .into());
     }
     let snap_name = snap.name.clone();
-    let local: Vec<String> = state
+    let disks: Vec<(String, Hv, PathBuf)> = state
         .nodes
         .iter()
-        .filter(|n| n.host == crate::model::LOCAL_HOST)
-        .map(|n| n.name.clone())
+        .map(|n| {
+            (
+                n.name.clone(),
+                ctx.hv_for(&n.domain),
+                node_disk(&lab_dirs, lab, n),
+            )
+        })
         .collect();
     let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
-    check_loadable(hv, lab, &lab_dirs, &local, &snap_name).await?;
+    check_loadable(lab, &disks, &snap_name).await?;
     let key = LabKey::load(&lab_dirs.ssh_key())?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
 
@@ -775,13 +787,14 @@ mod tests {
             "16M".as_ref(),
         ]);
         qemu_img(&["snapshot".as_ref(), "-c".as_ref(), "disk-only".as_ref(), d]);
-        let nodes = vec!["n1".to_string()];
         // The disk check reads the qcow2 itself: libvirt's test driver stands for the connection.
         let hv: Hv =
             Arc::new(crate::driver::Libvirt::open(Some("test:///default")).expect("test driver"));
+        let on = |n: &str| vec![(n.to_string(), hv.clone(), lab_dirs.disk(n))];
+        let nodes = on("n1");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let check = |nodes: &[String], snap: &str| {
-            rt.block_on(check_loadable(&hv, "l", &lab_dirs, nodes, snap))
+        let check = |nodes: &[(String, Hv, PathBuf)], snap: &str| {
+            rt.block_on(check_loadable("l", nodes, snap))
         };
 
         let err = check(&nodes, "disk-only").expect_err("no memory");
@@ -795,7 +808,7 @@ mod tests {
         assert!(format!("{err:#}").contains("does not hold it"), "{err:#}");
         assert!(format!("{err:#}").contains("fix:"), "{err:#}");
 
-        let err = check(&["n2".to_string()], "disk-only").expect_err("no disk");
+        let err = check(&on("n2"), "disk-only").expect_err("no disk");
         assert!(
             format!("{err:#}").contains("cannot read the snapshots in"),
             "{err:#}"

@@ -2,7 +2,7 @@
 //!
 //! Root's labs keep everything under the state directory (`/var/lib/dcos-lab/labs/<lab>`),
 //! which QEMU (as `libvirt-qemu`) reaches. A plain user's home is 0700 (or 0750), so a plain
-//! user's lab is split (docs/storage.md): what QEMU reads and writes (disks, seeds, console
+//! user's lab is split (docs/laptop.md): what QEMU reads and writes (disks, seeds, console
 //! logs, the base images) lives in the user's shared directory, which libvirtd makes as a
 //! storage pool owned by the user (`/var/lib/libvirt/dcos-lab/user-<uid>`, 0711); the user's
 //! own files (the lab's key, pinned host keys, records) stay in the state directory, 0700.

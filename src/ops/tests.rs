@@ -1788,7 +1788,7 @@ fn a_hostile_golden_is_refused_naming_the_member_and_what_it_points_at() {
     w.down("fk-hostile").expect("down");
 }
 
-/// A plain user's lab (docs/storage.md): what QEMU reads (disks, seeds, console logs, a copy of
+/// A plain user's lab (docs/laptop.md): what QEMU reads (disks, seeds, console logs, a copy of
 /// the base image) in the user's shared directory, made as a pool owned by the user; the key
 /// and pinned host keys in the user's own directory, 0700. `down` removes both and the lab's
 /// pool, and leaves the shared directory (the user's images) in place.
