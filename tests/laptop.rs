@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{PlainUser, SocketForGroup, TestLab};
+use common::{PlainUser, SocketForGroup};
 use dcos_lab::driver::Hypervisor;
 
 /// The user's lab: the suite's `minimal`-like layout, on subnet 80.
@@ -65,6 +65,33 @@ impl AsUser<'_> {
     fn sh(&self, node: &str, command: &str) -> String {
         let out = self.run(&["ssh", self.file(), node, "--", command]);
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Whatever the test did: the user's labs go (`down --all` as the user), then anything of the
+/// user's lab libvirt or the hosts file still has (removed by metadata, as root).
+impl Drop for AsUser<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .user
+            .command(&self.bin)
+            .args(["down", "--all"])
+            .output();
+        if let Ok(hv) = dcos_lab::driver::Libvirt::open(Some("qemu:///system")) {
+            for d in hv.owned_domains().unwrap_or_default() {
+                if d.tag.lab == LAB {
+                    let _ = hv.remove_domain(&d.name);
+                }
+            }
+            for n in hv.owned_networks().unwrap_or_default() {
+                if n.tag.lab == LAB {
+                    let _ = hv.remove_network(&n.name);
+                }
+            }
+            let _ = hv.remove_pool(&format!("dcos-lab-{LAB}"));
+        }
+        let hosts = Path::new(dcos_lab::host::hosts_file::HOSTS_FILE);
+        let _ = dcos_lab::host::hosts_file::update(hosts, LAB, &[]);
     }
 }
 
@@ -196,13 +223,10 @@ fn a_plain_user_runs_a_whole_lab_without_root() {
         made: std::time::Instant::now(),
     };
 
-    // Root's lab, beside the user's.
-    let root_lab = TestLab::new(
-        "lapr",
-        81,
-        "  - name: boot\n    role: boot\n    memory: 512M\n  - name: master\n    role: master\n    memory: 768M\n",
-    );
-    root_lab.run(&["up", &root_lab.file_arg(), "--no-install"]);
+    // Root's lab, beside the user's: the suite's shared lab (from the run's golden when an
+    // earlier test made it).
+    let root_lab = common::gold_lab();
+    root_lab.up_fresh();
 
     let doctor = u.json(&["doctor", "--json"]);
     assert_eq!(doctor["problems"], serde_json::json!([]), "{doctor:#}");
@@ -248,7 +272,7 @@ fn a_plain_user_runs_a_whole_lab_without_root() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "master");
     u.sh(
         "master",
-        "echo dltest-by-name > /tmp/dltest-page && cd /tmp && setsid nohup python3 -m http.server 8765 </dev/null >/dev/null 2>&1 & sleep 2",
+        "echo dltest-by-name > /tmp/dltest-page; cd /tmp; setsid nohup python3 -m http.server 8765 </dev/null >/dev/null 2>&1 & sleep 2",
     );
     let out = user
         .command(Path::new("/usr/bin/curl"))

@@ -1103,6 +1103,31 @@ pub async fn restore_command(
 mod tests {
     use super::*;
 
+    /// A golden root exported restores as a plain user's lab and the other way round: each
+    /// node's console log, where the exporter kept it (root: `console/`; a plain user: in the
+    /// pool), is moved to where this host keeps it.
+    #[test]
+    fn console_logs_move_between_roots_and_a_plain_users_layout() {
+        let nodes = vec!["master".to_string()];
+        let user = LabDirs {
+            root: "/var/lib/libvirt/dcos-lab/user-1000/labs/x".into(),
+            private: "/home/u/.local/state/dcos-lab/labs/x".into(),
+            remote: false,
+            logs_in_pool: true,
+        };
+        let root = LabDirs::local("/var/lib/dcos-lab/labs/x".into());
+        let pairs = console_rewrites("/var/lib/dcos-lab/labs/x", &nodes, &user);
+        assert!(pairs.contains(&(
+            "/var/lib/dcos-lab/labs/x/console/master.log".into(),
+            "/var/lib/libvirt/dcos-lab/user-1000/labs/x/disks/console-master.log".into()
+        )));
+        let pairs = console_rewrites("/var/lib/libvirt/dcos-lab/user-1000/labs/x", &nodes, &root);
+        assert!(pairs.contains(&(
+            "/var/lib/libvirt/dcos-lab/user-1000/labs/x/disks/console-master.log".into(),
+            "/var/lib/dcos-lab/labs/x/console/master.log".into()
+        )));
+    }
+
     #[test]
     fn staging_left_by_a_killed_process_is_swept_and_nothing_else() {
         let dir = tempfile::tempdir().expect("dir");
