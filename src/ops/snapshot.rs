@@ -237,15 +237,19 @@ async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
     nodes.sort();
     nodes.dedup();
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
-    for node in nodes {
-        let domain = crate::plan::domain_name(lab, &node);
+    let reads = nodes.iter().map(|node| {
+        let domain = crate::plan::domain_name(lab, node);
         let disk = if ctx.host_of(&domain) == crate::model::LOCAL_HOST {
-            lab_dirs.disk(&node)
+            lab_dirs.disk(node)
         } else {
-            LabDirs::remote(lab).disk(&node)
+            LabDirs::remote(lab).disk(node)
         };
         let hv = ctx.hv_for(&domain);
-        match blocking(&hv, move |h| h.disk_snapshots(&domain, &disk)).await {
+        async move { blocking(&hv, move |h| h.disk_snapshots(&domain, &disk)).await }
+    });
+    let read = crate::driver::join_all(reads.collect()).await;
+    for (node, r) in nodes.iter().zip(read) {
+        match r {
             Ok(states) => {
                 for (name, size) in states {
                     *sizes.entry(name).or_default() += size;
@@ -346,9 +350,15 @@ async fn check_loadable(
     nodes: &[(String, Hv, PathBuf)],
     snapshot: &str,
 ) -> anyhow::Result<()> {
-    for (node, hv, disk) in nodes {
+    // Every node's disk at once: read through libvirt, each read is a helper process libvirtd
+    // starts.
+    let reads = nodes.iter().map(|(node, hv, disk)| {
         let (domain, d) = (crate::plan::domain_name(lab, node), disk.clone());
-        let states = blocking(hv, move |h| h.disk_snapshots(&domain, &d)).await?;
+        blocking(hv, move |h| h.disk_snapshots(&domain, &d))
+    });
+    let read = crate::driver::join_all(reads.collect()).await;
+    for ((node, _, disk), states) in nodes.iter().zip(read) {
+        let states = states?;
         match states.get(snapshot) {
             Some(bytes) if *bytes > 0 => {}
             Some(_) => bail!(crate::BadInput(format!(
