@@ -21,7 +21,7 @@ fn text(b: &[u8]) -> String {
 /// Runs `args` with the fault `spec` (`<command>:<step>:kill`).
 fn with_fault(lab: &TestLab, spec: &str, args: &[&str]) -> Output {
     lab.cmd()
-        .env(dcos_lab::fault::ENV, spec)
+        .envs([common::fault_env(spec)])
         .args(args)
         .output()
         .expect("runs")
@@ -140,7 +140,7 @@ fn killed_at_steps(
 fn up_stopped_after(lab: &TestLab, step: u32) -> std::process::Child {
     let mut child = lab
         .std_cmd()
-        .env(dcos_lab::fault::ENV, format!("up:{step}:stop"))
+        .envs([common::fault_env(&format!("up:{step}:stop"))])
         .args(["up", &lab.file_arg()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -782,7 +782,7 @@ fn golden_lab_comes_back_running(lab: &TestLab, pid: &str) {
         use std::os::unix::process::ExitStatusExt;
         let out = lab
             .cmd()
-            .env(dcos_lab::fault::ENV, format!("up:{k}:kill"))
+            .envs([common::fault_env(&format!("up:{k}:kill"))])
             .args(["up", &f, "--from", &path])
             .output()
             .expect("runs");

@@ -4,6 +4,7 @@ mod build;
 mod publish;
 pub mod qcow2;
 mod store;
+mod tools;
 
 use std::path::{Path, PathBuf};
 

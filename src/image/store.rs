@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use super::build::{FileLock, run};
+use super::tools::{FileLock, run};
 use super::{ImageError, Recipe, io_err, recipe_names};
 use crate::paths::Dirs;
 

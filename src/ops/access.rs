@@ -131,14 +131,14 @@ pub async fn exec_on(
     command: &str,
     timeout: Duration,
 ) -> anyhow::Result<Vec<NodeResult>> {
-    let state = super::status::existing(ctx, lab).await?;
+    let state = super::lab_state::existing(ctx, lab).await?;
     let targets = select(&state, nodes, roles)?;
     exec(&ctx.dirs.lab(lab), &targets, command, timeout).await
 }
 
 /// An interactive shell on `node` of `lab`; its exit status.
 pub async fn shell(ctx: &super::Ctx, lab: &str, node: &str) -> anyhow::Result<i32> {
-    let state = super::status::existing(ctx, lab).await?;
+    let state = super::lab_state::existing(ctx, lab).await?;
     let n = select(&state, &[node.to_string()], &[])?
         .first()
         .map(|n| (n.name.clone(), n.private_ipv4()))
@@ -148,7 +148,7 @@ pub async fn shell(ctx: &super::Ctx, lab: &str, node: &str) -> anyhow::Result<i3
 
 /// The OpenSSH config of `lab` (`ssh-config`), with the known_hosts file it points to written.
 pub async fn ssh_config_of(ctx: &super::Ctx, lab: &str) -> anyhow::Result<String> {
-    let state = super::status::existing(ctx, lab).await?;
+    let state = super::lab_state::existing(ctx, lab).await?;
     let lab_dirs = ctx.dirs.lab(lab);
     let kh = write_openssh_known_hosts(lab, &lab_dirs, &state)?;
     Ok(ssh_config(lab, &lab_dirs, &state, &kh))
@@ -156,7 +156,7 @@ pub async fn ssh_config_of(ctx: &super::Ctx, lab: &str) -> anyhow::Result<String
 
 /// The Ansible inventory of `lab` (`inventory`), with the known_hosts file it points to written.
 pub async fn inventory_of(ctx: &super::Ctx, lab: &str) -> anyhow::Result<String> {
-    let state = super::status::existing(ctx, lab).await?;
+    let state = super::lab_state::existing(ctx, lab).await?;
     let lab_dirs = ctx.dirs.lab(lab);
     let kh = write_openssh_known_hosts(lab, &lab_dirs, &state)?;
     Ok(inventory(lab, &lab_dirs, &state, &kh))

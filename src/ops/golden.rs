@@ -1092,9 +1092,9 @@ pub async fn restore_command(
     file: &Path,
     wait: Duration,
 ) -> anyhow::Result<super::up::UpReport> {
-    super::status::until_ctrl_c(restore(ctx, arg, file, wait), || async {
+    super::ctrl_c::until_ctrl_c(restore(ctx, arg, file, wait), || async {
         let name = super::lab_name(arg).unwrap_or_else(|_| arg.to_string());
-        super::status::interrupted(ctx, &name, arg, "up --from").await
+        super::ctrl_c::interrupted(ctx, &name, arg, "up --from").await
     })
     .await
 }

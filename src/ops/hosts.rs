@@ -84,3 +84,18 @@ pub fn unfit(lab: &Lab, problems: &[crate::model::Problem]) -> anyhow::Error {
     ))
     .into()
 }
+
+/// Where the base image lives in a pool on a host other than the first (uploaded there).
+pub fn remote_image(
+    dirs: &crate::paths::LabDirs,
+    local: &crate::render::BootImage,
+) -> crate::render::BootImage {
+    let pool = dirs.pool();
+    crate::render::BootImage {
+        disk: pool.join(format!("image.{}", local.format)),
+        format: local.format.clone(),
+        kernel: local.kernel.as_ref().map(|_| pool.join("image.kernel")),
+        initrd: local.initrd.as_ref().map(|_| pool.join("image.initrd")),
+        cmdline: local.cmdline.clone(),
+    }
+}

@@ -747,7 +747,7 @@ pub async fn install_command(
 ) -> anyhow::Result<InstallReport> {
     installer_path(lab)?;
     let _lock = ctx.lock(&lab.name)?;
-    super::status::until_ctrl_c(install(ctx, lab, opts), || async {
+    super::ctrl_c::until_ctrl_c(install(ctx, lab, opts), || async {
         crate::Interrupted(format!(
             "interrupted: `install` stopped by Ctrl-C (commands already started on the nodes run on)\n  fix: `dcos-lab install {arg}` resumes"
         ))

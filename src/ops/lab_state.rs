@@ -305,3 +305,15 @@ async fn across_hosts(ctx: &Ctx, state: &mut LabState) -> anyhow::Result<()> {
     sort(state);
     Ok(())
 }
+
+/// The lab as libvirt has it; bad input when it does not exist.
+pub async fn existing(ctx: &Ctx, lab: &str) -> anyhow::Result<LabState> {
+    let state = read(ctx, lab).await?;
+    if !state.exists() {
+        return Err(crate::BadInput(format!(
+            "lab {lab} does not exist; `dcos-lab up {lab}` makes it"
+        ))
+        .into());
+    }
+    Ok(state)
+}

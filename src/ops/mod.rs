@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod context;
+pub mod ctrl_c;
 pub mod doctor;
 pub mod down;
 pub mod golden;

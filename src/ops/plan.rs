@@ -181,7 +181,7 @@ pub fn plan(
         } else {
             let d = crate::paths::LabDirs::remote(&lab.name);
             let image = crate::image::qemu_image(dirs, &lab.image);
-            let b = super::up::remote_image(&d, &image)
+            let b = super::hosts::remote_image(&d, &image)
                 .disk
                 .display()
                 .to_string();

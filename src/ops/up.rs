@@ -79,8 +79,8 @@ pub async fn up_command(
         };
         anyhow::Ok(UpOutcome { up, install })
     };
-    super::status::until_ctrl_c(work, || {
-        super::status::interrupted(ctx, &lab.name, arg, "up")
+    super::ctrl_c::until_ctrl_c(work, || {
+        super::ctrl_c::interrupted(ctx, &lab.name, arg, "up")
     })
     .await
 }
@@ -371,18 +371,6 @@ impl HostWork {
     }
 }
 
-/// Where the base image lives in a pool on a host other than the first (uploaded there).
-pub(crate) fn remote_image(dirs: &LabDirs, local: &render::BootImage) -> render::BootImage {
-    let pool = dirs.pool();
-    render::BootImage {
-        disk: pool.join(format!("image.{}", local.format)),
-        format: local.format.clone(),
-        kernel: local.kernel.as_ref().map(|_| pool.join("image.kernel")),
-        initrd: local.initrd.as_ref().map(|_| pool.join("image.initrd")),
-        cmdline: local.cmdline.clone(),
-    }
-}
-
 /// Each host's share of `lab`: on one host, the whole lab on the local connection; across
 /// hosts, every host reached and observed, the nodes that exist staying where they are and the
 /// rest placed by free memory (a host short of it is bad input, before anything is made).
@@ -487,7 +475,7 @@ async fn host_work(
             let render = RenderCtx {
                 accel: local.accel,
                 dirs: dirs.clone(),
-                image: remote_image(&dirs, &local.image),
+                image: super::hosts::remote_image(&dirs, &local.image),
             };
             (dirs, render)
         };

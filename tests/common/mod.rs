@@ -129,6 +129,18 @@ impl Drop for Cleanup<'_> {
     }
 }
 
+/// The environment that makes the binary stop itself after a step (src/fault.rs), for a test
+/// built as scripts/test.sh builds them: with the `test-hooks` feature, which a build without
+/// it lacks (the test fails saying so: it would otherwise wait for a kill that never comes).
+pub fn fault_env(spec: &str) -> (&'static str, String) {
+    if !dcos_lab::fault::built_in() {
+        panic!(
+            "this test drives the fault-injection hooks: build it with `--features test-hooks` (scripts/test.sh does)"
+        );
+    }
+    (dcos_lab::fault::ENV, spec.to_string())
+}
+
 /// The system libvirt. The system tier is opt-in (`#[ignore]`; scripts/test.sh runs it after
 /// the fast tier) and the test command installs and starts libvirtd, so a missing daemon fails
 /// the test: there is no skip.
