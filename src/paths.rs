@@ -117,7 +117,7 @@ impl Dirs {
     }
 }
 
-pub use crate::names::LabDirs;
+use crate::names::LabDirs;
 
 /// A plain user's shared directory: `/var/lib/libvirt/dcos-lab/user-<uid>`.
 pub fn shared_root(uid: u32) -> PathBuf {

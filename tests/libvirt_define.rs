@@ -90,7 +90,9 @@ fn rendered_xml_is_accepted_by_libvirt_and_read_back_as_ours() {
                 "networks left"
             );
             assert!(
-                hv.pool(&plan::pool_name(&name)).expect("pool").is_none(),
+                hv.pool(&dcos_lab::names::pool_name(&name))
+                    .expect("pool")
+                    .is_none(),
                 "pool left"
             );
         }

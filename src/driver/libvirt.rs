@@ -859,7 +859,7 @@ impl Hypervisor for Libvirt {
     }
 
     fn download_volume(&self, pool: &str, volume: &str, to: &Path) -> Result<(), DriverError> {
-        use std::io::Write;
+        use std::io::{Seek, Write};
         let what = || format!("download {volume} from {pool}");
         let p = self.storage_pool(pool)?;
         let vol = call(what, p.lookup_storage_vol_by_name(volume))?;
@@ -869,18 +869,31 @@ impl Hypervisor for Libvirt {
         })?;
         let stream = call(what, Stream::new(&self.conn, 0))?;
         call(what, vol.download(&stream, 0, 0, 0))?;
+        let io = |e| DriverError::Io {
+            what: what(),
+            source: e,
+        };
+        // Runs of zeros become holes, as the volume's own were (a disk overlay is mostly
+        // unallocated): skipped over, the file's length set at the end.
         let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
         loop {
             let n = call(what, stream.recv(&mut buf))?;
             let n = usize::try_from(n).unwrap_or(0);
             if n == 0 {
                 break;
             }
-            file.write_all(&buf[..n]).map_err(|e| DriverError::Io {
-                what: what(),
-                source: e,
-            })?;
+            for block in buf[..n].chunks(64 * 1024) {
+                if block.iter().all(|b| *b == 0) {
+                    file.seek(std::io::SeekFrom::Current(block.len() as i64))
+                        .map_err(io)?;
+                } else {
+                    file.write_all(block).map_err(io)?;
+                }
+            }
+            len += n as u64;
         }
+        file.set_len(len).map_err(io)?;
         call(what, stream.finish())
     }
 

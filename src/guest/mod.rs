@@ -60,7 +60,7 @@ pub enum GuestError {
 
 /// `dcos-lab ssh LAB NODE` without a command: a shell on the node, over russh.
 pub async fn interactive(
-    lab_dirs: &crate::paths::LabDirs,
+    lab_dirs: &crate::names::LabDirs,
     node: &str,
     addr: Option<std::net::Ipv4Addr>,
 ) -> anyhow::Result<i32> {

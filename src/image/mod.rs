@@ -27,7 +27,7 @@ pub const CUSTOMIZE_SCRIPT: &str = include_str!("../../images/customize.sh");
 /// The fast first boot's early stage, installed by the hook; part of the cache key.
 pub const FIRSTBOOT_SCRIPT: &str = include_str!("../../images/firstboot-early.sh");
 
-pub use crate::render::DIRECT_BOOT_CMDLINE;
+use crate::render::DIRECT_BOOT_CMDLINE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

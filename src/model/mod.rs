@@ -11,7 +11,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use ids::LabId;
-pub use lab::*;
+pub use lab::{
+    Accel, AccelChoice, DEFAULT_BOOTSTRAP_PORT, DEFAULT_DISK, DEFAULT_IMAGE, DEFAULT_MEMORY,
+    DEFAULT_VCPUS, Dcos, FirstBoot, Hardening, Host, ImageRef, LOCAL_HOST, Lab, NetKind, NetMode,
+    Network, Networks, Node, Placement, Role,
+};
 pub use size::{ByteSize, SizeError};
 pub use spec::LabSpec;
 pub use validate::{FIRST_NODE_OFFSET, MAX_NODES, ValidateCtx, is_dns_safe, validate};

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::lab_state::{LabState, NodeState};
 use crate::guest::{KnownHosts, LabKey, Session};
-use crate::paths::LabDirs;
+use crate::names::LabDirs;
 
 /// The nodes of `state` named in `nodes` or having one of `roles`; all when both are empty.
 pub fn select<'a>(
@@ -164,7 +164,7 @@ pub async fn inventory_of(ctx: &super::Ctx, lab: &str) -> anyhow::Result<String>
 
 /// Name of a node's host key in the OpenSSH known_hosts file we keep (`HostKeyAlias`).
 pub fn host_alias(lab: &str, node: &str) -> String {
-    crate::plan::domain_name(lab, node)
+    crate::names::domain_name(lab, node)
 }
 
 /// Writes the pinned host keys as an OpenSSH known_hosts file, keyed by `HostKeyAlias`.

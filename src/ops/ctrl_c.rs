@@ -40,7 +40,7 @@ pub async fn interrupted(ctx: &Ctx, lab: &str, arg: &str, command: &str) -> anyh
     let mut parts = Vec::new();
     let read = async {
         let s = lab_state::read(ctx, lab).await?;
-        let pool = crate::plan::pool_name(lab);
+        let pool = crate::names::pool_name(lab);
         let p = pool.clone();
         let pool = crate::driver::blocking(ctx.hv(), move |h| h.pool(&p))
             .await?

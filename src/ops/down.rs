@@ -70,7 +70,7 @@ pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
         }
         done.sort();
         removed.extend(done);
-        let remote = crate::paths::LabDirs::remote(lab);
+        let remote = crate::names::LabDirs::remote(lab);
         if let Some(p) = remove_pool(&hv, lab, &remote)
             .await
             .with_context(|| format!("on host {host}"))?
@@ -133,9 +133,9 @@ pub async fn down(ctx: &Ctx, lab: &str) -> anyhow::Result<DownReport> {
 async fn remove_pool(
     hv: &Hv,
     lab: &str,
-    lab_dirs: &crate::paths::LabDirs,
+    lab_dirs: &crate::names::LabDirs,
 ) -> anyhow::Result<Option<String>> {
-    let pool = plan::pool_name(lab);
+    let pool = crate::names::pool_name(lab);
     let p = pool.clone();
     let Some(info) = blocking(hv, move |h| h.pool(&p)).await? else {
         return Ok(None);
@@ -173,7 +173,7 @@ pub async fn known_labs(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     // Pools named like ours whose directory is in our state directory.
     let pools = blocking(hv, |h| h.owned_pools()).await?;
     for (name, path) in pools {
-        if let Some(lab) = name.strip_prefix(&format!("{}-", plan::PREFIX))
+        if let Some(lab) = name.strip_prefix(&format!("{}-", crate::names::PREFIX))
             && std::path::Path::new(&path) == dirs.lab(lab).pool()
             && !labs.iter().any(|l| l == lab)
         {

@@ -29,8 +29,8 @@ use super::lab_state;
 use crate::BadInput;
 use crate::driver::blocking;
 use crate::model::Lab;
+use crate::names::LabDirs;
 use crate::names::ObjState;
-use crate::paths::LabDirs;
 
 /// The `format` of a golden's manifest.
 pub const FORMAT: &str = "dcos-lab-golden/1";

@@ -87,7 +87,7 @@ pub fn unfit(lab: &Lab, problems: &[crate::model::Problem]) -> anyhow::Error {
 
 /// Where the base image lives in a pool on a host other than the first (uploaded there).
 pub fn remote_image(
-    dirs: &crate::paths::LabDirs,
+    dirs: &crate::names::LabDirs,
     local: &crate::render::BootImage,
 ) -> crate::render::BootImage {
     let pool = dirs.pool();

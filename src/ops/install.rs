@@ -24,8 +24,9 @@ use sha2::{Digest, Sha256};
 use super::lab_state::{self, NodeState};
 use crate::guest::{KnownHosts, LabKey, Session};
 use crate::model::{Lab, Role};
-use crate::paths::LabDirs;
-use crate::plan::{self, ObjState};
+use crate::names::LabDirs;
+use crate::names::ObjState;
+use crate::plan::{self};
 use crate::progress::{Line, Progress};
 use crate::render::genconf::{self, WORK_DIR};
 

@@ -9,8 +9,8 @@ use anyhow::Context;
 use super::Ctx;
 use crate::driver::{Hv, blocking};
 use crate::model::LOCAL_HOST;
-use crate::plan::ObjState;
-use crate::render::xml::NicTag;
+use crate::names::ObjState;
+use crate::tag::NicTag;
 
 /// A NIC of a node as reported (`status --json`).
 #[derive(Debug, Clone, Serialize)]

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use crate::driver::{DriverError, Hypervisor};
 use crate::host::AccelDecision;
 use crate::model::{LOCAL_HOST, Lab, NetKind};
+use crate::names::ObjState;
 use crate::paths::Dirs;
 use crate::plan::placement::{self, NodePlacement};
-use crate::plan::{self, Action, AddressPlan, ObjState, Observed};
+use crate::plan::{self, Action, AddressPlan, Observed};
 
 /// The plan of one lab, as `plan` prints it.
 #[derive(Debug, Serialize)]
@@ -57,7 +58,7 @@ pub fn observe_settled(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, Drive
 /// Reads what libvirt already has of `lab`.
 pub fn observe(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, DriverError> {
     let mut obs = Observed::default();
-    if let Some(pool) = hv.pool(&plan::pool_name(lab))? {
+    if let Some(pool) = hv.pool(&crate::names::pool_name(lab))? {
         obs.pool = Some(pool.state);
         obs.volumes = pool.volumes;
     }
@@ -179,7 +180,7 @@ pub fn plan(
         let (host_dirs, host_backing) = if first {
             (lab_dirs.clone(), backing.clone())
         } else {
-            let d = crate::paths::LabDirs::remote(&lab.name);
+            let d = crate::names::LabDirs::remote(&lab.name);
             let image = crate::image::qemu_image(dirs, &lab.image);
             let b = super::hosts::remote_image(&d, &image)
                 .disk

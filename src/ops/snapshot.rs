@@ -17,8 +17,8 @@ use super::Ctx;
 use super::lab_state::{self, LabState};
 use crate::driver::{Hv, blocking};
 use crate::guest::{KnownHosts, LabKey, Target};
-use crate::paths::LabDirs;
-use crate::plan::ObjState;
+use crate::names::LabDirs;
+use crate::names::ObjState;
 
 #[derive(Debug, Serialize)]
 pub struct SnapshotReport {
@@ -238,7 +238,7 @@ async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
     nodes.dedup();
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     let reads = nodes.iter().map(|node| {
-        let domain = crate::plan::domain_name(lab, node);
+        let domain = crate::names::domain_name(lab, node);
         let disk = if ctx.host_of(&domain) == crate::model::LOCAL_HOST {
             lab_dirs.disk(node)
         } else {
@@ -353,7 +353,7 @@ async fn check_loadable(
     // Every node's disk at once: read through libvirt, each read is a helper process libvirtd
     // starts.
     let reads = nodes.iter().map(|(node, hv, disk)| {
-        let (domain, d) = (crate::plan::domain_name(lab, node), disk.clone());
+        let (domain, d) = (crate::names::domain_name(lab, node), disk.clone());
         blocking(hv, move |h| h.disk_snapshots(&domain, &d))
     });
     let read = crate::driver::join_all(reads.collect()).await;

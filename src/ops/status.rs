@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use super::lab_state::{self, LabState};
-use crate::plan::ObjState;
+use crate::names::ObjState;
 
 /// A lab as `status` shows it: libvirt's view plus each node's DC/OS install state.
 #[derive(Debug, Serialize)]

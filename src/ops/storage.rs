@@ -14,7 +14,7 @@ use anyhow::Context;
 
 use super::Ctx;
 use crate::driver::{Hv, Hypervisor, blocking};
-use crate::paths::LabDirs;
+use crate::names::LabDirs;
 use crate::paths::Shared;
 
 /// Makes the directories of lab `lab_dirs` on the local host: for root one directory QEMU

@@ -11,8 +11,8 @@ use super::lab_state::{self, LabState};
 use crate::driver::fake::{FakeGuests, FakeHypervisor};
 use crate::driver::{Hv, Hypervisor};
 use crate::model::{AccelChoice, Lab};
+use crate::names::ObjState;
 use crate::paths::Dirs;
-use crate::plan::ObjState;
 
 /// One test's world: a fake host, its guests, state and cache directories of its own.
 struct World {
@@ -973,7 +973,7 @@ fn up_across_hosts_makes_each_nodes_objects_on_its_host_and_down_removes_them_fr
     }
     assert!(!local.iter().any(|c| c.contains("image.")), "{local:?}");
     // The uploaded base image holds the local one's bytes.
-    let pool = crate::paths::LabDirs::remote("fk-span").pool();
+    let pool = crate::names::LabDirs::remote("fk-span").pool();
     let img = crate::image::boot_image(&w.ctx.dirs, &l.image);
     let sent = w._dir.path().join("r2").join(
         pool.join("image.qcow2")

@@ -17,8 +17,10 @@ use crate::driver::{Hv, blocking};
 use crate::guest::{KnownHosts, LabKey, Target};
 use crate::host::AccelDecision;
 use crate::model::{ImageRef, Lab, NetKind};
-use crate::paths::{Dirs, LabDirs};
-use crate::plan::{self, Action, AddressPlan, ObjState, Observed};
+use crate::names::LabDirs;
+use crate::names::ObjState;
+use crate::paths::Dirs;
+use crate::plan::{self, Action, AddressPlan, Observed};
 use crate::progress::Progress;
 use crate::render::{self, RenderCtx};
 
@@ -480,7 +482,7 @@ async fn host_work(
             (dirs, render)
         };
         for n in &sub.nodes {
-            ctx.place_domain(&plan::domain_name(&lab.name, &n.name), &h.name);
+            ctx.place_domain(&crate::names::domain_name(&lab.name, &n.name), &h.name);
         }
         out.push(HostWork {
             host: h.name.clone(),
@@ -582,7 +584,7 @@ async fn create_on(
     overlay: &Arc<dyn crate::overlay::Overlay>,
 ) -> anyhow::Result<Vec<String>> {
     let hv = &w.hv;
-    let pool = plan::pool_name(&lab.name);
+    let pool = crate::names::pool_name(&lab.name);
     let mut taken = Vec::new();
     // A host other than the first gets the base image in its pool before the first disk
     // backed by it (and again, whole, if no disk exists yet: an upload cut short leaves a part).
@@ -655,7 +657,7 @@ async fn create_on(
                     std::fs::create_dir_all(staging.pool())?;
                     write_seed(&staging, node, &seed)?;
                     let file = staging.seed(node);
-                    upload(hv, &pool, &plan::seed_volume_name(node), &file).await?;
+                    upload(hv, &pool, &crate::names::seed_volume_name(node), &file).await?;
                     let _ = std::fs::remove_dir_all(staging.path());
                 }
             }
@@ -730,13 +732,13 @@ pub async fn up(
     }
     // A remote pool with no disk in it yet may hold an upload cut short: it is made again.
     for w in work.iter_mut().filter(|w| !w.first) {
-        let has_disk = w
-            .sub
-            .nodes
-            .iter()
-            .any(|n| w.obs.volumes.contains(&plan::disk_volume_name(&n.name)));
+        let has_disk = w.sub.nodes.iter().any(|n| {
+            w.obs
+                .volumes
+                .contains(&crate::names::disk_volume_name(&n.name))
+        });
         if w.obs.pool.is_some() && !has_disk && w.obs.domains.is_empty() {
-            let p = plan::pool_name(&lab.name);
+            let p = crate::names::pool_name(&lab.name);
             blocking(&w.hv, move |h| h.remove_pool(&p)).await?;
             w.obs.pool = None;
             w.obs.volumes.clear();
@@ -834,7 +836,7 @@ pub async fn up(
     let starting: BTreeMap<String, String> = to_start.into_iter().collect();
     for (node, address) in to_wait {
         let line = Arc::new(progress.spinner(&node));
-        let domain_name = plan::domain_name(&lab.name, &node);
+        let domain_name = crate::names::domain_name(&lab.name, &node);
         let hv = ctx.hv_for(&domain_name);
         let host = ctx.host_of(&domain_name);
         let guests = ctx.guests.clone();

@@ -478,7 +478,7 @@ pub async fn run(ctx: &super::Ctx, lab: &Lab) -> anyhow::Result<VerifyReport> {
     // The host side: the private network forwards nowhere, as libvirt has it now (the running
     // network) and as it is defined (what its next start gives): a `<forward>` added out of band
     // fails the check, whatever the lab file says.
-    let private_name = crate::plan::network_name(&lab.name, NetKind::Private);
+    let private_name = crate::names::network_name(&lab.name, NetKind::Private);
     let pn = private_name.clone();
     let fwd = crate::driver::blocking(hv, move |h| match h.network_forward(&pn) {
         Ok(f) => Ok(Some(f)),

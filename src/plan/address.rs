@@ -7,9 +7,7 @@ use serde::Serialize;
 
 use crate::model::{FIRST_NODE_OFFSET, Lab, LabId, NetKind, Node};
 
-pub use crate::names::{
-    PREFIX, disk_volume_name, domain_name, network_name, pool_name, seed_volume_name,
-};
+use crate::names::{domain_name, network_name};
 
 /// Linux bridge name: `dl-<lab id>-pv` / `-pb`, 12 bytes, inside the kernel's 15-byte limit.
 pub fn bridge_name(id: LabId, kind: NetKind) -> String {

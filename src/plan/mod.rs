@@ -8,12 +8,15 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-pub use address::*;
+pub use address::{
+    AddressPlan, Mac, NetPlan, Nic, NodeAddrs, OVERLAY_BRIDGE, bridge_name, overlay_vlan,
+    plan_addresses,
+};
 
 use crate::model::{ByteSize, Lab, NetKind, Role};
 use crate::names::LabDirs;
 
-pub use crate::names::ObjState;
+use crate::names::{ObjState, disk_volume_name, domain_name, pool_name, seed_volume_name};
 
 /// What already exists of a lab: read from libvirt (and the pool directory) by the driver.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_saphyr::LitString;
 
 use crate::model::{Hardening, Lab, NetKind, Role};
-use crate::plan::{AddressPlan, PREFIX};
+use crate::names::PREFIX;
+use crate::plan::AddressPlan;
 
 use super::RenderError;
 
@@ -529,7 +530,7 @@ pub fn seed(
         user_data: format!("#cloud-config\n{body}"),
         meta_data: format!(
             "instance-id: {}\nlocal-hostname: {node}\n",
-            crate::plan::domain_name(&lab.name, node)
+            crate::names::domain_name(&lab.name, node)
         ),
         network_config: network_config(lab, plan, node)?,
         firstboot,

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Accel, Lab, NetKind, NetMode, Node};
 use crate::names::LabDirs;
-use crate::plan::{AddressPlan, PREFIX};
+use crate::names::PREFIX;
+use crate::plan::AddressPlan;
+use crate::tag::{LabTag, METADATA_NS, Metadata, NicTag};
 use xml::*;
 
 pub use xml::to_xml;
@@ -275,7 +277,7 @@ pub fn pool_xml(
     dirs: &LabDirs,
     owner: Option<(u32, u32)>,
 ) -> Result<String, RenderError> {
-    dir_pool_xml(&crate::plan::pool_name(&lab.name), &dirs.pool(), owner)
+    dir_pool_xml(&crate::names::pool_name(&lab.name), &dirs.pool(), owner)
 }
 
 /// libvirt storage pool XML of a directory (0711: QEMU, as libvirt-qemu, reaches the files
@@ -304,7 +306,7 @@ pub fn dir_pool_xml(
 pub fn disk_volume_xml(node: &Node, image: &BootImage) -> Result<String, RenderError> {
     let doc = VolumeXml {
         kind: "file".into(),
-        name: crate::plan::disk_volume_name(&node.name),
+        name: crate::names::disk_volume_name(&node.name),
         capacity: Capacity {
             unit: "bytes".into(),
             value: node.disk.bytes(),
@@ -462,7 +464,7 @@ pub fn domain_xml(
                         address: nic.mac.to_string(),
                     },
                     source: IfaceSource {
-                        network: crate::plan::network_name(&lab.name, nic.net),
+                        network: crate::names::network_name(&lab.name, nic.net),
                     },
                     model: Model {
                         kind: "virtio".into(),

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::tag::{LabTag, METADATA_NS, METADATA_PREFIX, Metadata, NicTag};
+use crate::tag::Metadata;
 const DNSMASQ_NS: &str = "http://libvirt.org/schemas/network/dnsmasq/1.0";
 
 /// Serialises `value` as an indented XML document with root element `root`.
