@@ -4,6 +4,8 @@
 //! (libvirt XML) → `driver` (libvirt). `ops` holds one operation per command; `cli` is the thin
 //! command-line layer over it.
 
+pub mod base64;
+pub mod calendar;
 pub mod cli;
 pub mod driver;
 pub mod failure;
@@ -22,6 +24,7 @@ pub mod plan;
 pub mod progress;
 pub mod render;
 pub mod tag;
+pub mod tarball;
 
 pub use failure::{BadInput, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, Failure, Interrupted};
 

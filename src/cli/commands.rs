@@ -351,7 +351,7 @@ pub fn snapshots(ctx: &Ctx, a: LabJsonArgs) -> anyhow::Result<i32> {
             out.push_str(&format!(
                 "{:<28} {:<23} {:>10}  {}{}\n",
                 s.name,
-                format!("{} UTC", ops::snapshot::utc_time(s.created_unix)),
+                format!("{} UTC", crate::calendar::utc_time(s.created_unix)),
                 s.vm_state_bytes / (1024 * 1024),
                 s.nodes.join(","),
                 if s.complete { "" } else { " (incomplete)" }

@@ -146,7 +146,7 @@ fn sparse_copy(from: &Path, to: &Path) -> std::io::Result<u64> {
     let (fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
     let mut copied = 0u64;
     let mut buf = vec![0u8; 1 << 20];
-    for (data, len) in super::tarball::data_map(&src, len) {
+    for (data, len) in crate::tarball::data_map(&src, len) {
         let mut left = len;
         // The kernel copies the range itself (no trip through this process's memory) where it
         // can; otherwise, read and write.
@@ -529,7 +529,7 @@ pub async fn export(
     let part = file.with_extension("part");
     let (p, created) = (part.clone(), manifest.created_unix);
     let written = tokio::task::spawn_blocking(move || -> anyhow::Result<Manifest> {
-        let mut w = super::tarball::Writer::create(&p, MANIFEST, reserve, created)
+        let mut w = crate::tarball::Writer::create(&p, MANIFEST, reserve, created)
             .with_context(|| format!("cannot write {}", p.display()))?;
         for f in &files {
             let rel = f
@@ -586,7 +586,7 @@ async fn unpack(file: &Path, parent: &Path) -> anyhow::Result<Unpacked> {
     // One pass: every member written and hashed as it is read.
     let t0 = Instant::now();
     let (from, into) = (file.to_path_buf(), stage.0.clone());
-    let found = tokio::task::spawn_blocking(move || super::tarball::unpack(&from, &into))
+    let found = tokio::task::spawn_blocking(move || crate::tarball::unpack(&from, &into))
         .await
         .context("the unpacking task failed")?
         .with_context(|| format!("cannot unpack {}", file.display()))?;

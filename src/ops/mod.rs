@@ -16,7 +16,6 @@ pub mod render;
 pub mod snapshot;
 pub mod status;
 pub mod storage;
-mod tarball;
 pub mod up;
 pub mod verify;
 

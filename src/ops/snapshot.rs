@@ -70,31 +70,8 @@ pub fn check_name(name: &str) -> Result<(), crate::BadInput> {
 
 /// A default name from the time: `s20261125-224800`.
 pub fn default_name() -> String {
-    let (y, mo, d, h, mi, s) = civil(crate::unix_time().as_secs());
+    let (y, mo, d, h, mi, s) = crate::calendar::civil(crate::unix_time().as_secs());
     format!("s{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
-}
-
-/// A Unix time as `2026-11-25 22:48:00` (UTC), for listings.
-pub fn utc_time(secs: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
-}
-
-/// UTC calendar fields of a Unix time (days-from-civil, inverted).
-fn civil(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 fn running(state: &LabState) -> anyhow::Result<Vec<String>> {
@@ -694,41 +671,13 @@ fn reseed_command() -> String {
     format!(
         "echo ready; if command -v perl >/dev/null; then perl -e '{RESEED_PERL}'; \
          else python3 -I -S -c \"$(printf '%s' '{}' | base64 -d)\"; fi",
-        base64_encode(RESEED_PYTHON.as_bytes())
+        crate::base64::encode(RESEED_PYTHON.as_bytes())
     )
-}
-
-/// Standard base64 (for a script passed through a shell without quoting trouble).
-fn base64_encode(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_is_standard() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foo"), "Zm9v");
-        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
-    }
 
     /// Both reseed programs compile (Perl's `-c`, Python's `compile`), and the Perl one survives
     /// the single quotes it is passed in. Running them needs root (RNDADDENTROPY): the system
@@ -763,13 +712,6 @@ mod tests {
             })
             .expect("python3 runs");
         assert!(py.success());
-    }
-
-    #[test]
-    fn civil_time() {
-        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(civil(1_795_560_000), (2026, 11, 24, 22, 40, 0));
-        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
     }
 
     /// `revert` refuses, before changing anything, a snapshot a node's disk does not hold or
@@ -823,11 +765,6 @@ mod tests {
             format!("{err:#}").contains("cannot read the snapshots in"),
             "{err:#}"
         );
-    }
-
-    #[test]
-    fn listing_time() {
-        assert_eq!(utc_time(1_764_110_880), "2025-11-25 22:48:00");
     }
 
     #[test]
