@@ -828,8 +828,8 @@ pub async fn restore(
         Ok(l) => l,
         Err(crate::model::ModelError::NotFound { .. }) if arg == m.lab => {
             let text = std::fs::read_to_string(stage.join("lab.yaml"))?;
-            let recipes = crate::image::recipe_names();
-            let names: Vec<&str> = recipes.iter().map(String::as_str).collect();
+            let known = super::image_names();
+            let names: Vec<&str> = known.iter().map(String::as_str).collect();
             let mut lab = crate::model::parse(
                 &text,
                 &format!("{} (lab.yaml)", file.display()),

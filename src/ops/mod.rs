@@ -30,29 +30,31 @@ use crate::model::{self, AccelChoice, Lab, LabSource};
 /// Finds and validates a lab given as a built-in name or a path. Changes nothing.
 pub fn load_lab(arg: &str) -> Result<Lab, model::ModelError> {
     let source = LabSource::find(arg)?;
-    let recipes = crate::image::recipe_names();
-    let mut names: Vec<&str> = recipes.iter().map(String::as_str).collect();
-    // Images imported by name count as recipes for `image:`. An unreadable cache is not a reason
-    // to refuse the lab: it is reported, and `image:` then knows only the recipes.
-    let imported = match crate::image::list(&crate::paths::Dirs::discover()) {
-        Ok(i) => i,
-        Err(e) => {
-            tracing::warn!(
-                "cannot list the image cache, so imported images are not known by name: {}",
-                crate::error_chain(&e)
-            );
-            Vec::new()
-        }
-    };
-    names.extend(
-        imported
-            .iter()
-            .filter(|i| i.kind == "imported")
-            .map(|i| i.name.as_str()),
-    );
+    let known = image_names();
+    let names: Vec<&str> = known.iter().map(String::as_str).collect();
     let mut lab = model::load(&source, &names)?;
     lab.owner = crate::host::euid();
     Ok(lab)
+}
+
+/// The names a lab file's `image:` may give: the built-in recipes and the images imported by
+/// name. An unreadable cache is not a reason to refuse a lab: it is reported, and `image:` then
+/// knows only the recipes.
+pub fn image_names() -> Vec<String> {
+    let mut names = crate::image::recipe_names();
+    match crate::image::list(&crate::paths::Dirs::discover()) {
+        Ok(images) => names.extend(
+            images
+                .into_iter()
+                .filter(|i| i.kind == "imported")
+                .map(|i| i.name),
+        ),
+        Err(e) => tracing::warn!(
+            "cannot list the image cache, so imported images are not known by name: {}",
+            crate::error_chain(&e)
+        ),
+    }
+    names
 }
 
 /// The accelerator for `lab`: the command-line override, else the lab file, else detection.

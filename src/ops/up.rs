@@ -442,13 +442,7 @@ async fn host_work(
         free.insert(host.clone(), f);
     }
     if !moved.is_empty() {
-        return Err(crate::BadInput(format!(
-            "lab {} exists with a different definition than its lab file:\n  - {}\n  fix: `dcos-lab down {}` then `dcos-lab up` (or undo the change to the lab file)",
-            lab.name,
-            moved.join("\n  - "),
-            lab.name
-        ))
-        .into());
+        return Err(drifted(lab, &moved));
     }
     let placed = crate::plan::placement::place(&pinned, Some(&free))
         .map_err(|problems| super::hosts::unfit(lab, &problems))?;
@@ -497,6 +491,18 @@ async fn host_work(
         });
     }
     Ok(out)
+}
+
+/// The bad input of a lab that exists with another definition than its lab file renders:
+/// each difference, and the fix.
+fn drifted(lab: &Lab, differences: &[String]) -> anyhow::Error {
+    crate::BadInput(format!(
+        "lab {} exists with a different definition than its lab file:\n  - {}\n  fix: `dcos-lab down {}` then `dcos-lab up` (or undo the change to the lab file)",
+        lab.name,
+        differences.join("\n  - "),
+        lab.name
+    ))
+    .into()
 }
 
 /// Objects on `w`'s host that exist with a definition other than the one the lab file renders.
@@ -714,13 +720,7 @@ pub async fn up(
         changed.extend(host_drift(lab, &addrs, w)?);
     }
     if !changed.is_empty() {
-        return Err(crate::BadInput(format!(
-            "lab {} exists with a different definition than its lab file:\n  - {}\n  fix: `dcos-lab down {}` then `dcos-lab up` (or undo the change to the lab file)",
-            lab.name,
-            changed.join("\n  - "),
-            lab.name
-        ))
-        .into());
+        return Err(drifted(lab, &changed));
     }
     let mut finished = Vec::new();
     if let Some(done) = finish_revert(ctx, lab, opts.wait).await? {
