@@ -824,6 +824,87 @@ pub async fn restore(
     let manifest = unpacked.manifest.clone();
     let m = &manifest;
     let stage = unpacked.stage.0.clone();
+    let lab = golden_lab(ctx, arg, file, m, &stage)?;
+    let _lock = ctx.lock(&lab.name)?;
+    let record = import_record(ctx, &lab.name);
+    take_over_unfinished(ctx, &lab, &record).await?;
+
+    // The versions the saved memory needs, against this host's (what it would give the lab).
+    let accel = super::decide_accel(&lab, None);
+    let here = versions_here(ctx, &lab).await?;
+    check_versions(file, m, &here)?;
+    // Everything the golden holds, checked before anything is made (docs/snapshots.md): the
+    // base image it was made on, what it names, its disks' headers, the included image, the
+    // snapshot metadata.
+    let cached = crate::image::boot_image(&ctx.dirs, &lab.image);
+    check_image_dir(file, m, &cached)?;
+    check_names(file, m, &lab)?;
+    if cached.disk.is_file() {
+        super::up::check_image_file(&lab, &cached)?;
+    }
+    let backing = check_disks(file, &stage, m, &lab, &cached)?;
+    if m.image.included {
+        check_included_image(file, &stage)?;
+    }
+    let r = Restoring {
+        ctx,
+        file,
+        m,
+        stage: &stage,
+        addrs: crate::plan::plan_addresses(&lab),
+        lab_dirs: ctx.dirs.lab(&lab.name),
+        // Where QEMU reads the image (for a plain user, a copy of the cache's).
+        image: crate::image::qemu_image(&ctx.dirs, &lab.image),
+        lab: &lab,
+    };
+    let nodes = r.check_snapshots(accel.accel, &here).await?;
+
+    // The lab: the base image, its files, then the objects `up` would make, the disks from the
+    // golden.
+    r.place_image(&cached).await?;
+    r.make_lab(&record).await?;
+    let key = crate::guest::LabKey::load(&r.lab_dirs.ssh_key())?;
+    for node in &m.nodes {
+        let (xml, facts) = nodes
+            .get(node)
+            .ok_or(crate::render::RenderError::Invariant(
+                "every node of the golden has its snapshot checked",
+            ))?;
+        let named = backing.get(node).and_then(Option::as_deref);
+        r.place_node(node, named, &key, xml, facts).await?;
+    }
+    let names_warning = super::host_names::add(ctx, &lab, &r.addrs);
+    drop(unpacked);
+    tracing::debug!("lab defined at {:.2} s", t0.elapsed().as_secs_f64());
+
+    // Every node resumed from its saved memory: the revert corrects clocks and renews random
+    // state, and waits until each node answers over SSH with its pinned key.
+    super::snapshot::revert(ctx, &lab.name, Some(&r.m.snapshot), wait)
+        .await
+        .with_context(|| format!("cannot resume lab {} from {}", lab.name, file.display()))?;
+    std::fs::remove_file(&record).with_context(|| format!("cannot remove {}", record.display()))?;
+    crate::fault::step("clear the import record");
+    let nodes = lab_state::read(ctx, &lab.name).await?.nodes;
+    Ok(super::up::UpReport {
+        lab: lab.name.clone(),
+        accel,
+        actions: vec![format!("restore lab {} from {}", lab.name, file.display())],
+        nodes,
+        seconds: t0.elapsed().as_secs_f64(),
+        warnings: names_warning.into_iter().collect(),
+    })
+}
+
+/// The lab a golden comes back as: the lab file `arg` names, or the golden's own `lab.yaml`
+/// when `arg` is the golden's lab name and no such file exists; the restoring user's, under the
+/// golden's name, on one host.
+fn golden_lab(
+    ctx: &Ctx,
+    arg: &str,
+    file: &Path,
+    m: &Manifest,
+    stage: &Path,
+) -> anyhow::Result<Lab> {
     let mut lab = match super::load_lab(arg) {
         Ok(l) => l,
         Err(crate::model::ModelError::NotFound { .. }) if arg == m.lab => {
@@ -861,33 +942,36 @@ pub async fn restore(
         ))
         .into());
     }
-    let _lock = ctx.lock(&lab.name)?;
-    let hv = ctx.hv();
-    let record = import_record(ctx, &lab.name);
-    let state = lab_state::read(ctx, &lab.name).await?;
-    let pool = crate::names::pool_name(&lab.name);
-    let p = pool.clone();
-    let has_pool = blocking(hv, move |h| h.pool(&p)).await?.is_some();
-    let dirs_here = ctx.dirs.lab(&lab.name);
-    if state.exists() || has_pool || dirs_here.root.exists() || dirs_here.private.exists() {
-        if record.exists() {
-            tracing::warn!(
-                "lab {}: an earlier `up --from` did not finish; removing what it made and starting over",
-                lab.name
-            );
-            super::down::down(ctx, &lab.name).await?;
-        } else {
-            return Err(BadInput(format!(
-                "lab {} exists on this host already\n  fix: `dcos-lab down {}` first, or restore it on another host",
-                lab.name, lab.name
-            ))
-            .into());
-        }
-    }
+    Ok(lab)
+}
 
-    // The versions the saved memory needs, against this host's (what it would give the lab).
-    let accel = super::decide_accel(&lab, None);
-    let here = versions_here(ctx, &lab).await?;
+/// A lab of that name on this host is refused, unless an earlier `up --from` left it half
+/// made (its record says so): then it is removed, and the restore starts over.
+async fn take_over_unfinished(ctx: &Ctx, lab: &Lab, record: &Path) -> anyhow::Result<()> {
+    let state = lab_state::read(ctx, &lab.name).await?;
+    let p = crate::names::pool_name(&lab.name);
+    let has_pool = blocking(ctx.hv(), move |h| h.pool(&p)).await?.is_some();
+    let dirs_here = ctx.dirs.lab(&lab.name);
+    if !(state.exists() || has_pool || dirs_here.root.exists() || dirs_here.private.exists()) {
+        return Ok(());
+    }
+    if !record.exists() {
+        return Err(BadInput(format!(
+            "lab {} exists on this host already\n  fix: `dcos-lab down {}` first, or restore it on another host",
+            lab.name, lab.name
+        ))
+        .into());
+    }
+    tracing::warn!(
+        "lab {}: an earlier `up --from` did not finish; removing what it made and starting over",
+        lab.name
+    );
+    super::down::down(ctx, &lab.name).await?;
+    Ok(())
+}
+
+/// The versions the golden's saved memory needs, against this host's.
+fn check_versions(file: &Path, m: &Manifest, here: &Versions) -> anyhow::Result<()> {
     let mut differs = Vec::new();
     for (what, ours, theirs) in [
         ("dcos-lab", &here.dcos_lab, &m.versions.dcos_lab),
@@ -900,137 +984,190 @@ pub async fn restore(
             differs.push(format!("{what} {ours} here, {theirs} in the golden"));
         }
     }
-    if !differs.is_empty() {
-        return Err(BadInput(format!(
-            "{} cannot be restored here: {}\n  fix: restore it on a host like the one that made it, or make a new golden here",
-            file.display(),
-            differs.join("; ")
-        ))
-        .into());
+    if differs.is_empty() {
+        return Ok(());
     }
+    Err(BadInput(format!(
+        "{} cannot be restored here: {}\n  fix: restore it on a host like the one that made it, or make a new golden here",
+        file.display(),
+        differs.join("; ")
+    ))
+    .into())
+}
 
-    // The base image: in the cache, in the file, or built when the recipe makes the same one.
-    let image = crate::image::boot_image(&ctx.dirs, &lab.image);
-    let image_dir = image.disk.parent().context("image dir")?.to_path_buf();
-    let have = image_dir
-        .file_name()
+/// The base image the golden was made on must be the one this host's recipe gives (its cache
+/// directory's name: in the cache, in the file, or built when missing).
+fn check_image_dir(
+    file: &Path,
+    m: &Manifest,
+    cached: &crate::render::BootImage,
+) -> anyhow::Result<()> {
+    let have = cached
+        .disk
+        .parent()
+        .and_then(|d| d.file_name())
         .map(|n| n.to_string_lossy().into_owned());
-    if have.as_deref() != Some(m.image.dir.as_str()) {
-        return Err(BadInput(format!(
-            "{} was made on image {} ({}); this host's recipe gives {}\n  fix: restore it on a host whose dcos-lab has the same image recipe (images/{}.yaml), or make a new golden here",
-            file.display(),
-            m.image.name,
-            m.image.dir,
-            have.unwrap_or_default(),
-            m.image.name
-        ))
-        .into());
+    if have.as_deref() == Some(m.image.dir.as_str()) {
+        return Ok(());
     }
-    // Everything the golden holds, checked before anything is made (docs/snapshots.md): what
-    // it names, its disks' headers, the included image, the snapshot metadata.
-    check_names(file, m, &lab)?;
-    if image.disk.is_file() {
-        super::up::check_image_file(&lab, &image)?;
-    }
-    let backing = check_disks(file, &stage, m, &lab, &image)?;
-    // Where QEMU reads the image (for a plain user, a copy of the cache's: `image::publish`).
-    let cached = image;
-    let image = crate::image::qemu_image(&ctx.dirs, &lab.image);
-    if m.image.included {
-        check_included_image(file, &stage)?;
-    }
-    let lab_dirs = ctx.dirs.lab(&lab.name);
-    let addrs = crate::plan::plan_addresses(&lab);
-    let render_ctx = crate::render::RenderCtx {
-        accel: accel.accel,
-        dirs: lab_dirs.clone(),
-        image: image.clone(),
-    };
-    let emulator = blocking(hv, |h| h.emulator()).await?;
-    let host = super::golden_check::HostFacts {
-        machine: here.machine.clone(),
-        emulator,
-        rewrite: console_rewrites(&m.lab_root, &m.nodes, &lab_dirs)
-            .into_iter()
-            .chain([
-                (m.lab_root.clone(), lab_dirs.path().display().to_string()),
-                (
-                    m.images_dir.clone(),
-                    ctx.dirs.qemu_images().display().to_string(),
-                ),
-            ])
-            .collect(),
-    };
-    // Each node's domain as rendered (what is defined below) and what its snapshot may take
-    // from the golden.
-    let mut nodes = BTreeMap::new();
-    for node in &m.nodes {
-        let member = format!("snapshots/{node}.xml");
-        let text = std::fs::read_to_string(stage.join(&member))
-            .with_context(|| format!("cannot read {member} of {}", file.display()))?;
-        let rendered = crate::render::domain_xml(&lab, &addrs, node, &render_ctx)?;
-        let facts = super::golden_check::check_snapshot(&text, &m.snapshot, &rendered, &host)
-            .map_err(|why| refused(file, &member, &why))?;
-        nodes.insert(node.clone(), (rendered, facts));
-    }
+    Err(BadInput(format!(
+        "{} was made on image {} ({}); this host's recipe gives {}\n  fix: restore it on a host whose dcos-lab has the same image recipe (images/{}.yaml), or make a new golden here",
+        file.display(),
+        m.image.name,
+        m.image.dir,
+        have.unwrap_or_default(),
+        m.image.name
+    ))
+    .into())
+}
 
-    if !cached.disk.is_file() {
-        if m.image.included {
-            let tmp = ctx.dirs.images().join(format!(".{}-restore", m.image.dir));
-            let _ = std::fs::remove_dir_all(&tmp);
-            std::fs::create_dir_all(&tmp)?;
-            for entry in std::fs::read_dir(stage.join("image"))? {
-                let entry = entry?;
-                std::fs::rename(entry.path(), tmp.join(entry.file_name()))?;
-            }
-            std::fs::rename(&tmp, &image_dir)
-                .with_context(|| format!("cannot write {}", image_dir.display()))?;
-        } else {
-            super::up::ensure_image(&ctx.dirs, &lab, &crate::progress::Progress::new()).await?;
+/// A golden being restored: what every step of `restore` after the checks works with.
+struct Restoring<'a> {
+    ctx: &'a Ctx,
+    file: &'a Path,
+    m: &'a Manifest,
+    stage: &'a Path,
+    lab: &'a Lab,
+    addrs: crate::plan::AddressPlan,
+    lab_dirs: LabDirs,
+    /// Where QEMU reads the base image.
+    image: crate::render::BootImage,
+}
+
+/// A node's domain as rendered (what is defined) and what its snapshot takes from the golden.
+type CheckedNode = (String, super::golden_check::SnapshotFacts);
+
+impl Restoring<'_> {
+    /// Each node's snapshot XML in the golden, compared with the domain this host renders for it
+    /// (paths of the exporting host moved to this host's).
+    async fn check_snapshots(
+        &self,
+        accel: crate::model::Accel,
+        here: &Versions,
+    ) -> anyhow::Result<BTreeMap<String, CheckedNode>> {
+        let (m, lab_dirs) = (self.m, &self.lab_dirs);
+        let render_ctx = crate::render::RenderCtx {
+            accel,
+            dirs: lab_dirs.clone(),
+            image: self.image.clone(),
+        };
+        let emulator = blocking(self.ctx.hv(), |h| h.emulator()).await?;
+        let host = super::golden_check::HostFacts {
+            machine: here.machine.clone(),
+            emulator,
+            rewrite: console_rewrites(&m.lab_root, &m.nodes, lab_dirs)
+                .into_iter()
+                .chain([
+                    (m.lab_root.clone(), lab_dirs.path().display().to_string()),
+                    (
+                        m.images_dir.clone(),
+                        self.ctx.dirs.qemu_images().display().to_string(),
+                    ),
+                ])
+                .collect(),
+        };
+        let mut nodes = BTreeMap::new();
+        for node in &m.nodes {
+            let member = format!("snapshots/{node}.xml");
+            let text = std::fs::read_to_string(self.stage.join(&member))
+                .with_context(|| format!("cannot read {member} of {}", self.file.display()))?;
+            let rendered = crate::render::domain_xml(self.lab, &self.addrs, node, &render_ctx)?;
+            let facts = super::golden_check::check_snapshot(&text, &m.snapshot, &rendered, &host)
+                .map_err(|why| refused(self.file, &member, &why))?;
+            nodes.insert(node.clone(), (rendered, facts));
         }
+        Ok(nodes)
     }
 
-    // The lab: its files, then the objects `up` would make, the disks from the golden.
-    super::storage::prepare_lab(ctx, &lab_dirs).await?;
-    std::fs::write(&record, format!("{}\n", file.display()))?;
-    crate::fault::step("record the import");
-    let (d, i) = (ctx.dirs.clone(), lab.image.clone());
-    tokio::task::spawn_blocking(move || crate::image::publish(&d, &i))
-        .await?
-        .with_context(|| format!("cannot put image {} where QEMU reads it", lab.image))?;
-    std::fs::create_dir_all(lab_dirs.ssh_dir())?;
-    std::fs::set_permissions(lab_dirs.ssh_dir(), std::fs::Permissions::from_mode(0o700))?;
-    for f in ["id_ed25519", "known_hosts"] {
-        let to = lab_dirs.ssh_dir().join(f);
-        std::fs::rename(stage.join("ssh").join(f), &to)?;
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+    /// The base image in the cache: from the golden when it holds it, else built.
+    async fn place_image(&self, cached: &crate::render::BootImage) -> anyhow::Result<()> {
+        let (ctx, m) = (self.ctx, self.m);
+        if !cached.disk.is_file() {
+            if m.image.included {
+                let image_dir = cached.disk.parent().context("image dir")?;
+                let tmp = ctx.dirs.images().join(format!(".{}-restore", m.image.dir));
+                let _ = std::fs::remove_dir_all(&tmp);
+                std::fs::create_dir_all(&tmp)?;
+                for entry in std::fs::read_dir(self.stage.join("image"))? {
+                    let entry = entry?;
+                    std::fs::rename(entry.path(), tmp.join(entry.file_name()))?;
+                }
+                std::fs::rename(&tmp, image_dir)
+                    .with_context(|| format!("cannot write {}", image_dir.display()))?;
+            } else {
+                super::up::ensure_image(&ctx.dirs, self.lab, &crate::progress::Progress::new())
+                    .await?;
+            }
+        }
+        Ok(())
     }
-    let xml = crate::render::pool_xml(&lab, &lab_dirs, ctx.dirs.pool_owner())?;
-    let p = pool.clone();
-    blocking(hv, move |h| {
-        h.define_pool(&xml)?;
-        h.start_pool(&p, true)
-    })
-    .await?;
-    for kind in addrs.networks.iter().map(|n| n.kind).collect::<Vec<_>>() {
-        let xml = crate::render::network_xml(&lab, &addrs, kind)?;
-        let name = crate::names::network_name(&lab.name, kind);
+
+    /// The lab's directories, the import's record, the base image where QEMU reads it, the
+    /// lab's key and pinned host keys from the golden, its pool and networks.
+    async fn make_lab(&self, record: &Path) -> anyhow::Result<()> {
+        let (ctx, lab, lab_dirs) = (self.ctx, self.lab, &self.lab_dirs);
+        let hv = ctx.hv();
+        super::storage::prepare_lab(ctx, lab_dirs).await?;
+        std::fs::write(record, format!("{}\n", self.file.display()))?;
+        crate::fault::step("record the import");
+        let (d, i) = (ctx.dirs.clone(), lab.image.clone());
+        tokio::task::spawn_blocking(move || crate::image::publish(&d, &i))
+            .await?
+            .with_context(|| format!("cannot put image {} where QEMU reads it", lab.image))?;
+        std::fs::create_dir_all(lab_dirs.ssh_dir())?;
+        std::fs::set_permissions(lab_dirs.ssh_dir(), std::fs::Permissions::from_mode(0o700))?;
+        for f in ["id_ed25519", "known_hosts"] {
+            let to = lab_dirs.ssh_dir().join(f);
+            std::fs::rename(self.stage.join("ssh").join(f), &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+        }
+        let xml = crate::render::pool_xml(lab, lab_dirs, ctx.dirs.pool_owner())?;
+        let p = crate::names::pool_name(&lab.name);
         blocking(hv, move |h| {
-            h.define_network(&xml)?;
-            h.start_network(&name)
+            h.define_pool(&xml)?;
+            h.start_pool(&p, true)
         })
         .await?;
+        for kind in self
+            .addrs
+            .networks
+            .iter()
+            .map(|n| n.kind)
+            .collect::<Vec<_>>()
+        {
+            let xml = crate::render::network_xml(lab, &self.addrs, kind)?;
+            let name = crate::names::network_name(&lab.name, kind);
+            blocking(hv, move |h| {
+                h.define_network(&xml)?;
+                h.start_network(&name)
+            })
+            .await?;
+        }
+        Ok(())
     }
-    let key = crate::guest::LabKey::load(&lab_dirs.ssh_key())?;
-    for node in &m.nodes {
+
+    /// Node `node`: its disk from the golden (its header made to name this host's image where
+    /// it `named` another), its seed, its domain as rendered, and its snapshot around it.
+    async fn place_node(
+        &self,
+        node: &str,
+        named: Option<&str>,
+        key: &crate::guest::LabKey,
+        xml: &str,
+        facts: &super::golden_check::SnapshotFacts,
+    ) -> anyhow::Result<()> {
+        let (hv, lab, lab_dirs, image) = (self.ctx.hv(), self.lab, &self.lab_dirs, &self.image);
+        let pool = crate::names::pool_name(&lab.name);
         let disk = lab_dirs.disk(node);
-        move_file(&stage.join("disks").join(format!("{node}.qcow2")), &disk)
-            .with_context(|| format!("cannot write {}", disk.display()))?;
+        move_file(
+            &self.stage.join("disks").join(format!("{node}.qcow2")),
+            &disk,
+        )
+        .with_context(|| format!("cannot write {}", disk.display()))?;
         // The header names the exporting host's image (checked: the same cache directory);
         // it is made to name this host's, so that qemu-img, too, reads what the domain does.
         // (`rebase -u` opens neither the old backing file nor the disk's.)
-        let named_here = backing.get(node).and_then(Option::as_deref) == image.disk.to_str();
-        if !named_here {
+        if named != image.disk.to_str() {
             qemu_img(&[
                 "rebase".as_ref(),
                 "-u".as_ref(),
@@ -1042,16 +1179,10 @@ pub async fn restore(
             ])?;
         }
         crate::fault::step(&format!("place the disk of {node}"));
-        let seed = crate::render::cloudinit::seed(&lab, &addrs, node, &key.public_openssh())?;
-        super::up::write_seed(&lab_dirs, node, &seed)?;
-        let p = pool.clone();
-        blocking(hv, move |h| h.refresh_pool(&p)).await?;
-        let (xml, facts) = nodes
-            .get(node)
-            .ok_or(crate::render::RenderError::Invariant(
-                "every node of the golden has its snapshot checked",
-            ))?;
-        let xml = xml.clone();
+        let seed = crate::render::cloudinit::seed(lab, &self.addrs, node, &key.public_openssh())?;
+        super::up::write_seed(lab_dirs, node, &seed)?;
+        blocking(hv, move |h| h.refresh_pool(&pool)).await?;
+        let xml = xml.to_string();
         blocking(hv, move |h| h.define_domain(&xml).map(|_| ())).await?;
         // The snapshot libvirt is given: the golden's name, state, time and guest CPU (checked
         // above), around the definition libvirt now holds for the node (its UUID, the lab
@@ -1061,27 +1192,8 @@ pub async fn restore(
         let live = blocking(hv, move |h| h.domain_xml(&d)).await?;
         let snap_xml = super::golden_check::snapshot_xml(facts, &lab.name, &live);
         blocking(hv, move |h| h.redefine_snapshot(&domain, &snap_xml)).await?;
+        Ok(())
     }
-    drop(unpacked);
-    tracing::debug!("lab defined at {:.2} s", t0.elapsed().as_secs_f64());
-    let names_warning = super::host_names::add(ctx, &lab, &addrs);
-
-    // Every node resumed from its saved memory: the revert corrects clocks and renews random
-    // state, and waits until each node answers over SSH with its pinned key.
-    super::snapshot::revert(ctx, &lab.name, Some(&m.snapshot), wait)
-        .await
-        .with_context(|| format!("cannot resume lab {} from {}", lab.name, file.display()))?;
-    std::fs::remove_file(&record).with_context(|| format!("cannot remove {}", record.display()))?;
-    crate::fault::step("clear the import record");
-    let nodes = lab_state::read(ctx, &lab.name).await?.nodes;
-    Ok(super::up::UpReport {
-        lab: lab.name.clone(),
-        accel,
-        actions: vec![format!("restore lab {} from {}", lab.name, file.display())],
-        nodes,
-        seconds: t0.elapsed().as_secs_f64(),
-        warnings: names_warning.into_iter().collect(),
-    })
 }
 
 /// The `up --from` command: Ctrl-C stops it at once, saying what exists (the next `up --from`
