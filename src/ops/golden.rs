@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
-use super::lab_state;
+use super::lab_state::{self, LabState};
 use crate::BadInput;
 use crate::driver::blocking;
 use crate::model::Lab;
@@ -331,7 +331,75 @@ pub async fn export(
     with_image: bool,
 ) -> anyhow::Result<ExportReport> {
     let t0 = Instant::now();
-    let hv = ctx.hv();
+    let (state, snaps) = exportable(ctx, lab, name, file).await?;
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let lab_dirs = ctx.dirs.lab(&lab.name);
+    let stage = Staging::new(parent, "golden-export")?;
+    for d in ["disks", "snapshots", "ssh"] {
+        std::fs::create_dir_all(stage.0.join(d))?;
+    }
+    let versions = versions_here(ctx, lab).await?;
+    let image = crate::image::boot_image(&ctx.dirs, &lab.image);
+    let image_dir = image
+        .disk
+        .parent()
+        .context("the image's directory")?
+        .to_path_buf();
+    let image_dir_name = image_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    let paused_seconds = copy_disks(ctx, lab, &state, &stage, &lab_dirs).await?;
+    keep_only(&state, &snaps, name, &stage).await?;
+    stage_the_rest(
+        ctx,
+        lab,
+        &state,
+        name,
+        &stage,
+        with_image.then_some(image_dir.as_path()),
+    )
+    .await?;
+    let manifest = Manifest {
+        format: FORMAT.to_string(),
+        lab: lab.name.clone(),
+        snapshot: name.to_string(),
+        created_unix: crate::unix_time().as_secs(),
+        versions,
+        image: ImageInfo {
+            name: lab.image.to_string(),
+            dir: image_dir_name,
+            included: with_image,
+        },
+        lab_root: lab_dirs.path().display().to_string(),
+        images_dir: ctx.dirs.qemu_images().display().to_string(),
+        nodes: state.nodes.iter().map(|n| n.name.clone()).collect(),
+        members: BTreeMap::new(),
+    };
+    write_golden(file, &stage, manifest).await?;
+    let bytes = std::fs::metadata(file)?.len();
+    Ok(ExportReport {
+        lab: lab.name.clone(),
+        snapshot: name.to_string(),
+        file: file.to_path_buf(),
+        bytes,
+        paused_seconds,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// What `export` needs before anything is made: the lab, on this host, with snapshot `name`
+/// on every node, and no file where the golden goes.
+async fn exportable(
+    ctx: &Ctx,
+    lab: &Lab,
+    name: &str,
+    file: &Path,
+) -> anyhow::Result<(LabState, Vec<super::snapshot::LabSnapshot>)> {
     let state = lab_state::read(ctx, &lab.name).await?;
     if !state.exists() {
         return Err(BadInput(format!(
@@ -373,28 +441,19 @@ pub async fn export(
         ))
         .into());
     }
-    let parent = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let lab_dirs = ctx.dirs.lab(&lab.name);
-    let stage = Staging::new(parent, "golden-export")?;
-    for d in ["disks", "snapshots", "ssh"] {
-        std::fs::create_dir_all(stage.0.join(d))?;
-    }
-    let versions = versions_here(ctx, lab).await?;
-    let image = crate::image::boot_image(&ctx.dirs, &lab.image);
-    let image_dir = image
-        .disk
-        .parent()
-        .context("the image's directory")?
-        .to_path_buf();
-    let image_dir_name = image_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    Ok((state, snaps))
+}
 
-    // The disks. The snapshot in each overlay is already one consistent cut of the lab; what a
+/// Each node's overlay copied into `stage`'s `disks/`. Returns the longest a node was paused.
+async fn copy_disks(
+    ctx: &Ctx,
+    lab: &Lab,
+    state: &LabState,
+    stage: &Staging,
+    lab_dirs: &LabDirs,
+) -> anyhow::Result<f64> {
+    let hv = ctx.hv();
+    // The snapshot in each overlay is already one consistent cut of the lab; what a
     // copy needs is an overlay QEMU does not write meanwhile. So each running node is paused
     // (QEMU flushes its disk) only while its own overlay is copied, one node after another, and
     // resumed at once: each node is paused for a third of the copying, not all of it.
@@ -427,8 +486,16 @@ pub async fn export(
         copied.with_context(|| format!("cannot export lab {}", lab.name))?;
     }
 
-    // Only the exported snapshot stays in the copies (the nodes' copies at once); its metadata
-    // goes beside them.
+    Ok(paused_seconds)
+}
+
+/// Only snapshot `name` stays in the copies (the nodes' copies at once).
+async fn keep_only(
+    state: &LabState,
+    snaps: &[super::snapshot::LabSnapshot],
+    name: &str,
+    stage: &Staging,
+) -> anyhow::Result<()> {
     let mut dropping = tokio::task::JoinSet::new();
     for n in &state.nodes {
         let copy = stage.0.join("disks").join(format!("{}.qcow2", n.name));
@@ -452,6 +519,20 @@ pub async fn export(
     while let Some(r) = dropping.join_next().await {
         r.context("a qemu-img task failed")??;
     }
+    Ok(())
+}
+
+/// Beside the disks: each node's snapshot metadata, the lab file, the lab's key and pinned
+/// host keys, and the base image when asked for.
+async fn stage_the_rest(
+    ctx: &Ctx,
+    lab: &Lab,
+    state: &LabState,
+    name: &str,
+    stage: &Staging,
+    image_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let (hv, lab_dirs) = (ctx.hv(), ctx.dirs.lab(&lab.name));
     for n in &state.nodes {
         let (d, s) = (n.domain.clone(), name.to_string());
         let xml = blocking(hv, move |h| h.snapshot_xml(&d, &s)).await?;
@@ -478,9 +559,9 @@ pub async fn export(
         }
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
     }
-    if with_image {
+    if let Some(image_dir) = image_dir {
         std::fs::create_dir_all(stage.0.join("image"))?;
-        for entry in std::fs::read_dir(&image_dir)
+        for entry in std::fs::read_dir(image_dir)
             .with_context(|| format!("cannot read {}", image_dir.display()))?
         {
             let entry = entry?;
@@ -493,8 +574,12 @@ pub async fn export(
         }
     }
 
-    // The tar stream, written beside and renamed: every member hashed as it is written, the
-    // manifest (which holds the hashes) first in the file, written last.
+    Ok(())
+}
+
+/// The tar stream of `stage` into `file`, written beside and renamed: every member hashed as
+/// it is written, the manifest (which holds the hashes) first in the file, written last.
+async fn write_golden(file: &Path, stage: &Staging, mut manifest: Manifest) -> anyhow::Result<()> {
     let root = stage.0.clone();
     let mut files = Vec::new();
     for dir in ["lab.yaml", "ssh", "snapshots", "disks", "image"] {
@@ -507,22 +592,6 @@ pub async fn export(
             files.push(p);
         }
     }
-    let mut manifest = Manifest {
-        format: FORMAT.to_string(),
-        lab: lab.name.clone(),
-        snapshot: name.to_string(),
-        created_unix: crate::unix_time().as_secs(),
-        versions,
-        image: ImageInfo {
-            name: lab.image.to_string(),
-            dir: image_dir_name,
-            included: with_image,
-        },
-        lab_root: lab_dirs.path().display().to_string(),
-        images_dir: ctx.dirs.qemu_images().display().to_string(),
-        nodes: state.nodes.iter().map(|n| n.name.clone()).collect(),
-        members: BTreeMap::new(),
-    };
     // Room for the manifest: what it holds without members, and more than a member's line
     // (name, hash, size) for each.
     let reserve = serde_json::to_string_pretty(&manifest)?.len() + 4096 + 512 * files.len();
@@ -552,15 +621,7 @@ pub async fn export(
         return Err(e);
     }
     std::fs::rename(&part, file).with_context(|| format!("cannot write {}", file.display()))?;
-    let bytes = std::fs::metadata(file)?.len();
-    Ok(ExportReport {
-        lab: lab.name.clone(),
-        snapshot: name.to_string(),
-        file: file.to_path_buf(),
-        bytes,
-        paused_seconds,
-        seconds: t0.elapsed().as_secs_f64(),
-    })
+    Ok(())
 }
 
 /// A golden file unpacked and checked: its manifest, where its members are.
