@@ -575,119 +575,275 @@ async fn upload(hv: &Hv, pool: &str, name: &str, from: &Path) -> anyhow::Result<
     blocking(hv, move |h| h.upload_volume(&p, &xml, &f).map(|_| ())).await
 }
 
-/// Takes `actions` on `w`'s host. Domains are defined, not started: returns what was done and
-/// the nodes to start.
-#[allow(clippy::too_many_arguments)]
-async fn create_on(
-    lab: &Lab,
-    full: &AddressPlan,
-    w: &HostWork,
-    actions: &[Action],
-    local_dirs: &LabDirs,
-    local_image: &render::BootImage,
-    key: &LabKey,
-    known: &KnownHosts,
-    overlay: &Arc<dyn crate::overlay::Overlay>,
-) -> anyhow::Result<Vec<String>> {
-    let hv = &w.hv;
-    let pool = crate::names::pool_name(&lab.name);
-    let mut taken = Vec::new();
-    // A host other than the first gets the base image in its pool before the first disk
-    // backed by it (and again, whole, if no disk exists yet: an upload cut short leaves a part).
-    let needs_image = !w.first
-        && actions
-            .iter()
-            .any(|a| matches!(a, Action::CreateDisk { .. }));
-    let mut uploaded = false;
-    for action in actions {
-        match action {
-            Action::CreatePool { .. } => {
-                let xml = render::pool_xml(lab, &w.dirs, w.pool_owner)?;
-                let p = pool.clone();
-                blocking(hv, move |h| {
-                    h.define_pool(&xml)?;
-                    h.start_pool(&p, true)
-                })
-                .await?;
-            }
-            Action::StartPool { pool } => {
-                let p = pool.clone();
-                blocking(hv, move |h| h.start_pool(&p, true)).await?;
-            }
-            Action::DefineNetwork { kind, .. } => {
-                let xml = if w.first {
-                    render::network_xml(lab, full, *kind)?
-                } else {
-                    render::overlay_network_xml(lab, &w.addrs, *kind)?
-                };
-                blocking(hv, move |h| h.define_network(&xml)).await?;
-            }
-            Action::StartNetwork { network } => {
-                let n = network.clone();
-                blocking(hv, move |h| h.start_network(&n)).await?;
-            }
-            Action::CreateDisk { node, .. } => {
-                if needs_image && !uploaded {
-                    uploaded = true;
-                    for (from, to) in image_files(local_image, &w.render.image) {
-                        let name = to
-                            .file_name()
-                            .and_then(|n| n.to_str())
-                            .unwrap_or_default()
-                            .to_string();
-                        upload(hv, &pool, &name, &from).await?;
-                        taken.push(format!(
-                            "upload {} as volume {name}{}",
-                            from.display(),
-                            w.on()
-                        ));
+/// What making a lab's objects on its hosts and starting its nodes works with.
+struct Making<'a> {
+    ctx: &'a Ctx,
+    lab: &'a Lab,
+    addrs: &'a AddressPlan,
+    lab_dirs: &'a LabDirs,
+    /// Where QEMU reads the base image on the local host.
+    image: &'a render::BootImage,
+    key: &'a LabKey,
+    known: &'a KnownHosts,
+}
+
+impl Making<'_> {
+    /// Takes `actions` on `w`'s host. Domains are defined, not started: returns what was done.
+    async fn create_on(&self, w: &HostWork, actions: &[Action]) -> anyhow::Result<Vec<String>> {
+        let (lab, full, local_dirs, local_image, key, known, overlay) = (
+            self.lab,
+            self.addrs,
+            self.lab_dirs,
+            self.image,
+            self.key,
+            self.known,
+            &self.ctx.overlay,
+        );
+        let hv = &w.hv;
+        let pool = crate::names::pool_name(&lab.name);
+        let mut taken = Vec::new();
+        // A host other than the first gets the base image in its pool before the first disk
+        // backed by it (and again, whole, if no disk exists yet: an upload cut short leaves a part).
+        let needs_image = !w.first
+            && actions
+                .iter()
+                .any(|a| matches!(a, Action::CreateDisk { .. }));
+        let mut uploaded = false;
+        for action in actions {
+            match action {
+                Action::CreatePool { .. } => {
+                    let xml = render::pool_xml(lab, &w.dirs, w.pool_owner)?;
+                    let p = pool.clone();
+                    blocking(hv, move |h| {
+                        h.define_pool(&xml)?;
+                        h.start_pool(&p, true)
+                    })
+                    .await?;
+                }
+                Action::StartPool { pool } => {
+                    let p = pool.clone();
+                    blocking(hv, move |h| h.start_pool(&p, true)).await?;
+                }
+                Action::DefineNetwork { kind, .. } => {
+                    let xml = if w.first {
+                        render::network_xml(lab, full, *kind)?
+                    } else {
+                        render::overlay_network_xml(lab, &w.addrs, *kind)?
+                    };
+                    blocking(hv, move |h| h.define_network(&xml)).await?;
+                }
+                Action::StartNetwork { network } => {
+                    let n = network.clone();
+                    blocking(hv, move |h| h.start_network(&n)).await?;
+                }
+                Action::CreateDisk { node, .. } => {
+                    if needs_image && !uploaded {
+                        uploaded = true;
+                        for (from, to) in image_files(local_image, &w.render.image) {
+                            let name = to
+                                .file_name()
+                                .and_then(|n| n.to_str())
+                                .unwrap_or_default()
+                                .to_string();
+                            upload(hv, &pool, &name, &from).await?;
+                            taken.push(format!(
+                                "upload {} as volume {name}{}",
+                                from.display(),
+                                w.on()
+                            ));
+                        }
+                    }
+                    known.forget(node)?;
+                    let n = lab.node(node).context("node")?;
+                    let xml = render::disk_volume_xml(n, &w.render.image)?;
+                    let p = pool.clone();
+                    blocking(hv, move |h| h.create_volume(&p, &xml)).await?;
+                }
+                Action::WriteSeed { node, .. } => {
+                    let seed = render::cloudinit::seed(lab, full, node, &key.public_openssh())?;
+                    if w.first {
+                        write_seed(&w.dirs, node, &seed)?;
+                        crate::fault::step(&format!("write the seed of {node}"));
+                        let p = pool.clone();
+                        blocking(hv, move |h| h.refresh_pool(&p)).await?;
+                    } else {
+                        // Made here, sent there.
+                        let staging =
+                            LabDirs::local(local_dirs.private.join(format!(".upload-{}", w.host)));
+                        std::fs::create_dir_all(staging.pool())?;
+                        write_seed(&staging, node, &seed)?;
+                        let file = staging.seed(node);
+                        upload(hv, &pool, &crate::names::seed_volume_name(node), &file).await?;
+                        let _ = std::fs::remove_dir_all(staging.path());
                     }
                 }
-                known.forget(node)?;
-                let n = lab.node(node).context("node")?;
-                let xml = render::disk_volume_xml(n, &w.render.image)?;
-                let p = pool.clone();
-                blocking(hv, move |h| h.create_volume(&p, &xml)).await?;
-            }
-            Action::WriteSeed { node, .. } => {
-                let seed = render::cloudinit::seed(lab, full, node, &key.public_openssh())?;
-                if w.first {
-                    write_seed(&w.dirs, node, &seed)?;
-                    crate::fault::step(&format!("write the seed of {node}"));
-                    let p = pool.clone();
-                    blocking(hv, move |h| h.refresh_pool(&p)).await?;
-                } else {
-                    // Made here, sent there.
-                    let staging =
-                        LabDirs::local(local_dirs.private.join(format!(".upload-{}", w.host)));
-                    std::fs::create_dir_all(staging.pool())?;
-                    write_seed(&staging, node, &seed)?;
-                    let file = staging.seed(node);
-                    upload(hv, &pool, &crate::names::seed_volume_name(node), &file).await?;
-                    let _ = std::fs::remove_dir_all(staging.path());
+                Action::DefineDomain { node, .. } => {
+                    known.forget(node)?;
+                    let xml = render::domain_xml(lab, full, node, &w.render)?;
+                    blocking(hv, move |h| h.define_domain(&xml)).await?;
                 }
+                Action::StartDomain { .. } | Action::WaitSsh { .. } => continue,
             }
-            Action::DefineDomain { node, .. } => {
-                known.forget(node)?;
-                let xml = render::domain_xml(lab, full, node, &w.render)?;
-                blocking(hv, move |h| h.define_domain(&xml)).await?;
+            tracing::debug!("{}{}", action.describe(), w.on());
+            taken.push(format!("{}{}", action.describe(), w.on()));
+        }
+        // The first host's networks joined to their VLANs on the overlay (every time: idempotent).
+        if w.first && lab.spans_hosts() {
+            for net in &full.networks {
+                let (o, bridge, vlan) = (overlay.clone(), net.bridge.clone(), net.vlan);
+                let Some(vlan) = vlan else { continue };
+                tokio::task::spawn_blocking(move || o.link(plan::OVERLAY_BRIDGE, &bridge, vlan))
+                    .await?
+                    .with_context(|| {
+                        format!("cannot join the {} network to the overlay", net.kind)
+                    })?;
             }
-            Action::StartDomain { .. } | Action::WaitSsh { .. } => continue,
         }
-        tracing::debug!("{}{}", action.describe(), w.on());
-        taken.push(format!("{}{}", action.describe(), w.on()));
+        Ok(taken)
     }
-    // The first host's networks joined to their VLANs on the overlay (every time: idempotent).
-    if w.first && lab.spans_hosts() {
-        for net in &full.networks {
-            let (o, bridge, vlan) = (overlay.clone(), net.bridge.clone(), net.vlan);
-            let Some(vlan) = vlan else { continue };
-            tokio::task::spawn_blocking(move || o.link(plan::OVERLAY_BRIDGE, &bridge, vlan))
-                .await?
-                .with_context(|| format!("cannot join the {} network to the overlay", net.kind))?;
+
+    /// Every host's `planned` actions: the first host first (its networks name the others, so
+    /// `down` finds everything), then every other host at once. Returns what was done.
+    async fn create_everywhere(
+        &self,
+        work: &[HostWork],
+        planned: &[Vec<Action>],
+    ) -> anyhow::Result<Vec<String>> {
+        let (first, rest) = work.split_at(1);
+        let mut taken = self.create_on(&first[0], &planned[0]).await?;
+        let others = rest
+            .iter()
+            .zip(planned.iter().skip(1))
+            .map(|(w, actions)| self.create_on(w, actions));
+        for (w, r) in rest
+            .iter()
+            .zip(crate::driver::join_all(others.collect()).await)
+        {
+            taken.extend(r.with_context(|| format!("on host {}", w.host))?);
         }
+        Ok(taken)
     }
-    Ok(taken)
+
+    /// Every node of `planned` started (where it is to be) and waited for at once, each with its
+    /// own progress line; a node that does not answer within `wait` is named with the last lines
+    /// of its console. Returns the starts done.
+    async fn start_and_wait(
+        &self,
+        planned: &[Vec<Action>],
+        progress: &Progress,
+        wait: Duration,
+    ) -> anyhow::Result<Vec<String>> {
+        let (ctx, lab, lab_dirs, key, known) =
+            (self.ctx, self.lab, self.lab_dirs, self.key, self.known);
+        let mut started = Vec::new();
+        let mut to_start = Vec::new();
+        let mut to_wait = Vec::new();
+        for action in planned.iter().flatten() {
+            match action {
+                Action::StartDomain { node, domain } => {
+                    to_start.push((node.clone(), domain.clone()))
+                }
+                Action::WaitSsh { node, address } => to_wait.push((node.clone(), *address)),
+                _ => {}
+            }
+            if let Action::StartDomain { .. } = action {
+                started.push(action.describe());
+            }
+        }
+
+        // Every node starts and is waited for at once; each has its own progress line.
+        let mut set = tokio::task::JoinSet::new();
+        let starting: BTreeMap<String, String> = to_start.into_iter().collect();
+        for (node, address) in to_wait {
+            let line = Arc::new(progress.spinner(&node));
+            let domain_name = crate::names::domain_name(&lab.name, &node);
+            let hv = ctx.hv_for(&domain_name);
+            let host = ctx.host_of(&domain_name);
+            let guests = ctx.guests.clone();
+            let target = Target {
+                node: node.clone(),
+                domain: domain_name,
+                addr: SocketAddr::new(IpAddr::V4(address), 22),
+                key: key.clone(),
+                known: known.clone(),
+            };
+            let domain = starting.get(&node).cloned();
+            // A node on another host has its console log there, in the lab's pool.
+            let console_dirs = if host == crate::model::LOCAL_HOST {
+                lab_dirs.clone()
+            } else {
+                LabDirs::remote(&lab.name)
+            };
+            let lab_name = lab.name.clone();
+            let check = render::cloudinit::ready_check(lab, &node);
+            set.spawn(async move {
+                if let Some(domain) = domain {
+                    line.step("starting");
+                    let d = domain.clone();
+                    if let Err(e) = blocking(&hv, move |h| h.start_domain(&d)).await {
+                        line.fail("cannot start");
+                        return Err(e.context(format!("cannot start node {node}")));
+                    }
+                }
+                line.step("booting: waiting for SSH");
+                let t0 = Instant::now();
+                let l2 = line.clone();
+                match guests
+                    .wait_ready(&target, Some(&check), wait, &move |last| {
+                        l2.step(if last.starts_with("SSH answers") {
+                            "first-boot configuration"
+                        } else {
+                            "booting: waiting for SSH"
+                        })
+                    })
+                    .await
+                {
+                    Ok(s) => {
+                        s.close().await;
+                        line.done(&format!("ready ({:.0} s)", t0.elapsed().as_secs_f64()));
+                        Ok(node)
+                    }
+                    Err(e) => {
+                        line.fail("no SSH");
+                        let path = console_dirs.console_log(&node);
+                        let on = if host == crate::model::LOCAL_HOST {
+                            String::new()
+                        } else {
+                            format!(" on host {host}")
+                        };
+                        let said = format!(
+                            "the last lines of its console ({}{on}):\n{}",
+                            path.display(),
+                            match super::storage::read_console(&hv, &lab_name, &console_dirs, &node)
+                                .await
+                            {
+                                Ok(text) => console_tail(&text, 20),
+                                Err(e) => format!("  (no console log: {e:#})"),
+                            }
+                        );
+                        Err(anyhow::Error::new(e)
+                            .context(format!("node {node} is not reachable; {said}")))
+                    }
+                }
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failures.push(e),
+                Err(e) => failures.push(anyhow::Error::new(e)),
+            }
+        }
+        if let Some(first) = failures.into_iter().next() {
+            return Err(first.context(format!(
+                "lab {} is not up; the other nodes are left running for inspection, console logs are in {}",
+                lab.name,
+                lab_dirs.console_log("").parent().unwrap_or(Path::new("")).display()
+            )));
+        }
+        Ok(started)
+    }
 }
 
 /// Brings `lab` up, or converges it: creates what is missing, starts what is stopped.
@@ -779,150 +935,24 @@ pub async fn up(
     let key = LabKey::load_or_create(&lab_dirs.ssh_key(), &format!("dcos-lab {}", lab.name))?;
     let known = KnownHosts::load(&lab_dirs.known_hosts())?;
 
-    // The first host first (its networks name the others, so `down` finds everything), then
-    // every other host at once.
+    let making = Making {
+        ctx,
+        lab,
+        addrs: &addrs,
+        lab_dirs: &lab_dirs,
+        image: &render_ctx.image,
+        key: &key,
+        known: &known,
+    };
     let mut taken = finished;
-    let (first, rest) = work.split_at(1);
-    taken.extend(
-        create_on(
-            lab,
-            &addrs,
-            &first[0],
-            &planned[0],
-            &lab_dirs,
-            &render_ctx.image,
-            &key,
-            &known,
-            &ctx.overlay,
-        )
-        .await?,
-    );
-    let others = rest.iter().zip(planned.iter().skip(1)).map(|(w, actions)| {
-        create_on(
-            lab,
-            &addrs,
-            w,
-            actions,
-            &lab_dirs,
-            &render_ctx.image,
-            &key,
-            &known,
-            &ctx.overlay,
-        )
-    });
-    for (w, r) in rest
-        .iter()
-        .zip(crate::driver::join_all(others.collect()).await)
-    {
-        taken.extend(r.with_context(|| format!("on host {}", w.host))?);
-    }
+    taken.extend(making.create_everywhere(&work, &planned).await?);
     // The nodes by name from the host, once they exist (a later `down` removes them).
     let names_warning = super::host_names::add(ctx, lab, &addrs);
-    let mut to_start = Vec::new();
-    let mut to_wait = Vec::new();
-    for action in planned.iter().flatten() {
-        match action {
-            Action::StartDomain { node, domain } => to_start.push((node.clone(), domain.clone())),
-            Action::WaitSsh { node, address } => to_wait.push((node.clone(), *address)),
-            _ => {}
-        }
-        if let Action::StartDomain { .. } = action {
-            taken.push(action.describe());
-        }
-    }
-
-    // Every node starts and is waited for at once; each has its own progress line.
-    let mut set = tokio::task::JoinSet::new();
-    let starting: BTreeMap<String, String> = to_start.into_iter().collect();
-    for (node, address) in to_wait {
-        let line = Arc::new(progress.spinner(&node));
-        let domain_name = crate::names::domain_name(&lab.name, &node);
-        let hv = ctx.hv_for(&domain_name);
-        let host = ctx.host_of(&domain_name);
-        let guests = ctx.guests.clone();
-        let target = Target {
-            node: node.clone(),
-            domain: domain_name,
-            addr: SocketAddr::new(IpAddr::V4(address), 22),
-            key: key.clone(),
-            known: known.clone(),
-        };
-        let domain = starting.get(&node).cloned();
-        let wait = opts.wait;
-        // A node on another host has its console log there, in the lab's pool.
-        let console_dirs = if host == crate::model::LOCAL_HOST {
-            lab_dirs.clone()
-        } else {
-            LabDirs::remote(&lab.name)
-        };
-        let lab_name = lab.name.clone();
-        let check = render::cloudinit::ready_check(lab, &node);
-        set.spawn(async move {
-            if let Some(domain) = domain {
-                line.step("starting");
-                let d = domain.clone();
-                if let Err(e) = blocking(&hv, move |h| h.start_domain(&d)).await {
-                    line.fail("cannot start");
-                    return Err(e.context(format!("cannot start node {node}")));
-                }
-            }
-            line.step("booting: waiting for SSH");
-            let t0 = Instant::now();
-            let l2 = line.clone();
-            match guests
-                .wait_ready(&target, Some(&check), wait, &move |last| {
-                    l2.step(if last.starts_with("SSH answers") {
-                        "first-boot configuration"
-                    } else {
-                        "booting: waiting for SSH"
-                    })
-                })
-                .await
-            {
-                Ok(s) => {
-                    s.close().await;
-                    line.done(&format!("ready ({:.0} s)", t0.elapsed().as_secs_f64()));
-                    Ok(node)
-                }
-                Err(e) => {
-                    line.fail("no SSH");
-                    let path = console_dirs.console_log(&node);
-                    let on = if host == crate::model::LOCAL_HOST {
-                        String::new()
-                    } else {
-                        format!(" on host {host}")
-                    };
-                    let said = format!(
-                        "the last lines of its console ({}{on}):\n{}",
-                        path.display(),
-                        match super::storage::read_console(&hv, &lab_name, &console_dirs, &node)
-                            .await
-                        {
-                            Ok(text) => console_tail(&text, 20),
-                            Err(e) => format!("  (no console log: {e:#})"),
-                        }
-                    );
-                    Err(anyhow::Error::new(e)
-                        .context(format!("node {node} is not reachable; {said}")))
-                }
-            }
-        });
-    }
-    let mut failures = Vec::new();
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => failures.push(e),
-            Err(e) => failures.push(anyhow::Error::new(e)),
-        }
-    }
-    if let Some(first) = failures.into_iter().next() {
-        return Err(first.context(format!(
-            "lab {} is not up; the other nodes are left running for inspection, console logs are in {}",
-            lab.name,
-            lab_dirs.console_log("").parent().unwrap_or(Path::new("")).display()
-        )));
-    }
+    taken.extend(
+        making
+            .start_and_wait(&planned, &progress, opts.wait)
+            .await?,
+    );
     let nodes = lab_state::read(ctx, &lab.name).await?.nodes;
     Ok(UpReport {
         lab: lab.name.clone(),
