@@ -377,31 +377,7 @@ pub async fn revert(
         return Err(crate::BadInput(format!("lab {lab} does not exist")).into());
     }
     let snaps = list_of(ctx, &state).await?;
-    let chosen = match name {
-        Some(n) => snaps.iter().find(|s| s.name == n),
-        None => snaps
-            .iter()
-            .filter(|s| s.complete)
-            .max_by_key(|s| s.created_unix),
-    };
-    let Some(snap) = chosen else {
-        return Err(crate::BadInput(match name {
-            Some(n) => {
-                format!("lab {lab} has no snapshot {n}; `dcos-lab snapshots {lab}` lists them")
-            }
-            None => format!("lab {lab} has no snapshot; `dcos-lab snapshot {lab}` takes one"),
-        })
-        .into());
-    };
-    if !snap.complete {
-        return Err(crate::BadInput(format!(
-            "snapshot {} of lab {lab} is on nodes {} only, not on every node; it cannot be reverted to",
-            snap.name,
-            snap.nodes.join(", ")
-        ))
-        .into());
-    }
-    let snap_name = snap.name.clone();
+    let snap_name = chosen_snapshot(lab, &snaps, name)?;
     let disks: Vec<(String, Hv, PathBuf)> = state
         .nodes
         .iter()
@@ -426,16 +402,7 @@ pub async fn revert(
         .filter(|n| n.state != ObjState::Inactive)
         .map(|n| n.domain.clone())
         .collect();
-    for (d, r) in ctx.for_domains(&active, |h, d| h.suspend_domain(d)).await {
-        if let Err(e) = r {
-            // Nothing was reverted yet: the lab is put back as it was.
-            let _ = ctx.for_domains(&active, |h, d| h.resume_domain(d)).await;
-            forget_revert(&lab_dirs)?;
-            return Err(e.context(format!(
-                "cannot pause {d}; revert of lab {lab} did not start, the lab is as it was"
-            )));
-        }
-    }
+    pause_all(ctx, lab, &lab_dirs, &active).await?;
     tracing::debug!("paused at {:.2} s", t0.elapsed().as_secs_f64());
 
     let mut reverts = tokio::task::JoinSet::new();
@@ -503,21 +470,7 @@ pub async fn revert(
     }
     if let Some((d, e)) = failed.into_iter().next() {
         clocks.abort_all();
-        // Say what is true: every node paused, or which ones could not be paused again.
-        let running: Vec<String> = ctx
-            .for_domains(&domains, |h, d| h.suspend_domain(d))
-            .await
-            .into_iter()
-            .filter_map(|(d, r)| r.err().map(|e| format!("{d} ({e:#})")))
-            .collect();
-        let left = if running.is_empty() {
-            "every node is left paused".to_string()
-        } else {
-            format!(
-                "these nodes could not be paused again and may be running: {}; the others are left paused",
-                running.join(", ")
-            )
-        };
+        let left = pause_again(ctx, &domains).await;
         return Err(e.context(format!(
             "revert of lab {lab} to {snap_name} failed on {d} ({REVERT_TRIES} tries); {left} and the revert is recorded as unfinished; fix: `dcos-lab revert {lab} {snap_name}` or `dcos-lab up {lab}` finishes it (or `dcos-lab down {lab}`)"
         )));
@@ -536,6 +489,76 @@ pub async fn revert(
         seconds: t0.elapsed().as_secs_f64(),
         clock_offsets,
     })
+}
+
+/// The snapshot a revert goes to: `name`, else the newest on every node; it must be on every
+/// node.
+fn chosen_snapshot(lab: &str, snaps: &[LabSnapshot], name: Option<&str>) -> anyhow::Result<String> {
+    let chosen = match name {
+        Some(n) => snaps.iter().find(|s| s.name == n),
+        None => snaps
+            .iter()
+            .filter(|s| s.complete)
+            .max_by_key(|s| s.created_unix),
+    };
+    let Some(snap) = chosen else {
+        return Err(crate::BadInput(match name {
+            Some(n) => {
+                format!("lab {lab} has no snapshot {n}; `dcos-lab snapshots {lab}` lists them")
+            }
+            None => format!("lab {lab} has no snapshot; `dcos-lab snapshot {lab}` takes one"),
+        })
+        .into());
+    };
+    if !snap.complete {
+        return Err(crate::BadInput(format!(
+            "snapshot {} of lab {lab} is on nodes {} only, not on every node; it cannot be reverted to",
+            snap.name,
+            snap.nodes.join(", ")
+        ))
+        .into());
+    }
+    Ok(snap.name.clone())
+}
+
+/// Every node of `active` paused; when one cannot be, nothing was reverted yet: every node is
+/// resumed and the revert's record cleared, the lab as it was.
+async fn pause_all(
+    ctx: &Ctx,
+    lab: &str,
+    lab_dirs: &LabDirs,
+    active: &[String],
+) -> anyhow::Result<()> {
+    for (d, r) in ctx.for_domains(active, |h, d| h.suspend_domain(d)).await {
+        if let Err(e) = r {
+            // Nothing was reverted yet: the lab is put back as it was.
+            let _ = ctx.for_domains(active, |h, d| h.resume_domain(d)).await;
+            forget_revert(lab_dirs)?;
+            return Err(e.context(format!(
+                "cannot pause {d}; revert of lab {lab} did not start, the lab is as it was"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// After a failed revert, every node paused again; says which could not be.
+async fn pause_again(ctx: &Ctx, domains: &[String]) -> String {
+    // Say what is true: every node paused, or which ones could not be paused again.
+    let running: Vec<String> = ctx
+        .for_domains(domains, |h, d| h.suspend_domain(d))
+        .await
+        .into_iter()
+        .filter_map(|(d, r)| r.err().map(|e| format!("{d} ({e:#})")))
+        .collect();
+    if running.is_empty() {
+        "every node is left paused".to_string()
+    } else {
+        format!(
+            "these nodes could not be paused again and may be running: {}; the others are left paused",
+            running.join(", ")
+        )
+    }
 }
 
 fn now_secs() -> f64 {
