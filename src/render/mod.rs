@@ -344,75 +344,18 @@ pub fn domain_xml(
     let addrs = plan.node(node).ok_or(RenderError::Invariant(
         "the address plan has every node of the lab",
     ))?;
-    let file_disk = |path: PathBuf,
-                     format: &str,
-                     backing: Option<DiskBacking>,
-                     dev: &str,
-                     readonly: bool,
-                     serial: &str| Disk {
-        kind: "file".into(),
-        device: "disk".into(),
-        driver: DiskDriver {
-            name: "qemu".into(),
-            format: format.into(),
-            discard: (!readonly).then(|| "unmap".into()),
-        },
-        source: DiskSource {
-            file: path.display().to_string(),
-        },
-        backing_store: backing,
-        target: DiskTarget {
-            dev: dev.into(),
-            bus: "virtio".into(),
-        },
-        readonly: readonly.then_some(Empty {}),
-        serial: Some(serial.into()),
-    };
-    let direct = ctx.image.kernel.is_some();
     let doc = DomainXml {
         kind: ctx.accel.domain_type().into(),
         name: addrs.domain.clone(),
         genid: Some(Empty {}),
         title: Some(format!("{} {} of lab {}", n.role, n.name, lab.name)),
-        metadata: Some(Metadata {
-            lab: Some(LabTag {
-                node: Some(n.name.clone()),
-                role: Some(n.role.to_string()),
-                accel: Some(ctx.accel.to_string()),
-                nics: addrs
-                    .nics
-                    .iter()
-                    .map(|nic| NicTag {
-                        network: nic.net.to_string(),
-                        mac: nic.mac.to_string(),
-                        ipv4: nic.ipv4.to_string(),
-                        ipv6: nic.ipv6.map(|a| a.to_string()),
-                    })
-                    .collect(),
-                ..tag(lab)
-            }),
-        }),
+        metadata: Some(node_metadata(lab, n, addrs, ctx)),
         memory: Memory {
             unit: "KiB".into(),
             value: n.memory.as_kib(),
         },
         vcpu: n.vcpus,
-        os: Os {
-            os_type: OsType {
-                arch: "x86_64".into(),
-                machine: "q35".into(),
-                value: "hvm".into(),
-            },
-            kernel: ctx.image.kernel.as_ref().map(|p| p.display().to_string()),
-            initrd: ctx.image.initrd.as_ref().map(|p| p.display().to_string()),
-            // The node's first-boot path is chosen on the kernel command line.
-            cmdline: ctx
-                .image
-                .cmdline
-                .as_ref()
-                .map(|_| kernel_cmdline(n.firstboot)),
-            boot: (!direct).then(|| Boot { dev: "hd".into() }),
-        },
+        os: os(n, ctx),
         features: Some(Features {
             acpi: Some(Empty {}),
             tcg: (ctx.accel == Accel::Tcg).then(|| Tcg {
@@ -433,60 +376,11 @@ pub fn domain_xml(
         on_reboot: Some("restart".into()),
         on_crash: Some("destroy".into()),
         devices: Devices {
-            disks: vec![
-                // The overlay's one backing file is the base image, which has none (checked
-                // when it comes from outside): nothing is taken from an image's header.
-                file_disk(
-                    ctx.dirs.disk(node),
-                    "qcow2",
-                    Some(DiskBacking {
-                        kind: "file".into(),
-                        format: Format {
-                            kind: ctx.image.format.clone(),
-                        },
-                        source: DiskSource {
-                            file: ctx.image.disk.display().to_string(),
-                        },
-                        end: Empty {},
-                    }),
-                    "vda",
-                    false,
-                    "root",
-                ),
-                file_disk(ctx.dirs.seed(node), "raw", None, "vdb", true, "cidata"),
-            ],
+            disks: disks(node, ctx),
             interfaces: addrs
                 .nics
                 .iter()
-                .map(|nic| Interface {
-                    kind: "network".into(),
-                    mac: MacAddr {
-                        address: nic.mac.to_string(),
-                    },
-                    source: IfaceSource {
-                        network: crate::names::network_name(&lab.name, nic.net),
-                    },
-                    model: Model {
-                        kind: "virtio".into(),
-                    },
-                    // On a lab's other hosts the NIC is a port of the overlay's Open vSwitch.
-                    // Its userspace datapath (kernels without the openvswitch module, DPDK)
-                    // sends a frame on as the guest left it, and a checksum left to the host
-                    // arrives wrong at the other end: the guest computes its own.
-                    driver: ctx.dirs.remote.then(|| {
-                        let off = || "off".to_string();
-                        IfaceDriver {
-                            host: HostOffloads {
-                                csum: off(),
-                                gso: off(),
-                                tso4: off(),
-                                tso6: off(),
-                                ecn: off(),
-                                ufo: off(),
-                            },
-                        }
-                    }),
-                })
+                .map(|nic| interface(lab, nic, ctx))
                 .collect(),
             serial: Some(Serial {
                 kind: "pty".into(),
@@ -523,4 +417,136 @@ pub fn domain_xml(
         },
     };
     with_spec_hash("domain", &addrs.domain, doc, |d| &mut d.metadata)
+}
+
+/// A node's metadata tag: the lab's, with the node, its role, accelerator and NICs.
+fn node_metadata(
+    lab: &Lab,
+    n: &crate::model::Node,
+    addrs: &crate::plan::NodeAddrs,
+    ctx: &RenderCtx,
+) -> Metadata {
+    Metadata {
+        lab: Some(LabTag {
+            node: Some(n.name.clone()),
+            role: Some(n.role.to_string()),
+            accel: Some(ctx.accel.to_string()),
+            nics: addrs
+                .nics
+                .iter()
+                .map(|nic| NicTag {
+                    network: nic.net.to_string(),
+                    mac: nic.mac.to_string(),
+                    ipv4: nic.ipv4.to_string(),
+                    ipv6: nic.ipv6.map(|a| a.to_string()),
+                })
+                .collect(),
+            ..tag(lab)
+        }),
+    }
+}
+
+/// How the node boots: our images' kernel directly (the first-boot path on its command line),
+/// an imported image through its own bootloader.
+fn os(n: &crate::model::Node, ctx: &RenderCtx) -> Os {
+    let direct = ctx.image.kernel.is_some();
+    Os {
+        os_type: OsType {
+            arch: "x86_64".into(),
+            machine: "q35".into(),
+            value: "hvm".into(),
+        },
+        kernel: ctx.image.kernel.as_ref().map(|p| p.display().to_string()),
+        initrd: ctx.image.initrd.as_ref().map(|p| p.display().to_string()),
+        // The node's first-boot path is chosen on the kernel command line.
+        cmdline: ctx
+            .image
+            .cmdline
+            .as_ref()
+            .map(|_| kernel_cmdline(n.firstboot)),
+        boot: (!direct).then(|| Boot { dev: "hd".into() }),
+    }
+}
+
+/// The node's disks: its overlay of the base image (`vda`) and its NoCloud seed (`vdb`).
+fn disks(node: &str, ctx: &RenderCtx) -> Vec<Disk> {
+    let file_disk = |path: PathBuf,
+                     format: &str,
+                     backing: Option<DiskBacking>,
+                     dev: &str,
+                     readonly: bool,
+                     serial: &str| Disk {
+        kind: "file".into(),
+        device: "disk".into(),
+        driver: DiskDriver {
+            name: "qemu".into(),
+            format: format.into(),
+            discard: (!readonly).then(|| "unmap".into()),
+        },
+        source: DiskSource {
+            file: path.display().to_string(),
+        },
+        backing_store: backing,
+        target: DiskTarget {
+            dev: dev.into(),
+            bus: "virtio".into(),
+        },
+        readonly: readonly.then_some(Empty {}),
+        serial: Some(serial.into()),
+    };
+    vec![
+        // The overlay's one backing file is the base image, which has none (checked when it
+        // comes from outside): nothing is taken from an image's header.
+        file_disk(
+            ctx.dirs.disk(node),
+            "qcow2",
+            Some(DiskBacking {
+                kind: "file".into(),
+                format: Format {
+                    kind: ctx.image.format.clone(),
+                },
+                source: DiskSource {
+                    file: ctx.image.disk.display().to_string(),
+                },
+                end: Empty {},
+            }),
+            "vda",
+            false,
+            "root",
+        ),
+        file_disk(ctx.dirs.seed(node), "raw", None, "vdb", true, "cidata"),
+    ]
+}
+
+/// A NIC on one of the lab's networks.
+fn interface(lab: &Lab, nic: &crate::plan::Nic, ctx: &RenderCtx) -> Interface {
+    Interface {
+        kind: "network".into(),
+        mac: MacAddr {
+            address: nic.mac.to_string(),
+        },
+        source: IfaceSource {
+            network: crate::names::network_name(&lab.name, nic.net),
+        },
+        model: Model {
+            kind: "virtio".into(),
+        },
+        // On a lab's other hosts the NIC is a port of the overlay's Open vSwitch. Its userspace
+        // datapath (kernels without the openvswitch module, DPDK) sends a frame on as the guest
+        // left it, and a checksum left to the host arrives wrong at the other end: the guest
+        // computes its own.
+        driver: ctx.dirs.remote.then(|| {
+            let off = || "off".to_string();
+            IfaceDriver {
+                host: HostOffloads {
+                    csum: off(),
+                    gso: off(),
+                    tso4: off(),
+                    tso6: off(),
+                    ecn: off(),
+                    ufo: off(),
+                },
+            }
+        }),
+    }
 }
