@@ -377,8 +377,6 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
         None | Some(PlacementSpec::Manual) => Placement::Manual,
         Some(PlacementSpec::Auto) => Placement::Auto,
     };
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     if spec.nodes.value.is_empty() {
         p.add(
             pos(&spec.nodes),
@@ -387,202 +385,19 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
             "add a boot node, one master and at least one agent",
         );
     }
+    let mut declared = Declared::default();
     for (i, ns) in spec.nodes.value.iter().enumerate() {
-        let at = pos(ns);
-        let n = &ns.value;
-        let field = format!("nodes[{i}]");
-        let base = n.name.value.clone();
-        let role = match n.role.value {
-            RoleSpec::Boot => Role::Boot,
-            RoleSpec::Master => Role::Master,
-            RoleSpec::AgentPrivate => Role::AgentPrivate,
-            RoleSpec::AgentPublic => Role::AgentPublic,
-        };
-        let count = match &n.count {
-            None => None,
-            Some(c) if c.value == 0 || c.value as usize > MAX_NODES => {
-                p.add(
-                    pos(c),
-                    format!("{field}.count"),
-                    format!("count {} is out of range", c.value),
-                    format!("use a count from 1 to {MAX_NODES}, or leave it out for one node"),
-                );
-                None
-            }
-            Some(c) if role == Role::Boot && c.value != 1 => {
-                p.add(
-                    pos(c),
-                    format!("{field}.count"),
-                    format!("a boot node cannot have count {}", c.value),
-                    "a lab has exactly one boot node: remove count",
-                );
-                None
-            }
-            Some(c) => Some(c.value),
-        };
-        let memory = match &n.memory {
-            None => Some(DEFAULT_MEMORY),
-            Some(m) => match size_of(&mut p, m, &format!("{field}.memory"), false).flatten() {
-                Some(b) if b < MIN_MEMORY => {
-                    p.add(
-                        pos(m),
-                        format!("{field}.memory"),
-                        format!("{b} is below the {MIN_MEMORY} a guest needs to boot"),
-                        format!("give the node at least {MIN_MEMORY}"),
-                    );
-                    None
-                }
-                other => other,
-            },
-        };
-        let disk = match &n.disk {
-            None => Some(DEFAULT_DISK),
-            Some(d) => match size_of(&mut p, d, &format!("{field}.disk"), false).flatten() {
-                Some(b) if b < MIN_DISK => {
-                    p.add(
-                        pos(d),
-                        format!("{field}.disk"),
-                        format!("{b} is smaller than the {MIN_DISK} the image needs"),
-                        format!("give the node a disk of at least {MIN_DISK}"),
-                    );
-                    None
-                }
-                other => other,
-            },
-        };
-        let vcpus = match &n.vcpus {
-            None => DEFAULT_VCPUS,
-            Some(v) if v.value == 0 || v.value > MAX_VCPUS => {
-                p.add(
-                    pos(v),
-                    format!("{field}.vcpus"),
-                    format!("{} vCPUs is out of range", v.value),
-                    format!("use 1 to {MAX_VCPUS}"),
-                );
-                DEFAULT_VCPUS
-            }
-            Some(v) => v.value,
-        };
-        let mut networks = vec![NetKind::Private];
-        match &n.networks {
-            None => {
-                if role == Role::AgentPublic {
-                    networks.push(NetKind::Public);
-                }
-            }
-            Some(list) => {
-                let mut named = BTreeSet::new();
-                for net in &list.value {
-                    let kind = match net.value.as_str() {
-                        "private" => NetKind::Private,
-                        "public" => NetKind::Public,
-                        other => {
-                            p.add(
-                                pos(net),
-                                format!("{field}.networks"),
-                                format!("unknown network \"{other}\""),
-                                "use private and/or public",
-                            );
-                            continue;
-                        }
-                    };
-                    if !named.insert(kind) {
-                        p.add(
-                            pos(net),
-                            format!("{field}.networks"),
-                            format!("network \"{kind}\" is listed twice"),
-                            "list each network once",
-                        );
-                    }
-                }
-                if !named.contains(&NetKind::Private) {
-                    p.add(
-                        pos(list),
-                        format!("{field}.networks"),
-                        format!("node \"{base}\" is not on the private network"),
-                        "add private: every node talks to the others over it",
-                    );
-                }
-                if named.contains(&NetKind::Public) {
-                    networks.push(NetKind::Public);
-                } else if role == Role::AgentPublic {
-                    p.add(
-                        pos(list),
-                        format!("{field}.networks"),
-                        format!("public agent \"{base}\" is not on the public network"),
-                        "add public to its networks",
-                    );
-                }
-            }
-        }
-        let node_hardening = match &n.hardening {
-            Some(h) => hardening(
-                &mut p,
-                &lab_hardening,
-                &h.value,
-                &format!("{field}.hardening"),
-            ),
-            None => lab_hardening.clone(),
-        };
-        let node_firstboot = match n.firstboot.as_ref().map(|f| f.value) {
-            None => firstboot,
-            Some(FirstBootSpec::Fast) => FirstBoot::Fast,
-            Some(FirstBootSpec::CloudInit) => FirstBoot::CloudInit,
-        };
-        let host = n.host.as_ref().and_then(|h| {
-            if hosts.iter().any(|known| known.name == h.value) {
-                Some(h.value.clone())
-            } else {
-                let names: Vec<&str> = hosts.iter().map(|k| k.name.as_str()).collect();
-                p.add(
-                    pos(h),
-                    format!("{field}.host"),
-                    format!("unknown host \"{}\"", h.value),
-                    format!(
-                        "use one of {} (add other hosts under hosts:, name: libvirt URI)",
-                        names.join(", ")
-                    ),
-                );
-                None
-            }
-        });
-        let names: Vec<String> = match count {
-            Some(c) => (1..=c).map(|k| format!("{base}{k}")).collect(),
-            None => vec![base.clone()],
-        };
-        for node_name in names {
-            if !is_dns_safe(&node_name) {
-                p.add(
-                    pos(&n.name),
-                    format!("{field}.name"),
-                    format!("node name \"{node_name}\" is not DNS-safe"),
-                    dns_fix("node name"),
-                );
-            } else if let Some(first) = seen.get(&node_name) {
-                p.add(
-                    pos(&n.name),
-                    format!("{field}.name"),
-                    format!("node name \"{node_name}\" is already used by nodes[{first}]"),
-                    "give every node a unique name (count adds 1, 2, ... to the name)",
-                );
-            }
-            seen.entry(node_name.clone()).or_insert(i);
-            let index = nodes.len();
-            nodes.push(Node {
-                name: node_name,
-                index: u8::try_from(index).unwrap_or(u8::MAX),
-                role,
-                memory: memory.unwrap_or(DEFAULT_MEMORY),
-                vcpus,
-                disk: disk.unwrap_or(DEFAULT_DISK),
-                networks: networks.clone(),
-                hardening: node_hardening.clone(),
-                firstboot: node_firstboot,
-                host: host.clone(),
-            });
-        }
-        let _ = at;
+        node_group(
+            &mut p,
+            i,
+            ns,
+            &lab_hardening,
+            firstboot,
+            &hosts,
+            &mut declared,
+        );
     }
+    let nodes = declared.nodes;
 
     if nodes.len() > MAX_NODES {
         p.add(
@@ -725,6 +540,214 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
 /// Transports a lab host's libvirt URI may use (`qemu+unix` with `?socket=` reaches a daemon on
 /// this machine at another socket, as the test harness's hosts are).
 const URI_TRANSPORTS: [&str; 6] = ["", "+ssh", "+libssh", "+libssh2", "+tcp", "+tls"];
+/// The nodes declared so far, and the entry of `nodes:` that first used each name.
+#[derive(Default)]
+struct Declared {
+    nodes: Vec<Node>,
+    seen: BTreeMap<String, usize>,
+}
+
+/// Entry `i` of `nodes:`: one node, or `count` of them, with the lab's hardening and first boot
+/// unless it sets its own; each problem with its file position.
+fn node_group(
+    p: &mut Problems,
+    i: usize,
+    ns: &Spanned<NodeSpec>,
+    lab_hardening: &Hardening,
+    firstboot: FirstBoot,
+    hosts: &[Host],
+    declared: &mut Declared,
+) {
+    let at = pos(ns);
+    let n = &ns.value;
+    let field = format!("nodes[{i}]");
+    let base = n.name.value.clone();
+    let role = match n.role.value {
+        RoleSpec::Boot => Role::Boot,
+        RoleSpec::Master => Role::Master,
+        RoleSpec::AgentPrivate => Role::AgentPrivate,
+        RoleSpec::AgentPublic => Role::AgentPublic,
+    };
+    let count = match &n.count {
+        None => None,
+        Some(c) if c.value == 0 || c.value as usize > MAX_NODES => {
+            p.add(
+                pos(c),
+                format!("{field}.count"),
+                format!("count {} is out of range", c.value),
+                format!("use a count from 1 to {MAX_NODES}, or leave it out for one node"),
+            );
+            None
+        }
+        Some(c) if role == Role::Boot && c.value != 1 => {
+            p.add(
+                pos(c),
+                format!("{field}.count"),
+                format!("a boot node cannot have count {}", c.value),
+                "a lab has exactly one boot node: remove count",
+            );
+            None
+        }
+        Some(c) => Some(c.value),
+    };
+    let memory = match &n.memory {
+        None => Some(DEFAULT_MEMORY),
+        Some(m) => match size_of(p, m, &format!("{field}.memory"), false).flatten() {
+            Some(b) if b < MIN_MEMORY => {
+                p.add(
+                    pos(m),
+                    format!("{field}.memory"),
+                    format!("{b} is below the {MIN_MEMORY} a guest needs to boot"),
+                    format!("give the node at least {MIN_MEMORY}"),
+                );
+                None
+            }
+            other => other,
+        },
+    };
+    let disk = match &n.disk {
+        None => Some(DEFAULT_DISK),
+        Some(d) => match size_of(p, d, &format!("{field}.disk"), false).flatten() {
+            Some(b) if b < MIN_DISK => {
+                p.add(
+                    pos(d),
+                    format!("{field}.disk"),
+                    format!("{b} is smaller than the {MIN_DISK} the image needs"),
+                    format!("give the node a disk of at least {MIN_DISK}"),
+                );
+                None
+            }
+            other => other,
+        },
+    };
+    let vcpus = match &n.vcpus {
+        None => DEFAULT_VCPUS,
+        Some(v) if v.value == 0 || v.value > MAX_VCPUS => {
+            p.add(
+                pos(v),
+                format!("{field}.vcpus"),
+                format!("{} vCPUs is out of range", v.value),
+                format!("use 1 to {MAX_VCPUS}"),
+            );
+            DEFAULT_VCPUS
+        }
+        Some(v) => v.value,
+    };
+    let mut networks = vec![NetKind::Private];
+    match &n.networks {
+        None => {
+            if role == Role::AgentPublic {
+                networks.push(NetKind::Public);
+            }
+        }
+        Some(list) => {
+            let mut named = BTreeSet::new();
+            for net in &list.value {
+                let kind = match net.value.as_str() {
+                    "private" => NetKind::Private,
+                    "public" => NetKind::Public,
+                    other => {
+                        p.add(
+                            pos(net),
+                            format!("{field}.networks"),
+                            format!("unknown network \"{other}\""),
+                            "use private and/or public",
+                        );
+                        continue;
+                    }
+                };
+                if !named.insert(kind) {
+                    p.add(
+                        pos(net),
+                        format!("{field}.networks"),
+                        format!("network \"{kind}\" is listed twice"),
+                        "list each network once",
+                    );
+                }
+            }
+            if !named.contains(&NetKind::Private) {
+                p.add(
+                    pos(list),
+                    format!("{field}.networks"),
+                    format!("node \"{base}\" is not on the private network"),
+                    "add private: every node talks to the others over it",
+                );
+            }
+            if named.contains(&NetKind::Public) {
+                networks.push(NetKind::Public);
+            } else if role == Role::AgentPublic {
+                p.add(
+                    pos(list),
+                    format!("{field}.networks"),
+                    format!("public agent \"{base}\" is not on the public network"),
+                    "add public to its networks",
+                );
+            }
+        }
+    }
+    let node_hardening = match &n.hardening {
+        Some(h) => hardening(p, lab_hardening, &h.value, &format!("{field}.hardening")),
+        None => lab_hardening.clone(),
+    };
+    let node_firstboot = match n.firstboot.as_ref().map(|f| f.value) {
+        None => firstboot,
+        Some(FirstBootSpec::Fast) => FirstBoot::Fast,
+        Some(FirstBootSpec::CloudInit) => FirstBoot::CloudInit,
+    };
+    let host = n.host.as_ref().and_then(|h| {
+        if hosts.iter().any(|known| known.name == h.value) {
+            Some(h.value.clone())
+        } else {
+            let names: Vec<&str> = hosts.iter().map(|k| k.name.as_str()).collect();
+            p.add(
+                pos(h),
+                format!("{field}.host"),
+                format!("unknown host \"{}\"", h.value),
+                format!(
+                    "use one of {} (add other hosts under hosts:, name: libvirt URI)",
+                    names.join(", ")
+                ),
+            );
+            None
+        }
+    });
+    let names: Vec<String> = match count {
+        Some(c) => (1..=c).map(|k| format!("{base}{k}")).collect(),
+        None => vec![base.clone()],
+    };
+    for node_name in names {
+        if !is_dns_safe(&node_name) {
+            p.add(
+                pos(&n.name),
+                format!("{field}.name"),
+                format!("node name \"{node_name}\" is not DNS-safe"),
+                dns_fix("node name"),
+            );
+        } else if let Some(first) = declared.seen.get(&node_name) {
+            p.add(
+                pos(&n.name),
+                format!("{field}.name"),
+                format!("node name \"{node_name}\" is already used by nodes[{first}]"),
+                "give every node a unique name (count adds 1, 2, ... to the name)",
+            );
+        }
+        declared.seen.entry(node_name.clone()).or_insert(i);
+        let index = declared.nodes.len();
+        declared.nodes.push(Node {
+            name: node_name,
+            index: u8::try_from(index).unwrap_or(u8::MAX),
+            role,
+            memory: memory.unwrap_or(DEFAULT_MEMORY),
+            vcpus,
+            disk: disk.unwrap_or(DEFAULT_DISK),
+            networks: networks.clone(),
+            hardening: node_hardening.clone(),
+            firstboot: node_firstboot,
+            host: host.clone(),
+        });
+    }
+    let _ = at;
+}
 
 /// Checks `hosts:` and returns the lab's hosts, `local` first.
 fn hosts(p: &mut Problems, spec: Option<&Spanned<OrderedMap<Spanned<String>>>>) -> Vec<Host> {
