@@ -540,6 +540,70 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
 /// Transports a lab host's libvirt URI may use (`qemu+unix` with `?socket=` reaches a daemon on
 /// this machine at another socket, as the test harness's hosts are).
 const URI_TRANSPORTS: [&str; 6] = ["", "+ssh", "+libssh", "+libssh2", "+tcp", "+tls"];
+/// The networks a node is on: the private one always; the public one when listed, or by
+/// default for a public agent (which must be on it).
+fn node_networks(
+    p: &mut Problems,
+    field: &str,
+    base: &str,
+    role: Role,
+    listed: Option<&Spanned<Vec<Spanned<String>>>>,
+) -> Vec<NetKind> {
+    let mut networks = vec![NetKind::Private];
+    match listed {
+        None => {
+            if role == Role::AgentPublic {
+                networks.push(NetKind::Public);
+            }
+        }
+        Some(list) => {
+            let mut named = BTreeSet::new();
+            for net in &list.value {
+                let kind = match net.value.as_str() {
+                    "private" => NetKind::Private,
+                    "public" => NetKind::Public,
+                    other => {
+                        p.add(
+                            pos(net),
+                            format!("{field}.networks"),
+                            format!("unknown network \"{other}\""),
+                            "use private and/or public",
+                        );
+                        continue;
+                    }
+                };
+                if !named.insert(kind) {
+                    p.add(
+                        pos(net),
+                        format!("{field}.networks"),
+                        format!("network \"{kind}\" is listed twice"),
+                        "list each network once",
+                    );
+                }
+            }
+            if !named.contains(&NetKind::Private) {
+                p.add(
+                    pos(list),
+                    format!("{field}.networks"),
+                    format!("node \"{base}\" is not on the private network"),
+                    "add private: every node talks to the others over it",
+                );
+            }
+            if named.contains(&NetKind::Public) {
+                networks.push(NetKind::Public);
+            } else if role == Role::AgentPublic {
+                p.add(
+                    pos(list),
+                    format!("{field}.networks"),
+                    format!("public agent \"{base}\" is not on the public network"),
+                    "add public to its networks",
+                );
+            }
+        }
+    }
+    networks
+}
+
 /// The nodes declared so far, and the entry of `nodes:` that first used each name.
 #[derive(Default)]
 struct Declared {
@@ -633,58 +697,7 @@ fn node_group(
         }
         Some(v) => v.value,
     };
-    let mut networks = vec![NetKind::Private];
-    match &n.networks {
-        None => {
-            if role == Role::AgentPublic {
-                networks.push(NetKind::Public);
-            }
-        }
-        Some(list) => {
-            let mut named = BTreeSet::new();
-            for net in &list.value {
-                let kind = match net.value.as_str() {
-                    "private" => NetKind::Private,
-                    "public" => NetKind::Public,
-                    other => {
-                        p.add(
-                            pos(net),
-                            format!("{field}.networks"),
-                            format!("unknown network \"{other}\""),
-                            "use private and/or public",
-                        );
-                        continue;
-                    }
-                };
-                if !named.insert(kind) {
-                    p.add(
-                        pos(net),
-                        format!("{field}.networks"),
-                        format!("network \"{kind}\" is listed twice"),
-                        "list each network once",
-                    );
-                }
-            }
-            if !named.contains(&NetKind::Private) {
-                p.add(
-                    pos(list),
-                    format!("{field}.networks"),
-                    format!("node \"{base}\" is not on the private network"),
-                    "add private: every node talks to the others over it",
-                );
-            }
-            if named.contains(&NetKind::Public) {
-                networks.push(NetKind::Public);
-            } else if role == Role::AgentPublic {
-                p.add(
-                    pos(list),
-                    format!("{field}.networks"),
-                    format!("public agent \"{base}\" is not on the public network"),
-                    "add public to its networks",
-                );
-            }
-        }
-    }
+    let networks = node_networks(p, &field, &base, role, n.networks.as_ref());
     let node_hardening = match &n.hardening {
         Some(h) => hardening(p, lab_hardening, &h.value, &format!("{field}.hardening")),
         None => lab_hardening.clone(),
