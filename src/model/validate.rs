@@ -428,95 +428,9 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
         }
     }
 
-    // Room for every node on each network: node i takes host offset FIRST_NODE_OFFSET + i.
-    for net in [&private, &public] {
-        let Some(last) = nodes
-            .iter()
-            .filter(|n| n.on(net.kind))
-            .map(|n| u32::from(n.index))
-            .max()
-        else {
-            continue;
-        };
-        let hosts = 1u64 << (32 - u32::from(net.cidr.prefix()));
-        let needed = u64::from(FIRST_NODE_OFFSET + last) + 2; // + broadcast, + 1 for the count
-        if needed > hosts {
-            let at = nets
-                .and_then(|n| match net.kind {
-                    NetKind::Private => n.private.as_ref(),
-                    NetKind::Public => n.public.as_ref(),
-                })
-                .and_then(|s| s.value.cidr.as_ref())
-                .and_then(pos);
-            let mut shorter = net.cidr.prefix();
-            while shorter > 0 && (1u64 << (32 - u32::from(shorter))) < needed {
-                shorter -= 1;
-            }
-            p.add(
-                at,
-                format!("networks.{}.cidr", net.kind),
-                format!(
-                    "{} has {} addresses, too few for node #{} (addresses start at .{FIRST_NODE_OFFSET})",
-                    net.cidr,
-                    hosts,
-                    last + 1
-                ),
-                format!("use a prefix of /{shorter} or shorter"),
-            );
-        }
-    }
+    room_on_networks(&mut p, &nodes, [&private, &public], nets);
 
-    let dcos = {
-        let d = spec.dcos.as_ref().map(|d| &d.value);
-        let installer = d.and_then(|d| d.installer.as_ref()).map(|i| {
-            let path = PathBuf::from(&i.value);
-            match ctx.base_dir {
-                Some(dir) if path.is_relative() => dir.join(path),
-                _ => path,
-            }
-        });
-        let bootstrap_port = match d.and_then(|d| d.bootstrap_port.as_ref()) {
-            None => DEFAULT_BOOTSTRAP_PORT,
-            Some(port) if port.value == 0 || port.value > 65535 || port.value == 22 => {
-                p.add(
-                    pos(port),
-                    "dcos.bootstrap_port",
-                    format!("port {} cannot serve the bootstrap", port.value),
-                    format!("use a free TCP port from 1 to 65535 other than 22, e.g. {DEFAULT_BOOTSTRAP_PORT}"),
-                );
-                DEFAULT_BOOTSTRAP_PORT
-            }
-            Some(port) => u16::try_from(port.value).unwrap_or(DEFAULT_BOOTSTRAP_PORT),
-        };
-        let cluster_name = d
-            .and_then(|d| d.cluster_name.as_ref())
-            .map(|c| c.value.clone())
-            .unwrap_or_else(|| name.clone());
-        let mut config = BTreeMap::new();
-        if let Some(c) = d.and_then(|d| d.config.as_ref()) {
-            for (k, v) in &c.value.0 {
-                if !super::dcos_keys::known(&k.value) {
-                    p.add(
-                        pos(k),
-                        format!("dcos.config.{}", k.value),
-                        format!("the DC/OS installer has no config key \"{}\"", k.value),
-                        format!(
-                            "did you mean `{}`? (the keys of genconf/config.yaml, from DC/OS's gen/calc.py)",
-                            super::dcos_keys::closest(&k.value)
-                        ),
-                    );
-                }
-                config.insert(k.value.clone(), v.clone());
-            }
-        }
-        Dcos {
-            enabled: d.is_some(),
-            installer,
-            bootstrap_port,
-            cluster_name,
-            config,
-        }
-    };
+    let dcos = dcos(&mut p, ctx, spec.dcos.as_ref(), &name);
 
     if !p.0.is_empty() {
         return Err(p.0);
@@ -602,6 +516,110 @@ fn node_networks(
         }
     }
     networks
+}
+
+/// The lab's `dcos:` section: the installer (relative to the lab file), the bootstrap port,
+/// the cluster name (the lab's by default) and the config keys, each checked against DC/OS's.
+fn dcos(
+    p: &mut Problems,
+    ctx: &ValidateCtx<'_>,
+    spec: Option<&Spanned<DcosSpec>>,
+    name: &str,
+) -> Dcos {
+    let d = spec.map(|d| &d.value);
+    let installer = d.and_then(|d| d.installer.as_ref()).map(|i| {
+        let path = PathBuf::from(&i.value);
+        match ctx.base_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path,
+        }
+    });
+    let bootstrap_port = match d.and_then(|d| d.bootstrap_port.as_ref()) {
+        None => DEFAULT_BOOTSTRAP_PORT,
+        Some(port) if port.value == 0 || port.value > 65535 || port.value == 22 => {
+            p.add(
+                pos(port),
+                "dcos.bootstrap_port",
+                format!("port {} cannot serve the bootstrap", port.value),
+                format!("use a free TCP port from 1 to 65535 other than 22, e.g. {DEFAULT_BOOTSTRAP_PORT}"),
+            );
+            DEFAULT_BOOTSTRAP_PORT
+        }
+        Some(port) => u16::try_from(port.value).unwrap_or(DEFAULT_BOOTSTRAP_PORT),
+    };
+    let cluster_name = d
+        .and_then(|d| d.cluster_name.as_ref())
+        .map(|c| c.value.clone())
+        .unwrap_or_else(|| name.to_string());
+    let mut config = BTreeMap::new();
+    if let Some(c) = d.and_then(|d| d.config.as_ref()) {
+        for (k, v) in &c.value.0 {
+            if !super::dcos_keys::known(&k.value) {
+                p.add(
+                    pos(k),
+                    format!("dcos.config.{}", k.value),
+                    format!("the DC/OS installer has no config key \"{}\"", k.value),
+                    format!(
+                        "did you mean `{}`? (the keys of genconf/config.yaml, from DC/OS's gen/calc.py)",
+                        super::dcos_keys::closest(&k.value)
+                    ),
+                );
+            }
+            config.insert(k.value.clone(), v.clone());
+        }
+    }
+    Dcos {
+        enabled: d.is_some(),
+        installer,
+        bootstrap_port,
+        cluster_name,
+        config,
+    }
+}
+
+/// Room for every node on each network: node i takes host offset FIRST_NODE_OFFSET + i.
+fn room_on_networks(
+    p: &mut Problems,
+    nodes: &[Node],
+    networks: [&Network; 2],
+    nets: Option<&NetworksSpec>,
+) {
+    for net in networks {
+        let Some(last) = nodes
+            .iter()
+            .filter(|n| n.on(net.kind))
+            .map(|n| u32::from(n.index))
+            .max()
+        else {
+            continue;
+        };
+        let hosts = 1u64 << (32 - u32::from(net.cidr.prefix()));
+        let needed = u64::from(FIRST_NODE_OFFSET + last) + 2; // + broadcast, + 1 for the count
+        if needed > hosts {
+            let at = nets
+                .and_then(|n| match net.kind {
+                    NetKind::Private => n.private.as_ref(),
+                    NetKind::Public => n.public.as_ref(),
+                })
+                .and_then(|s| s.value.cidr.as_ref())
+                .and_then(pos);
+            let mut shorter = net.cidr.prefix();
+            while shorter > 0 && (1u64 << (32 - u32::from(shorter))) < needed {
+                shorter -= 1;
+            }
+            p.add(
+                at,
+                format!("networks.{}.cidr", net.kind),
+                format!(
+                    "{} has {} addresses, too few for node #{} (addresses start at .{FIRST_NODE_OFFSET})",
+                    net.cidr,
+                    hosts,
+                    last + 1
+                ),
+                format!("use a prefix of /{shorter} or shorter"),
+            );
+        }
+    }
 }
 
 /// The nodes declared so far, and the entry of `nodes:` that first used each name.
