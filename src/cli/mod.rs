@@ -492,17 +492,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
         _ => "",
     });
     match cli.command {
-        Command::Plan(a) => {
-            let lab = ops::load_lab(&a.lab)?;
-            let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
-            let report = ops::plan::plan_command(&lab, accel, &dirs, &cli.uri, a.offline)?;
-            if a.json {
-                print_json(&report)?;
-            } else {
-                print(&ops::plan::describe(&report))?;
-            }
-            Ok(0)
-        }
+        Command::Plan(a) => plan(a, &dirs, &cli.uri),
         Command::Render(RenderArgs {
             sub:
                 Some(RenderSub::CloudInit {
@@ -537,59 +527,9 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
             print(&ops::render::genconf(&lab, ip_detect)?)?;
             Ok(0)
         }
-        Command::Verify(a) => {
-            let lab = ops::load_lab(&a.lab)?;
-            let ctx = open(dirs)?;
-            let report = runtime()?.block_on(ops::verify::run(&ctx, &lab))?;
-            if let Some(path) = &a.junit {
-                std::fs::write(path, ops::verify::junit(&report))
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            if a.json {
-                print_json(&report)?;
-            } else {
-                print(&ops::verify::describe(&report))?;
-            }
-            Ok(if report.failed().is_empty() {
-                0
-            } else {
-                crate::EXIT_FAILURE
-            })
-        }
-        Command::Render(a) => {
-            let lab = ops::load_lab(a.lab.as_deref().unwrap_or_default())?;
-            let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
-            let target = match (a.node, a.network, a.pool, a.volume) {
-                (Some(n), _, _, _) => ops::render::Target::Node(n),
-                (_, Some(NetArg::Private), _, _) => ops::render::Target::Network(NetKind::Private),
-                (_, Some(NetArg::Public), _, _) => ops::render::Target::Network(NetKind::Public),
-                (_, _, true, _) => ops::render::Target::Pool,
-                (_, _, _, Some(v)) => ops::render::Target::Volume(v),
-                _ => {
-                    return Err(BadInput(
-                        "say what to render: --node, --network, --pool or --volume".into(),
-                    )
-                    .into());
-                }
-            };
-            let xml = ops::render::render(&lab, &accel, &dirs, &target)
-                .with_context(|| format!("cannot render lab {}", lab.name))?;
-            print(&xml)?;
-            Ok(0)
-        }
-        Command::Doctor(a) => {
-            let report = ops::doctor::doctor(Some(&cli.uri), &dirs);
-            if a.json {
-                print_json(&report)?;
-            } else {
-                print(&ops::doctor::describe(&report))?;
-            }
-            Ok(if report.ready() {
-                0
-            } else {
-                crate::EXIT_FAILURE
-            })
-        }
+        Command::Verify(a) => verify(&open(dirs)?, a),
+        Command::Render(a) => render(a, &dirs),
+        Command::Doctor(a) => doctor(a, &dirs, &cli.uri),
         Command::Image(cmd) => image(cmd, &dirs),
         Command::Up(UpArgs {
             lab,
@@ -615,41 +555,8 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Up(a) => {
-            let lab = ops::load_lab(&a.lab)?;
-            let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
-            let opts = ops::up::UpOptions {
-                wait: std::time::Duration::from_secs(a.wait),
-                install: (lab.dcos.installer.is_some() && !a.no_install).then(|| {
-                    ops::install::InstallOptions {
-                        timeout: std::time::Duration::from_secs(a.install_timeout),
-                    }
-                }),
-            };
-            let ctx = open(dirs)?;
-            let report = run_interruptible(ops::up::up_command(&ctx, &lab, &a.lab, accel, &opts))?;
-            if a.json {
-                print_json(&report)?;
-            } else {
-                print(&commands::up_summary(&report))?;
-            }
-            Ok(0)
-        }
-        Command::Install(a) => {
-            let lab = ops::load_lab(&a.lab)?;
-            let opts = ops::install::InstallOptions {
-                timeout: std::time::Duration::from_secs(a.timeout),
-            };
-            let ctx = open(dirs)?;
-            let report =
-                run_interruptible(ops::install::install_command(&ctx, &lab, &a.lab, &opts))?;
-            if a.json {
-                print_json(&report)?;
-            } else {
-                print(&commands::install_summary(&report))?;
-            }
-            Ok(0)
-        }
+        Command::Up(a) => up(a, || open(dirs)),
+        Command::Install(a) => install(&open(dirs)?, a),
         Command::Down(a) => commands::down(&open(dirs)?, a),
         Command::Status(a) => commands::status(&open(dirs)?, a),
         Command::List(a) => commands::list(&open(dirs)?, a),
@@ -662,6 +569,114 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
         Command::Inventory(a) => commands::inventory(&open(dirs)?, a),
     }
 }
+/// `plan`: the actions `up` would take.
+fn plan(a: PlanArgs, dirs: &Dirs, uri: &str) -> anyhow::Result<i32> {
+    let lab = ops::load_lab(&a.lab)?;
+    let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
+    let report = ops::plan::plan_command(&lab, accel, dirs, uri, a.offline)?;
+    if a.json {
+        print_json(&report)?;
+    } else {
+        print(&ops::plan::describe(&report))?;
+    }
+    Ok(0)
+}
+
+/// `verify`: named checks read from the machine; non-zero if any fails.
+fn verify(ctx: &ops::Ctx, a: VerifyArgs) -> anyhow::Result<i32> {
+    let lab = ops::load_lab(&a.lab)?;
+    let report = runtime()?.block_on(ops::verify::run(ctx, &lab))?;
+    if let Some(path) = &a.junit {
+        std::fs::write(path, ops::verify::junit(&report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if a.json {
+        print_json(&report)?;
+    } else {
+        print(&ops::verify::describe(&report))?;
+    }
+    Ok(if report.failed().is_empty() {
+        0
+    } else {
+        crate::EXIT_FAILURE
+    })
+}
+
+/// `render`: the libvirt XML of one object.
+fn render(a: RenderArgs, dirs: &Dirs) -> anyhow::Result<i32> {
+    let lab = ops::load_lab(a.lab.as_deref().unwrap_or_default())?;
+    let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
+    let target = match (a.node, a.network, a.pool, a.volume) {
+        (Some(n), _, _, _) => ops::render::Target::Node(n),
+        (_, Some(NetArg::Private), _, _) => ops::render::Target::Network(NetKind::Private),
+        (_, Some(NetArg::Public), _, _) => ops::render::Target::Network(NetKind::Public),
+        (_, _, true, _) => ops::render::Target::Pool,
+        (_, _, _, Some(v)) => ops::render::Target::Volume(v),
+        _ => {
+            return Err(BadInput(
+                "say what to render: --node, --network, --pool or --volume".into(),
+            )
+            .into());
+        }
+    };
+    let xml = ops::render::render(&lab, &accel, dirs, &target)
+        .with_context(|| format!("cannot render lab {}", lab.name))?;
+    print(&xml)?;
+    Ok(0)
+}
+
+/// `doctor`: what this host and user can do, each missing piece with the fix.
+fn doctor(a: DoctorArgs, dirs: &Dirs, uri: &str) -> anyhow::Result<i32> {
+    let report = ops::doctor::doctor(Some(uri), dirs);
+    if a.json {
+        print_json(&report)?;
+    } else {
+        print(&ops::doctor::describe(&report))?;
+    }
+    Ok(if report.ready() {
+        0
+    } else {
+        crate::EXIT_FAILURE
+    })
+}
+
+/// `up`: the lab brought up or converged (and installed, when it names an installer).
+fn up(a: UpArgs, open: impl FnOnce() -> anyhow::Result<ops::Ctx>) -> anyhow::Result<i32> {
+    let lab = ops::load_lab(&a.lab)?;
+    let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
+    let opts = ops::up::UpOptions {
+        wait: std::time::Duration::from_secs(a.wait),
+        install: (lab.dcos.installer.is_some() && !a.no_install).then(|| {
+            ops::install::InstallOptions {
+                timeout: std::time::Duration::from_secs(a.install_timeout),
+            }
+        }),
+    };
+    let ctx = open()?;
+    let report = run_interruptible(ops::up::up_command(&ctx, &lab, &a.lab, accel, &opts))?;
+    if a.json {
+        print_json(&report)?;
+    } else {
+        print(&commands::up_summary(&report))?;
+    }
+    Ok(0)
+}
+
+/// `install`: DC/OS installed on the running lab.
+fn install(ctx: &ops::Ctx, a: InstallArgs) -> anyhow::Result<i32> {
+    let lab = ops::load_lab(&a.lab)?;
+    let opts = ops::install::InstallOptions {
+        timeout: std::time::Duration::from_secs(a.timeout),
+    };
+    let report = run_interruptible(ops::install::install_command(ctx, &lab, &a.lab, &opts))?;
+    if a.json {
+        print_json(&report)?;
+    } else {
+        print(&commands::install_summary(&report))?;
+    }
+    Ok(0)
+}
+
 fn image(cmd: ImageCmd, dirs: &Dirs) -> anyhow::Result<i32> {
     use crate::image;
     match cmd {
