@@ -123,6 +123,73 @@ fn size_check(node: &str, name: &str, want: ByteSize, got: Option<u64>, what: &s
     }
 }
 
+/// Telemetry, from the running system: no unit that phones home is active; a time daemon is
+/// fine while every source it uses is inside the lab; the DC/OS config the installer used
+/// (the node's installed user.config.yaml, or the boot node's genconf) turns it off.
+fn telemetry_check(lab: &Lab, node: &str, get: &dyn Fn(&str) -> String) -> Check {
+    let mut phone: Vec<String> = get("phone_home")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let outside: Vec<String> = get("chrony_sources")
+        .split_whitespace()
+        .filter(|a| !in_lab(lab, a))
+        .map(str::to_string)
+        .collect();
+    if get("chrony_active") == "active" && !outside.is_empty() {
+        phone.push(format!(
+            "chrony.service (sources outside the lab: {})",
+            outside.join(", ")
+        ));
+    }
+    let unquote = |v: String| v.trim_matches(|c| c == '\'' || c == '"').to_string();
+    let config = get("dcos_config");
+    let dcos_tel = unquote(get("dcos_telemetry"));
+    let dcos_ui = unquote(get("dcos_ui_tracking"));
+    // A key the config leaves out takes DC/OS's default, which is 'true' for both.
+    let dcos_ok = config.is_empty() || (dcos_tel == "false" && dcos_ui == "false");
+    let shown = |v: &str| {
+        if v.is_empty() {
+            "unset (DC/OS default: 'true')".to_string()
+        } else {
+            format!("'{v}'")
+        }
+    };
+    Check {
+        node: node.into(),
+        name: "telemetry".into(),
+        expected: "nothing phones home: no such unit active, time only from inside the lab, DC/OS telemetry_enabled and ui_tracking 'false' in the config the installer used".into(),
+        actual: format!(
+            "active phone-home units: {}; time sources: {}; DC/OS config: {}",
+            if phone.is_empty() { "none".to_string() } else { phone.join(", ") },
+            if get("chrony_sources").is_empty() { "none".to_string() } else { get("chrony_sources") },
+            if config.is_empty() {
+                "not installed".to_string()
+            } else {
+                format!("{config}: telemetry_enabled {}, ui_tracking {}", shown(&dcos_tel), shown(&dcos_ui))
+            }
+        ),
+        passed: phone.is_empty() && dcos_ok,
+    }
+}
+
+/// On a `dcos:` lab: Docker running with overlay2, as the DC/OS installer's preflight asks.
+fn docker_check(node: &str, docker: &str) -> Check {
+    let mut it = docker.split_whitespace();
+    let (version, driver) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+    Check {
+        node: node.into(),
+        name: "docker".into(),
+        expected: "Docker running (the DC/OS installer's preflight: `docker info` answers), storage driver overlay2".into(),
+        actual: if version.is_empty() {
+            "Docker is not running (`docker info` does not answer)".into()
+        } else {
+            format!("Docker {version}, storage driver {driver}")
+        },
+        passed: !version.is_empty() && driver == "overlay2",
+    }
+}
+
 /// Turns one node's facts into its checks.
 pub fn evaluate(
     lab: &Lab,
@@ -223,69 +290,10 @@ pub fn evaluate(
         },
         passed: contained,
     });
-    // Telemetry, from the running system: no unit that phones home is active; a time daemon is
-    // fine while every source it uses is inside the lab; the DC/OS config the installer used
-    // (the node's installed user.config.yaml, or the boot node's genconf) turns it off.
-    let mut phone: Vec<String> = get("phone_home")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let outside: Vec<String> = get("chrony_sources")
-        .split_whitespace()
-        .filter(|a| !in_lab(lab, a))
-        .map(str::to_string)
-        .collect();
-    if get("chrony_active") == "active" && !outside.is_empty() {
-        phone.push(format!(
-            "chrony.service (sources outside the lab: {})",
-            outside.join(", ")
-        ));
-    }
-    let unquote = |v: String| v.trim_matches(|c| c == '\'' || c == '"').to_string();
-    let config = get("dcos_config");
-    let dcos_tel = unquote(get("dcos_telemetry"));
-    let dcos_ui = unquote(get("dcos_ui_tracking"));
-    // A key the config leaves out takes DC/OS's default, which is 'true' for both.
-    let dcos_ok = config.is_empty() || (dcos_tel == "false" && dcos_ui == "false");
-    let shown = |v: &str| {
-        if v.is_empty() {
-            "unset (DC/OS default: 'true')".to_string()
-        } else {
-            format!("'{v}'")
-        }
-    };
-    out.push(Check {
-        node: node.into(),
-        name: "telemetry".into(),
-        expected: "nothing phones home: no such unit active, time only from inside the lab, DC/OS telemetry_enabled and ui_tracking 'false' in the config the installer used".into(),
-        actual: format!(
-            "active phone-home units: {}; time sources: {}; DC/OS config: {}",
-            if phone.is_empty() { "none".to_string() } else { phone.join(", ") },
-            if get("chrony_sources").is_empty() { "none".to_string() } else { get("chrony_sources") },
-            if config.is_empty() {
-                "not installed".to_string()
-            } else {
-                format!("{config}: telemetry_enabled {}, ui_tracking {}", shown(&dcos_tel), shown(&dcos_ui))
-            }
-        ),
-        passed: phone.is_empty() && dcos_ok,
-    });
+    out.push(telemetry_check(lab, node, &get));
     out.push(time_check(lab, plan, node, &get));
     if lab.dcos.enabled {
-        let docker = get("docker");
-        let mut it = docker.split_whitespace();
-        let (version, driver) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
-        out.push(Check {
-            node: node.into(),
-            name: "docker".into(),
-            expected: "Docker running (the DC/OS installer's preflight: `docker info` answers), storage driver overlay2".into(),
-            actual: if version.is_empty() {
-                "Docker is not running (`docker info` does not answer)".into()
-            } else {
-                format!("Docker {version}, storage driver {driver}")
-            },
-            passed: !version.is_empty() && driver == "overlay2",
-        });
+        out.push(docker_check(node, &get("docker")));
     }
     out
 }
