@@ -249,26 +249,9 @@ fn build_in(
     )
 }
 
-/// Builds recipe `name` into the cache, or returns the cached image. `step` is told each step.
-pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, ImageError> {
-    let started = Instant::now();
-    let r = recipe(name)?;
-    let key = cache_key(&recipe_text(name)?);
-    let images = dirs.images();
-    fs::create_dir_all(&images).map_err(io_err("cannot create", &images))?;
-    // QEMU (as libvirt-qemu) must traverse to the backing files.
-    let _ = fs::set_permissions(&images, fs::Permissions::from_mode(0o755));
-    let final_dir = images.join(format!("{name}-{key}"));
-    let _lock = FileLock::acquire(&images.join(format!(".{name}-{key}.lock")))?;
-    if final_dir.join("manifest.json").is_file() {
-        return Ok(Built {
-            name: name.to_string(),
-            disk_bytes: file_size_on_disk(&final_dir.join("disk.qcow2")),
-            dir: final_dir,
-            built: false,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-    }
+/// The tools a build runs, and for a plain user the user-namespace helpers and a range of
+/// subordinate ids: each missing one named with the package or the fix.
+fn check_prerequisites(name: &str) -> Result<(), ImageError> {
     // A plain user's build runs in a user namespace on the user's subordinate ids.
     let userns: &[(&str, &str)] = if crate::host::euid() == 0 {
         &[]
@@ -304,8 +287,12 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
             }
         }
     }
-    // Leftovers of interrupted builds of this image: we hold the lock, so none is running.
-    if let Ok(entries) = fs::read_dir(&images) {
+    Ok(())
+}
+
+/// Leftovers of interrupted builds of this image (the caller holds its lock, so none runs).
+fn remove_interrupted_builds(images: &Path, name: &str, key: &str) -> Result<(), ImageError> {
+    if let Ok(entries) = fs::read_dir(images) {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             if n.starts_with(&format!(".build-{name}-{key}")) {
@@ -314,6 +301,78 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
             }
         }
     }
+    Ok(())
+}
+
+/// The built image checked complete, its files readable by QEMU, its manifest written, synced
+/// and renamed into place. Returns its disk's size on disk.
+fn finish(
+    tmp: &Path,
+    hook_dir: &Path,
+    final_dir: &Path,
+    name: &str,
+    key: &str,
+    r: super::Recipe,
+) -> Result<u64, ImageError> {
+    for f in ["disk.qcow2", "vmlinuz", "initrd.img"] {
+        if !tmp.join(f).is_file() {
+            return Err(ImageError::Missing {
+                what: f.to_string(),
+                dir: tmp.to_path_buf(),
+            });
+        }
+    }
+    fs::remove_dir_all(hook_dir).map_err(io_err("cannot remove", hook_dir))?;
+    let qcow = tmp.join("disk.qcow2");
+
+    for f in ["disk.qcow2", "vmlinuz", "initrd.img"] {
+        let p = tmp.join(f);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
+            .map_err(io_err("cannot chmod", &p))?;
+    }
+    let disk_bytes = file_size_on_disk(&qcow);
+    write_manifest(
+        tmp,
+        &Manifest {
+            name: name.to_string(),
+            kind: "built".into(),
+            key: key.to_string(),
+            recipe: Some(r),
+            created_unix: crate::unix_time().as_secs(),
+            tool_version: crate::render::TOOL_VERSION.into(),
+            direct_boot: true,
+        },
+    )?;
+    fs::set_permissions(tmp, fs::Permissions::from_mode(0o755))
+        .map_err(io_err("cannot chmod", tmp))?;
+    // Everything is on disk before the rename makes it visible.
+    run("sync", Command::new("sync").arg("-f").arg(tmp))?;
+    fs::rename(tmp, final_dir).map_err(io_err("cannot move the finished image to", final_dir))?;
+    Ok(disk_bytes)
+}
+
+/// Builds recipe `name` into the cache, or returns the cached image. `step` is told each step.
+pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, ImageError> {
+    let started = Instant::now();
+    let r = recipe(name)?;
+    let key = cache_key(&recipe_text(name)?);
+    let images = dirs.images();
+    fs::create_dir_all(&images).map_err(io_err("cannot create", &images))?;
+    // QEMU (as libvirt-qemu) must traverse to the backing files.
+    let _ = fs::set_permissions(&images, fs::Permissions::from_mode(0o755));
+    let final_dir = images.join(format!("{name}-{key}"));
+    let _lock = FileLock::acquire(&images.join(format!(".{name}-{key}.lock")))?;
+    if final_dir.join("manifest.json").is_file() {
+        return Ok(Built {
+            name: name.to_string(),
+            disk_bytes: file_size_on_disk(&final_dir.join("disk.qcow2")),
+            dir: final_dir,
+            built: false,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    check_prerequisites(name)?;
+    remove_interrupted_builds(&images, name, &key)?;
     let tmp = images.join(format!(".build-{name}-{key}-{}", std::process::id()));
     fs::create_dir_all(&tmp).map_err(io_err("cannot create", &tmp))?;
     // A failed build removes its directory; a killed one is removed by the next build.
@@ -361,41 +420,7 @@ pub fn build(dirs: &Dirs, name: &str, step: &dyn Fn(&str)) -> Result<Built, Imag
         r#"rm -rf "$0""#,
     );
     built.and(removed)?;
-    for f in ["disk.qcow2", "vmlinuz", "initrd.img"] {
-        if !tmp.join(f).is_file() {
-            return Err(ImageError::Missing {
-                what: f.to_string(),
-                dir: tmp.clone(),
-            });
-        }
-    }
-    fs::remove_dir_all(&hook_dir).map_err(io_err("cannot remove", &hook_dir))?;
-    let qcow = tmp.join("disk.qcow2");
-
-    for f in ["disk.qcow2", "vmlinuz", "initrd.img"] {
-        let p = tmp.join(f);
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o644))
-            .map_err(io_err("cannot chmod", &p))?;
-    }
-    let disk_bytes = file_size_on_disk(&qcow);
-    write_manifest(
-        &tmp,
-        &Manifest {
-            name: name.to_string(),
-            kind: "built".into(),
-            key: key.clone(),
-            recipe: Some(r),
-            created_unix: crate::unix_time().as_secs(),
-            tool_version: crate::render::TOOL_VERSION.into(),
-            direct_boot: true,
-        },
-    )?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
-        .map_err(io_err("cannot chmod", &tmp))?;
-    // Everything is on disk before the rename makes it visible.
-    run("sync", Command::new("sync").arg("-f").arg(&tmp))?;
-    fs::rename(&tmp, &final_dir)
-        .map_err(io_err("cannot move the finished image to", &final_dir))?;
+    let disk_bytes = finish(&tmp, &hook_dir, &final_dir, name, &key, r)?;
     Ok(Built {
         name: name.to_string(),
         dir: final_dir,
