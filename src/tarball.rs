@@ -305,6 +305,59 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
+/// A member's name: its header's, under the ustar prefix when there is one.
+fn member_name(h: &[u8; BLOCK]) -> String {
+    let name = field_str(&h[..100]);
+    if &h[257..263] == b"ustar\0" {
+        let prefix = field_str(&h[345..500]);
+        if !prefix.is_empty() {
+            return format!("{prefix}/{name}");
+        }
+    }
+    name
+}
+
+/// Whether a member's path stays inside the directory it is unpacked into: not empty, no root,
+/// no `..`.
+fn stays_inside(rel: &Path) -> bool {
+    !rel.as_os_str().is_empty()
+        && rel.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+}
+
+/// An old GNU sparse member's data map (four entries in the header, more in extension blocks
+/// read from `r`) and its real size.
+fn sparse_map(r: &mut impl Read, h: &[u8; BLOCK]) -> std::io::Result<(Vec<(u64, u64)>, u64)> {
+    let mut map = Vec::new();
+    let mut take = |b: &[u8], n: usize| {
+        for i in 0..n {
+            let e = &b[24 * i..24 * i + 24];
+            if e[0] == 0 {
+                break;
+            }
+            map.push((
+                parse_numeric(&e[..12]).unwrap_or(0),
+                parse_numeric(&e[12..]).unwrap_or(0),
+            ));
+        }
+    };
+    take(&h[386..482], 4);
+    let mut more = h[482] != 0;
+    while more {
+        let mut x = [0u8; BLOCK];
+        if read_full(r, &mut x)? < BLOCK {
+            break;
+        }
+        take(&x[..504], 21);
+        more = x[504] != 0;
+    }
+    Ok((map, parse_numeric(&h[483..495]).unwrap_or(0)))
+}
+
 /// Unpacks the tar file `src` into `dest` in one pass, hashing every regular member as it is
 /// written (holes of sparse members kept, and hashed as the zeros they read as). Reads what
 /// `Writer` writes and what GNU tar's default format holds for such files (ustar and old GNU
@@ -335,24 +388,11 @@ pub fn unpack(src: &Path, dest: &Path) -> std::io::Result<Unpacked> {
             found.error = Some("a member's header is damaged (checksum)".into());
             break;
         }
-        let mut name = field_str(&h[..100]);
-        if &h[257..263] == b"ustar\0" {
-            let prefix = field_str(&h[345..500]);
-            if !prefix.is_empty() {
-                name = format!("{prefix}/{name}");
-            }
-        }
+        let name = member_name(&h);
         let size = parse_numeric(&h[124..136]).unwrap_or(u64::MAX);
         let mode = parse_numeric(&h[100..108]).unwrap_or(0o644) as u32 & 0o777;
         let rel = Path::new(name.trim_end_matches('/'));
-        if rel.as_os_str().is_empty()
-            || !rel.components().all(|c| {
-                matches!(
-                    c,
-                    std::path::Component::Normal(_) | std::path::Component::CurDir
-                )
-            })
-        {
+        if !stays_inside(rel) {
             found.error = Some(format!("member {name:?} leads out of the archive"));
             break;
         }
@@ -374,30 +414,7 @@ pub fn unpack(src: &Path, dest: &Path) -> std::io::Result<Unpacked> {
         // The data map: the whole file, or an old GNU sparse member's map (four entries in the
         // header, more in extension blocks) and its real size.
         let (map, real) = if h[156] == b'S' {
-            let mut map = Vec::new();
-            let mut take = |b: &[u8], n: usize| {
-                for i in 0..n {
-                    let e = &b[24 * i..24 * i + 24];
-                    if e[0] == 0 {
-                        break;
-                    }
-                    map.push((
-                        parse_numeric(&e[..12]).unwrap_or(0),
-                        parse_numeric(&e[12..]).unwrap_or(0),
-                    ));
-                }
-            };
-            take(&h[386..482], 4);
-            let mut more = h[482] != 0;
-            while more {
-                let mut x = [0u8; BLOCK];
-                if read_full(&mut r, &mut x)? < BLOCK {
-                    break;
-                }
-                take(&x[..504], 21);
-                more = x[504] != 0;
-            }
-            (map, parse_numeric(&h[483..495]).unwrap_or(0))
+            sparse_map(&mut r, &h)?
         } else {
             (vec![(0, size)], size)
         };
