@@ -315,47 +315,7 @@ pub fn validate(spec: &LabSpec, ctx: &ValidateCtx<'_>) -> Result<Lab, Vec<Proble
         Some(FirstBootSpec::CloudInit) => FirstBoot::CloudInit,
     };
     let nets = spec.networks.as_ref();
-    let private = network(
-        &mut p,
-        &name,
-        NetKind::Private,
-        nets.and_then(|n| n.private.as_ref()),
-    );
-    let public = network(
-        &mut p,
-        &name,
-        NetKind::Public,
-        nets.and_then(|n| n.public.as_ref()),
-    );
-    if private.cidr.overlaps(public.cidr) {
-        let at = nets
-            .and_then(|n| n.public.as_ref())
-            .and_then(|s| s.value.cidr.as_ref())
-            .and_then(pos);
-        p.add(
-            at,
-            "networks.public.cidr",
-            format!(
-                "{} overlaps the private network {}",
-                public.cidr, private.cidr
-            ),
-            "give the two networks separate ranges, e.g. 10.10.0.0/24 and 10.11.0.0/24",
-        );
-    }
-    if let (Some(a), Some(b)) = (private.ipv6, public.ipv6)
-        && a.overlaps(b)
-    {
-        let at = nets
-            .and_then(|n| n.public.as_ref())
-            .and_then(|s| s.value.ipv6.as_ref())
-            .and_then(pos);
-        p.add(
-            at,
-            "networks.public.ipv6",
-            format!("{b} overlaps the private network's {a}"),
-            "give the two networks different /64 prefixes",
-        );
-    }
+    let (private, public) = networks(&mut p, &name, nets);
 
     let lab_hardening = match &spec.hardening {
         Some(h) => hardening(&mut p, &Hardening::default(), &h.value, "hardening"),
@@ -516,6 +476,52 @@ fn node_networks(
         }
     }
     networks
+}
+
+/// The lab's two networks, each checked, and not overlapping one another.
+fn networks(p: &mut Problems, name: &str, nets: Option<&NetworksSpec>) -> (Network, Network) {
+    let private = network(
+        p,
+        name,
+        NetKind::Private,
+        nets.and_then(|n| n.private.as_ref()),
+    );
+    let public = network(
+        p,
+        name,
+        NetKind::Public,
+        nets.and_then(|n| n.public.as_ref()),
+    );
+    if private.cidr.overlaps(public.cidr) {
+        let at = nets
+            .and_then(|n| n.public.as_ref())
+            .and_then(|s| s.value.cidr.as_ref())
+            .and_then(pos);
+        p.add(
+            at,
+            "networks.public.cidr",
+            format!(
+                "{} overlaps the private network {}",
+                public.cidr, private.cidr
+            ),
+            "give the two networks separate ranges, e.g. 10.10.0.0/24 and 10.11.0.0/24",
+        );
+    }
+    if let (Some(a), Some(b)) = (private.ipv6, public.ipv6)
+        && a.overlaps(b)
+    {
+        let at = nets
+            .and_then(|n| n.public.as_ref())
+            .and_then(|s| s.value.ipv6.as_ref())
+            .and_then(pos);
+        p.add(
+            at,
+            "networks.public.ipv6",
+            format!("{b} overlaps the private network's {a}"),
+            "give the two networks different /64 prefixes",
+        );
+    }
+    (private, public)
 }
 
 /// The lab's `dcos:` section: the installer (relative to the lab file), the bootstrap port,
