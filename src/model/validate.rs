@@ -628,6 +628,59 @@ fn room_on_networks(
     }
 }
 
+/// A node's memory, disk and vCPUs: the defaults, or what it asks within the bounds a guest
+/// needs (a size out of bounds is a problem, and `None`).
+fn resources(
+    p: &mut Problems,
+    field: &str,
+    n: &NodeSpec,
+) -> (Option<ByteSize>, Option<ByteSize>, u32) {
+    let memory = match &n.memory {
+        None => Some(DEFAULT_MEMORY),
+        Some(m) => match size_of(p, m, &format!("{field}.memory"), false).flatten() {
+            Some(b) if b < MIN_MEMORY => {
+                p.add(
+                    pos(m),
+                    format!("{field}.memory"),
+                    format!("{b} is below the {MIN_MEMORY} a guest needs to boot"),
+                    format!("give the node at least {MIN_MEMORY}"),
+                );
+                None
+            }
+            other => other,
+        },
+    };
+    let disk = match &n.disk {
+        None => Some(DEFAULT_DISK),
+        Some(d) => match size_of(p, d, &format!("{field}.disk"), false).flatten() {
+            Some(b) if b < MIN_DISK => {
+                p.add(
+                    pos(d),
+                    format!("{field}.disk"),
+                    format!("{b} is smaller than the {MIN_DISK} the image needs"),
+                    format!("give the node a disk of at least {MIN_DISK}"),
+                );
+                None
+            }
+            other => other,
+        },
+    };
+    let vcpus = match &n.vcpus {
+        None => DEFAULT_VCPUS,
+        Some(v) if v.value == 0 || v.value > MAX_VCPUS => {
+            p.add(
+                pos(v),
+                format!("{field}.vcpus"),
+                format!("{} vCPUs is out of range", v.value),
+                format!("use 1 to {MAX_VCPUS}"),
+            );
+            DEFAULT_VCPUS
+        }
+        Some(v) => v.value,
+    };
+    (memory, disk, vcpus)
+}
+
 /// The nodes declared so far, and the entry of `nodes:` that first used each name.
 #[derive(Default)]
 struct Declared {
@@ -678,49 +731,7 @@ fn node_group(
         }
         Some(c) => Some(c.value),
     };
-    let memory = match &n.memory {
-        None => Some(DEFAULT_MEMORY),
-        Some(m) => match size_of(p, m, &format!("{field}.memory"), false).flatten() {
-            Some(b) if b < MIN_MEMORY => {
-                p.add(
-                    pos(m),
-                    format!("{field}.memory"),
-                    format!("{b} is below the {MIN_MEMORY} a guest needs to boot"),
-                    format!("give the node at least {MIN_MEMORY}"),
-                );
-                None
-            }
-            other => other,
-        },
-    };
-    let disk = match &n.disk {
-        None => Some(DEFAULT_DISK),
-        Some(d) => match size_of(p, d, &format!("{field}.disk"), false).flatten() {
-            Some(b) if b < MIN_DISK => {
-                p.add(
-                    pos(d),
-                    format!("{field}.disk"),
-                    format!("{b} is smaller than the {MIN_DISK} the image needs"),
-                    format!("give the node a disk of at least {MIN_DISK}"),
-                );
-                None
-            }
-            other => other,
-        },
-    };
-    let vcpus = match &n.vcpus {
-        None => DEFAULT_VCPUS,
-        Some(v) if v.value == 0 || v.value > MAX_VCPUS => {
-            p.add(
-                pos(v),
-                format!("{field}.vcpus"),
-                format!("{} vCPUs is out of range", v.value),
-                format!("use 1 to {MAX_VCPUS}"),
-            );
-            DEFAULT_VCPUS
-        }
-        Some(v) => v.value,
-    };
+    let (memory, disk, vcpus) = resources(p, &field, n);
     let networks = node_networks(p, &field, &base, role, n.networks.as_ref());
     let node_hardening = match &n.hardening {
         Some(h) => hardening(p, lab_hardening, &h.value, &format!("{field}.hardening")),
