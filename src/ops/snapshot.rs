@@ -405,31 +405,7 @@ pub async fn revert(
     pause_all(ctx, lab, &lab_dirs, &active).await?;
     tracing::debug!("paused at {:.2} s", t0.elapsed().as_secs_f64());
 
-    let mut reverts = tokio::task::JoinSet::new();
-    for n in &state.nodes {
-        let (hv, node, domain, snap) = (
-            ctx.hv_for(&n.domain),
-            n.name.clone(),
-            n.domain.clone(),
-            snap_name.clone(),
-        );
-        let ip = n.private_ipv4();
-        reverts.spawn(async move {
-            let mut tries = 0;
-            let r = loop {
-                tries += 1;
-                let (d, s) = (domain.clone(), snap.clone());
-                match blocking(&hv, move |h| h.revert_snapshot(&d, &s, false)).await {
-                    Err(e) if tries < REVERT_TRIES => {
-                        tracing::warn!("revert of {domain} to {snap} failed ({e:#}); trying again");
-                        tokio::time::sleep(Duration::from_millis(500 * u64::from(tries))).await;
-                    }
-                    r => break r,
-                }
-            };
-            (node, domain, ip, r)
-        });
-    }
+    let mut reverts = spawn_reverts(ctx, &state, &snap_name);
     // Each node's clock is corrected as soon as it runs again and answers; the boot node's
     // first: it is the lab's time server, and a node that asked it for the time before its clock
     // was corrected would follow it back to the snapshot's time.
@@ -489,6 +465,45 @@ pub async fn revert(
         seconds: t0.elapsed().as_secs_f64(),
         clock_offsets,
     })
+}
+
+/// A reverted node: its name, domain, private address and how its revert ended.
+type Reverted = (
+    String,
+    String,
+    Option<std::net::Ipv4Addr>,
+    anyhow::Result<()>,
+);
+
+/// Every node's revert to `snap_name`, each on its own task, each tried again (with a pause)
+/// up to `REVERT_TRIES` times.
+fn spawn_reverts(ctx: &Ctx, state: &LabState, snap_name: &str) -> tokio::task::JoinSet<Reverted> {
+    let mut reverts = tokio::task::JoinSet::new();
+    for n in &state.nodes {
+        let (hv, node, domain, snap) = (
+            ctx.hv_for(&n.domain),
+            n.name.clone(),
+            n.domain.clone(),
+            snap_name.to_string(),
+        );
+        let ip = n.private_ipv4();
+        reverts.spawn(async move {
+            let mut tries = 0;
+            let r = loop {
+                tries += 1;
+                let (d, s) = (domain.clone(), snap.clone());
+                match blocking(&hv, move |h| h.revert_snapshot(&d, &s, false)).await {
+                    Err(e) if tries < REVERT_TRIES => {
+                        tracing::warn!("revert of {domain} to {snap} failed ({e:#}); trying again");
+                        tokio::time::sleep(Duration::from_millis(500 * u64::from(tries))).await;
+                    }
+                    r => break r,
+                }
+            };
+            (node, domain, ip, r)
+        });
+    }
+    reverts
 }
 
 /// The snapshot a revert goes to: `name`, else the newest on every node; it must be on every
