@@ -85,8 +85,12 @@ pub fn ensure_shared_dir(hv: &dyn Hypervisor, shared: &Shared) -> anyhow::Result
                 })?;
         }
     }
-    let meta = std::fs::metadata(&shared.dir)
-        .with_context(|| format!("cannot read {}", shared.dir.display()))?;
+    let meta = std::fs::metadata(&shared.dir).with_context(|| {
+        format!(
+            "cannot read {} (the directory of storage pool {name})\n  fix: `virsh pool-destroy {name}` (libvirt has it active without its directory); the next `up` makes it again",
+            shared.dir.display()
+        )
+    })?;
     if meta.uid() != shared.uid {
         return Err(crate::BadInput(format!(
             "{} belongs to uid {}, not to you (uid {})\n  fix: as root, `chown {}:{} {}`",
