@@ -237,12 +237,7 @@ fn a_plain_user_runs_a_whole_lab_without_root() {
     assert!(up.get("warnings").is_none(), "{up:#}");
     check_storage(&hv, &user);
     let v = u.json(&["verify", u.file(), "--json"]);
-    let failed: Vec<_> = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter(|c| c["passed"] != true)
-        .collect();
+    let failed = common::failed_checks(&v);
     assert!(failed.is_empty(), "verify as the user: {failed:#?}");
     assert_eq!(u.sh("master", "hostname").trim(), "master");
 

@@ -75,12 +75,7 @@ fn the_shared_lab_reads_right_to_every_client_and_verify_names_what_an_unhardene
         "--junit",
         junit.to_str().expect("path"),
     ]);
-    let failed: Vec<_> = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter(|c| c["passed"] != true)
-        .collect();
+    let failed = common::failed_checks(&v);
     assert!(failed.is_empty(), "verify failed: {failed:#?}");
     let xml = std::fs::read_to_string(&junit).expect("junit");
     assert!(

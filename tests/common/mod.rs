@@ -477,12 +477,7 @@ impl TestLab {
     /// `verify --json` passes every check; `context` says when, in the failure.
     pub fn assert_verify_passes(&self, context: &str) -> serde_json::Value {
         let v = self.json(&["verify", &self.file_arg(), "--json"]);
-        let failed: Vec<_> = v["checks"]
-            .as_array()
-            .expect("checks")
-            .iter()
-            .filter(|c| c["passed"] != true)
-            .collect();
+        let failed = failed_checks(&v);
         assert!(failed.is_empty(), "verify failed {context}: {failed:#?}");
         v
     }
@@ -683,4 +678,14 @@ impl Drop for SocketForGroup {
         restart_libvirtd_with(None);
         let _ = std::fs::remove_file(&self.conf);
     }
+}
+
+/// The checks of a `verify --json` report that did not pass.
+pub fn failed_checks(v: &serde_json::Value) -> Vec<&serde_json::Value> {
+    v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] != true)
+        .collect()
 }
