@@ -331,12 +331,7 @@ fn a_lab_across_two_hosts_is_placed_by_memory_comes_up_snapshots_reverts_and_goe
     assert_eq!(zeros.len(), 1_000_000);
     let out = on_first(&["verify", s, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify JSON");
-    let failed: Vec<&serde_json::Value> = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter(|c| c["passed"] != true)
-        .collect();
+    let failed = common::failed_checks(&v);
     assert!(failed.is_empty(), "{failed:#?}");
 
     // One snapshot across both hosts, a change on each, a revert: both changes are gone and

@@ -253,11 +253,8 @@ fn the_shared_lab_reads_right_to_every_client_and_verify_names_what_an_unhardene
         .expect("runs");
     assert_eq!(out.status.code(), Some(1), "verify must fail");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let mut failed: Vec<String> = v["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter(|c| c["passed"] != true)
+    let mut failed: Vec<String> = common::failed_checks(&v)
+        .into_iter()
         .map(|c| {
             format!(
                 "{}/{}",
