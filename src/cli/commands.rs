@@ -72,7 +72,7 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> anyhow::Result<i32> {
             let any = install.values().any(|s| {
                 !matches!(
                     s,
-                    ops::install::NodeInstall::None | ops::install::NodeInstall::Unknown { .. }
+                    ops::lab::dcos::NodeInstall::None | ops::lab::dcos::NodeInstall::Unknown { .. }
                 )
             });
             out.push_str(&super::nodes_table_with(&l.nodes, any.then_some(install)));
@@ -124,7 +124,7 @@ pub fn up_summary(r: &ops::up::UpOutcome) -> String {
 }
 
 /// The text summary of an install.
-pub fn install_summary(r: &ops::install::InstallReport) -> String {
+pub fn install_summary(r: &ops::lab::dcos::InstallReport) -> String {
     let mut out = String::new();
     for n in &r.nodes {
         out.push_str(&format!(
@@ -288,15 +288,12 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<i32> {
     }
     if let Some(SnapshotSub::Rm { lab, name }) = a.sub {
         let lab = ops::lab_name(&lab)?;
-        let _lock = ctx.lock(&lab)?;
         rt.block_on(ops::snapshot::remove(ctx, &lab, &name))?;
         print(&format!("removed snapshot {name} of lab {lab}\n"))?;
         return Ok(0);
     }
     let lab = ops::lab_name(a.lab.as_deref().unwrap_or_default())?;
-    let _lock = ctx.lock(&lab)?;
-    let name = a.name.unwrap_or_else(ops::snapshot::default_name);
-    let report = rt.block_on(ops::snapshot::snapshot(ctx, &lab, &name))?;
+    let report = rt.block_on(ops::snapshot::take(ctx, &lab, a.name))?;
     if a.json {
         print_json(&report)?;
     } else {
@@ -310,7 +307,6 @@ pub fn snapshot(ctx: &Ctx, a: SnapshotArgs) -> anyhow::Result<i32> {
 
 pub fn revert(ctx: &Ctx, a: RevertArgs) -> anyhow::Result<i32> {
     let lab = ops::lab_name(&a.lab)?;
-    let _lock = ctx.lock(&lab)?;
     let report = runtime()?.block_on(ops::snapshot::revert(
         ctx,
         &lab,
@@ -339,7 +335,7 @@ pub fn revert(ctx: &Ctx, a: RevertArgs) -> anyhow::Result<i32> {
 
 pub fn snapshots(ctx: &Ctx, a: LabJsonArgs) -> anyhow::Result<i32> {
     let lab = ops::lab_name(&a.lab)?;
-    let snaps = runtime()?.block_on(ops::snapshot::list_with_sizes(ctx, &lab))?;
+    let snaps = runtime()?.block_on(ops::snapshot::list(ctx, &lab))?;
     if a.json {
         print_json(&snaps)?;
     } else {

@@ -396,14 +396,14 @@ pub(crate) fn run_interruptible<T>(
 }
 
 /// The node table `up` and `status` print.
-pub(crate) fn nodes_table(nodes: &[ops::lab_state::NodeState]) -> String {
+pub(crate) fn nodes_table(nodes: &[ops::lab::state::NodeState]) -> String {
     nodes_table_with(nodes, None)
 }
 
 /// The nodes as a table; with `install`, a column of each node's DC/OS install state.
 pub(crate) fn nodes_table_with(
-    nodes: &[ops::lab_state::NodeState],
-    install: Option<&std::collections::BTreeMap<String, ops::install::NodeInstall>>,
+    nodes: &[ops::lab::state::NodeState],
+    install: Option<&std::collections::BTreeMap<String, ops::lab::dcos::NodeInstall>>,
 ) -> String {
     let col = |name: &str| -> String {
         match install {
@@ -647,7 +647,7 @@ fn up(a: UpArgs, open: impl FnOnce() -> anyhow::Result<ops::Ctx>) -> anyhow::Res
     let opts = ops::up::UpOptions {
         wait: std::time::Duration::from_secs(a.wait),
         install: (lab.dcos.installer.is_some() && !a.no_install).then(|| {
-            ops::install::InstallOptions {
+            ops::lab::dcos::InstallOptions {
                 timeout: std::time::Duration::from_secs(a.install_timeout),
             }
         }),
@@ -665,7 +665,7 @@ fn up(a: UpArgs, open: impl FnOnce() -> anyhow::Result<ops::Ctx>) -> anyhow::Res
 /// `install`: DC/OS installed on the running lab.
 fn install(ctx: &ops::Ctx, a: InstallArgs) -> anyhow::Result<i32> {
     let lab = ops::load_lab(&a.lab)?;
-    let opts = ops::install::InstallOptions {
+    let opts = ops::lab::dcos::InstallOptions {
         timeout: std::time::Duration::from_secs(a.timeout),
     };
     let report = run_interruptible(ops::install::install_command(ctx, &lab, &a.lab, &opts))?;

@@ -60,7 +60,7 @@ fn published_dir_name(image: &ImageRef, src: &BootImage) -> String {
 /// Puts `image`'s files where `qemu_image` says QEMU reads them (nothing to do for root).
 /// A copy that is there with the source's size and modification time is kept; otherwise it is
 /// linked (same filesystem) or copied beside and renamed into place, so a lab running on an
-/// older copy keeps its file. The shared directory must exist (`ops::storage`).
+/// older copy keeps its file. The shared directory must exist (`ops::lab::storage`).
 pub fn publish(dirs: &Dirs, image: &ImageRef) -> Result<BootImage, ImageError> {
     let (src, dst) = (boot_image(dirs, image), qemu_image(dirs, image));
     if dirs.shared.is_none() {

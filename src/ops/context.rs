@@ -6,7 +6,7 @@
 //! fast tests run every operation against the in-memory fake (`driver::fake`).
 //!
 //! The local host's connection is `hv()`. A lab across hosts gets one connection per host
-//! (`ops::hosts::reach` records them; `host(name)` hands them out). Which host holds a domain is
+//! (`ops::lab::hosts::reach` records them; `host(name)` hands them out). Which host holds a domain is
 //! learnt from libvirt (`lab_state::read` asks every host) or from the placement (`up`), and
 //! `hv_for(domain)` / `for_domains` are how an operation acts on nodes wherever they are.
 
@@ -27,7 +27,7 @@ pub struct Ctx {
     pub dirs: Dirs,
     /// Fail at once instead of waiting when another command holds a lab's lock.
     pub no_wait: bool,
-    /// The lab's other hosts, by name, once reached (`ops::hosts::reach`).
+    /// The lab's other hosts, by name, once reached (`ops::lab::hosts::reach`).
     hosts: Mutex<BTreeMap<String, Hv>>,
     /// The host of each domain not on the local host, by domain name.
     placed: Mutex<BTreeMap<String, String>>,
@@ -72,7 +72,7 @@ impl Ctx {
     }
 
     /// The connection to a host of the lab by its name (`local` is `hv()`); `None` until
-    /// `ops::hosts::reach` has reached it.
+    /// `ops::lab::hosts::reach` has reached it.
     pub fn host(&self, name: &str) -> Option<Hv> {
         if name == crate::model::LOCAL_HOST {
             return Some(self.hv.clone());

@@ -318,7 +318,7 @@ fn probe_memory_snapshot(hv: &dyn Hypervisor, dirs: &Dirs, accel: Accel) -> Resu
     let t = Instant::now();
     // Where a lab's disks go: a plain user's shared directory (made now if it is not yet).
     if let Some(shared) = &dirs.shared {
-        super::storage::ensure_shared_dir(hv, shared)
+        crate::ops::lab::storage::ensure_shared_dir(hv, shared)
             .map_err(|e| format!("the probe has no directory QEMU reaches: {e:#}"))?;
     }
     let dir = dirs.qemu_root().join(PROBE_LAB);

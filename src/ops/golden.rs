@@ -24,13 +24,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use super::Ctx;
-use super::lab_state::{self, LabState};
 use crate::BadInput;
 use crate::driver::blocking;
 use crate::model::Lab;
 use crate::names::LabDirs;
 use crate::names::ObjState;
+use crate::ops::Ctx;
+use crate::ops::lab::state::{self as lab_state, LabState};
 
 /// The `format` of a golden's manifest.
 pub const FORMAT: &str = "dcos-lab-golden/1";
@@ -306,7 +306,7 @@ fn host_cpu() -> String {
 /// for, the CPU the guest sees (under KVM the host's own model; under TCG the model QEMU
 /// emulates, which its version decides), the accelerator.
 async fn versions_here(ctx: &Ctx, lab: &Lab) -> anyhow::Result<Versions> {
-    let accel = super::decide_accel(lab, None).accel;
+    let accel = crate::ops::decide_accel(lab, None).accel;
     let (info, machine) =
         blocking(ctx.hv(), |h| Ok((h.version()?, h.machine_type("q35")?))).await?;
     Ok(Versions {
@@ -399,7 +399,7 @@ async fn exportable(
     lab: &Lab,
     name: &str,
     file: &Path,
-) -> anyhow::Result<(LabState, Vec<super::snapshot::LabSnapshot>)> {
+) -> anyhow::Result<(LabState, Vec<crate::ops::lab::snapshots::LabSnapshot>)> {
     let state = lab_state::read(ctx, &lab.name).await?;
     if !state.exists() {
         return Err(BadInput(format!(
@@ -419,7 +419,7 @@ async fn exportable(
         ))
         .into());
     }
-    let snaps = super::snapshot::list(ctx, &lab.name).await?;
+    let snaps = crate::ops::lab::snapshots::list(ctx, &lab.name).await?;
     let Some(snap) = snaps.iter().find(|s| s.name == name) else {
         return Err(BadInput(format!(
             "lab {} has no snapshot {name}; `dcos-lab snapshots {}` lists them",
@@ -492,7 +492,7 @@ async fn copy_disks(
 /// Only snapshot `name` stays in the copies (the nodes' copies at once).
 async fn keep_only(
     state: &LabState,
-    snaps: &[super::snapshot::LabSnapshot],
+    snaps: &[crate::ops::lab::snapshots::LabSnapshot],
     name: &str,
     stage: &Staging,
 ) -> anyhow::Result<()> {
@@ -763,7 +763,7 @@ fn check_names(file: &Path, m: &Manifest, lab: &Lab) -> anyhow::Result<()> {
             ),
         ));
     }
-    super::snapshot::check_name(&m.snapshot)
+    crate::ops::lab::snapshots::check_name(&m.snapshot)
         .map_err(|e| refused(file, MANIFEST, &format!("its snapshot name: {}", e.0)))
 }
 
@@ -875,7 +875,7 @@ pub async fn restore(
     arg: &str,
     file: &Path,
     wait: Duration,
-) -> anyhow::Result<super::up::UpReport> {
+) -> anyhow::Result<crate::ops::lab::making::UpReport> {
     let t0 = Instant::now();
     let unpacked = unpack(file, &ctx.dirs.state).await?;
     tracing::debug!(
@@ -891,7 +891,7 @@ pub async fn restore(
     take_over_unfinished(ctx, &lab, &record).await?;
 
     // The versions the saved memory needs, against this host's (what it would give the lab).
-    let accel = super::decide_accel(&lab, None);
+    let accel = crate::ops::decide_accel(&lab, None);
     let here = versions_here(ctx, &lab).await?;
     check_versions(file, m, &here)?;
     // Everything the golden holds, checked before anything is made (docs/snapshots.md): the
@@ -901,7 +901,7 @@ pub async fn restore(
     check_image_dir(file, m, &cached)?;
     check_names(file, m, &lab)?;
     if cached.disk.is_file() {
-        super::up::check_image_file(&lab, &cached)?;
+        crate::ops::lab::making::check_image_file(&lab, &cached)?;
     }
     let backing = check_disks(file, &stage, m, &lab, &cached)?;
     if m.image.included {
@@ -934,19 +934,19 @@ pub async fn restore(
         let named = backing.get(node).and_then(Option::as_deref);
         r.place_node(node, named, &key, xml, facts).await?;
     }
-    let names_warning = super::host_names::add(ctx, &lab, &r.addrs);
+    let names_warning = crate::ops::lab::host_names::add(ctx, &lab, &r.addrs);
     drop(unpacked);
     tracing::debug!("lab defined at {:.2} s", t0.elapsed().as_secs_f64());
 
     // Every node resumed from its saved memory: the revert corrects clocks and renews random
     // state, and waits until each node answers over SSH with its pinned key.
-    super::snapshot::revert(ctx, &lab.name, Some(&r.m.snapshot), wait)
+    crate::ops::lab::snapshots::revert(ctx, &lab.name, Some(&r.m.snapshot), wait)
         .await
         .with_context(|| format!("cannot resume lab {} from {}", lab.name, file.display()))?;
     std::fs::remove_file(&record).with_context(|| format!("cannot remove {}", record.display()))?;
     crate::fault::step("clear the import record");
     let nodes = lab_state::read(ctx, &lab.name).await?.nodes;
-    Ok(super::up::UpReport {
+    Ok(crate::ops::lab::making::UpReport {
         lab: lab.name.clone(),
         accel,
         actions: vec![format!("restore lab {} from {}", lab.name, file.display())],
@@ -966,11 +966,11 @@ fn golden_lab(
     m: &Manifest,
     stage: &Path,
 ) -> anyhow::Result<Lab> {
-    let mut lab = match super::load_lab(arg) {
+    let mut lab = match crate::ops::load_lab(arg) {
         Ok(l) => l,
         Err(crate::model::ModelError::NotFound { .. }) if arg == m.lab => {
             let text = std::fs::read_to_string(stage.join("lab.yaml"))?;
-            let known = super::image_names();
+            let known = crate::ops::image_names();
             let names: Vec<&str> = known.iter().map(String::as_str).collect();
             let mut lab = crate::model::parse(
                 &text,
@@ -1027,7 +1027,7 @@ async fn take_over_unfinished(ctx: &Ctx, lab: &Lab, record: &Path) -> anyhow::Re
         "lab {}: an earlier `up --from` did not finish; removing what it made and starting over",
         lab.name
     );
-    super::down::down(ctx, &lab.name).await?;
+    crate::ops::lab::teardown::down(ctx, &lab.name).await?;
     Ok(())
 }
 
@@ -1096,7 +1096,7 @@ struct Restoring<'a> {
 }
 
 /// A node's domain as rendered (what is defined) and what its snapshot takes from the golden.
-type CheckedNode = (String, super::golden_check::SnapshotFacts);
+type CheckedNode = (String, crate::ops::golden_check::SnapshotFacts);
 
 impl Restoring<'_> {
     /// Each node's snapshot XML in the golden, compared with the domain this host renders for it
@@ -1113,7 +1113,7 @@ impl Restoring<'_> {
             image: self.image.clone(),
         };
         let emulator = blocking(self.ctx.hv(), |h| h.emulator()).await?;
-        let host = super::golden_check::HostFacts {
+        let host = crate::ops::golden_check::HostFacts {
             machine: here.machine.clone(),
             emulator,
             rewrite: console_rewrites(&m.lab_root, &m.nodes, lab_dirs)
@@ -1133,8 +1133,9 @@ impl Restoring<'_> {
             let text = std::fs::read_to_string(self.stage.join(&member))
                 .with_context(|| format!("cannot read {member} of {}", self.file.display()))?;
             let rendered = crate::render::domain_xml(self.lab, &self.addrs, node, &render_ctx)?;
-            let facts = super::golden_check::check_snapshot(&text, &m.snapshot, &rendered, &host)
-                .map_err(|why| refused(self.file, &member, &why))?;
+            let facts =
+                crate::ops::golden_check::check_snapshot(&text, &m.snapshot, &rendered, &host)
+                    .map_err(|why| refused(self.file, &member, &why))?;
             nodes.insert(node.clone(), (rendered, facts));
         }
         Ok(nodes)
@@ -1156,8 +1157,12 @@ impl Restoring<'_> {
                 std::fs::rename(&tmp, image_dir)
                     .with_context(|| format!("cannot write {}", image_dir.display()))?;
             } else {
-                super::up::ensure_image(&ctx.dirs, self.lab, &crate::progress::Progress::new())
-                    .await?;
+                crate::ops::lab::making::ensure_image(
+                    &ctx.dirs,
+                    self.lab,
+                    &crate::progress::Progress::new(),
+                )
+                .await?;
             }
         }
         Ok(())
@@ -1168,7 +1173,7 @@ impl Restoring<'_> {
     async fn make_lab(&self, record: &Path) -> anyhow::Result<()> {
         let (ctx, lab, lab_dirs) = (self.ctx, self.lab, &self.lab_dirs);
         let hv = ctx.hv();
-        super::storage::prepare_lab(ctx, lab_dirs).await?;
+        crate::ops::lab::storage::prepare_lab(ctx, lab_dirs).await?;
         std::fs::write(record, format!("{}\n", self.file.display()))?;
         crate::fault::step("record the import");
         let (d, i) = (ctx.dirs.clone(), lab.image.clone());
@@ -1215,7 +1220,7 @@ impl Restoring<'_> {
         named: Option<&str>,
         key: &crate::guest::LabKey,
         xml: &str,
-        facts: &super::golden_check::SnapshotFacts,
+        facts: &crate::ops::golden_check::SnapshotFacts,
     ) -> anyhow::Result<()> {
         let (hv, lab, lab_dirs, image) = (self.ctx.hv(), self.lab, &self.lab_dirs, &self.image);
         let pool = crate::names::pool_name(&lab.name);
@@ -1241,7 +1246,7 @@ impl Restoring<'_> {
         }
         crate::fault::step(&format!("place the disk of {node}"));
         let seed = crate::render::cloudinit::seed(lab, &self.addrs, node, &key.public_openssh())?;
-        super::up::write_seed(lab_dirs, node, &seed)?;
+        crate::ops::lab::making::write_seed(lab_dirs, node, &seed)?;
         blocking(hv, move |h| h.refresh_pool(&pool)).await?;
         let xml = xml.to_string();
         blocking(hv, move |h| h.define_domain(&xml).map(|_| ())).await?;
@@ -1251,7 +1256,7 @@ impl Restoring<'_> {
         let domain = crate::names::domain_name(&lab.name, node);
         let d = domain.clone();
         let live = blocking(hv, move |h| h.domain_xml(&d)).await?;
-        let snap_xml = super::golden_check::snapshot_xml(facts, &lab.name, &live);
+        let snap_xml = crate::ops::golden_check::snapshot_xml(facts, &lab.name, &live);
         blocking(hv, move |h| h.redefine_snapshot(&domain, &snap_xml)).await?;
         Ok(())
     }
@@ -1264,10 +1269,10 @@ pub async fn restore_command(
     arg: &str,
     file: &Path,
     wait: Duration,
-) -> anyhow::Result<super::up::UpReport> {
-    super::ctrl_c::until_ctrl_c(restore(ctx, arg, file, wait), || async {
-        let name = super::lab_name(arg).unwrap_or_else(|_| arg.to_string());
-        super::ctrl_c::interrupted(ctx, &name, arg, "up --from").await
+) -> anyhow::Result<crate::ops::lab::making::UpReport> {
+    crate::ops::lab::ctrl_c::until_ctrl_c(restore(ctx, arg, file, wait), || async {
+        let name = crate::ops::lab_name(arg).unwrap_or_else(|_| arg.to_string());
+        crate::ops::lab::ctrl_c::interrupted(ctx, &name, arg, "up --from").await
     })
     .await
 }

@@ -2,20 +2,16 @@
 
 pub mod access;
 pub mod context;
-pub mod ctrl_c;
 pub mod doctor;
 pub mod down;
 pub mod golden;
 mod golden_check;
-pub mod host_names;
-pub mod hosts;
 pub mod install;
-pub mod lab_state;
+pub mod lab;
 pub mod plan;
 pub mod render;
 pub mod snapshot;
 pub mod status;
-pub mod storage;
 pub mod up;
 pub mod verify;
 

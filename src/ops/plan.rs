@@ -4,10 +4,9 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use crate::driver::{DriverError, Hypervisor};
+use crate::driver::Hypervisor;
 use crate::host::AccelDecision;
-use crate::model::{LOCAL_HOST, Lab, NetKind};
-use crate::names::ObjState;
+use crate::model::{LOCAL_HOST, Lab};
 use crate::paths::Dirs;
 use crate::plan::placement::{self, NodePlacement};
 use crate::plan::{self, Action, AddressPlan, Observed};
@@ -36,58 +35,6 @@ pub struct PlannedAction {
     pub host: Option<String>,
     #[serde(flatten)]
     pub action: Action,
-}
-
-/// [`observe`] once the hypervisor has finished every change under way on the lab's domains.
-/// A command killed with a change in flight (a pause, a start) leaves libvirtd making it, and a
-/// state read before it is made would be planned against: a node seen running and paused a
-/// moment later would never be resumed, and `up` would wait for it in vain.
-pub fn observe_settled(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, DriverError> {
-    for d in hv.owned_domains()? {
-        if d.tag.lab != lab {
-            continue;
-        }
-        match hv.settle_domain(&d.name) {
-            Err(e) if e.is_not_found() => {}
-            r => r?,
-        }
-    }
-    observe(hv, lab)
-}
-
-/// Reads what libvirt already has of `lab`.
-pub fn observe(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, DriverError> {
-    let mut obs = Observed::default();
-    if let Some(pool) = hv.pool(&crate::names::pool_name(lab))? {
-        obs.pool = Some(pool.state);
-        obs.volumes = pool.volumes;
-    }
-    for n in hv.owned_networks()? {
-        if n.tag.lab != lab {
-            continue;
-        }
-        let kind = match n.tag.network.as_deref() {
-            Some("private") => NetKind::Private,
-            Some("public") => NetKind::Public,
-            _ => continue,
-        };
-        obs.networks.insert(kind, n.state);
-        if let Some(spec) = n.tag.spec {
-            obs.network_specs.insert(kind, spec);
-        }
-    }
-    for d in hv.owned_domains()? {
-        if d.tag.lab != lab {
-            continue;
-        }
-        if let Some(node) = d.tag.node {
-            obs.domains.insert(node.clone(), d.state);
-            if let Some(spec) = d.tag.spec {
-                obs.domain_specs.insert(node, spec);
-            }
-        }
-    }
-    Ok(obs)
 }
 
 /// The `plan` command: against what libvirt has at `uri` (and, for a lab across hosts, at each
@@ -143,7 +90,7 @@ pub fn plan(
             free.insert(name.clone(), hv.free_memory()?);
         }
         let placed = placement::place(lab, all_answered.then_some(&free))
-            .map_err(|problems| super::hosts::unfit(lab, &problems))?;
+            .map_err(|problems| crate::ops::lab::hosts::unfit(lab, &problems))?;
         Some(placed)
     } else {
         None
@@ -173,7 +120,7 @@ pub fn plan(
         }
         let only_networks = sub.nodes.is_empty();
         let observed = match hvs.get(host) {
-            Some(hv) => observe(*hv, &lab.name)?,
+            Some(hv) => crate::ops::lab::observe::observe(*hv, &lab.name)?,
             None => Observed::default(),
         };
         // Another host's pool and image are where `up` puts them there.
@@ -182,7 +129,7 @@ pub fn plan(
         } else {
             let d = crate::names::LabDirs::remote(&lab.name);
             let image = crate::image::qemu_image(dirs, &lab.image);
-            let b = super::hosts::remote_image(&d, &image)
+            let b = crate::ops::lab::hosts::remote_image(&d, &image)
                 .disk
                 .display()
                 .to_string();
@@ -284,9 +231,4 @@ fn placed_by(by: placement::PlacedBy) -> &'static str {
         placement::PlacedBy::Default => "the local host by default",
         placement::PlacedBy::Auto => "placement: auto",
     }
-}
-
-/// True when a state counts as present for `status`-like views.
-pub fn is_up(s: ObjState) -> bool {
-    s == ObjState::Active
 }

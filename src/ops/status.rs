@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::Ctx;
-use super::lab_state::{self, LabState};
 use crate::names::ObjState;
+use crate::ops::Ctx;
+use crate::ops::lab::state::{self as lab_state, LabState};
 
 /// A lab as `status` shows it: libvirt's view plus each node's DC/OS install state.
 #[derive(Debug, Serialize)]
 pub struct LabStatus {
     #[serde(flatten)]
     pub state: LabState,
-    pub install: BTreeMap<String, super::install::NodeInstall>,
+    pub install: BTreeMap<String, crate::ops::lab::dcos::NodeInstall>,
     /// The snapshot of a revert that was interrupted (`up` or `revert` finishes it).
     pub unfinished_revert: Option<String>,
 }
@@ -28,8 +28,8 @@ pub async fn status(ctx: &Ctx, lab: Option<&str>) -> anyhow::Result<Vec<LabStatu
     let mut out = Vec::new();
     for state in states {
         let lab_dirs = ctx.dirs.lab(&state.lab);
-        let install = super::install::probe(&lab_dirs, &state.nodes).await;
-        let unfinished_revert = super::snapshot::unfinished_revert(&lab_dirs)?;
+        let install = crate::ops::lab::dcos::probe(&lab_dirs, &state.nodes).await;
+        let unfinished_revert = crate::ops::lab::snapshots::unfinished_revert(&lab_dirs)?;
         out.push(LabStatus {
             state,
             install,

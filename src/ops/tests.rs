@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Ctx;
-use super::lab_state::{self, LabState};
 use crate::driver::fake::{FakeGuests, FakeHypervisor};
 use crate::driver::{Hv, Hypervisor};
 use crate::model::{AccelChoice, Lab};
 use crate::names::ObjState;
+use crate::ops::Ctx;
+use crate::ops::lab::state::{self as lab_state, LabState};
 use crate::paths::Dirs;
 
 /// One test's world: a fake host, its guests, state and cache directories of its own.
@@ -105,17 +105,21 @@ impl World {
         self
     }
 
-    fn up(&self, lab: &Lab) -> anyhow::Result<super::up::UpReport> {
+    fn up(&self, lab: &Lab) -> anyhow::Result<crate::ops::lab::making::UpReport> {
         self.up_waiting(lab, Duration::from_secs(5))
     }
 
-    fn up_waiting(&self, lab: &Lab, wait: Duration) -> anyhow::Result<super::up::UpReport> {
-        let accel = super::decide_accel(lab, Some(AccelChoice::Tcg));
-        let opts = super::up::UpOptions {
+    fn up_waiting(
+        &self,
+        lab: &Lab,
+        wait: Duration,
+    ) -> anyhow::Result<crate::ops::lab::making::UpReport> {
+        let accel = crate::ops::decide_accel(lab, Some(AccelChoice::Tcg));
+        let opts = crate::ops::up::UpOptions {
             wait,
             install: None,
         };
-        self.run(super::up::up(&self.ctx, lab, accel, &opts))
+        self.run(crate::ops::up::up(&self.ctx, lab, accel, &opts))
     }
 
     /// Runs an operation as a process would: once the fake host dies (`die_after`), its calls
@@ -143,20 +147,24 @@ impl World {
         r
     }
 
-    fn down(&self, lab: &str) -> anyhow::Result<super::down::DownReport> {
-        self.run(super::down::down(&self.ctx, lab))
+    fn down(&self, lab: &str) -> anyhow::Result<crate::ops::lab::teardown::DownReport> {
+        self.run(crate::ops::lab::teardown::down(&self.ctx, lab))
     }
 
-    fn snapshot(&self, lab: &str, name: &str) -> anyhow::Result<super::snapshot::SnapshotReport> {
-        self.run(super::snapshot::snapshot(&self.ctx, lab, name))
+    fn snapshot(
+        &self,
+        lab: &str,
+        name: &str,
+    ) -> anyhow::Result<crate::ops::lab::snapshots::SnapshotReport> {
+        self.run(crate::ops::lab::snapshots::snapshot(&self.ctx, lab, name))
     }
 
     fn revert(
         &self,
         lab: &str,
         name: Option<&str>,
-    ) -> anyhow::Result<super::snapshot::RevertReport> {
-        self.run(super::snapshot::revert(
+    ) -> anyhow::Result<crate::ops::lab::snapshots::RevertReport> {
+        self.run(crate::ops::lab::snapshots::revert(
             &self.ctx,
             lab,
             name,
@@ -187,7 +195,7 @@ impl World {
     }
 
     fn unfinished_revert(&self, lab: &str) -> Option<String> {
-        super::snapshot::unfinished_revert(&self.ctx.dirs.lab(lab)).expect("record")
+        crate::ops::lab::snapshots::unfinished_revert(&self.ctx.dirs.lab(lab)).expect("record")
     }
 }
 
@@ -506,7 +514,7 @@ fn down_touches_only_what_the_lab_owns() {
     );
     // down --all removes lab b and leaves the look-alikes.
     let all_down =
-        w.rt.block_on(super::down::down_labs(&w.ctx, None))
+        w.rt.block_on(crate::ops::down::down_labs(&w.ctx, None))
             .expect("down --all");
     assert!(all_down.iter().any(|r| r.lab == "fk-own-b"));
     assert_eq!(
@@ -617,10 +625,10 @@ fn snapshot_killed_after_any_step_leaves_a_lab_that_up_resumes() {
         w.up(&l).expect("up resumes");
         assert_eq!(w.node_states("fk-ksnap"), all(ObjState::Active), "step {n}");
         let listed =
-            w.rt.block_on(super::snapshot::list(&w.ctx, "fk-ksnap"))
+            w.rt.block_on(crate::ops::lab::snapshots::list(&w.ctx, "fk-ksnap"))
                 .expect("list");
         if listed.iter().any(|s| s.name == "s1" && !s.complete) {
-            w.rt.block_on(super::snapshot::remove(&w.ctx, "fk-ksnap", "s1"))
+            w.rt.block_on(crate::ops::lab::snapshots::remove(&w.ctx, "fk-ksnap", "s1"))
                 .expect("rm partial");
         }
         if w.state("fk-ksnap").snapshots.is_empty() {
@@ -672,7 +680,7 @@ fn revert_puts_every_node_back_running_and_sets_the_boot_clock_first() {
         assert!(cmds[1].1.contains("python3"), "{node}: {}", cmds[1].1);
         assert_eq!(
             cmds[1].2.len(),
-            2 * super::snapshot::RESEED_BYTES + 1,
+            2 * crate::ops::lab::snapshots::RESEED_BYTES + 1,
             "{node}"
         );
         assert!(
@@ -728,7 +736,7 @@ fn a_revert_that_keeps_failing_is_recorded_leaves_every_node_paused_and_up_finis
     assert_eq!(w.unfinished_revert("fk-stuck").as_deref(), Some("s1"));
     // status names it; a snapshot now is refused.
     let st =
-        w.rt.block_on(super::status::status(&w.ctx, Some("fk-stuck")))
+        w.rt.block_on(crate::ops::status::status(&w.ctx, Some("fk-stuck")))
             .expect("status");
     assert_eq!(st[0].unfinished_revert.as_deref(), Some("s1"));
     let e = w.snapshot("fk-stuck", "s2").expect_err("refused");
@@ -826,11 +834,13 @@ fn status_and_list_read_the_lab_from_the_host() {
     let w = world().with_image(&l);
     w.up(&l).expect("up");
     w.hv.stop_domain("dcos-lab-fk-stat-public").expect("stop");
-    let rows = w.rt.block_on(super::status::list(&w.ctx)).expect("list");
+    let rows =
+        w.rt.block_on(crate::ops::status::list(&w.ctx))
+            .expect("list");
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].nodes, rows[0].running), (3, 2));
     let st =
-        w.rt.block_on(super::status::status(&w.ctx, Some("fk-stat")))
+        w.rt.block_on(crate::ops::status::status(&w.ctx, Some("fk-stat")))
             .expect("status");
     // Role order: boot, master, then the agent; addresses from the metadata alone.
     let names: Vec<&str> = st[0].state.nodes.iter().map(|n| n.name.as_str()).collect();
@@ -840,7 +850,7 @@ fn status_and_list_read_the_lab_from_the_host() {
     assert!(st[0].unfinished_revert.is_none());
     // A lab that is not there is an empty status, not an error.
     let none =
-        w.rt.block_on(super::status::status(&w.ctx, Some("fk-none")))
+        w.rt.block_on(crate::ops::status::status(&w.ctx, Some("fk-none")))
             .expect("status");
     assert!(!none[0].state.exists());
 }
@@ -851,13 +861,13 @@ fn commands_on_a_lab_that_does_not_exist_are_bad_input_and_change_nothing() {
     let ctx = &w.ctx;
     let rt = &w.rt;
     let errs = [
-        rt.block_on(super::access::ssh_config_of(ctx, "fk-gone"))
+        rt.block_on(crate::ops::access::ssh_config_of(ctx, "fk-gone"))
             .map(|_| ())
             .expect_err("ssh-config"),
-        rt.block_on(super::access::inventory_of(ctx, "fk-gone"))
+        rt.block_on(crate::ops::access::inventory_of(ctx, "fk-gone"))
             .map(|_| ())
             .expect_err("inventory"),
-        rt.block_on(super::access::exec_on(
+        rt.block_on(crate::ops::access::exec_on(
             ctx,
             "fk-gone",
             &[],
@@ -997,14 +1007,14 @@ fn up_across_hosts_makes_each_nodes_objects_on_its_host_and_down_removes_them_fr
     );
     // ssh-config and the inventory say where each node runs.
     let config = w
-        .run(super::access::ssh_config_of(&w.ctx, "fk-span"))
+        .run(crate::ops::access::ssh_config_of(&w.ctx, "fk-span"))
         .expect("ssh-config");
     assert!(
         config.contains("runs on host r2: reached over the overlay"),
         "{config}"
     );
     let inv = w
-        .run(super::access::inventory_of(&w.ctx, "fk-span"))
+        .run(crate::ops::access::inventory_of(&w.ctx, "fk-span"))
         .expect("inventory");
     assert!(
         inv.contains("dcos_lab_host: r2") && inv.contains("dcos_lab_host: local"),
@@ -1014,7 +1024,7 @@ fn up_across_hosts_makes_each_nodes_objects_on_its_host_and_down_removes_them_fr
     let mut lost = Ctx::new(w.hv.clone(), w.guests.clone(), w.ctx.dirs.clone(), true);
     lost.owner = 0;
     let e = w
-        .run(super::status::status(&lost, Some("fk-span")))
+        .run(crate::ops::status::status(&lost, Some("fk-span")))
         .map(|_| ())
         .expect_err("r2 does not answer");
     assert!(!bad_input(&e), "{e:#}");
@@ -1024,7 +1034,7 @@ fn up_across_hosts_makes_each_nodes_objects_on_its_host_and_down_removes_them_fr
         "{e:#}"
     );
     let e = w
-        .run(super::down::down(&lost, "fk-span"))
+        .run(crate::ops::lab::teardown::down(&lost, "fk-span"))
         .map(|_| ())
         .expect_err("down too");
     assert!(format!("{e:#}").contains("host r2"), "{e:#}");
@@ -1110,8 +1120,8 @@ fn up_across_hosts_makes_each_nodes_objects_on_its_host_and_down_removes_them_fr
 fn up_across_hosts_refuses_a_host_short_of_memory_before_anything_is_made() {
     let l = span_lab("fk-up2", "placement: auto\n");
     let (w, r2, _overlay) = two_hosts(&l);
-    let accel = super::decide_accel(&l, Some(AccelChoice::Tcg));
-    let opts = super::up::UpOptions {
+    let accel = crate::ops::decide_accel(&l, Some(AccelChoice::Tcg));
+    let opts = crate::ops::up::UpOptions {
         wait: Duration::from_secs(5),
         install: None,
     };
@@ -1119,7 +1129,7 @@ fn up_across_hosts_refuses_a_host_short_of_memory_before_anything_is_made() {
     w.hv.set_free_memory(300 << 20);
     r2.set_free_memory(200 << 20);
     let e = w
-        .run(super::up::up_command(
+        .run(crate::ops::up::up_command(
             &w.ctx,
             &l,
             "fk-up2.yaml",
@@ -1169,7 +1179,7 @@ fn plan_across_hosts_places_by_free_memory_and_shows_each_object_with_its_host()
     let (local, r2) = (FakeHypervisor::new(), FakeHypervisor::new());
     local.set_free_memory(300 << 20);
     r2.set_free_memory(600 << 20);
-    let accel = super::decide_accel(&l, Some(AccelChoice::Tcg));
+    let accel = crate::ops::decide_accel(&l, Some(AccelChoice::Tcg));
     let dirs = world().ctx.dirs.clone();
     let hvs: std::collections::BTreeMap<String, &dyn crate::driver::Hypervisor> = [
         (
@@ -1179,7 +1189,7 @@ fn plan_across_hosts_places_by_free_memory_and_shows_each_object_with_its_host()
         ("r2".to_string(), &*r2 as &dyn crate::driver::Hypervisor),
     ]
     .into();
-    let r = super::plan::plan(&l, accel.clone(), &dirs, &hvs).expect("plan");
+    let r = crate::ops::plan::plan(&l, accel.clone(), &dirs, &hvs).expect("plan");
     // 256M nodes: r2 (600M free) takes two, local (300M) one.
     let p = r.placement.as_ref().expect("placement");
     let on = |h: &str| p.nodes.iter().filter(|n| n.host == h).count();
@@ -1218,12 +1228,12 @@ fn plan_across_hosts_places_by_free_memory_and_shows_each_object_with_its_host()
             _ => {}
         }
     }
-    let text = super::plan::describe(&r);
+    let text = crate::ops::plan::describe(&r);
     assert!(text.contains("[r2] define domain"), "{text}");
     assert!(text.contains("on r2 (placement: auto)"), "{text}");
     // Not enough memory anywhere: bad input naming the host, and the plan reads, never writes.
     r2.set_free_memory(100 << 20);
-    let e = super::plan::plan(&l, accel, &dirs, &hvs).expect_err("too little");
+    let e = crate::ops::plan::plan(&l, accel, &dirs, &hvs).expect_err("too little");
     assert!(bad_input(&e), "{e:#}");
     assert!(
         format!("{e:#}").contains("hosts.r2: host r2 has 0.1 GiB"),
@@ -1241,7 +1251,7 @@ fn down_all_also_finds_a_lab_known_only_by_its_directory() {
     let stale = w.ctx.dirs.lab("fk-stale");
     std::fs::create_dir_all(stale.path().join("console")).expect("stale dir");
     let reports =
-        w.rt.block_on(super::down::down_labs(&w.ctx, None))
+        w.rt.block_on(crate::ops::down::down_labs(&w.ctx, None))
             .expect("down --all");
     let labs: Vec<&str> = reports.iter().map(|r| r.lab.as_str()).collect();
     assert_eq!(labs, ["fk-dir", "fk-stale"]);
@@ -1266,7 +1276,9 @@ fn a_lab_belongs_to_its_user_and_another_user_neither_sees_nor_touches_it() {
     let before = w.hv.changes().len();
 
     // Root's view: its own lab only; `down --all` leaves alice's.
-    let rows = w.rt.block_on(super::status::list(&w.ctx)).expect("list");
+    let rows =
+        w.rt.block_on(crate::ops::status::list(&w.ctx))
+            .expect("list");
     let names: Vec<&str> = rows.iter().map(|r| r.lab.as_str()).collect();
     assert_eq!(names, ["fk-root"]);
     let e = w.down("fk-alice").expect_err("another user's lab");
@@ -1292,7 +1304,7 @@ fn a_lab_belongs_to_its_user_and_another_user_neither_sees_nor_touches_it() {
         "a refused command changed the host"
     );
     let reports =
-        w.rt.block_on(super::down::down_labs(&w.ctx, None))
+        w.rt.block_on(crate::ops::down::down_labs(&w.ctx, None))
             .expect("down --all");
     let labs: Vec<&str> = reports.iter().map(|r| r.lab.as_str()).collect();
     assert_eq!(labs, ["fk-root"]);
@@ -1308,13 +1320,19 @@ fn a_lab_belongs_to_its_user_and_another_user_neither_sees_nor_touches_it() {
 
 impl World {
     fn export(&self, lab: &Lab, name: &str, file: &std::path::Path) -> anyhow::Result<()> {
-        self.run(super::golden::export(&self.ctx, lab, name, file, false))
-            .map(|_| ())
+        self.run(crate::ops::golden::export(
+            &self.ctx, lab, name, file, false,
+        ))
+        .map(|_| ())
     }
 
-    fn restore(&self, lab: &Lab, file: &std::path::Path) -> anyhow::Result<super::up::UpReport> {
+    fn restore(
+        &self,
+        lab: &Lab,
+        file: &std::path::Path,
+    ) -> anyhow::Result<crate::ops::lab::making::UpReport> {
         let arg = lab.source.clone();
-        self.run(super::golden::restore(
+        self.run(crate::ops::golden::restore(
             &self.ctx,
             &arg,
             file,
@@ -1328,7 +1346,7 @@ fn lab_on_disk(w: &World, name: &str) -> Lab {
     let path = w.ctx.dirs.state.join(format!("{name}.yaml"));
     std::fs::create_dir_all(&w.ctx.dirs.state).expect("state");
     std::fs::write(&path, LAB.replace("NAME", name).replace("MEM", "256M")).expect("lab file");
-    let mut lab = super::load_lab(path.to_str().expect("utf8")).expect("lab");
+    let mut lab = crate::ops::load_lab(path.to_str().expect("utf8")).expect("lab");
     // The world's user, whoever runs the tests.
     lab.owner = w.ctx.owner;
     lab
@@ -1768,7 +1786,7 @@ fn a_hostile_golden_is_refused_naming_the_member_and_what_it_points_at() {
             l.source.clone()
         };
         let e = w
-            .run(super::golden::restore(
+            .run(crate::ops::golden::restore(
                 &w.ctx,
                 &arg,
                 &hostile,
@@ -1839,7 +1857,8 @@ fn a_plain_users_lab_is_split_between_the_shared_directory_and_their_own() {
         "{xml}"
     );
 
-    w.run(super::down::down(&w.ctx, "fk-user")).expect("down");
+    w.run(crate::ops::lab::teardown::down(&w.ctx, "fk-user"))
+        .expect("down");
     assert!(w.hv.pool("dcos-lab-fk-user").expect("read").is_none());
     assert!(!dirs.root.exists() && !dirs.private.exists());
     assert!(
@@ -1874,11 +1893,13 @@ fn up_and_down_keep_the_nodes_names_in_the_hosts_file() {
             assert!(text.contains(&line), "{line} in {text}");
         }
     }
-    w.run(super::down::down(&w.ctx, "fk-name1")).expect("down");
+    w.run(crate::ops::lab::teardown::down(&w.ctx, "fk-name1"))
+        .expect("down");
     let text = std::fs::read_to_string(&hosts).expect("read");
     assert!(!text.contains("fk-name1"), "{text}");
     assert!(text.contains("master.fk-name2"), "{text}");
-    w.run(super::down::down(&w.ctx, "fk-name2")).expect("down");
+    w.run(crate::ops::lab::teardown::down(&w.ctx, "fk-name2"))
+        .expect("down");
     assert_eq!(
         std::fs::read_to_string(&hosts).expect("read"),
         "127.0.0.1 localhost\n"

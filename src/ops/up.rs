@@ -3,23 +3,22 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Serialize;
 
-use super::Ctx;
-use super::lab_state::{self, NodeState};
 use crate::driver::{Hv, blocking};
 use crate::guest::{KnownHosts, LabKey, Target};
 use crate::host::AccelDecision;
-use crate::model::{ImageRef, Lab, NetKind};
+use crate::model::{Lab, NetKind};
 use crate::names::LabDirs;
 use crate::names::ObjState;
-use crate::paths::Dirs;
+use crate::ops::Ctx;
+use crate::ops::lab::making::{UpReport, ensure_image, write_seed};
+use crate::ops::lab::state::{self as lab_state};
 use crate::plan::{self, Action, AddressPlan, Observed};
 use crate::progress::Progress;
 use crate::render::{self, RenderCtx};
@@ -30,7 +29,7 @@ pub struct UpOptions {
     /// How long one node may take to answer over SSH.
     pub wait: Duration,
     /// Install DC/OS once the lab is up (a lab file with an installer, unless `--no-install`).
-    pub install: Option<super::install::InstallOptions>,
+    pub install: Option<crate::ops::lab::dcos::InstallOptions>,
 }
 
 /// What `up` reports, with the install when there was one.
@@ -39,7 +38,7 @@ pub struct UpOutcome {
     #[serde(flatten)]
     pub up: UpReport,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub install: Option<super::install::InstallReport>,
+    pub install: Option<crate::ops::lab::dcos::InstallReport>,
 }
 
 /// The `up` command: refuses a missing installer before anything is created, takes the lab's
@@ -67,39 +66,24 @@ pub async fn up_command(
             ))
             .into());
         }
-        super::hosts::reach(ctx, lab).await?;
+        crate::ops::lab::hosts::reach(ctx, lab).await?;
     }
     if opts.install.is_some() {
-        super::install::installer_path(lab)?;
+        crate::ops::lab::dcos::installer_path(lab)?;
     }
     let _lock = ctx.lock(&lab.name)?;
     let work = async {
         let up = up(ctx, lab, accel, opts).await?;
         let install = match &opts.install {
-            Some(i) => Some(super::install::install(ctx, lab, i).await?),
+            Some(i) => Some(crate::ops::lab::dcos::install(ctx, lab, i).await?),
             None => None,
         };
         anyhow::Ok(UpOutcome { up, install })
     };
-    super::ctrl_c::until_ctrl_c(work, || {
-        super::ctrl_c::interrupted(ctx, &lab.name, arg, "up")
+    crate::ops::lab::ctrl_c::until_ctrl_c(work, || {
+        crate::ops::lab::ctrl_c::interrupted(ctx, &lab.name, arg, "up")
     })
     .await
-}
-
-/// What `up` reports.
-#[derive(Debug, Serialize)]
-pub struct UpReport {
-    pub lab: String,
-    pub accel: AccelDecision,
-    /// Actions taken (empty when the lab was already up).
-    pub actions: Vec<String>,
-    pub nodes: Vec<NodeState>,
-    pub seconds: f64,
-    /// What did not keep the lab from coming up but the user should know (the nodes' names
-    /// that could not be written, with the fix).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
 }
 
 /// IPv4 routes of the host (destination/prefix, device), from /proc/net/route.
@@ -212,106 +196,15 @@ fn console_tail(text: &str, lines: usize) -> String {
         .join("\n")
 }
 
-/// Writes a node's NoCloud seed as an ISO 9660 image labelled `cidata` (genisoimage), atomically.
-pub(crate) fn write_seed(
-    lab_dirs: &LabDirs,
-    node: &str,
-    seed: &render::cloudinit::Seed,
-) -> anyhow::Result<()> {
-    let work = lab_dirs.path().join(format!(".seed-{node}"));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    let files = [
-        ("user-data", &seed.user_data),
-        ("meta-data", &seed.meta_data),
-        ("network-config", &seed.network_config),
-        (render::cloudinit::FIRSTBOOT_FILE, &seed.firstboot),
-    ];
-    for (name, text) in files {
-        std::fs::write(work.join(name), text)
-            .with_context(|| format!("cannot write the {name} of {node}"))?;
-    }
-    let dest = lab_dirs.seed(node);
-    let tmp = dest.with_extension("img.tmp");
-    let out = std::process::Command::new("genisoimage")
-        .args(["-quiet", "-volid", "cidata", "-joliet", "-rock", "-output"])
-        .arg(&tmp)
-        .args(files.iter().map(|(name, _)| work.join(name)))
-        .output()
-        .context("cannot run genisoimage (scripts/setup-host.sh installs it)")?;
-    if !out.status.success() {
-        bail!(
-            "genisoimage failed for the seed of {node}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-    std::fs::rename(&tmp, &dest).with_context(|| format!("cannot write {}", dest.display()))?;
-    let _ = std::fs::remove_dir_all(&work);
-    Ok(())
-}
-
-/// A lab file's `image:` given by path is a file from outside: checked before libvirt or
-/// qemu-img opens it (`image::check_outside_image`). Images in the cache were checked when
-/// they were built or imported.
-pub(crate) fn check_image_file(lab: &Lab, img: &crate::render::BootImage) -> anyhow::Result<()> {
-    if let ImageRef::File(p) = &lab.image {
-        crate::image::check_outside_image(p, Some(&img.format)).map_err(|e| {
-            crate::BadInput(format!("{}: image: {}", lab.source, crate::error_chain(&e)))
-        })?;
-    }
-    Ok(())
-}
-
-/// Makes sure the image exists: builds a missing built-in recipe (saying so); a missing imported
-/// image or file is an error that says what to do.
-pub(crate) async fn ensure_image(
-    dirs: &Dirs,
-    lab: &Lab,
-    progress: &Progress,
-) -> anyhow::Result<()> {
-    let img = crate::image::boot_image(dirs, &lab.image);
-    if img.disk.is_file() {
-        return check_image_file(lab, &img);
-    }
-    match &lab.image {
-        ImageRef::Recipe(name) if crate::image::recipe_names().contains(name) => {
-            let line = Arc::new(progress.spinner(&format!("image {name}")));
-            line.step("not in the cache: building it (about a minute)");
-            let d = dirs.clone();
-            let n = name.clone();
-            let l2 = line.clone();
-            let built =
-                tokio::task::spawn_blocking(move || crate::image::build(&d, &n, &|s| l2.step(s)))
-                    .await?
-                    .with_context(|| format!("cannot build image {name}"))?;
-            line.done(&format!("built in {:.0} s", built.seconds));
-            Ok(())
-        }
-        ImageRef::Recipe(name) => Err(crate::BadInput(format!(
-            "{}: image \"{name}\" is not in the cache {}\n  fix: `dcos-lab image import FILE --name {name}`",
-            lab.source,
-            dirs.images().display()
-        ))
-        .into()),
-        ImageRef::File(p) => Err(crate::BadInput(format!(
-            "{}: image: the file {} does not exist\n  fix: correct `image:` in the lab file",
-            lab.source,
-            p.display()
-        ))
-        .into()),
-    }
-}
-
 /// Finishes a revert that was interrupted (see `snapshot::revert`): every node goes forward to
 /// the snapshot, so `up` never resumes a lab that is half reverted. A record left by a lab that
 /// has lost a node or the snapshot since is stale and dropped. Returns what was done.
 async fn finish_revert(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<Option<String>> {
     let lab_dirs = ctx.dirs.lab(&lab.name);
-    let Some(snap) = super::snapshot::unfinished_revert(&lab_dirs)? else {
+    let Some(snap) = crate::ops::lab::snapshots::unfinished_revert(&lab_dirs)? else {
         return Ok(None);
     };
-    let whole = super::snapshot::list(ctx, &lab.name)
+    let whole = crate::ops::lab::snapshots::list(ctx, &lab.name)
         .await?
         .iter()
         .any(|s| s.name == snap && s.complete && s.nodes.len() == lab.nodes.len());
@@ -320,14 +213,14 @@ async fn finish_revert(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<O
             "lab {}: dropping the record of an interrupted revert to {snap}: the snapshot is no longer on every node",
             lab.name
         );
-        super::snapshot::forget_revert(&lab_dirs)?;
+        crate::ops::lab::snapshots::forget_revert(&lab_dirs)?;
         return Ok(None);
     }
     tracing::info!(
         "lab {}: finishing the interrupted revert to {snap}",
         lab.name
     );
-    super::snapshot::revert(ctx, &lab.name, Some(&snap), wait)
+    crate::ops::lab::snapshots::revert(ctx, &lab.name, Some(&snap), wait)
         .await
         .with_context(|| {
             format!(
@@ -385,7 +278,10 @@ async fn host_work(
     if !lab.spans_hosts() {
         let name = lab.name.clone();
         let hv = ctx.hv().clone();
-        let obs = blocking(&hv, move |h| super::plan::observe_settled(h, &name)).await?;
+        let obs = blocking(&hv, move |h| {
+            crate::ops::lab::observe::observe_settled(h, &name)
+        })
+        .await?;
         return Ok(vec![HostWork {
             host: crate::model::LOCAL_HOST.to_string(),
             hv,
@@ -398,16 +294,18 @@ async fn host_work(
             obs,
         }]);
     }
-    super::hosts::reach(ctx, lab).await?;
+    crate::ops::lab::hosts::reach(ctx, lab).await?;
     let mut observed = BTreeMap::new();
     for h in &lab.hosts {
         let hv = ctx
             .host(&h.name)
             .ok_or_else(|| anyhow::anyhow!("internal: host {} was not reached", h.name))?;
         let name = lab.name.clone();
-        let o = blocking(&hv, move |x| super::plan::observe_settled(x, &name))
-            .await
-            .with_context(|| format!("cannot read lab {} on host {}", lab.name, h.name))?;
+        let o = blocking(&hv, move |x| {
+            crate::ops::lab::observe::observe_settled(x, &name)
+        })
+        .await
+        .with_context(|| format!("cannot read lab {} on host {}", lab.name, h.name))?;
         observed.insert(h.name.clone(), (hv, o));
     }
     // A node that exists stays on its host; one the lab file pins elsewhere is a changed lab.
@@ -445,7 +343,7 @@ async fn host_work(
         return Err(drifted(lab, &moved));
     }
     let placed = crate::plan::placement::place(&pinned, Some(&free))
-        .map_err(|problems| super::hosts::unfit(lab, &problems))?;
+        .map_err(|problems| crate::ops::lab::hosts::unfit(lab, &problems))?;
     let used = placed.used_hosts(lab);
     let mut out = Vec::new();
     for h in &lab.hosts {
@@ -471,7 +369,7 @@ async fn host_work(
             let render = RenderCtx {
                 accel: local.accel,
                 dirs: dirs.clone(),
-                image: super::hosts::remote_image(&dirs, &local.image),
+                image: crate::ops::lab::hosts::remote_image(&dirs, &local.image),
             };
             (dirs, render)
         };
@@ -814,8 +712,13 @@ impl Making<'_> {
                         let said = format!(
                             "the last lines of its console ({}{on}):\n{}",
                             path.display(),
-                            match super::storage::read_console(&hv, &lab_name, &console_dirs, &node)
-                                .await
+                            match crate::ops::lab::storage::read_console(
+                                &hv,
+                                &lab_name,
+                                &console_dirs,
+                                &node
+                            )
+                            .await
                             {
                                 Ok(text) => console_tail(&text, 20),
                                 Err(e) => format!("  (no console log: {e:#})"),
@@ -869,7 +772,7 @@ pub async fn up(
         dirs: lab_dirs.clone(),
         image: crate::image::qemu_image(dirs, &lab.image),
     };
-    super::lab_state::refuse_foreign(ctx, &lab.name).await?;
+    crate::ops::lab::state::refuse_foreign(ctx, &lab.name).await?;
     let mut work = host_work(ctx, lab, &addrs, &render_ctx).await?;
     let mut changed = Vec::new();
     for w in &work {
@@ -883,7 +786,7 @@ pub async fn up(
         finished.push(done);
         for w in &mut work {
             let name = lab.name.clone();
-            w.obs = blocking(&w.hv, move |h| super::plan::observe(h, &name)).await?;
+            w.obs = blocking(&w.hv, move |h| crate::ops::lab::observe::observe(h, &name)).await?;
         }
     }
     // A remote pool with no disk in it yet may hold an upload cut short: it is made again.
@@ -925,7 +828,7 @@ pub async fn up(
 
     // The lab's own files: disks and console logs where QEMU reaches them, the key (0600) and
     // pinned host keys in a 0700 directory (`storage`); a plain user's base image beside them.
-    super::storage::prepare_lab(ctx, &lab_dirs).await?;
+    crate::ops::lab::storage::prepare_lab(ctx, &lab_dirs).await?;
     if creating {
         let (d, i) = (dirs.clone(), lab.image.clone());
         tokio::task::spawn_blocking(move || crate::image::publish(&d, &i))
@@ -947,7 +850,7 @@ pub async fn up(
     let mut taken = finished;
     taken.extend(making.create_everywhere(&work, &planned).await?);
     // The nodes by name from the host, once they exist (a later `down` removes them).
-    let names_warning = super::host_names::add(ctx, lab, &addrs);
+    let names_warning = crate::ops::lab::host_names::add(ctx, lab, &addrs);
     taken.extend(
         making
             .start_and_wait(&planned, &progress, opts.wait)

@@ -470,11 +470,11 @@ pub fn describe(report: &VerifyReport) -> String {
 }
 
 /// Runs every node's facts script concurrently and evaluates the checks.
-pub async fn run(ctx: &super::Ctx, lab: &Lab) -> anyhow::Result<VerifyReport> {
+pub async fn run(ctx: &crate::ops::Ctx, lab: &Lab) -> anyhow::Result<VerifyReport> {
     let dirs = &ctx.dirs;
     let plan = crate::plan::plan_addresses(lab);
     let hv = ctx.hv();
-    let state = super::lab_state::read(ctx, &lab.name).await?;
+    let state = crate::ops::lab::state::read(ctx, &lab.name).await?;
     if !state.exists() {
         return Err(crate::BadInput(format!(
             "lab {} does not exist; `dcos-lab up` makes it",
@@ -547,7 +547,7 @@ pub async fn run(ctx: &super::Ctx, lab: &Lab) -> anyhow::Result<VerifyReport> {
         let lab_dirs = lab_dirs.clone();
         set.spawn(async move {
             let script = facts_script(&targets, mac.as_deref(), docker);
-            let r = super::access::exec(
+            let r = crate::ops::lab::nodes::exec(
                 &lab_dirs,
                 &[&ns],
                 &script,

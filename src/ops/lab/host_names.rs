@@ -3,8 +3,8 @@
 
 use std::net::IpAddr;
 
-use super::Ctx;
 use crate::model::Lab;
+use crate::ops::Ctx;
 use crate::plan::AddressPlan;
 
 /// Every node's name from the host and the address it stands for: the private IPv4, which the

@@ -12,9 +12,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::Ctx;
 use crate::driver::{Hv, Hypervisor, blocking};
 use crate::names::LabDirs;
+use crate::ops::Ctx;
 use crate::paths::Shared;
 
 /// Makes the directories of lab `lab_dirs` on the local host: for root one directory QEMU

@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use anyhow::Context;
 
-use super::Ctx;
 use crate::driver::{Hv, blocking};
 use crate::model::LOCAL_HOST;
 use crate::names::ObjState;
+use crate::ops::Ctx;
 use crate::tag::NicTag;
 
 /// A NIC of a node as reported (`status --json`).
@@ -283,7 +283,7 @@ async fn across_hosts(ctx: &Ctx, state: &mut LabState) -> anyhow::Result<()> {
     if others.is_empty() {
         return Ok(());
     }
-    super::hosts::reach_uris(ctx, &format!("lab {lab}"), &others, false).await?;
+    crate::ops::lab::hosts::reach_uris(ctx, &format!("lab {lab}"), &others, false).await?;
     for (name, _) in &others {
         let hv = ctx
             .host(name)

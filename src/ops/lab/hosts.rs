@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::driver::{self, Hv};
 use crate::model::{LOCAL_HOST, Lab};
 
-use super::Ctx;
+use crate::ops::Ctx;
 
 /// Opens a connection to every host of `lab` besides the local one (all at once) and records
 /// them in `ctx`. A host that does not answer is bad input naming the host, its URI and the fix:

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::Ctx;
-use super::lab_state;
+use crate::ops::Ctx;
+use crate::ops::lab::state as lab_state;
 
 /// Runs a command's `work` to its end, or until Ctrl-C: then (and when `work` fails on a change
 /// the driver refused because Ctrl-C came first, before tokio's wake-up) the error `report`

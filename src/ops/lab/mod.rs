@@ -1,0 +1,27 @@
+//! The core under the commands: what more than one command does to a lab [I/O].
+//!
+//! Each `ops/<command>.rs` calls down into these modules and never into a sibling command;
+//! these modules call only each other and the layers below (`driver`, `guest`, `plan`, `render`).
+//!
+//! - `state`: what a lab is, read from libvirt across its hosts (`read`, `existing`).
+//! - `observe`: what libvirt has of a lab on one host, for planning.
+//! - `hosts`: a lab's other hosts reached; each host's share of a lab.
+//! - `nodes`: choosing nodes and running commands on them through `ctx.guests`.
+//! - `storage`: pools and directories; `host_names`: the lab's names in the host's hosts file.
+//! - `making`: the base image and the nodes' seeds.
+//! - `snapshots`: take, list, remove and revert a lab's snapshots.
+//! - `teardown`: remove everything a lab owns.
+//! - `dcos`: install DC/OS on a running lab; each node's install state.
+//! - `ctrl_c`: run an operation until Ctrl-C, with the error that says what is left.
+
+pub mod ctrl_c;
+pub mod dcos;
+pub mod host_names;
+pub mod hosts;
+pub mod making;
+pub mod nodes;
+pub mod observe;
+pub mod snapshots;
+pub mod state;
+pub mod storage;
+pub mod teardown;

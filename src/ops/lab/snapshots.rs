@@ -1,0 +1,816 @@
+//! Whole-lab snapshots: every node paused before any is captured, resumed after all are; revert
+//! puts every node back running with its memory, then corrects the guests' clocks [I/O].
+//!
+//! Mechanism: libvirt internal snapshots (disk and memory inside each node's qcow2 overlay). See
+//! docs/snapshots.md for why, with measurements.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::driver::{Hv, blocking};
+use crate::guest::{KnownHosts, LabKey, Target};
+use crate::names::LabDirs;
+use crate::names::ObjState;
+use crate::ops::Ctx;
+use crate::ops::lab::state::{self as lab_state, LabState};
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotReport {
+    pub lab: String,
+    pub snapshot: String,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RevertReport {
+    pub lab: String,
+    pub snapshot: String,
+    /// Until every node was running again.
+    pub seconds_to_running: f64,
+    /// Until every node answered over SSH with its clock corrected.
+    pub seconds: f64,
+    /// Each node's clock offset from the host after correction, in seconds.
+    pub clock_offsets: Vec<(String, f64)>,
+}
+
+/// One snapshot of the lab, as `snapshots` lists it.
+#[derive(Debug, Serialize)]
+pub struct LabSnapshot {
+    pub name: String,
+    pub created_unix: u64,
+    /// Nodes that hold it (a complete snapshot is on every node).
+    pub nodes: Vec<String>,
+    pub complete: bool,
+    /// Bytes of saved memory state across the nodes (from qemu-img); the disk part shares
+    /// clusters with the live overlay and is not counted.
+    pub vm_state_bytes: u64,
+}
+
+/// A valid snapshot name: used in libvirt and shell-free, so DNS-safe-like.
+pub fn check_name(name: &str) -> Result<(), crate::BadInput> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::BadInput(format!(
+            "snapshot name \"{name}\" is not valid; use up to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// A default name from the time: `s20261125-224800`.
+pub fn default_name() -> String {
+    let (y, mo, d, h, mi, s) = crate::calendar::civil(crate::unix_time().as_secs());
+    format!("s{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+}
+
+fn running(state: &LabState) -> anyhow::Result<Vec<String>> {
+    if !state.exists() {
+        return Err(crate::BadInput(format!("lab {} does not exist", state.lab)).into());
+    }
+    let stopped: Vec<&str> = state
+        .nodes
+        .iter()
+        .filter(|n| n.state == ObjState::Inactive)
+        .map(|n| n.name.as_str())
+        .collect();
+    if !stopped.is_empty() {
+        bail!(
+            "nodes {} of lab {} are not running; fix: `dcos-lab up {}` first",
+            stopped.join(", "),
+            state.lab,
+            state.lab
+        );
+    }
+    Ok(state.nodes.iter().map(|n| n.domain.clone()).collect())
+}
+
+/// Takes snapshot `name` of every node at one moment. On failure the lab is left as it was
+/// (snapshots already taken are deleted, every node resumed), and the error says so.
+pub async fn snapshot(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<SnapshotReport> {
+    let dirs = &ctx.dirs;
+    check_name(name)?;
+    if let Some(pending) = unfinished_revert(&dirs.lab(lab))? {
+        return Err(crate::BadInput(format!(
+            "lab {lab} is half way through a revert to {pending} that was interrupted; a snapshot now would freeze that; fix: `dcos-lab up {lab}` or `dcos-lab revert {lab} {pending}` finishes it"
+        ))
+        .into());
+    }
+    let t0 = Instant::now();
+    let state = lab_state::read(ctx, lab).await?;
+    let domains = running(&state)?;
+    if state.snapshots.iter().any(|s| s == name) {
+        return Err(crate::BadInput(format!(
+            "lab {lab} already has a snapshot {name}; fix: pick another name, or `dcos-lab snapshot rm {lab} {name}`"
+        ))
+        .into());
+    }
+    // Pause all, then capture all, then resume all: one consistent moment for the cluster.
+    let mut errors: Vec<anyhow::Error> = ctx
+        .for_domains(&domains, |h, d| h.suspend_domain(d))
+        .await
+        .into_iter()
+        .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot pause {d}"))))
+        .collect();
+    if errors.is_empty() {
+        let (n, desc) = (name.to_string(), format!("dcos-lab lab {lab}"));
+        errors = ctx
+            .for_domains(&domains, move |h, d| h.create_snapshot(d, &n, &desc))
+            .await
+            .into_iter()
+            .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot snapshot {d}"))))
+            .collect();
+        if !errors.is_empty() {
+            // All or nothing: remove the snapshots that were taken.
+            let n = name.to_string();
+            for (d, r) in ctx
+                .for_domains(&domains, move |h, d| h.delete_snapshot(d, &n))
+                .await
+            {
+                if let Err(e) = r {
+                    tracing::warn!("cannot delete the partial snapshot of {d}: {e:#}");
+                }
+            }
+        }
+    }
+    let resumed: Vec<anyhow::Error> = ctx
+        .for_domains(&domains, |h, d| h.resume_domain(d))
+        .await
+        .into_iter()
+        .filter_map(|(d, r)| r.err().map(|e| e.context(format!("cannot resume {d}"))))
+        .collect();
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e.context(format!(
+            "snapshot {name} of lab {lab} failed; the lab is as it was (no node holds {name}), nodes resumed"
+        )));
+    }
+    if let Some(e) = resumed.into_iter().next() {
+        return Err(e.context(format!(
+            "snapshot {name} of lab {lab} was taken, but a node did not resume"
+        )));
+    }
+    Ok(SnapshotReport {
+        lab: lab.to_string(),
+        snapshot: name.to_string(),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// The lab's snapshots: by name, with the nodes holding each.
+pub async fn list(ctx: &Ctx, lab: &str) -> anyhow::Result<Vec<LabSnapshot>> {
+    list_of(ctx, &lab_state::read(ctx, lab).await?).await
+}
+
+/// [`list`] with the saved memory sizes read from each node's disk (what `snapshots` shows).
+pub async fn list_with_sizes(ctx: &Ctx, lab: &str) -> anyhow::Result<Vec<LabSnapshot>> {
+    let mut snaps = list(ctx, lab).await?;
+    add_sizes(ctx, lab, &mut snaps).await;
+    Ok(snaps)
+}
+
+/// [`list`] for a lab already read from libvirt.
+async fn list_of(ctx: &Ctx, state: &LabState) -> anyhow::Result<Vec<LabSnapshot>> {
+    let mut by_name: BTreeMap<String, LabSnapshot> = BTreeMap::new();
+    for n in &state.nodes {
+        let d = n.domain.clone();
+        let snaps = blocking(&ctx.hv_for(&n.domain), move |h| h.snapshots(&d)).await?;
+        for s in snaps {
+            let e = by_name
+                .entry(s.name.clone())
+                .or_insert_with(|| LabSnapshot {
+                    name: s.name.clone(),
+                    created_unix: s.created_unix,
+                    nodes: Vec::new(),
+                    complete: false,
+                    vm_state_bytes: 0,
+                });
+            e.created_unix = e.created_unix.min(s.created_unix);
+            e.nodes.push(n.name.clone());
+        }
+    }
+    let mut out: Vec<LabSnapshot> = by_name.into_values().collect();
+    for s in &mut out {
+        s.complete = s.nodes.len() == state.nodes.len();
+    }
+    out.sort_by_key(|s| s.created_unix);
+    Ok(out)
+}
+
+/// Adds the saved memory sizes from each node's disk (read-only). A disk that cannot be read
+/// counts nothing and is said in the log: the listing itself came from libvirt.
+async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
+    let lab_dirs = ctx.dirs.lab(lab);
+    let mut nodes: Vec<String> = snaps.iter().flat_map(|s| s.nodes.clone()).collect();
+    nodes.sort();
+    nodes.dedup();
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+    let reads = nodes.iter().map(|node| {
+        let domain = crate::names::domain_name(lab, node);
+        let disk = if ctx.host_of(&domain) == crate::model::LOCAL_HOST {
+            lab_dirs.disk(node)
+        } else {
+            LabDirs::remote(lab).disk(node)
+        };
+        let hv = ctx.hv_for(&domain);
+        async move { blocking(&hv, move |h| h.disk_snapshots(&domain, &disk)).await }
+    });
+    let read = crate::driver::join_all(reads.collect()).await;
+    for (node, r) in nodes.iter().zip(read) {
+        match r {
+            Ok(states) => {
+                for (name, size) in states {
+                    *sizes.entry(name).or_default() += size;
+                }
+            }
+            Err(e) => tracing::warn!("sizes of {node}'s snapshots: {e:#}"),
+        }
+    }
+    for s in snaps {
+        s.vm_state_bytes = sizes.get(&s.name).copied().unwrap_or(0);
+    }
+}
+
+/// A node's disk on its host: the lab's pool here, or the pool on the lab's other host.
+fn node_disk(lab_dirs: &LabDirs, lab: &str, n: &crate::ops::lab::state::NodeState) -> PathBuf {
+    if n.host == crate::model::LOCAL_HOST {
+        lab_dirs.disk(&n.name)
+    } else {
+        LabDirs::remote(lab).disk(&n.name)
+    }
+}
+
+/// Deletes snapshot `name` from every node.
+pub async fn remove(ctx: &Ctx, lab: &str, name: &str) -> anyhow::Result<()> {
+    let dirs = &ctx.dirs;
+    if unfinished_revert(&dirs.lab(lab))?.as_deref() == Some(name) {
+        return Err(crate::BadInput(format!(
+            "lab {lab} is half way through a revert to {name} that was interrupted; it needs {name} to finish; fix: `dcos-lab up {lab}` or `dcos-lab revert {lab} {name}` first"
+        ))
+        .into());
+    }
+    let state = lab_state::read(ctx, lab).await?;
+    if !state.snapshots.iter().any(|s| s == name) {
+        return Err(crate::BadInput(format!(
+            "lab {lab} has no snapshot {name}; `dcos-lab snapshots {lab}` lists them"
+        ))
+        .into());
+    }
+    let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
+    let n = name.to_string();
+    for (d, r) in ctx
+        .for_domains(&domains, move |h, d| h.delete_snapshot(d, &n))
+        .await
+    {
+        r.with_context(|| format!("cannot delete snapshot {name} of {d}"))?;
+    }
+    Ok(())
+}
+
+/// Where a revert in progress is recorded: from before the first node is paused until every
+/// node runs from the snapshot. A revert that did not get there (killed, libvirtd gone, a node
+/// that would not revert) is finished by the next `revert` or `up`: reverts are idempotent, so
+/// the lab goes forward to the snapshot instead of staying half reverted.
+fn revert_record(lab_dirs: &LabDirs) -> PathBuf {
+    lab_dirs.private.join("revert-in-progress")
+}
+
+/// The snapshot of an unfinished revert of the lab, if there is one.
+pub fn unfinished_revert(lab_dirs: &LabDirs) -> anyhow::Result<Option<String>> {
+    let path = revert_record(lab_dirs);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+    }
+}
+
+fn record_revert(lab_dirs: &LabDirs, snapshot: &str) -> anyhow::Result<()> {
+    let path = revert_record(lab_dirs);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{snapshot}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    crate::fault::step("record the revert");
+    Ok(())
+}
+
+/// Drops the record of a revert: when it finished, or when it is stale (see `up`).
+pub fn forget_revert(lab_dirs: &LabDirs) -> anyhow::Result<()> {
+    let path = revert_record(lab_dirs);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::Error::new(e).context(format!("cannot remove {}", path.display())));
+        }
+        _ => {}
+    }
+    crate::fault::step("clear the revert record");
+    Ok(())
+}
+
+/// Every node's disk must hold the snapshot with its memory: libvirt's metadata alone does not
+/// prove it (the qcow2 may have lost it), and a revert that cannot load a node's memory would
+/// stop that node. Read-only, before anything changes.
+/// `nodes`: each node with the connection to its host and its disk's path there.
+async fn check_loadable(
+    lab: &str,
+    nodes: &[(String, Hv, PathBuf)],
+    snapshot: &str,
+) -> anyhow::Result<()> {
+    // Every node's disk at once: read through libvirt, each read is a helper process libvirtd
+    // starts.
+    let reads = nodes.iter().map(|(node, hv, disk)| {
+        let (domain, d) = (crate::names::domain_name(lab, node), disk.clone());
+        blocking(hv, move |h| h.disk_snapshots(&domain, &d))
+    });
+    let read = crate::driver::join_all(reads.collect()).await;
+    for ((node, _, disk), states) in nodes.iter().zip(read) {
+        let states = states?;
+        match states.get(snapshot) {
+            Some(bytes) if *bytes > 0 => {}
+            Some(_) => bail!(crate::BadInput(format!(
+                "snapshot {snapshot} of node {node} has no memory state in {}; it cannot be reverted to running",
+                disk.display()
+            ))),
+            None => bail!(crate::BadInput(format!(
+                "libvirt lists snapshot {snapshot} of node {node}, but its disk {} does not hold it; fix: revert to another snapshot (`dcos-lab snapshots`), or `snapshot rm` it",
+                disk.display()
+            ))),
+        }
+    }
+    Ok(())
+}
+
+/// How often a node's revert is tried before the revert is reported unfinished.
+const REVERT_TRIES: u32 = 3;
+
+/// Puts every node back to snapshot `name` (the newest complete one when `None`), running, with
+/// its clock corrected, and waits until each answers over SSH.
+///
+/// Every node is paused first, so none runs on in its old state while another is put back; each
+/// node then runs again as soon as its own revert is done, and its clock is corrected as soon as
+/// it answers. The revert is recorded before anything changes and goes forward: a node whose
+/// revert fails is tried again, and a revert that still cannot finish (or is killed) leaves the
+/// record in place, with every node paused when this process is the one giving up, so the next
+/// `revert` or `up` finishes it.
+pub async fn revert(
+    ctx: &Ctx,
+    lab: &str,
+    name: Option<&str>,
+    wait: Duration,
+) -> anyhow::Result<RevertReport> {
+    let dirs = &ctx.dirs;
+    let t0 = Instant::now();
+    let lab_dirs = dirs.lab(lab);
+    let state = lab_state::read(ctx, lab).await?;
+    if !state.exists() {
+        return Err(crate::BadInput(format!("lab {lab} does not exist")).into());
+    }
+    let snaps = list_of(ctx, &state).await?;
+    let snap_name = chosen_snapshot(lab, &snaps, name)?;
+    let disks: Vec<(String, Hv, PathBuf)> = state
+        .nodes
+        .iter()
+        .map(|n| {
+            (
+                n.name.clone(),
+                ctx.hv_for(&n.domain),
+                node_disk(&lab_dirs, lab, n),
+            )
+        })
+        .collect();
+    let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
+    check_loadable(lab, &disks, &snap_name).await?;
+    let key = LabKey::load(&lab_dirs.ssh_key())?;
+    let known = KnownHosts::load(&lab_dirs.known_hosts())?;
+
+    record_revert(&lab_dirs, &snap_name)?;
+    // A stopped node needs no pause: the revert starts it from the snapshot.
+    let active: Vec<String> = state
+        .nodes
+        .iter()
+        .filter(|n| n.state != ObjState::Inactive)
+        .map(|n| n.domain.clone())
+        .collect();
+    pause_all(ctx, lab, &lab_dirs, &active).await?;
+    tracing::debug!("paused at {:.2} s", t0.elapsed().as_secs_f64());
+
+    let mut reverts = spawn_reverts(ctx, &state, &snap_name);
+    // Each node's clock is corrected as soon as it runs again and answers; the boot node's
+    // first: it is the lab's time server, and a node that asked it for the time before its clock
+    // was corrected would follow it back to the snapshot's time.
+    let mut clocks = tokio::task::JoinSet::new();
+    let (boot_fixed, boot_fixed_rx) = tokio::sync::watch::channel(false);
+    let boot_node = state
+        .nodes
+        .iter()
+        .find(|n| n.role == "boot")
+        .map(|n| n.name.clone());
+    let mut boot_fixed = boot_node.is_some().then_some(boot_fixed);
+    let mut failed = Vec::new();
+    while let Some(joined) = reverts.join_next().await {
+        let (node, domain, ip, r) = joined.context("a revert task failed")?;
+        match (r, ip) {
+            (Err(e), _) => failed.push((domain, e)),
+            (Ok(()), None) => failed.push((
+                domain,
+                anyhow::anyhow!("node {node} has no private address"),
+            )),
+            (Ok(()), Some(ip)) => {
+                tracing::debug!("{node} runs at {:.2} s", t0.elapsed().as_secs_f64());
+                let target = Target {
+                    node,
+                    domain,
+                    addr: SocketAddr::new(IpAddr::V4(ip), 22),
+                    key: key.clone(),
+                    known: known.clone(),
+                };
+                let order = if Some(&target.node) == boot_node.as_ref() {
+                    ClockOrder::Reference(boot_fixed.take())
+                } else {
+                    ClockOrder::Follower(boot_node.is_some().then(|| boot_fixed_rx.clone()))
+                };
+                clocks.spawn(fix_clock(ctx.guests.clone(), target, wait, order));
+            }
+        }
+    }
+    if let Some((d, e)) = failed.into_iter().next() {
+        clocks.abort_all();
+        let left = pause_again(ctx, &domains).await;
+        return Err(e.context(format!(
+            "revert of lab {lab} to {snap_name} failed on {d} ({REVERT_TRIES} tries); {left} and the revert is recorded as unfinished; fix: `dcos-lab revert {lab} {snap_name}` or `dcos-lab up {lab}` finishes it (or `dcos-lab down {lab}`)"
+        )));
+    }
+    forget_revert(&lab_dirs)?;
+    let running_at = t0.elapsed().as_secs_f64();
+    let mut clock_offsets = Vec::new();
+    while let Some(r) = clocks.join_next().await {
+        clock_offsets.push(r.context("a clock task failed")??);
+    }
+    clock_offsets.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(RevertReport {
+        lab: lab.to_string(),
+        snapshot: snap_name,
+        seconds_to_running: running_at,
+        seconds: t0.elapsed().as_secs_f64(),
+        clock_offsets,
+    })
+}
+
+/// A reverted node: its name, domain, private address and how its revert ended.
+type Reverted = (
+    String,
+    String,
+    Option<std::net::Ipv4Addr>,
+    anyhow::Result<()>,
+);
+
+/// Every node's revert to `snap_name`, each on its own task, each tried again (with a pause)
+/// up to `REVERT_TRIES` times.
+fn spawn_reverts(ctx: &Ctx, state: &LabState, snap_name: &str) -> tokio::task::JoinSet<Reverted> {
+    let mut reverts = tokio::task::JoinSet::new();
+    for n in &state.nodes {
+        let (hv, node, domain, snap) = (
+            ctx.hv_for(&n.domain),
+            n.name.clone(),
+            n.domain.clone(),
+            snap_name.to_string(),
+        );
+        let ip = n.private_ipv4();
+        reverts.spawn(async move {
+            let mut tries = 0;
+            let r = loop {
+                tries += 1;
+                let (d, s) = (domain.clone(), snap.clone());
+                match blocking(&hv, move |h| h.revert_snapshot(&d, &s, false)).await {
+                    Err(e) if tries < REVERT_TRIES => {
+                        tracing::warn!("revert of {domain} to {snap} failed ({e:#}); trying again");
+                        tokio::time::sleep(Duration::from_millis(500 * u64::from(tries))).await;
+                    }
+                    r => break r,
+                }
+            };
+            (node, domain, ip, r)
+        });
+    }
+    reverts
+}
+
+/// The snapshot a revert goes to: `name`, else the newest on every node; it must be on every
+/// node.
+fn chosen_snapshot(lab: &str, snaps: &[LabSnapshot], name: Option<&str>) -> anyhow::Result<String> {
+    let chosen = match name {
+        Some(n) => snaps.iter().find(|s| s.name == n),
+        None => snaps
+            .iter()
+            .filter(|s| s.complete)
+            .max_by_key(|s| s.created_unix),
+    };
+    let Some(snap) = chosen else {
+        return Err(crate::BadInput(match name {
+            Some(n) => {
+                format!("lab {lab} has no snapshot {n}; `dcos-lab snapshots {lab}` lists them")
+            }
+            None => format!("lab {lab} has no snapshot; `dcos-lab snapshot {lab}` takes one"),
+        })
+        .into());
+    };
+    if !snap.complete {
+        return Err(crate::BadInput(format!(
+            "snapshot {} of lab {lab} is on nodes {} only, not on every node; it cannot be reverted to",
+            snap.name,
+            snap.nodes.join(", ")
+        ))
+        .into());
+    }
+    Ok(snap.name.clone())
+}
+
+/// Every node of `active` paused; when one cannot be, nothing was reverted yet: every node is
+/// resumed and the revert's record cleared, the lab as it was.
+async fn pause_all(
+    ctx: &Ctx,
+    lab: &str,
+    lab_dirs: &LabDirs,
+    active: &[String],
+) -> anyhow::Result<()> {
+    for (d, r) in ctx.for_domains(active, |h, d| h.suspend_domain(d)).await {
+        if let Err(e) = r {
+            // Nothing was reverted yet: the lab is put back as it was.
+            let _ = ctx.for_domains(active, |h, d| h.resume_domain(d)).await;
+            forget_revert(lab_dirs)?;
+            return Err(e.context(format!(
+                "cannot pause {d}; revert of lab {lab} did not start, the lab is as it was"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// After a failed revert, every node paused again; says which could not be.
+async fn pause_again(ctx: &Ctx, domains: &[String]) -> String {
+    // Say what is true: every node paused, or which ones could not be paused again.
+    let running: Vec<String> = ctx
+        .for_domains(domains, |h, d| h.suspend_domain(d))
+        .await
+        .into_iter()
+        .filter_map(|(d, r)| r.err().map(|e| format!("{d} ({e:#})")))
+        .collect();
+    if running.is_empty() {
+        "every node is left paused".to_string()
+    } else {
+        format!(
+            "these nodes could not be paused again and may be running: {}; the others are left paused",
+            running.join(", ")
+        )
+    }
+}
+
+fn now_secs() -> f64 {
+    crate::unix_time().as_secs_f64()
+}
+
+/// Where a node's clock stands among the lab's: the boot node is the reference (it says when its
+/// clock is right), the others follow it (and wait for that before asking it for the time).
+enum ClockOrder {
+    Reference(Option<tokio::sync::watch::Sender<bool>>),
+    Follower(Option<tokio::sync::watch::Receiver<bool>>),
+}
+
+/// After a revert a guest's clock is as old as the snapshot: wait until the node answers over
+/// SSH, set its clock from the host's and read it back in the same round trip; the offset left
+/// is reported (half the round trip is its uncertainty). Setting the clock tells the kernel it
+/// is no longer synchronised; a follower then asks chrony for an immediate burst of samples from
+/// the boot node (corrected by then), so the kernel reports the clock synchronised again within
+/// a second instead of at chrony's next poll.
+async fn fix_clock(
+    guests: Arc<dyn crate::guest::Guests>,
+    target: Target,
+    wait: Duration,
+    mut order: ClockOrder,
+) -> anyhow::Result<(String, f64)> {
+    let node = target.node.clone();
+    let t = Instant::now();
+    let n2 = node.clone();
+    let s = guests
+        .wait_ready(&target, None, wait, &move |last| {
+            tracing::debug!("{n2}: {:.2} s: {last}", t.elapsed().as_secs_f64())
+        })
+        .await?;
+    tracing::debug!(
+        "{node}: SSH answers after {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    // The host's time is sent when the guest's shell is up and waiting for it, not with the
+    // command: starting a shell in a guest whose translation cache the revert emptied takes a
+    // few tenths of a second. bash's EPOCHREALTIME reads the clock back without another process.
+    let burst = match &mut order {
+        ClockOrder::Follower(Some(rx)) => {
+            // A failed boot node fails the whole revert; the wait is bounded by it.
+            let _ = tokio::time::timeout(wait, rx.wait_for(|fixed| *fixed)).await;
+            "; chronyc -a burst 2/2 >/dev/null 2>&1 || true"
+        }
+        _ => "",
+    };
+    let mut before = 0.0;
+    let out = s
+        .exec_answering(
+            &format!("echo ready; read -r t && date -u -s \"@$t\" >/dev/null && echo ${{EPOCHREALTIME:-$(date -u +%s.%N)}}{burst}"),
+            Box::new(|| {
+                before = now_secs();
+                format!("{before:.6}\n").into_bytes()
+            }),
+        )
+        .await?;
+    let after = now_secs();
+    if let ClockOrder::Reference(Some(tx)) = order {
+        let _ = tx.send(true);
+    }
+    renew_random_state(&node, s.as_ref()).await;
+    s.close().await;
+    let guest: f64 = out
+        .stdout_str()
+        .trim()
+        .replace(',', ".")
+        .parse()
+        .with_context(|| {
+            format!(
+                "{node}: cannot set or read the clock: {:?} {:?}",
+                out.stdout_str(),
+                out.stderr_str()
+            )
+        })?;
+    Ok((node, guest - (before + after) / 2.0))
+}
+
+/// Bytes of fresh host entropy a node's kernel gets after a revert.
+pub(crate) const RESEED_BYTES: usize = 64;
+
+/// The kernel's `RNDADDENTROPY` and `RNDRESEEDCRNG` ioctls (linux/random.h), run by the guest's
+/// Perl (perl-base is Essential in Debian, so every Debian image has it, and it starts in a tenth
+/// of Python's time in a guest whose translation cache the revert just emptied): the host's
+/// bytes, read as hex from stdin, go into the input pool, credited, and the CRNG is reseeded from
+/// it at once, so what /dev/urandom gives from then on differs between two reverts of one
+/// snapshot. No single quote inside: it is passed in single quotes.
+const RESEED_PERL: &str = r#"my $h = <STDIN>; chomp $h; my $d = pack("H*", $h); open(my $f, ">", "/dev/random") or die "open /dev/random: $!\n"; ioctl($f, 0x40085203, pack("ii", 8 * length($d), length($d)) . $d) or die "RNDADDENTROPY: $!\n"; ioctl($f, 0x5207, 0) or die "RNDRESEEDCRNG: $!\n";"#;
+
+/// The same with Python, for images without Perl.
+const RESEED_PYTHON: &str = "import fcntl, os, struct, sys\n\
+d = bytes.fromhex(sys.stdin.readline().strip())\n\
+fd = os.open('/dev/random', os.O_WRONLY)\n\
+fcntl.ioctl(fd, 0x40085203, struct.pack('ii', len(d) * 8, len(d)) + d)\n\
+fcntl.ioctl(fd, 0x5207)\n";
+
+/// After a revert every node's kernel holds the random state of the snapshot: two reverts of
+/// one snapshot would hand out the same /dev/urandom bytes (TLS nonces, keys, UUIDs) until the
+/// kernel next reseeds on its own, up to a minute later. So each node is sent fresh entropy from
+/// the host (over stdin, not on a command line) and reseeds at once. The lab's image kernel has
+/// no VM generation ID driver, so libvirt's `<genid/>` (renewed by every revert) is not enough
+/// on its own. A node that cannot do it (an imported image with neither Perl nor Python) is
+/// named in the log.
+async fn renew_random_state(node: &str, s: &dyn crate::guest::Shell) {
+    let mut seed = [0u8; RESEED_BYTES];
+    if let Err(e) = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+    {
+        tracing::warn!(
+            "{node}: random state not renewed: cannot read the host's /dev/urandom: {e}"
+        );
+        return;
+    }
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    let cmd = reseed_command();
+    match s
+        .exec_answering(&cmd, Box::new(move || format!("{hex}\n").into_bytes()))
+        .await
+    {
+        Ok(o) if o.success() => {}
+        Ok(o) => tracing::warn!(
+            "{node}: random state not renewed after the revert (exit {:?}): {}",
+            o.status,
+            o.stderr_str().trim()
+        ),
+        Err(e) => tracing::warn!("{node}: random state not renewed after the revert: {e}"),
+    }
+}
+
+/// The shell command that reseeds a node's kernel: says `ready`, then takes the hex line.
+fn reseed_command() -> String {
+    format!(
+        "echo ready; if command -v perl >/dev/null; then perl -e '{RESEED_PERL}'; \
+         else python3 -I -S -c \"$(printf '%s' '{}' | base64 -d)\"; fi",
+        crate::base64::encode(RESEED_PYTHON.as_bytes())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both reseed programs compile (Perl's `-c`, Python's `compile`), and the Perl one survives
+    /// the single quotes it is passed in. Running them needs root (RNDADDENTROPY): the system
+    /// tier's random-state test does that in real guests.
+    #[test]
+    fn reseed_programs_compile() {
+        assert!(!RESEED_PERL.contains('\''));
+        assert!(reseed_command().contains(RESEED_PERL));
+        let perl = std::process::Command::new("perl")
+            .args(["-c", "-e", RESEED_PERL])
+            .output()
+            .expect("perl runs");
+        assert!(
+            perl.status.success(),
+            "{}",
+            String::from_utf8_lossy(&perl.stderr)
+        );
+        let py = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys; compile(sys.stdin.read(), 'reseed', 'exec')",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write as _;
+                c.stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(RESEED_PYTHON.as_bytes())?;
+                c.wait()
+            })
+            .expect("python3 runs");
+        assert!(py.success());
+    }
+
+    /// `revert` refuses, before changing anything, a snapshot a node's disk does not hold or
+    /// holds without memory (real qcow2 files; the positive case is every VM test's revert).
+    #[test]
+    fn loadable_needs_the_snapshot_with_its_memory_on_disk() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lab_dirs = LabDirs::local(dir.path().to_path_buf());
+        std::fs::create_dir_all(lab_dirs.pool()).expect("pool dir");
+        let disk = lab_dirs.disk("n1");
+        let qemu_img = |args: &[&std::ffi::OsStr]| {
+            let st = std::process::Command::new("qemu-img")
+                .args(args)
+                .status()
+                .expect("qemu-img (scripts/setup-host.sh installs it)");
+            assert!(st.success(), "qemu-img {args:?}");
+        };
+        let d = disk.as_os_str();
+        qemu_img(&[
+            "create".as_ref(),
+            "-q".as_ref(),
+            "-f".as_ref(),
+            "qcow2".as_ref(),
+            d,
+            "16M".as_ref(),
+        ]);
+        qemu_img(&["snapshot".as_ref(), "-c".as_ref(), "disk-only".as_ref(), d]);
+        // The disk check reads the qcow2 itself: libvirt's test driver stands for the connection.
+        let hv: Hv =
+            Arc::new(crate::driver::Libvirt::open(Some("test:///default")).expect("test driver"));
+        let on = |n: &str| vec![(n.to_string(), hv.clone(), lab_dirs.disk(n))];
+        let nodes = on("n1");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let check = |nodes: &[(String, Hv, PathBuf)], snap: &str| {
+            rt.block_on(check_loadable("l", nodes, snap))
+        };
+
+        let err = check(&nodes, "disk-only").expect_err("no memory");
+        assert!(err.downcast_ref::<crate::BadInput>().is_some(), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("has no memory state"),
+            "{err:#}"
+        );
+
+        let err = check(&nodes, "gone").expect_err("missing");
+        assert!(format!("{err:#}").contains("does not hold it"), "{err:#}");
+        assert!(format!("{err:#}").contains("fix:"), "{err:#}");
+
+        let err = check(&on("n2"), "disk-only").expect_err("no disk");
+        assert!(
+            format!("{err:#}").contains("cannot read the snapshots in"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn snapshot_names() {
+        assert!(check_name("before-install_2.1").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("a b").is_err());
+        assert!(check_name("x/../y").is_err());
+        assert!(default_name().starts_with('s'));
+    }
+}
