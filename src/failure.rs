@@ -8,6 +8,7 @@
 //! (`ImageError::{UnknownRecipe, NotFound, BadName, NotAnImage, Refused}`). An internal invariant that did not hold
 //! (`RenderError::Invariant`) is a failure, not bad input.
 
+use crate::ops::lab::dcos::InstallError;
 use crate::{image, model, render};
 
 /// Exit status for bad input (an invalid lab file, an unknown node, bad arguments).
@@ -79,6 +80,8 @@ pub fn kind_of(error: &anyhow::Error) -> Kind {
     let bad = error.chain().any(|e| {
         e.is::<BadInput>()
             || e.is::<model::ModelError>()
+            || e.downcast_ref::<InstallError>()
+                .is_some_and(InstallError::is_bad_input)
             || matches!(
                 e.downcast_ref::<render::RenderError>(),
                 Some(render::RenderError::NoSuchNode { .. })

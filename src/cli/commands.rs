@@ -10,9 +10,6 @@ use super::{
 };
 use crate::ops::{self, Ctx, access};
 
-/// How long connecting to a running node may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
 pub fn down(ctx: &Ctx, a: DownArgs) -> anyhow::Result<i32> {
     let which = match &a.lab {
         Some(arg) if !a.all => Some(ops::lab_name(arg)?),
@@ -162,7 +159,7 @@ pub fn exec(ctx: &Ctx, a: ExecArgs) -> anyhow::Result<i32> {
         &a.node,
         &a.role,
         &command,
-        CONNECT_TIMEOUT,
+        crate::guest::CONNECT_TIMEOUT,
     ))?;
     let failed = results.iter().filter(|r| !r.ok()).count();
     if a.json {
@@ -231,7 +228,7 @@ pub fn ssh(ctx: &Ctx, a: SshArgs) -> anyhow::Result<i32> {
         std::slice::from_ref(&a.node),
         &[],
         &command,
-        CONNECT_TIMEOUT,
+        crate::guest::CONNECT_TIMEOUT,
     ))?;
     let r = results.into_iter().next().context("no result")?;
     use std::io::Write;

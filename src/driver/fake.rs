@@ -1120,6 +1120,19 @@ impl Hypervisor for FakeHypervisor {
 /// One command a fake node ran: (node, command, what it was sent on its input).
 pub type Ran = (String, String, Vec<u8>);
 
+/// How a fake node answers a command: given (node, command, input), its output.
+pub type Responder = Arc<dyn Fn(&str, &str, &[u8]) -> Output + Send + Sync>;
+
+/// The fake nodes' default answer: success, printing back what they were sent (empty for a
+/// command given no input).
+pub fn echo(_node: &str, _command: &str, input: &[u8]) -> Output {
+    Output {
+        status: Some(0),
+        stdout: input.to_vec(),
+        stderr: Vec::new(),
+    }
+}
+
 /// Guests of the fake hypervisor: a node answers once its domain runs (and it is not made
 /// unreachable); its shell runs every command successfully, and a command that is answered
 /// prints back what it was sent (as `read t; echo $t` does).
@@ -1130,6 +1143,7 @@ pub struct FakeGuests {
     unreachable: Mutex<Vec<String>>,
     /// Every command run on a node, as (node, command, what it was sent on its input).
     pub ran: Arc<Mutex<Vec<Ran>>>,
+    responder: Arc<Mutex<Responder>>,
 }
 
 impl FakeGuests {
@@ -1139,6 +1153,51 @@ impl FakeGuests {
             others: Mutex::new(Vec::new()),
             unreachable: Mutex::new(Vec::new()),
             ran: Arc::new(Mutex::new(Vec::new())),
+            responder: Arc::new(Mutex::new(Arc::new(echo))),
+        })
+    }
+
+    /// The nodes answer commands with `r` from now on (default [`echo`]).
+    pub fn answer(&self, r: impl Fn(&str, &str, &[u8]) -> Output + Send + Sync + 'static) {
+        *self.responder.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(r);
+    }
+
+    /// The commands run on `node` so far, in order.
+    pub fn commands_on(&self, node: &str) -> Vec<String> {
+        self.ran
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(n, _, _)| n == node)
+            .map(|(_, c, _)| c.clone())
+            .collect()
+    }
+
+    /// Whether `t`'s domain runs (on any fake host) and its node answers.
+    fn answers(&self, t: &Target) -> bool {
+        let up = self.hv.domain_state(&t.domain) == Some(ObjState::Active)
+            || self
+                .others
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|h| h.domain_state(&t.domain) == Some(ObjState::Active));
+        up && !self
+            .unreachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&t.node)
+    }
+
+    fn shell(&self, t: &Target) -> Box<dyn Shell> {
+        Box::new(FakeShell {
+            node: t.node.clone(),
+            ran: self.ran.clone(),
+            responder: self
+                .responder
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         })
     }
 
@@ -1162,27 +1221,48 @@ impl FakeGuests {
 struct FakeShell {
     node: String,
     ran: Arc<Mutex<Vec<Ran>>>,
+    responder: Responder,
+}
+
+impl FakeShell {
+    fn run(&self, command: &str, input: Vec<u8>) -> Output {
+        self.ran.lock().unwrap_or_else(|p| p.into_inner()).push((
+            self.node.clone(),
+            command.to_string(),
+            input.clone(),
+        ));
+        (self.responder)(&self.node, command, &input)
+    }
 }
 
 impl Shell for FakeShell {
+    fn exec_input<'a>(
+        &'a self,
+        command: &'a str,
+        stdin: Option<crate::guest::Input<'a>>,
+    ) -> BoxFuture<'a, Result<Output, GuestError>> {
+        Box::pin(async move {
+            let mut input = Vec::new();
+            if let Some(mut r) = stdin {
+                use tokio::io::AsyncReadExt;
+                r.read_to_end(&mut input)
+                    .await
+                    .map_err(|source| GuestError::Io {
+                        what: format!("read the input of `{command}` for"),
+                        path: self.node.clone().into(),
+                        source,
+                    })?;
+            }
+            Ok(self.run(command, input))
+        })
+    }
+
     fn exec_answering<'a>(
         &'a self,
         command: &'a str,
         answer: Box<dyn FnOnce() -> Vec<u8> + Send + 'a>,
     ) -> BoxFuture<'a, Result<Output, GuestError>> {
-        Box::pin(async move {
-            let input = answer();
-            self.ran.lock().unwrap_or_else(|p| p.into_inner()).push((
-                self.node.clone(),
-                command.to_string(),
-                input.clone(),
-            ));
-            Ok(Output {
-                status: Some(0),
-                stdout: input,
-                stderr: Vec::new(),
-            })
-        })
+        Box::pin(async move { Ok(self.run(command, answer())) })
     }
 
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
@@ -1201,23 +1281,8 @@ impl Guests for FakeGuests {
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + timeout;
             loop {
-                let up = self.hv.domain_state(&t.domain) == Some(ObjState::Active)
-                    || self
-                        .others
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .iter()
-                        .any(|h| h.domain_state(&t.domain) == Some(ObjState::Active));
-                let reachable = !self
-                    .unreachable
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(&t.node);
-                if up && reachable {
-                    return Ok(Box::new(FakeShell {
-                        node: t.node.clone(),
-                        ran: self.ran.clone(),
-                    }) as Box<dyn Shell>);
+                if self.answers(t) {
+                    return Ok(self.shell(t));
                 }
                 let last = format!("TCP {}: no answer", t.addr);
                 if tokio::time::Instant::now() >= deadline {
@@ -1229,6 +1294,24 @@ impl Guests for FakeGuests {
                 }
                 on_try(&last);
                 tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    }
+
+    fn connect<'a>(
+        &'a self,
+        t: &'a Target,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Box<dyn Shell>, GuestError>> {
+        Box::pin(async move {
+            if self.answers(t) {
+                Ok(self.shell(t))
+            } else {
+                Err(GuestError::Timeout {
+                    node: t.node.clone(),
+                    seconds: timeout.as_secs(),
+                    last: format!("TCP {}: no answer", t.addr),
+                })
             }
         })
     }

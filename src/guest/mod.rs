@@ -4,9 +4,12 @@ mod access;
 mod keys;
 mod session;
 
-pub use access::{BoxFuture, Guests, Shell, Ssh, Target};
+pub use access::{BoxFuture, Guests, Input, Shell, Ssh, Target};
 pub use keys::{KnownHosts, LabKey};
 pub use session::{Output, Session, wait_ready};
+
+/// How long connecting to a running node may take (commands on a running lab).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
@@ -72,7 +75,7 @@ pub async fn interactive(
         std::net::SocketAddr::new(std::net::IpAddr::V4(addr), 22),
         &key,
         &known,
-        std::time::Duration::from_secs(30),
+        CONNECT_TIMEOUT,
     )
     .await?;
     let status = s.interactive_shell().await?;

@@ -20,7 +20,7 @@ pub async fn exec_on(
 ) -> anyhow::Result<Vec<NodeResult>> {
     let state = crate::ops::lab::state::existing(ctx, lab).await?;
     let targets = nodes::select(&state, nodes, roles)?;
-    nodes::exec(&ctx.dirs.lab(lab), &targets, command, timeout).await
+    nodes::exec(ctx, &ctx.dirs.lab(lab), &targets, command, timeout).await
 }
 
 /// An interactive shell on `node` of `lab`; its exit status.

@@ -28,7 +28,7 @@ pub async fn status(ctx: &Ctx, lab: Option<&str>) -> anyhow::Result<Vec<LabStatu
     let mut out = Vec::new();
     for state in states {
         let lab_dirs = ctx.dirs.lab(&state.lab);
-        let install = crate::ops::lab::dcos::probe(&lab_dirs, &state.nodes).await;
+        let install = crate::ops::lab::dcos::probe(ctx, &lab_dirs, &state.nodes).await;
         let unfinished_revert = crate::ops::lab::snapshots::unfinished_revert(&lab_dirs)?;
         out.push(LabStatus {
             state,

@@ -1913,3 +1913,290 @@ fn up_and_down_keep_the_nodes_names_in_the_hosts_file() {
     assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
     assert!(r.warnings[0].contains("fix:"), "{:?}", r.warnings);
 }
+
+// ---- commands on the nodes, through the `Guests` seam: exec, install, verify, status ----
+
+/// The fake nodes' answers to the install's state file: what each node has recorded, by node.
+fn answering_state(
+    states: std::collections::BTreeMap<String, String>,
+) -> impl Fn(&str, &str, &[u8]) -> crate::guest::Output + Send + Sync + 'static {
+    move |node, command, input| {
+        if command.starts_with(&format!("cat {}", crate::ops::lab::dcos::STATE_FILE)) {
+            return crate::guest::Output {
+                status: Some(0),
+                stdout: states.get(node).cloned().unwrap_or_default().into_bytes(),
+                stderr: Vec::new(),
+            };
+        }
+        crate::driver::fake::echo(node, command, input)
+    }
+}
+
+/// A lab that installs DC/OS from `installer`.
+fn dcos_lab(name: &str, installer: &std::path::Path) -> Lab {
+    let text = format!(
+        "{}dcos:\n  installer: {}\n",
+        LAB.replace("NAME", name).replace("MEM", "256M"),
+        installer.display()
+    );
+    crate::model::parse(&text, &format!("{name}.yaml"), None, &["debian-12"]).expect("valid lab")
+}
+
+fn install(w: &World, l: &Lab) -> anyhow::Result<crate::ops::lab::dcos::InstallReport> {
+    let opts = crate::ops::lab::dcos::InstallOptions {
+        timeout: Duration::from_secs(5),
+    };
+    w.run(crate::ops::lab::dcos::install(&w.ctx, l, &opts))
+}
+
+/// Where in everything the nodes ran the first command on `node` containing `text` is.
+fn position(w: &World, node: &str, text: &str) -> Option<usize> {
+    w.guests
+        .ran
+        .lock()
+        .expect("ran")
+        .iter()
+        .position(|(n, c, _)| n == node && c.contains(text))
+}
+
+#[test]
+fn exec_runs_on_the_chosen_nodes_and_names_the_one_that_does_not_answer() {
+    let l = lab("fk-exec");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.guests.make_unreachable("public");
+    let run = |nodes: &[&str], roles: &[&str]| {
+        let nodes: Vec<String> = nodes.iter().map(|s| s.to_string()).collect();
+        let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
+        w.rt.block_on(crate::ops::access::exec_on(
+            &w.ctx,
+            "fk-exec",
+            &nodes,
+            &roles,
+            "hostname",
+            Duration::from_secs(1),
+        ))
+    };
+    let all = run(&[], &[]).expect("exec");
+    let got: Vec<(&str, Option<u32>)> = all.iter().map(|r| (r.node.as_str(), r.status)).collect();
+    assert_eq!(
+        got,
+        [("boot", Some(0)), ("master", Some(0)), ("public", None)]
+    );
+    let err = all[2].error.as_deref().expect("public's error");
+    assert!(err.contains("public") && err.contains("no answer"), "{err}");
+    assert_eq!(w.guests.commands_on("boot"), ["hostname"]);
+    assert!(w.guests.commands_on("public").is_empty());
+
+    let masters = run(&[], &["master"]).expect("exec");
+    assert_eq!(masters.len(), 1);
+    assert_eq!(masters[0].node, "master");
+    for bad in [run(&["nope"], &[]), run(&[], &["captain"])] {
+        let e = bad.expect_err("refused");
+        assert!(bad_input(&e), "{e:#}");
+    }
+}
+
+#[test]
+fn install_serves_on_the_boot_node_then_installs_every_master_before_any_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let installer = dir.path().join("dcos_generate_config.sh");
+    std::fs::write(&installer, b"#!/bin/sh\necho fake installer\n").expect("installer");
+    let l = dcos_lab("fk-inst", &installer);
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+
+    let r = install(&w, &l).expect("install");
+    let outcomes: Vec<(&str, &str)> = r
+        .nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("boot", "served"),
+            ("master", "installed"),
+            ("public", "installed")
+        ]
+    );
+    // The user's installer reached the boot node byte for byte, and genconf ran there.
+    let ran = w.guests.ran.lock().expect("ran").clone();
+    assert!(
+        ran.iter().any(|(n, c, input)| n == "boot"
+            && c.contains("dcos_generate_config.sh.part")
+            && input.as_slice() == b"#!/bin/sh\necho fake installer\n"),
+        "no upload of the installer"
+    );
+    let genconf = position(&w, "boot", "bash dcos_generate_config.sh").expect("genconf");
+    let master = position(&w, "master", "dcos_install.sh master").expect("master install");
+    let agent = position(&w, "public", "dcos_install.sh slave_public").expect("agent install");
+    assert!(
+        genconf < master && master < agent,
+        "{genconf} {master} {agent}"
+    );
+    // Masters are healthy before any agent starts.
+    let master_healthy = ran
+        .iter()
+        .rposition(|(n, c, _)| n == "master" && c.contains("node-poststart"))
+        .expect("master's health check");
+    assert!(master_healthy < agent);
+}
+
+#[test]
+fn install_again_skips_what_each_node_has_done_for_the_same_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let installer = dir.path().join("dcos_generate_config.sh");
+    std::fs::write(&installer, b"#!/bin/sh\n").expect("installer");
+    let l = dcos_lab("fk-resume", &installer);
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    let config = install(&w, &l).expect("first install").config;
+
+    // The nodes say what they did: the boot node serves, the master is installed, the agent
+    // stopped before its install.
+    let states = [
+        ("boot", format!("serving {config}")),
+        ("master", format!("installed {config} master")),
+        ("public", format!("running install {config}")),
+    ];
+    w.guests.answer(answering_state(
+        states
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.clone()))
+            .collect(),
+    ));
+    w.guests.ran.lock().expect("ran").clear();
+    let r = install(&w, &l).expect("second install");
+    let outcomes: Vec<&str> = r.nodes.iter().map(|n| n.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["already served", "already installed", "installed"]
+    );
+    assert!(position(&w, "boot", "bash dcos_generate_config.sh").is_none());
+    assert!(position(&w, "master", "dcos_install.sh").is_none());
+    assert!(position(&w, "public", "dcos_install.sh slave_public").is_some());
+
+    // A node installed from another configuration is refused, nothing run on the nodes.
+    w.guests.answer(answering_state(
+        [(
+            "master".to_string(),
+            "installed 0123abcd master".to_string(),
+        )]
+        .into(),
+    ));
+    w.guests.ran.lock().expect("ran").clear();
+    let e = install(&w, &l).expect_err("refused");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(
+        matches!(
+            e.downcast_ref(),
+            Some(crate::ops::lab::dcos::InstallError::OtherConfig { node, .. }) if node == "master"
+        ),
+        "{e:#}"
+    );
+    assert!(position(&w, "boot", "dcos_generate_config").is_none());
+}
+
+#[test]
+fn an_install_that_fails_on_a_master_names_node_and_phase_and_no_agent_installs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let installer = dir.path().join("dcos_generate_config.sh");
+    std::fs::write(&installer, b"#!/bin/sh\n").expect("installer");
+    let l = dcos_lab("fk-fail", &installer);
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.guests.answer(|node, command, input| {
+        if node == "master" && command.contains("dcos_install.sh master") {
+            return crate::guest::Output {
+                status: Some(1),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            };
+        }
+        crate::driver::fake::echo(node, command, input)
+    });
+    let e = install(&w, &l).expect_err("fails");
+    let failed = e
+        .downcast_ref::<crate::ops::lab::dcos::InstallError>()
+        .and_then(|i| i.phase_failed())
+        .unwrap_or_else(|| panic!("not a failed phase: {e:#}"));
+    assert_eq!(failed.node, "master");
+    assert_eq!(failed.phase.as_str(), "install");
+    assert!(position(&w, "public", "dcos_install.sh").is_none());
+}
+
+#[test]
+fn verify_reads_each_nodes_facts_through_the_guests_and_fails_one_that_does_not_answer() {
+    let l = lab("fk-verify");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.guests.make_unreachable("master");
+    let r =
+        w.rt.block_on(crate::ops::verify::run(&w.ctx, &l))
+            .expect("verify");
+    let master: Vec<_> = r.checks.iter().filter(|c| c.node == "master").collect();
+    assert_eq!(master.len(), 1, "{master:?}");
+    assert_eq!(master[0].name, "ssh");
+    assert!(!master[0].passed);
+    // The others ran the facts script and were judged on what it printed (nothing: every
+    // fact is missing, so their checks fail).
+    for node in ["boot", "public"] {
+        assert_eq!(w.guests.commands_on(node).len(), 1, "{node}");
+        let checks: Vec<_> = r.checks.iter().filter(|c| c.node == node).collect();
+        assert!(checks.len() > 5, "{node}: {checks:?}");
+        assert!(checks.iter().any(|c| !c.passed), "{node}");
+    }
+}
+
+#[test]
+fn status_asks_each_running_node_its_install_state() {
+    let l = lab("fk-probe");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.guests.answer(answering_state(
+        [("master".to_string(), "installed abcd master".to_string())].into(),
+    ));
+    w.hv.stop_domain("dcos-lab-fk-probe-public").expect("stop");
+    let st =
+        w.rt.block_on(crate::ops::status::status(&w.ctx, Some("fk-probe")))
+            .expect("status");
+    let install = &st[0].install;
+    assert!(
+        matches!(&install["master"], crate::ops::lab::dcos::NodeInstall::Installed { config, .. } if config == "abcd"),
+        "{:?}",
+        install["master"]
+    );
+    assert!(matches!(
+        install["boot"],
+        crate::ops::lab::dcos::NodeInstall::None
+    ));
+    assert!(
+        matches!(&install["public"], crate::ops::lab::dcos::NodeInstall::Unknown { reason } if *reason == format!("node is {}", ObjState::Inactive)),
+        "{:?}",
+        install["public"]
+    );
+}
+
+#[test]
+fn ssh_config_and_inventory_name_every_node_with_the_labs_key() {
+    let l = lab("fk-sshcfg");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    let key = w.ctx.dirs.lab("fk-sshcfg").ssh_key();
+    let cfg =
+        w.rt.block_on(crate::ops::access::ssh_config_of(&w.ctx, "fk-sshcfg"))
+            .expect("ssh-config");
+    let inv =
+        w.rt.block_on(crate::ops::access::inventory_of(&w.ctx, "fk-sshcfg"))
+            .expect("inventory");
+    for node in ["boot", "master", "public"] {
+        assert!(cfg.contains(&format!("Host {node}.fk-sshcfg ")), "{cfg}");
+        assert!(inv.contains(&format!("        {node}:\n")), "{inv}");
+    }
+    assert!(
+        cfg.contains(&format!("IdentityFile {}", key.display())),
+        "{cfg}"
+    );
+    assert!(inv.contains(&key.display().to_string()), "{inv}");
+}

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::guest::CONNECT_TIMEOUT;
 use crate::model::{ByteSize, Hardening, Lab, NetKind};
+use crate::ops::lab::nodes;
 use crate::plan::AddressPlan;
 
 /// One check on one node (or on the lab, `node` = "lab").
@@ -540,41 +542,19 @@ pub async fn run(ctx: &crate::ops::Ctx, lab: &Lab) -> anyhow::Result<VerifyRepor
             .map(|nic| nic.mac.to_string());
         per_node.push((ns.clone(), targets, mac));
     }
-    let lab_dirs = dirs.lab(&lab.name);
     let docker = lab.dcos.enabled;
-    let mut set = tokio::task::JoinSet::new();
-    for (ns, targets, mac) in per_node {
-        let lab_dirs = lab_dirs.clone();
-        set.spawn(async move {
-            let script = facts_script(&targets, mac.as_deref(), docker);
-            let r = crate::ops::lab::nodes::exec(
-                &lab_dirs,
-                &[&ns],
-                &script,
-                std::time::Duration::from_secs(30),
-            )
-            .await;
-            (ns.name.clone(), targets, r)
-        });
-    }
-    let mut results = Vec::new();
-    while let Some(r) = set.join_next().await {
-        results.push(r?);
-    }
-    results.sort_by(|a, b| a.0.cmp(&b.0));
-    for (node, targets, r) in results {
-        let r = r?.into_iter().next();
-        match r {
-            Some(res) if res.error.is_none() => {
-                checks.extend(evaluate(lab, &plan, &node, &res.stdout, &targets));
-            }
-            other => checks.push(Check {
-                node: node.clone(),
+    let scripts = per_node
+        .iter()
+        .map(|(ns, targets, mac)| (ns.clone(), facts_script(targets, mac.as_deref(), docker)));
+    let results = nodes::exec_each(ctx, &dirs.lab(&lab.name), scripts, CONNECT_TIMEOUT).await?;
+    for ((_, targets, _), res) in per_node.iter().zip(results) {
+        match res.error {
+            None => checks.extend(evaluate(lab, &plan, &res.node, &res.stdout, targets)),
+            Some(e) => checks.push(Check {
+                node: res.node.clone(),
                 name: "ssh".into(),
                 expected: "answers over SSH".into(),
-                actual: other
-                    .and_then(|r| r.error)
-                    .unwrap_or_else(|| "no result".into()),
+                actual: e,
                 passed: false,
             }),
         }

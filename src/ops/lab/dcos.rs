@@ -1,4 +1,5 @@
-//! `install`: the DC/OS advanced install on a running lab [I/O: SSH, the installer file].
+//! The DC/OS advanced install on a running lab (`install`, `up --install`), and each node's
+//! install state (`status`) [I/O: the nodes through `ctx.guests`, the installer file].
 //!
 //! The user's `dcos_generate_config.sh` is copied to the boot node, its genconf step runs there on
 //! the `genconf/config.yaml` and `genconf/ip-detect` from [`crate::render::genconf`], and
@@ -12,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,12 +21,14 @@ use anyhow::Context;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::guest::{KnownHosts, LabKey, Session};
+use crate::guest::{CONNECT_TIMEOUT, Shell};
 use crate::model::{Lab, Role};
 use crate::names::LabDirs;
 use crate::names::ObjState;
+use crate::ops::Ctx;
+use crate::ops::lab::nodes;
 use crate::ops::lab::state::{self as lab_state, NodeState};
-use crate::plan::{self};
+use crate::plan;
 use crate::progress::{Line, Progress};
 use crate::render::genconf::{self, WORK_DIR};
 
@@ -234,6 +236,58 @@ pub fn failed_checks(log_since_header: &str) -> Vec<String> {
 
 impl std::error::Error for PhaseFailed {}
 
+/// How `install` fails, for a caller or a test to tell apart. The first three are bad input:
+/// nothing was run on the nodes.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The lab file names no installer, or one that cannot be read (the message says which).
+    #[error("{0}")]
+    Installer(String),
+    #[error(
+        "node {node} of lab {lab} is not running, so DC/OS cannot be installed\n  fix: `dcos-lab up {arg}` first"
+    )]
+    NotRunning {
+        lab: String,
+        node: String,
+        /// How the user names the lab file.
+        arg: String,
+    },
+    #[error(
+        "node {node} of lab {lab} has DC/OS from another installer or configuration (the installer or the dcos section of {file} changed since)\n  fix: undo the change, or `dcos-lab down {lab}` and `up` to install afresh"
+    )]
+    OtherConfig {
+        lab: String,
+        node: String,
+        file: String,
+    },
+    /// A step failed on the nodes (a [`PhaseFailed`] among its causes when a phase failed); the
+    /// failure first, then what is left and how to go on.
+    #[error(
+        "{}\n  the lab is left up for inspection (`dcos-lab ssh {lab} NODE`); fix the cause and run `dcos-lab install` again: it resumes where it stopped",
+        crate::error_chain(failure.as_ref())
+    )]
+    LeftUp {
+        lab: String,
+        #[source]
+        failure: anyhow::Error,
+    },
+}
+
+impl InstallError {
+    /// Whether the user's input is at fault (nothing was run on the nodes).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, InstallError::LeftUp { .. })
+    }
+
+    /// The phase that failed, when one did.
+    pub fn phase_failed(&self) -> Option<&PhaseFailed> {
+        match self {
+            InstallError::LeftUp { failure, .. } => failure.chain().find_map(|c| c.downcast_ref()),
+            _ => None,
+        }
+    }
+}
+
 /// How `install` runs.
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
@@ -267,21 +321,21 @@ fn sh_quote(s: &str) -> String {
 }
 
 /// The installer file named by the lab, checked before anything happens.
-pub fn installer_path(lab: &Lab) -> Result<PathBuf, crate::BadInput> {
+pub fn installer_path(lab: &Lab) -> Result<PathBuf, InstallError> {
     let Some(path) = &lab.dcos.installer else {
-        return Err(crate::BadInput(format!(
+        return Err(InstallError::Installer(format!(
             "{}: dcos.installer is not set, so there is nothing to install\n  fix: set dcos.installer to the path of your dcos_generate_config.sh (dcos-lab never downloads one)",
             lab.source
         )));
     };
     match std::fs::File::open(path) {
         Ok(f) if f.metadata().map(|m| m.is_file()).unwrap_or(false) => Ok(path.clone()),
-        Ok(_) => Err(crate::BadInput(format!(
+        Ok(_) => Err(InstallError::Installer(format!(
             "{}: dcos.installer: {} is not a file\n  fix: point dcos.installer at dcos_generate_config.sh",
             lab.source,
             path.display()
         ))),
-        Err(e) => Err(crate::BadInput(format!(
+        Err(e) => Err(InstallError::Installer(format!(
             "{}: dcos.installer: cannot read {}: {e}\n  fix: point dcos.installer at your dcos_generate_config.sh (relative paths are from the lab file's folder)",
             lab.source,
             path.display()
@@ -311,7 +365,7 @@ const CLOCK_SETTLE: Duration = Duration::from_secs(60);
 struct Remote {
     node: String,
     role: Role,
-    session: Session,
+    session: Box<dyn Shell>,
     timeout: Duration,
     config: String,
 }
@@ -398,7 +452,7 @@ impl Remote {
             "mkdir -p \"$(dirname {p})\" && cat > {p}.part && chmod {mode} {p}.part && mv {p}.part {p}",
             p = sh_quote(path)
         );
-        let o = self.session.exec_with_input(&cmd, Some(content)).await?;
+        let o = self.session.exec_with_input(&cmd, content).await?;
         anyhow::ensure!(
             o.success(),
             "cannot write {path} on {}: {}",
@@ -466,50 +520,37 @@ impl Remote {
     }
 }
 
-/// Connects to every node of the lab at once.
+/// Connects to every node of the lab at once, through `ctx.guests`.
 async fn connect_all(
+    ctx: &Ctx,
     lab: &Lab,
     state: &lab_state::LabState,
-    lab_dirs: &LabDirs,
     timeout: Duration,
     config: &str,
 ) -> anyhow::Result<BTreeMap<String, Arc<Remote>>> {
-    let key = LabKey::load(&lab_dirs.ssh_key())?;
-    let known = KnownHosts::load(&lab_dirs.known_hosts())?;
-    let mut set = tokio::task::JoinSet::new();
+    let access = nodes::Access::load(&ctx.dirs.lab(&lab.name))?;
+    let mut each = Vec::new();
     for n in &lab.nodes {
         let ns: &NodeState = state.node(&n.name).context("node state")?;
-        let addr = ns
-            .private_ipv4()
-            .with_context(|| format!("node {} has no private address", n.name))?;
-        let (node, role, key, known, config) = (
-            n.name.clone(),
-            n.role,
-            key.clone(),
-            known.clone(),
-            config.to_string(),
-        );
-        set.spawn(async move {
-            let session = Session::connect(
-                &node,
-                SocketAddr::new(IpAddr::V4(addr), 22),
-                &key,
-                &known,
-                Duration::from_secs(30),
-            )
-            .await?;
+        each.push((ns.clone(), n.role));
+    }
+    let connected = nodes::all_at_once(each, |(ns, role)| {
+        let (guests, access, config) = (ctx.guests.clone(), access.clone(), config.to_string());
+        async move {
+            let session = nodes::connect(&guests, &access, &ns, CONNECT_TIMEOUT).await?;
             anyhow::Ok(Remote {
-                node,
+                node: ns.name,
                 role,
                 session,
                 timeout,
                 config,
             })
-        });
-    }
+        }
+    })
+    .await?;
     let mut out = BTreeMap::new();
-    while let Some(r) = set.join_next().await {
-        let r = r??;
+    for r in connected {
+        let r = r?;
         out.insert(r.node.clone(), Arc::new(r));
     }
     Ok(out)
@@ -625,7 +666,10 @@ async fn upload(
         .await
         .with_context(|| format!("cannot read {}", installer.display()))?;
     let cmd = format!("mkdir -p {WORK_DIR} && cat > {target}.part && mv {target}.part {target}");
-    let o = remote.session.exec_reading(&cmd, Some(file)).await?;
+    let o = remote
+        .session
+        .exec_input(&cmd, Some(Box::new(file)))
+        .await?;
     if !o.success() {
         return Err(remote
             .failed(Phase::Upload, &cmd, o.stderr_str().trim().to_string())
@@ -695,31 +739,24 @@ async fn group(
     progress: &Progress,
     url: &str,
 ) -> anyhow::Result<Vec<NodeReport>> {
-    let mut set = tokio::task::JoinSet::new();
+    let mut members = Vec::new();
     for n in lab.nodes.iter().filter(|n| roles.contains(&n.role)) {
         let remote = remotes.get(&n.name).context("remote")?.clone();
-        let line = Arc::new(progress.spinner(&n.name));
+        members.push((remote, Arc::new(progress.spinner(&n.name))));
+    }
+    let results = nodes::all_at_once(members, |(remote, line)| {
         let url = url.to_string();
-        let index = n.index;
-        set.spawn(async move {
+        async move {
             let l2 = line.clone();
             let r = node(remote, line, url).await;
             if let Err(e) = &r {
                 l2.fail(&first_line(e));
             }
-            (index, r)
-        });
-    }
-    let mut results = Vec::new();
-    while let Some(r) = set.join_next().await {
-        results.push(r?);
-    }
-    results.sort_by_key(|(i, _)| *i);
-    let mut out = Vec::new();
-    for (_, r) in results {
-        out.push(r?);
-    }
-    Ok(out)
+            r
+        }
+    })
+    .await?;
+    results.into_iter().collect()
 }
 
 fn first_line(e: &anyhow::Error) -> String {
@@ -739,21 +776,17 @@ fn serve_unit(lab: &Lab, boot_ip: &str) -> String {
 }
 
 /// Installs DC/OS on the running lab, or resumes an install that stopped.
-pub async fn install(
-    ctx: &crate::ops::Ctx,
-    lab: &Lab,
-    opts: &InstallOptions,
-) -> anyhow::Result<InstallReport> {
-    let dirs = &ctx.dirs;
+pub async fn install(ctx: &Ctx, lab: &Lab, opts: &InstallOptions) -> anyhow::Result<InstallReport> {
     let started = Instant::now();
     let installer = installer_path(lab)?;
     let state = lab_state::read(ctx, &lab.name).await?;
     for n in &lab.nodes {
         if state.node(&n.name).map(|s| s.state) != Some(ObjState::Active) {
-            return Err(crate::BadInput(format!(
-                "node {} of lab {} is not running, so DC/OS cannot be installed\n  fix: `dcos-lab up {}` first",
-                n.name, lab.name, lab.source.trim_start_matches("builtin:")
-            ))
+            return Err(InstallError::NotRunning {
+                lab: lab.name.clone(),
+                node: n.name.clone(),
+                arg: lab.source.trim_start_matches("builtin:").to_string(),
+            }
             .into());
         }
     }
@@ -776,17 +809,18 @@ pub async fn install(
         .with_context(|| format!("cannot read {}", installer.display()))?;
     let config =
         crate::render::short_hash(&[installer_sha.as_str(), &config_yaml, &ip_detect].join("\0"));
-    let remotes = connect_all(lab, &state, &dirs.lab(&lab.name), opts.timeout, &config).await?;
+    let remotes = connect_all(ctx, lab, &state, opts.timeout, &config).await?;
 
     // A node installed from another installer or configuration cannot be installed over.
     for (name, r) in &remotes {
         if let NodeInstall::Installed { config: c, .. } = r.read_state().await?
             && c != config
         {
-            return Err(crate::BadInput(format!(
-                "node {name} of lab {} has DC/OS from another installer or configuration (the installer or the dcos section of {} changed since)\n  fix: undo the change, or `dcos-lab down {}` and `up` to install afresh",
-                lab.name, lab.source, lab.name
-            ))
+            return Err(InstallError::OtherConfig {
+                lab: lab.name.clone(),
+                node: name.clone(),
+                file: lab.source.clone(),
+            }
             .into());
         }
     }
@@ -849,16 +883,20 @@ pub async fn install(
 }
 
 /// The failure first (node, phase, command, log), then what is left and how to go on.
-fn left_up(lab: &Lab, e: anyhow::Error) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{}\n  the lab is left up for inspection (`dcos-lab ssh {} NODE`); fix the cause and run `dcos-lab install` again: it resumes where it stopped",
-        crate::error_chain(e.as_ref()),
-        lab.name
-    )
+fn left_up(lab: &Lab, failure: anyhow::Error) -> anyhow::Error {
+    InstallError::LeftUp {
+        lab: lab.name.clone(),
+        failure,
+    }
+    .into()
 }
 
 /// Each running node's install state, asked over SSH at once (a few seconds at most).
-pub async fn probe(lab_dirs: &LabDirs, nodes: &[NodeState]) -> BTreeMap<String, NodeInstall> {
+pub async fn probe(
+    ctx: &Ctx,
+    lab_dirs: &LabDirs,
+    nodes: &[NodeState],
+) -> BTreeMap<String, NodeInstall> {
     let mut out: BTreeMap<String, NodeInstall> = nodes
         .iter()
         .map(|n| {
@@ -878,7 +916,8 @@ pub async fn probe(lab_dirs: &LabDirs, nodes: &[NodeState]) -> BTreeMap<String, 
         return out;
     }
     let cmd = format!("cat {STATE_FILE} 2>/dev/null || true");
-    match crate::ops::lab::nodes::exec(lab_dirs, &running, &cmd, Duration::from_secs(5)).await {
+    match crate::ops::lab::nodes::exec(ctx, lab_dirs, &running, &cmd, Duration::from_secs(5)).await
+    {
         Ok(results) => {
             for r in results {
                 let v = match (&r.error, r.ok()) {
@@ -980,7 +1019,7 @@ mod tests {
             crate::model::BUILTIN_LABS[0].1
         );
         let lab = crate::model::parse(&text, "lab.yaml", None, &["debian-12"]).expect("valid");
-        let e = installer_path(&lab).expect_err("missing").0;
+        let e = installer_path(&lab).expect_err("missing").to_string();
         assert!(e.contains("lab.yaml: dcos.installer"), "{e}");
         assert!(e.contains("fix:"), "{e}");
         let lab = crate::model::parse(
@@ -993,7 +1032,7 @@ mod tests {
         assert!(
             installer_path(&lab)
                 .expect_err("unset")
-                .0
+                .to_string()
                 .contains("not set")
         );
     }

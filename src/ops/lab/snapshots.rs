@@ -5,7 +5,6 @@
 //! docs/snapshots.md for why, with measurements.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::driver::{Hv, blocking};
-use crate::guest::{KnownHosts, LabKey, Target};
+use crate::guest::Target;
 use crate::names::LabDirs;
 use crate::names::ObjState;
 use crate::ops::Ctx;
@@ -391,8 +390,7 @@ pub async fn revert(
         .collect();
     let domains: Vec<String> = state.nodes.iter().map(|n| n.domain.clone()).collect();
     check_loadable(lab, &disks, &snap_name).await?;
-    let key = LabKey::load(&lab_dirs.ssh_key())?;
-    let known = KnownHosts::load(&lab_dirs.known_hosts())?;
+    let access = crate::ops::lab::nodes::Access::load(&lab_dirs)?;
 
     record_revert(&lab_dirs, &snap_name)?;
     // A stopped node needs no pause: the revert starts it from the snapshot.
@@ -428,13 +426,7 @@ pub async fn revert(
             )),
             (Ok(()), Some(ip)) => {
                 tracing::debug!("{node} runs at {:.2} s", t0.elapsed().as_secs_f64());
-                let target = Target {
-                    node,
-                    domain,
-                    addr: SocketAddr::new(IpAddr::V4(ip), 22),
-                    key: key.clone(),
-                    known: known.clone(),
-                };
+                let target = access.target_at(&node, &domain, ip);
                 let order = if Some(&target.node) == boot_node.as_ref() {
                     ClockOrder::Reference(boot_fixed.take())
                 } else {
