@@ -5,10 +5,14 @@
 //! it and exits with its code. What makes a failure bad input is a type, never a message:
 //! [`BadInput`], a lab file that does not validate (`ModelError`), a node the user named that the
 //! lab does not have (`RenderError::NoSuchNode`), an image name or file that is not one
-//! (`ImageError::{UnknownRecipe, NotFound, BadName, NotAnImage, Refused}`). An internal invariant that did not hold
-//! (`RenderError::Invariant`) is a failure, not bad input.
+//! (`ImageError::{UnknownRecipe, NotFound, BadName, NotAnImage, Refused}`), and the refusals of
+//! the operations' own error enums, each saying which of its variants are bad input
+//! (`UpError`, `RevertError`, `InstallError`: `is_bad_input`). An internal invariant that did
+//! not hold (`RenderError::Invariant`) is a failure, not bad input.
 
 use crate::ops::lab::dcos::InstallError;
+use crate::ops::lab::snapshots::RevertError;
+use crate::ops::up::UpError;
 use crate::{image, model, render};
 
 /// Exit status for bad input (an invalid lab file, an unknown node, bad arguments).
@@ -82,6 +86,10 @@ pub fn kind_of(error: &anyhow::Error) -> Kind {
             || e.is::<model::ModelError>()
             || e.downcast_ref::<InstallError>()
                 .is_some_and(InstallError::is_bad_input)
+            || e.downcast_ref::<UpError>()
+                .is_some_and(UpError::is_bad_input)
+            || e.downcast_ref::<RevertError>()
+                .is_some_and(RevertError::is_bad_input)
             || matches!(
                 e.downcast_ref::<render::RenderError>(),
                 Some(render::RenderError::NoSuchNode { .. })

@@ -363,6 +363,14 @@ fn a_changed_lab_file_is_refused_naming_what_differs_and_nothing_changes() {
     let before = w.hv.changes();
     let e = w.up(&lab_with("fk-drift", "320M")).expect_err("drift");
     assert!(bad_input(&e), "{e:#}");
+    match e.downcast_ref() {
+        Some(crate::ops::up::UpError::Drifted { differences, .. }) => assert_eq!(
+            differences.len(),
+            1,
+            "only the boot node changed: {differences:?}"
+        ),
+        _ => panic!("not a drift: {e:#}"),
+    }
     let msg = format!("{e:#}");
     assert!(
         msg.contains("node boot: its definition changed") && msg.contains("dcos-lab down"),
@@ -405,6 +413,16 @@ fn up_refuses_an_address_range_another_network_has_before_creating_anything() {
     let e = w.up(&l).expect_err("collision");
     assert!(bad_input(&e), "{e:#}");
     assert!(
+        matches!(
+            e.downcast_ref(),
+            Some(crate::ops::up::UpError::Collides {
+                kind: crate::model::NetKind::Private,
+                ..
+            })
+        ),
+        "{e:#}"
+    );
+    assert!(
         format!("{e:#}").contains("collides with libvirt network theirs"),
         "{e:#}"
     );
@@ -420,6 +438,13 @@ fn a_node_that_never_answers_fails_up_naming_it_and_the_others_are_left_running(
     let e = w
         .up_waiting(&l, Duration::from_millis(300))
         .expect_err("master never answers");
+    assert!(
+        e.chain().any(|c| matches!(
+            c.downcast_ref(),
+            Some(crate::ops::up::UpError::NotReachable { node, .. }) if node == "master"
+        )),
+        "{e:#}"
+    );
     let msg = format!("{e:#}");
     assert!(msg.contains("node master is not reachable"), "{msg}");
     assert!(msg.contains("left running for inspection"), "{msg}");
@@ -729,6 +754,15 @@ fn a_revert_that_keeps_failing_is_recorded_leaves_every_node_paused_and_up_finis
     let e = w
         .revert("fk-stuck", Some("s1"))
         .expect_err("three failures");
+    assert!(
+        matches!(
+            e.downcast_ref(),
+            Some(crate::ops::lab::snapshots::RevertError::Unfinished { domain, snapshot, .. })
+                if domain == "dcos-lab-fk-stuck-public" && snapshot == "s1"
+        ),
+        "{e:#}"
+    );
+    assert!(!bad_input(&e));
     let msg = format!("{e:#}");
     assert!(msg.contains("every node is left paused"), "{msg}");
     assert!(msg.contains("recorded as unfinished"), "{msg}");
@@ -770,6 +804,13 @@ fn revert_refuses_before_any_change_what_it_cannot_put_back() {
     w.snapshot("fk-norev", "s1").expect("snapshot");
     let e = w.revert("fk-norev", Some("s9")).expect_err("no such");
     assert!(bad_input(&e), "{e:#}");
+    assert!(
+        matches!(
+            e.downcast_ref(),
+            Some(crate::ops::lab::snapshots::RevertError::NoSuchSnapshot { name, .. }) if name == "s9"
+        ),
+        "{e:#}"
+    );
     // A snapshot on one node only.
     w.hv.create_snapshot("dcos-lab-fk-norev-master", "lonely", "")
         .expect("partial");

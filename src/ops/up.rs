@@ -41,6 +41,70 @@ pub struct UpOutcome {
     pub install: Option<crate::ops::lab::dcos::InstallReport>,
 }
 
+/// How `up` fails, for a caller or a test to tell apart. All but `NotReachable` are bad
+/// input, found before anything is made.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(
+        "{file}: hosts: lab {lab} spans hosts, and its first host is the --uri connection {uri}, another machine\n  fix: run dcos-lab on that machine (the lab's first host: its networks join the overlay there, docs/multihost.md)"
+    )]
+    NotFirstHost {
+        file: String,
+        lab: String,
+        uri: String,
+    },
+    #[error(
+        "not enough free memory for lab {lab}: its stopped nodes need {needed_mib} MiB, the host has {available_mib} MiB available\n  fix: stop other labs (`dcos-lab down`), or give the nodes less memory in the lab file"
+    )]
+    NoMemory {
+        lab: String,
+        needed_mib: u64,
+        available_mib: u64,
+    },
+    #[error(
+        "bridge {bridge} of the {kind} network is already used by libvirt network {network}\n  fix: rename the lab (bridge names derive from it)"
+    )]
+    BridgeTaken {
+        bridge: String,
+        kind: NetKind,
+        network: String,
+    },
+    /// `with`: a libvirt network and its range, or a host route and its device.
+    #[error(
+        "the {kind} network {cidr} of lab {lab} collides with {with}\n  fix: set networks.{kind}.cidr in the lab file to a free range"
+    )]
+    Collides {
+        lab: String,
+        kind: NetKind,
+        cidr: ipnetwork::Ipv4Network,
+        with: String,
+    },
+    /// The lab exists with another definition than its lab file renders.
+    #[error(
+        "lab {lab} exists with a different definition than its lab file:\n  - {}\n  fix: `dcos-lab down {lab}` then `dcos-lab up` (or undo the change to the lab file)",
+        differences.join("\n  - ")
+    )]
+    Drifted {
+        lab: String,
+        differences: Vec<String>,
+    },
+    /// A node did not answer over SSH in time; `console` is the tail of its console log.
+    #[error("node {node} is not reachable; {console}")]
+    NotReachable {
+        node: String,
+        console: String,
+        #[source]
+        source: crate::guest::GuestError,
+    },
+}
+
+impl UpError {
+    /// Whether the user's input is at fault (nothing was made).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, UpError::NotReachable { .. })
+    }
+}
+
 /// The `up` command: refuses a missing installer before anything is created, takes the lab's
 /// lock, brings the lab up and installs DC/OS when asked. Ctrl-C anywhere in it (the install
 /// included) stops it at once with an error that says what exists (`arg` is how the user named
@@ -60,10 +124,11 @@ pub async fn up_command(
         // the guests are reached through them.
         let uri = blocking(ctx.hv(), |h| h.version()).await?.uri;
         if !is_local_uri(&uri) {
-            return Err(crate::BadInput(format!(
-                "{}: hosts: lab {} spans hosts, and its first host is the --uri connection {uri}, another machine\n  fix: run dcos-lab on that machine (the lab's first host: its networks join the overlay there, docs/multihost.md)",
-                lab.source, lab.name
-            ))
+            return Err(UpError::NotFirstHost {
+                file: lab.source.clone(),
+                lab: lab.name.clone(),
+                uri,
+            }
             .into());
         }
         crate::ops::lab::hosts::reach(ctx, lab).await?;
@@ -126,12 +191,12 @@ async fn preflight(
     if let Some(avail) = crate::host::mem_available()
         && needed > avail.bytes()
     {
-        return Err(crate::BadInput(format!(
-            "not enough free memory for lab {}: its stopped nodes need {} MiB, the host has {} MiB available\n  fix: stop other labs (`dcos-lab down`), or give the nodes less memory in the lab file",
-            lab.name,
-            needed / (1024 * 1024),
-            avail.as_mib()
-        )).into());
+        return Err(UpError::NoMemory {
+            lab: lab.name.clone(),
+            needed_mib: needed / (1024 * 1024),
+            available_mib: avail.as_mib(),
+        }
+        .into());
     }
     let new_nets: Vec<NetKind> = actions
         .iter()
@@ -153,32 +218,36 @@ async fn preflight(
                 continue;
             }
             if other.bridge.as_deref() == Some(np.bridge.as_str()) {
-                return Err(crate::BadInput(format!(
-                    "bridge {} of the {kind} network is already used by libvirt network {}\n  fix: rename the lab (bridge names derive from it)",
-                    np.bridge,
-                    other.name
-                )).into());
+                return Err(UpError::BridgeTaken {
+                    bridge: np.bridge.clone(),
+                    kind,
+                    network: other.name.clone(),
+                }
+                .into());
             }
             for c in &other.ipv4 {
                 if let Ok(o) = c.parse::<ipnetwork::Ipv4Network>()
                     && o.overlaps(net.cidr)
                 {
-                    return Err(crate::BadInput(format!(
-                        "the {kind} network {} of lab {} collides with libvirt network {} ({c})\n  fix: set networks.{kind}.cidr in the lab file to a free range",
-                        net.cidr,
-                        lab.name,
-                        other.name
-                    )).into());
+                    return Err(UpError::Collides {
+                        lab: lab.name.clone(),
+                        kind,
+                        cidr: net.cidr,
+                        with: format!("libvirt network {} ({c})", other.name),
+                    }
+                    .into());
                 }
             }
         }
         for (route, dev) in &routes {
             if route.overlaps(net.cidr) && dev != &np.bridge {
-                return Err(crate::BadInput(format!(
-                    "the {kind} network {} of lab {} collides with the host route {route} on {dev}\n  fix: set networks.{kind}.cidr in the lab file to a free range",
-                    net.cidr,
-                    lab.name
-                )).into());
+                return Err(UpError::Collides {
+                    lab: lab.name.clone(),
+                    kind,
+                    cidr: net.cidr,
+                    with: format!("the host route {route} on {dev}"),
+                }
+                .into());
             }
         }
     }
@@ -394,12 +463,10 @@ async fn host_work(
 /// The bad input of a lab that exists with another definition than its lab file renders:
 /// each difference, and the fix.
 fn drifted(lab: &Lab, differences: &[String]) -> anyhow::Error {
-    crate::BadInput(format!(
-        "lab {} exists with a different definition than its lab file:\n  - {}\n  fix: `dcos-lab down {}` then `dcos-lab up` (or undo the change to the lab file)",
-        lab.name,
-        differences.join("\n  - "),
-        lab.name
-    ))
+    UpError::Drifted {
+        lab: lab.name.clone(),
+        differences: differences.to_vec(),
+    }
     .into()
 }
 
@@ -709,7 +776,7 @@ impl Making<'_> {
                         } else {
                             format!(" on host {host}")
                         };
-                        let said = format!(
+                        let console = format!(
                             "the last lines of its console ({}{on}):\n{}",
                             path.display(),
                             match crate::ops::lab::storage::read_console(
@@ -724,8 +791,12 @@ impl Making<'_> {
                                 Err(e) => format!("  (no console log: {e:#})"),
                             }
                         );
-                        Err(anyhow::Error::new(e)
-                            .context(format!("node {node} is not reachable; {said}")))
+                        Err(UpError::NotReachable {
+                            node,
+                            console,
+                            source: e,
+                        }
+                        .into())
                     }
                 }
             });

@@ -38,6 +38,64 @@ pub struct RevertReport {
     pub clock_offsets: Vec<(String, f64)>,
 }
 
+/// How `revert` fails, for a caller or a test to tell apart. All but `Unfinished` are bad
+/// input, found before anything changes.
+#[derive(Debug, thiserror::Error)]
+pub enum RevertError {
+    #[error("lab {lab} does not exist")]
+    NoLab { lab: String },
+    #[error("lab {lab} has no snapshot {name}; `dcos-lab snapshots {lab}` lists them")]
+    NoSuchSnapshot { lab: String, name: String },
+    #[error("lab {lab} has no snapshot; `dcos-lab snapshot {lab}` takes one")]
+    NoSnapshot { lab: String },
+    #[error(
+        "snapshot {snapshot} of lab {lab} is on nodes {} only, not on every node; it cannot be reverted to",
+        nodes.join(", ")
+    )]
+    Incomplete {
+        lab: String,
+        snapshot: String,
+        nodes: Vec<String>,
+    },
+    #[error(
+        "snapshot {snapshot} of node {node} has no memory state in {}; it cannot be reverted to running",
+        disk.display()
+    )]
+    NoMemoryState {
+        snapshot: String,
+        node: String,
+        disk: PathBuf,
+    },
+    #[error(
+        "libvirt lists snapshot {snapshot} of node {node}, but its disk {} does not hold it; fix: revert to another snapshot (`dcos-lab snapshots`), or `snapshot rm` it",
+        disk.display()
+    )]
+    NotOnDisk {
+        snapshot: String,
+        node: String,
+        disk: PathBuf,
+    },
+    /// A node could not be put back; the revert is recorded, `left` says how the nodes were left.
+    #[error(
+        "revert of lab {lab} to {snapshot} failed on {domain} ({REVERT_TRIES} tries); {left} and the revert is recorded as unfinished; fix: `dcos-lab revert {lab} {snapshot}` or `dcos-lab up {lab}` finishes it (or `dcos-lab down {lab}`)"
+    )]
+    Unfinished {
+        lab: String,
+        snapshot: String,
+        domain: String,
+        left: String,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+impl RevertError {
+    /// Whether the user's input is at fault (nothing changed).
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, RevertError::Unfinished { .. })
+    }
+}
+
 /// One snapshot of the lab, as `snapshots` lists it.
 #[derive(Debug, Serialize)]
 pub struct LabSnapshot {
@@ -337,14 +395,16 @@ async fn check_loadable(
         let states = states?;
         match states.get(snapshot) {
             Some(bytes) if *bytes > 0 => {}
-            Some(_) => bail!(crate::BadInput(format!(
-                "snapshot {snapshot} of node {node} has no memory state in {}; it cannot be reverted to running",
-                disk.display()
-            ))),
-            None => bail!(crate::BadInput(format!(
-                "libvirt lists snapshot {snapshot} of node {node}, but its disk {} does not hold it; fix: revert to another snapshot (`dcos-lab snapshots`), or `snapshot rm` it",
-                disk.display()
-            ))),
+            Some(_) => bail!(RevertError::NoMemoryState {
+                snapshot: snapshot.to_string(),
+                node: node.clone(),
+                disk: disk.clone(),
+            }),
+            None => bail!(RevertError::NotOnDisk {
+                snapshot: snapshot.to_string(),
+                node: node.clone(),
+                disk: disk.clone(),
+            }),
         }
     }
     Ok(())
@@ -373,7 +433,10 @@ pub async fn revert(
     let lab_dirs = dirs.lab(lab);
     let state = lab_state::read(ctx, lab).await?;
     if !state.exists() {
-        return Err(crate::BadInput(format!("lab {lab} does not exist")).into());
+        return Err(RevertError::NoLab {
+            lab: lab.to_string(),
+        }
+        .into());
     }
     let snaps = list_of(ctx, &state).await?;
     let snap_name = chosen_snapshot(lab, &snaps, name)?;
@@ -439,9 +502,14 @@ pub async fn revert(
     if let Some((d, e)) = failed.into_iter().next() {
         clocks.abort_all();
         let left = pause_again(ctx, &domains).await;
-        return Err(e.context(format!(
-            "revert of lab {lab} to {snap_name} failed on {d} ({REVERT_TRIES} tries); {left} and the revert is recorded as unfinished; fix: `dcos-lab revert {lab} {snap_name}` or `dcos-lab up {lab}` finishes it (or `dcos-lab down {lab}`)"
-        )));
+        return Err(RevertError::Unfinished {
+            lab: lab.to_string(),
+            snapshot: snap_name,
+            domain: d,
+            left,
+            source: e,
+        }
+        .into());
     }
     forget_revert(&lab_dirs)?;
     let running_at = t0.elapsed().as_secs_f64();
@@ -509,20 +577,22 @@ fn chosen_snapshot(lab: &str, snaps: &[LabSnapshot], name: Option<&str>) -> anyh
             .max_by_key(|s| s.created_unix),
     };
     let Some(snap) = chosen else {
-        return Err(crate::BadInput(match name {
-            Some(n) => {
-                format!("lab {lab} has no snapshot {n}; `dcos-lab snapshots {lab}` lists them")
-            }
-            None => format!("lab {lab} has no snapshot; `dcos-lab snapshot {lab}` takes one"),
-        })
+        let lab = lab.to_string();
+        return Err(match name {
+            Some(n) => RevertError::NoSuchSnapshot {
+                lab,
+                name: n.to_string(),
+            },
+            None => RevertError::NoSnapshot { lab },
+        }
         .into());
     };
     if !snap.complete {
-        return Err(crate::BadInput(format!(
-            "snapshot {} of lab {lab} is on nodes {} only, not on every node; it cannot be reverted to",
-            snap.name,
-            snap.nodes.join(", ")
-        ))
+        return Err(RevertError::Incomplete {
+            lab: lab.to_string(),
+            snapshot: snap.name.clone(),
+            nodes: snap.nodes.clone(),
+        }
         .into());
     }
     Ok(snap.name.clone())
@@ -780,13 +850,27 @@ mod tests {
         };
 
         let err = check(&nodes, "disk-only").expect_err("no memory");
-        assert!(err.downcast_ref::<crate::BadInput>().is_some(), "{err:#}");
+        assert!(
+            matches!(
+                err.downcast_ref(),
+                Some(RevertError::NoMemoryState { node, .. }) if node == "n1"
+            ),
+            "{err:#}"
+        );
+        assert_eq!(
+            crate::failure::kind_of(&err),
+            crate::failure::Kind::BadInput
+        );
         assert!(
             format!("{err:#}").contains("has no memory state"),
             "{err:#}"
         );
 
         let err = check(&nodes, "gone").expect_err("missing");
+        assert!(
+            matches!(err.downcast_ref(), Some(RevertError::NotOnDisk { .. })),
+            "{err:#}"
+        );
         assert!(format!("{err:#}").contains("does not hold it"), "{err:#}");
         assert!(format!("{err:#}").contains("fix:"), "{err:#}");
 
