@@ -573,7 +573,8 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
 fn plan(a: PlanArgs, dirs: &Dirs, uri: &str) -> anyhow::Result<i32> {
     let lab = ops::load_lab(&a.lab)?;
     let accel = ops::decide_accel(&lab, a.accel.map(Into::into));
-    let report = ops::plan::plan_command(&lab, accel, dirs, uri, a.offline)?;
+    let report =
+        ops::plan::plan_command(&lab, accel, dirs, uri, a.offline, &ops::context::libvirt())?;
     if a.json {
         print_json(&report)?;
     } else {
@@ -627,7 +628,7 @@ fn render(a: RenderArgs, dirs: &Dirs) -> anyhow::Result<i32> {
 
 /// `doctor`: what this host and user can do, each missing piece with the fix.
 fn doctor(a: DoctorArgs, dirs: &Dirs, uri: &str) -> anyhow::Result<i32> {
-    let report = ops::doctor::doctor(Some(uri), dirs);
+    let report = ops::doctor::doctor(uri, dirs, &ops::context::libvirt());
     if a.json {
         print_json(&report)?;
     } else {

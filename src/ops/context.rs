@@ -20,9 +20,20 @@ use crate::model::LOCAL_HOST;
 use crate::overlay::Overlay;
 use crate::paths::Dirs;
 
+/// How connections to libvirt are opened, by URI: the one place operations get them from
+/// (`Ctx::open`, a lab's other hosts, `plan`).
+pub type Connect = Arc<dyn Fn(&str) -> Result<Hv, DriverError> + Send + Sync>;
+
+/// Connections to real libvirt daemons.
+pub fn libvirt() -> Connect {
+    Arc::new(|uri: &str| Ok(Arc::new(driver::Libvirt::open(Some(uri))?) as Hv))
+}
+
 /// What an operation works through.
 pub struct Ctx {
     hv: Hv,
+    /// How the lab's other hosts are reached (`ops::lab::hosts::reach`).
+    pub connect: Connect,
     pub guests: Arc<dyn Guests>,
     pub dirs: Dirs,
     /// Fail at once instead of waiting when another command holds a lab's lock.
@@ -44,8 +55,10 @@ impl Ctx {
     /// Opens libvirt at `uri` (blocking: a command does this first, before anything else);
     /// nodes are reached over SSH.
     pub fn open(uri: &str, dirs: Dirs, no_wait: bool) -> anyhow::Result<Ctx> {
-        let hv: Hv = Arc::new(driver::Libvirt::open(Some(uri)).map_err(driver::explain_connect)?);
+        let connect = libvirt();
+        let hv = connect(uri).map_err(driver::explain_connect)?;
         let mut ctx = Ctx::new(hv, Arc::new(crate::guest::Ssh), dirs, no_wait);
+        ctx.connect = connect;
         ctx.overlay = Arc::new(crate::overlay::Ovs::from_env());
         ctx.hosts_file = Some(crate::host::hosts_file::hosts_file());
         Ok(ctx)
@@ -55,6 +68,13 @@ impl Ctx {
     pub fn new(hv: Hv, guests: Arc<dyn Guests>, dirs: Dirs, no_wait: bool) -> Ctx {
         Ctx {
             hv,
+            // The fast tests' worlds hand their other hosts over with `add_hosts`.
+            connect: Arc::new(|uri: &str| {
+                Err(DriverError::Refused {
+                    what: format!("connect to {uri}"),
+                    why: "this context reaches no other host".into(),
+                })
+            }),
             guests,
             dirs,
             no_wait,

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::driver::{Hypervisor, Libvirt, VersionInfo};
+use crate::driver::{Hypervisor, VersionInfo};
 use crate::host::{self, AccelDecision, Tool};
 use crate::model::{Accel, AccelChoice, ByteSize};
 use crate::paths::Dirs;
@@ -110,10 +110,10 @@ impl DoctorReport {
     }
 }
 
-pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
+pub fn doctor(uri: &str, dirs: &Dirs, connect: &crate::ops::context::Connect) -> DoctorReport {
     let mut problems = Vec::new();
     let user = UserFacts::here();
-    let conn = Libvirt::open(uri);
+    let conn = connect(uri);
     let version = match &conn {
         Ok(c) => c.version().map_err(|e| crate::error_chain(&e)),
         Err(e) => Err(crate::error_chain(e)),
@@ -171,7 +171,7 @@ pub fn doctor(uri: Option<&str>, dirs: &Dirs) -> DoctorReport {
         let tried = if tools.iter().any(|t| t.name == "qemu-img" && !t.found) {
             Err("not tried: qemu-img is missing".to_string())
         } else {
-            probe_memory_snapshot(hv, dirs, accel.accel)
+            probe_memory_snapshot(hv.as_ref(), dirs, accel.accel)
         };
         features.push(match tried {
             Ok(secs) => Feature {

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use crate::driver::Hypervisor;
+use crate::driver::{Hv, Hypervisor};
 use crate::host::AccelDecision;
 use crate::model::{LOCAL_HOST, Lab};
 use crate::paths::Dirs;
@@ -46,12 +46,13 @@ pub fn plan_command(
     dirs: &Dirs,
     uri: &str,
     offline: bool,
+    connect: &crate::ops::context::Connect,
 ) -> anyhow::Result<PlanReport> {
-    let mut conns = BTreeMap::new();
+    let mut conns: BTreeMap<String, Hv> = BTreeMap::new();
     if !offline {
         for h in &lab.hosts {
             let at = h.uri.as_deref().unwrap_or(uri);
-            match crate::driver::Libvirt::open(Some(at)) {
+            match connect(at) {
                 Ok(c) => {
                     conns.insert(h.name.clone(), c);
                 }
@@ -65,7 +66,7 @@ pub fn plan_command(
     }
     let hvs: BTreeMap<String, &dyn Hypervisor> = conns
         .iter()
-        .map(|(k, c)| (k.clone(), c as &dyn Hypervisor))
+        .map(|(k, c)| (k.clone(), c.as_ref() as &dyn Hypervisor))
         .collect();
     plan(lab, accel, dirs, &hvs)
 }
@@ -80,8 +81,7 @@ pub fn plan(
     hvs: &BTreeMap<String, &dyn Hypervisor>,
 ) -> anyhow::Result<PlanReport> {
     let addresses = plan::plan_addresses(lab);
-    let backing = crate::image::backing_path(dirs, &lab.image);
-    let backing = backing.display().to_string();
+    let image = crate::image::qemu_image(dirs, &lab.image);
     let lab_dirs = dirs.lab(&lab.name);
     let all_answered = lab.hosts.iter().all(|h| hvs.contains_key(&h.name));
     let placed = if lab.spans_hosts() {
@@ -95,48 +95,33 @@ pub fn plan(
     } else {
         None
     };
-    // The lab's first host (`local`) gets every network: the host addresses (.1), DHCP and DNS
-    // live there, whether or not nodes do. Every other host with nodes gets the pool, the
-    // networks its nodes are on (as VLANs on the overlay bridge, render::overlay_network_xml),
-    // and its nodes' disks, seeds and domains.
+    // Every host with nodes gets the pool, the networks (`hosts::share`), and its nodes' disks,
+    // seeds and domains; the first host gets its networks even without nodes.
     let mut actions = Vec::new();
     for host in lab.hosts.iter().map(|h| h.name.as_str()) {
         let first = host == LOCAL_HOST;
-        let mut sub = lab.clone();
-        let mut addrs = addresses.clone();
-        if let Some(placed) = &placed {
-            if !first && !placed.used_hosts(lab).contains(&host) {
-                continue;
-            }
-            sub.nodes.retain(|n| placed.host_of(&n.name) == host);
-            if !first {
-                addrs
-                    .networks
-                    .retain(|net| sub.nodes.iter().any(|n| n.on(net.kind)));
-                for net in &mut addrs.networks {
-                    net.bridge = plan::OVERLAY_BRIDGE.to_string();
-                }
-            }
+        if let Some(placed) = &placed
+            && !first
+            && !placed.used_hosts(lab).contains(&host)
+        {
+            continue;
         }
-        let only_networks = sub.nodes.is_empty();
+        let share = crate::ops::lab::hosts::share(
+            lab,
+            &addresses,
+            placed.as_ref(),
+            host,
+            &lab_dirs,
+            &image,
+        );
+        let only_networks = share.sub.nodes.is_empty();
         let observed = match hvs.get(host) {
             Some(hv) => crate::ops::lab::observe::observe(*hv, &lab.name)?,
             None => Observed::default(),
         };
-        // Another host's pool and image are where `up` puts them there.
-        let (host_dirs, host_backing) = if first {
-            (lab_dirs.clone(), backing.clone())
-        } else {
-            let d = crate::names::LabDirs::remote(&lab.name);
-            let image = crate::image::qemu_image(dirs, &lab.image);
-            let b = crate::ops::lab::hosts::remote_image(&d, &image)
-                .disk
-                .display()
-                .to_string();
-            (d, b)
-        };
+        let backing = share.image.disk.display().to_string();
         actions.extend(
-            plan::plan_up(&sub, &addrs, &host_dirs, &host_backing, &observed)
+            plan::plan_up(&share.sub, &share.addrs, &share.dirs, &backing, &observed)
                 .into_iter()
                 .filter(|a| {
                     !only_networks

@@ -423,25 +423,20 @@ async fn host_work(
         if !first && !used.contains(&h.name.as_str()) && obs.is_empty() {
             continue;
         }
-        let mut sub = lab.clone();
-        sub.nodes.retain(|n| placed.host_of(&n.name) == h.name);
-        let mut a = addrs.clone();
-        let (dirs, render) = if first {
-            (local.dirs.clone(), local.clone())
-        } else {
-            a.networks
-                .retain(|net| sub.nodes.iter().any(|n| n.on(net.kind)));
-            for net in &mut a.networks {
-                net.bridge = plan::OVERLAY_BRIDGE.to_string();
-            }
-            let dirs = LabDirs::remote(&lab.name);
-            let render = RenderCtx {
-                accel: local.accel,
-                dirs: dirs.clone(),
-                image: crate::ops::lab::hosts::remote_image(&dirs, &local.image),
-            };
-            (dirs, render)
+        let share = crate::ops::lab::hosts::share(
+            lab,
+            addrs,
+            Some(&placed),
+            &h.name,
+            &local.dirs,
+            &local.image,
+        );
+        let render = RenderCtx {
+            accel: local.accel,
+            dirs: share.dirs.clone(),
+            image: share.image,
         };
+        let (sub, a, dirs) = (share.sub, share.addrs, share.dirs);
         for n in &sub.nodes {
             ctx.place_domain(&crate::names::domain_name(&lab.name, &n.name), &h.name);
         }

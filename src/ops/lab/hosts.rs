@@ -1,10 +1,13 @@
-//! A lab's other hosts: reaching each one; the error of a placement that does not fit [I/O].
+//! A lab's other hosts: reaching each one; each host's share of a lab; the error of a placement
+//! that does not fit [I/O in `reach`; the rest pure].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use crate::driver::{self, Hv};
 use crate::model::{LOCAL_HOST, Lab};
+use crate::names::LabDirs;
+use crate::plan::AddressPlan;
+use crate::plan::placement::NodePlacement;
+use crate::render::BootImage;
 
 use crate::ops::Ctx;
 
@@ -36,9 +39,9 @@ pub async fn reach_uris(
         if ctx.host(name).is_some() {
             continue;
         }
-        let (name, uri) = (name.clone(), uri.clone());
+        let (name, uri, connect) = (name.clone(), uri.clone(), ctx.connect.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
-            let r = driver::Libvirt::open(Some(&uri));
+            let r = connect(&uri);
             (name, uri, r)
         }));
     }
@@ -48,7 +51,7 @@ pub async fn reach_uris(
         let (name, uri, r) = t.await?;
         match r {
             Ok(c) => {
-                hosts.insert(name, Arc::new(c) as Hv);
+                hosts.insert(name, c);
             }
             Err(e) if from_file => unreached.push(format!(
                 "{source}: hosts.{name}: {}\n  fix: start libvirtd there and check that `virsh -c '{uri}' version` answers from this machine, or take the host out of the lab file",
@@ -86,16 +89,68 @@ pub fn unfit(lab: &Lab, problems: &[crate::model::Problem]) -> anyhow::Error {
 }
 
 /// Where the base image lives in a pool on a host other than the first (uploaded there).
-pub fn remote_image(
-    dirs: &crate::names::LabDirs,
-    local: &crate::render::BootImage,
-) -> crate::render::BootImage {
+pub fn remote_image(dirs: &LabDirs, local: &BootImage) -> BootImage {
     let pool = dirs.pool();
-    crate::render::BootImage {
+    BootImage {
         disk: pool.join(format!("image.{}", local.format)),
         format: local.format.clone(),
         kernel: local.kernel.as_ref().map(|_| pool.join("image.kernel")),
         initrd: local.initrd.as_ref().map(|_| pool.join("image.initrd")),
         cmdline: local.cmdline.clone(),
+    }
+}
+
+/// One host's share of a lab: its nodes, the networks it gets, and where its disks and base
+/// image are there.
+#[derive(Debug, Clone)]
+pub struct Share {
+    /// The lab without the nodes of other hosts.
+    pub sub: Lab,
+    /// The lab's first host gets every network (the host addresses, DHCP and DNS live there,
+    /// whether or not nodes do); another host only those its nodes are on, as VLANs on the
+    /// overlay bridge (`render::overlay_network_xml`).
+    pub addrs: AddressPlan,
+    /// The lab's directories as this host's QEMU sees them.
+    pub dirs: LabDirs,
+    /// The base image there.
+    pub image: BootImage,
+}
+
+/// `host`'s share of `lab` as `placed` places its nodes (`None`: a lab on one host, all of it
+/// on the local host). `local_dirs` and `local_image` are the first host's.
+pub fn share(
+    lab: &Lab,
+    addrs: &AddressPlan,
+    placed: Option<&NodePlacement>,
+    host: &str,
+    local_dirs: &LabDirs,
+    local_image: &BootImage,
+) -> Share {
+    let mut sub = lab.clone();
+    let mut addrs = addrs.clone();
+    if let Some(placed) = placed {
+        sub.nodes.retain(|n| placed.host_of(&n.name) == host);
+    }
+    if host == LOCAL_HOST {
+        return Share {
+            sub,
+            addrs,
+            dirs: local_dirs.clone(),
+            image: local_image.clone(),
+        };
+    }
+    addrs
+        .networks
+        .retain(|net| sub.nodes.iter().any(|n| n.on(net.kind)));
+    for net in &mut addrs.networks {
+        net.bridge = crate::plan::OVERLAY_BRIDGE.to_string();
+    }
+    let dirs = LabDirs::remote(&lab.name);
+    let image = remote_image(&dirs, local_image);
+    Share {
+        sub,
+        addrs,
+        dirs,
+        image,
     }
 }
