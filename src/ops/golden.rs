@@ -496,15 +496,17 @@ async fn keep_only(
     name: &str,
     stage: &Staging,
 ) -> anyhow::Result<()> {
-    let mut dropping = tokio::task::JoinSet::new();
-    for n in &state.nodes {
+    let drops = state.nodes.iter().map(|n| {
         let copy = stage.0.join("disks").join(format!("{}.qcow2", n.name));
         let others: Vec<String> = snaps
             .iter()
             .filter(|s| s.name != name && s.nodes.contains(&n.name))
             .map(|s| s.name.clone())
             .collect();
-        dropping.spawn_blocking(move || -> anyhow::Result<()> {
+        (copy, others)
+    });
+    let dropped = crate::ops::lab::nodes::all_at_once(drops, |(copy, others)| async move {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             for other in others {
                 qemu_img(&[
                     "snapshot".as_ref(),
@@ -514,12 +516,12 @@ async fn keep_only(
                 ])?;
             }
             Ok(())
-        });
-    }
-    while let Some(r) = dropping.join_next().await {
-        r.context("a qemu-img task failed")??;
-    }
-    Ok(())
+        })
+        .await
+        .context("a qemu-img task failed")?
+    })
+    .await?;
+    dropped.into_iter().collect()
 }
 
 /// Beside the disks: each node's snapshot metadata, the lab file, the lab's key and pinned

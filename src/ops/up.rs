@@ -18,9 +18,10 @@ use crate::names::LabDirs;
 use crate::names::ObjState;
 use crate::ops::Ctx;
 use crate::ops::lab::making::{UpReport, ensure_image, write_seed};
-use crate::ops::lab::state::{self as lab_state};
+use crate::ops::lab::nodes;
+use crate::ops::lab::state as lab_state;
 use crate::plan::{self, Action, AddressPlan, Observed};
-use crate::progress::Progress;
+use crate::progress::{Line, Progress};
 use crate::render::{self, RenderCtx};
 
 /// How `up` runs.
@@ -712,98 +713,36 @@ impl Making<'_> {
         }
 
         // Every node starts and is waited for at once; each has its own progress line.
-        let mut set = tokio::task::JoinSet::new();
         let starting: BTreeMap<String, String> = to_start.into_iter().collect();
-        for (node, address) in to_wait {
-            let line = Arc::new(progress.spinner(&node));
-            let domain_name = crate::names::domain_name(&lab.name, &node);
-            let hv = ctx.hv_for(&domain_name);
-            let host = ctx.host_of(&domain_name);
-            let guests = ctx.guests.clone();
-            let target = Target {
-                node: node.clone(),
-                domain: domain_name,
-                addr: SocketAddr::new(IpAddr::V4(address), 22),
-                key: key.clone(),
-                known: known.clone(),
-            };
-            let domain = starting.get(&node).cloned();
-            // A node on another host has its console log there, in the lab's pool.
-            let console_dirs = if host == crate::model::LOCAL_HOST {
-                lab_dirs.clone()
-            } else {
-                LabDirs::remote(&lab.name)
-            };
-            let lab_name = lab.name.clone();
-            let check = render::cloudinit::ready_check(lab, &node);
-            set.spawn(async move {
-                if let Some(domain) = domain {
-                    line.step("starting");
-                    let d = domain.clone();
-                    if let Err(e) = blocking(&hv, move |h| h.start_domain(&d)).await {
-                        line.fail("cannot start");
-                        return Err(e.context(format!("cannot start node {node}")));
-                    }
-                }
-                line.step("booting: waiting for SSH");
-                let t0 = Instant::now();
-                let l2 = line.clone();
-                match guests
-                    .wait_ready(&target, Some(&check), wait, &move |last| {
-                        l2.step(if last.starts_with("SSH answers") {
-                            "first-boot configuration"
-                        } else {
-                            "booting: waiting for SSH"
-                        })
-                    })
-                    .await
-                {
-                    Ok(s) => {
-                        s.close().await;
-                        line.done(&format!("ready ({:.0} s)", t0.elapsed().as_secs_f64()));
-                        Ok(node)
-                    }
-                    Err(e) => {
-                        line.fail("no SSH");
-                        let path = console_dirs.console_log(&node);
-                        let on = if host == crate::model::LOCAL_HOST {
-                            String::new()
-                        } else {
-                            format!(" on host {host}")
-                        };
-                        let console = format!(
-                            "the last lines of its console ({}{on}):\n{}",
-                            path.display(),
-                            match crate::ops::lab::storage::read_console(
-                                &hv,
-                                &lab_name,
-                                &console_dirs,
-                                &node
-                            )
-                            .await
-                            {
-                                Ok(text) => console_tail(&text, 20),
-                                Err(e) => format!("  (no console log: {e:#})"),
-                            }
-                        );
-                        Err(UpError::NotReachable {
-                            node,
-                            console,
-                            source: e,
-                        }
-                        .into())
-                    }
-                }
-            });
-        }
-        let mut failures = Vec::new();
-        while let Some(r) = set.join_next().await {
-            match r {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => failures.push(e),
-                Err(e) => failures.push(anyhow::Error::new(e)),
+        let booting = to_wait.into_iter().map(|(node, address)| {
+            let domain = crate::names::domain_name(&lab.name, &node);
+            let host = ctx.host_of(&domain);
+            Booting {
+                line: Arc::new(progress.spinner(&node)),
+                hv: ctx.hv_for(&domain),
+                start: starting.get(&node).cloned(),
+                // A node on another host has its console log there, in the lab's pool.
+                console_dirs: if host == crate::model::LOCAL_HOST {
+                    lab_dirs.clone()
+                } else {
+                    LabDirs::remote(&lab.name)
+                },
+                host,
+                lab: lab.name.clone(),
+                check: render::cloudinit::ready_check(lab, &node),
+                guests: ctx.guests.clone(),
+                target: Target {
+                    node: node.clone(),
+                    domain,
+                    addr: SocketAddr::new(IpAddr::V4(address), 22),
+                    key: key.clone(),
+                    known: known.clone(),
+                },
+                node,
             }
-        }
+        });
+        let results = nodes::all_at_once(booting, |b| b.start_and_wait(wait)).await?;
+        let failures: Vec<anyhow::Error> = results.into_iter().filter_map(Result::err).collect();
         if let Some(first) = failures.into_iter().next() {
             return Err(first.context(format!(
                 "lab {} is not up; the other nodes are left running for inspection, console logs are in {}",
@@ -812,6 +751,89 @@ impl Making<'_> {
             )));
         }
         Ok(started)
+    }
+}
+
+/// One node `up` starts (when `start` names its domain) and waits for.
+struct Booting {
+    node: String,
+    start: Option<String>,
+    hv: Hv,
+    host: String,
+    target: Target,
+    /// Where its console log is, on its host.
+    console_dirs: LabDirs,
+    lab: String,
+    /// The shell test that says first-boot configuration is done.
+    check: String,
+    guests: Arc<dyn crate::guest::Guests>,
+    line: Arc<Line>,
+}
+
+impl Booting {
+    /// Starts the node if asked, then waits until it answers within `wait`.
+    async fn start_and_wait(self, wait: Duration) -> anyhow::Result<()> {
+        if let Some(domain) = self.start.clone() {
+            self.line.step("starting");
+            if let Err(e) = blocking(&self.hv, move |h| h.start_domain(&domain)).await {
+                self.line.fail("cannot start");
+                return Err(e.context(format!("cannot start node {}", self.node)));
+            }
+        }
+        self.line.step("booting: waiting for SSH");
+        let t0 = Instant::now();
+        let l2 = self.line.clone();
+        let ready = self
+            .guests
+            .wait_ready(&self.target, Some(&self.check), wait, &move |last| {
+                l2.step(if last.starts_with("SSH answers") {
+                    "first-boot configuration"
+                } else {
+                    "booting: waiting for SSH"
+                })
+            })
+            .await;
+        match ready {
+            Ok(s) => {
+                s.close().await;
+                let secs = t0.elapsed().as_secs_f64();
+                self.line.done(&format!("ready ({secs:.0} s)"));
+                Ok(())
+            }
+            Err(e) => {
+                self.line.fail("no SSH");
+                Err(self.unreachable(e).await.into())
+            }
+        }
+    }
+
+    /// The node did not answer: named with the last lines of its console.
+    async fn unreachable(self, source: crate::guest::GuestError) -> UpError {
+        let path = self.console_dirs.console_log(&self.node);
+        let on = if self.host == crate::model::LOCAL_HOST {
+            String::new()
+        } else {
+            format!(" on host {}", self.host)
+        };
+        let read = crate::ops::lab::storage::read_console(
+            &self.hv,
+            &self.lab,
+            &self.console_dirs,
+            &self.node,
+        )
+        .await;
+        let tail = match read {
+            Ok(text) => console_tail(&text, 20),
+            Err(e) => format!("  (no console log: {e:#})"),
+        };
+        UpError::NotReachable {
+            node: self.node,
+            console: format!(
+                "the last lines of its console ({}{on}):\n{tail}",
+                path.display()
+            ),
+            source,
+        }
     }
 }
 
