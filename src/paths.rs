@@ -112,6 +112,16 @@ impl Dirs {
         }
     }
 
+    /// The lab's directories as `host` sees them: [`Dirs::lab`] on the lab's first host, the
+    /// pool of [`LabDirs::remote`] on its others.
+    pub fn lab_on(&self, lab: &str, host: &str) -> LabDirs {
+        if host == crate::model::LOCAL_HOST {
+            self.lab(lab)
+        } else {
+            LabDirs::remote(lab)
+        }
+    }
+
     pub fn labs(&self) -> PathBuf {
         self.state.join("labs")
     }

@@ -722,11 +722,7 @@ impl Making<'_> {
                 hv: ctx.hv_for(&domain),
                 start: starting.get(&node).cloned(),
                 // A node on another host has its console log there, in the lab's pool.
-                console_dirs: if host == crate::model::LOCAL_HOST {
-                    lab_dirs.clone()
-                } else {
-                    LabDirs::remote(&lab.name)
-                },
+                console_dirs: ctx.dirs.lab_on(&lab.name, &host),
                 host,
                 lab: lab.name.clone(),
                 check: render::cloudinit::ready_check(lab, &node),

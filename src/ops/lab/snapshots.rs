@@ -266,18 +266,13 @@ async fn list_of(ctx: &Ctx, state: &LabState) -> anyhow::Result<Vec<LabSnapshot>
 /// Adds the saved memory sizes from each node's disk (read-only). A disk that cannot be read
 /// counts nothing and is said in the log: the listing itself came from libvirt.
 async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
-    let lab_dirs = ctx.dirs.lab(lab);
     let mut nodes: Vec<String> = snaps.iter().flat_map(|s| s.nodes.clone()).collect();
     nodes.sort();
     nodes.dedup();
     let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
     let reads = nodes.iter().map(|node| {
         let domain = crate::names::domain_name(lab, node);
-        let disk = if ctx.host_of(&domain) == crate::model::LOCAL_HOST {
-            lab_dirs.disk(node)
-        } else {
-            LabDirs::remote(lab).disk(node)
-        };
+        let disk = ctx.dirs.lab_on(lab, &ctx.host_of(&domain)).disk(node);
         let hv = ctx.hv_for(&domain);
         async move { blocking(&hv, move |h| h.disk_snapshots(&domain, &disk)).await }
     });
@@ -294,15 +289,6 @@ async fn add_sizes(ctx: &Ctx, lab: &str, snaps: &mut [LabSnapshot]) {
     }
     for s in snaps {
         s.vm_state_bytes = sizes.get(&s.name).copied().unwrap_or(0);
-    }
-}
-
-/// A node's disk on its host: the lab's pool here, or the pool on the lab's other host.
-fn node_disk(lab_dirs: &LabDirs, lab: &str, n: &crate::ops::lab::state::NodeState) -> PathBuf {
-    if n.host == crate::model::LOCAL_HOST {
-        lab_dirs.disk(&n.name)
-    } else {
-        LabDirs::remote(lab).disk(&n.name)
     }
 }
 
@@ -447,7 +433,7 @@ pub async fn revert(
             (
                 n.name.clone(),
                 ctx.hv_for(&n.domain),
-                node_disk(&lab_dirs, lab, n),
+                dirs.lab_on(lab, &n.host).disk(&n.name),
             )
         })
         .collect();
