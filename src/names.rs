@@ -49,6 +49,8 @@ pub enum ObjState {
     Active,
     /// Paused domain.
     Paused,
+    /// A domain shut off with its memory saved to disk (`suspend`); its next start restores it.
+    Suspended,
 }
 
 impl fmt::Display for ObjState {
@@ -57,6 +59,7 @@ impl fmt::Display for ObjState {
             ObjState::Active => "running",
             ObjState::Inactive => "stopped",
             ObjState::Paused => "paused",
+            ObjState::Suspended => "suspended",
         })
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{
-    DownArgs, ExecArgs, JsonArg, LabArg, LabJsonArgs, RevertArgs, SnapshotArgs, SnapshotSub,
-    SshArgs, StatusArgs, print, print_json, runtime,
+    DownArgs, ExecArgs, JsonArg, LabArg, LabJsonArgs, ResumeArgs, RevertArgs, SnapshotArgs,
+    SnapshotSub, SshArgs, StatusArgs, print, print_json, runtime,
 };
 use crate::ops::{self, Ctx, access};
 
@@ -141,9 +141,15 @@ pub fn list(ctx: &Ctx, a: JsonArg) -> anyhow::Result<i32> {
     if a.json {
         print_json(&rows)?;
     } else {
-        let mut out = format!("{:<24} {:>5} {:>8}\n", "LAB", "NODES", "RUNNING");
+        let mut out = format!(
+            "{:<24} {:>5} {:>8} {:>10}\n",
+            "LAB", "NODES", "RUNNING", "SUSPENDED"
+        );
         for r in &rows {
-            out.push_str(&format!("{:<24} {:>5} {:>8}\n", r.lab, r.nodes, r.running));
+            out.push_str(&format!(
+                "{:<24} {:>5} {:>8} {:>10}\n",
+                r.lab, r.nodes, r.running, r.suspended
+            ));
         }
         print(&out)?;
     }
@@ -351,6 +357,62 @@ pub fn snapshots(ctx: &Ctx, a: LabJsonArgs) -> anyhow::Result<i32> {
             ));
         }
         print(&out)?;
+    }
+    Ok(0)
+}
+
+pub fn suspend(ctx: &Ctx, a: LabJsonArgs) -> anyhow::Result<i32> {
+    let lab = ops::lab_name(&a.lab)?;
+    let r = runtime()?.block_on(ops::suspend::suspend(ctx, &lab))?;
+    if a.json {
+        print_json(&r)?;
+    } else {
+        let mut out = format!(
+            "lab {} suspended in {:.1} s (every node paused at {:.1} s): {}\n",
+            r.lab,
+            r.seconds,
+            r.seconds_to_paused,
+            if r.suspended.is_empty() {
+                "no node was running".to_string()
+            } else {
+                format!("memory of {} saved to disk", r.suspended.join(", "))
+            }
+        );
+        if !r.already.is_empty() {
+            out.push_str(&format!("already suspended: {}\n", r.already.join(", ")));
+        }
+        if !r.stopped.is_empty() {
+            out.push_str(&format!(
+                "stopped (nothing to save; `up` starts them): {}\n",
+                r.stopped.join(", ")
+            ));
+        }
+        out.push_str(&format!("`dcos-lab resume {}` brings it back\n", r.lab));
+        print(&out)?;
+    }
+    Ok(0)
+}
+
+pub fn resume(ctx: &Ctx, a: ResumeArgs) -> anyhow::Result<i32> {
+    let lab = ops::lab_name(&a.lab)?;
+    let r = runtime()?.block_on(ops::suspend::resume(ctx, &lab, Duration::from_secs(a.wait)))?;
+    if a.json {
+        print_json(&r)?;
+    } else if r.resumed.is_empty() {
+        print(&format!("lab {} was not suspended: nothing to do\n", r.lab))?;
+    } else {
+        let offsets: Vec<String> = r
+            .clock_offsets
+            .iter()
+            .map(|(n, o)| format!("{n} {o:+.2} s"))
+            .collect();
+        print(&format!(
+            "lab {} resumed: running in {:.1} s, every node answering in {:.1} s; clocks corrected ({})\n",
+            r.lab,
+            r.seconds_to_running,
+            r.seconds,
+            offsets.join(", ")
+        ))?;
     }
     Ok(0)
 }

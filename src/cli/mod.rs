@@ -82,6 +82,10 @@ pub enum Command {
     Revert(RevertArgs),
     /// The lab's snapshots: name, time, memory state saved.
     Snapshots(LabJsonArgs),
+    /// Give the host the lab's memory back: every node paused at once, its memory saved to disk.
+    Suspend(LabJsonArgs),
+    /// Bring a suspended lab back as it was, running, clocks corrected (`up` does this too).
+    Resume(ResumeArgs),
     /// An OpenSSH config block per node (for `ssh -F` and Ansible).
     SshConfig(LabArg),
     /// An Ansible YAML inventory of the lab, grouped by role.
@@ -172,6 +176,18 @@ pub struct RevertArgs {
     #[arg(long)]
     pub json: bool,
     /// Seconds a node may take to answer over SSH after the revert.
+    #[arg(long, default_value_t = 120)]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// A lab name, built-in lab or lab file.
+    pub lab: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds a node may take to answer over SSH once it runs again.
     #[arg(long, default_value_t = 120)]
     pub wait: u64,
 }
@@ -489,6 +505,8 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
         Command::Snapshot(_) => "snapshot",
         Command::Revert(_) => "revert",
         Command::Install(_) => "install",
+        Command::Suspend(_) => "suspend",
+        Command::Resume(_) => "resume",
         _ => "",
     });
     match cli.command {
@@ -565,6 +583,8 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
         Command::Snapshot(a) => commands::snapshot(&open(dirs)?, a),
         Command::Revert(a) => commands::revert(&open(dirs)?, a),
         Command::Snapshots(a) => commands::snapshots(&open(dirs)?, a),
+        Command::Suspend(a) => commands::suspend(&open(dirs)?, a),
+        Command::Resume(a) => commands::resume(&open(dirs)?, a),
         Command::SshConfig(a) => commands::ssh_config(&open(dirs)?, a),
         Command::Inventory(a) => commands::inventory(&open(dirs)?, a),
     }

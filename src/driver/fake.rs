@@ -487,7 +487,8 @@ impl Hypervisor for FakeHypervisor {
         };
         if n.active {
             if let Some(d) = s.domains.iter().find(|(_, d)| {
-                d.state != ObjState::Inactive && d.networks.iter().any(|x| x == name)
+                matches!(d.state, ObjState::Active | ObjState::Paused)
+                    && d.networks.iter().any(|x| x == name)
             }) {
                 // libvirt lets a network stop under a running domain, which then loses its link;
                 // dcos-lab must never do that.
@@ -611,7 +612,7 @@ impl Hypervisor for FakeHypervisor {
                 }
                 return Ok(());
             }
-            ObjState::Inactive => {}
+            ObjState::Inactive | ObjState::Suspended => {}
         }
         for net in &d.networks {
             match s.networks.get(net) {
@@ -630,7 +631,12 @@ impl Hypervisor for FakeHypervisor {
         }
         self.enter(&mut s, &what, true)?;
         if let Some(d) = s.domains.get_mut(name) {
-            d.state = ObjState::Active;
+            // Saved memory is restored paused, as it was saved (libvirt's managed save).
+            d.state = if d.state == ObjState::Suspended {
+                ObjState::Paused
+            } else {
+                ObjState::Active
+            };
         }
         Ok(())
     }
@@ -640,7 +646,7 @@ impl Hypervisor for FakeHypervisor {
         let mut s = self.lock();
         match s.domains.get(name).map(|d| d.state) {
             None => Err(missing(&what, "domain", name)),
-            Some(ObjState::Inactive) => self.enter(&mut s, &what, false),
+            Some(ObjState::Inactive | ObjState::Suspended) => self.enter(&mut s, &what, false),
             Some(_) => {
                 self.enter(&mut s, &what, true)?;
                 if let Some(d) = s.domains.get_mut(name) {
@@ -657,7 +663,9 @@ impl Hypervisor for FakeHypervisor {
         match s.domains.get(name).map(|d| d.state) {
             None => Err(missing(&what, "domain", name)),
             Some(ObjState::Paused) => self.enter(&mut s, &what, false),
-            Some(ObjState::Inactive) => Err(refused(&what, "domain is not running")),
+            Some(ObjState::Inactive | ObjState::Suspended) => {
+                Err(refused(&what, "domain is not running"))
+            }
             Some(ObjState::Active) => {
                 self.enter(&mut s, &what, true)?;
                 if let Some(d) = s.domains.get_mut(name) {
@@ -697,6 +705,39 @@ impl Hypervisor for FakeHypervisor {
         }
     }
 
+    fn save_domain(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("save domain {name}'s memory");
+        let mut s = self.lock();
+        match s.domains.get(name).map(|d| d.state) {
+            None => Err(missing(&what, "domain", name)),
+            Some(ObjState::Suspended) => self.enter(&mut s, &what, false),
+            Some(ObjState::Inactive) => Err(refused(&what, "domain is not running")),
+            Some(ObjState::Active | ObjState::Paused) => {
+                self.enter(&mut s, &what, true)?;
+                if let Some(d) = s.domains.get_mut(name) {
+                    d.state = ObjState::Suspended;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn discard_saved(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("drop domain {name}'s saved memory");
+        let mut s = self.lock();
+        match s.domains.get(name).map(|d| d.state) {
+            None => Err(missing(&what, "domain", name)),
+            Some(ObjState::Suspended) => {
+                self.enter(&mut s, &what, true)?;
+                if let Some(d) = s.domains.get_mut(name) {
+                    d.state = ObjState::Inactive;
+                }
+                Ok(())
+            }
+            Some(_) => self.enter(&mut s, &what, false),
+        }
+    }
+
     fn create_snapshot(
         &self,
         domain: &str,
@@ -710,7 +751,7 @@ impl Hypervisor for FakeHypervisor {
             .get(domain)
             .cloned()
             .ok_or_else(|| missing(&what, "domain", domain))?;
-        if d.state == ObjState::Inactive {
+        if matches!(d.state, ObjState::Inactive | ObjState::Suspended) {
             return Err(refused(&what, "a memory snapshot needs a running domain"));
         }
         if d.snapshots.iter().any(|x| x.name == snapshot) {
@@ -756,6 +797,9 @@ impl Hypervisor for FakeHypervisor {
                 domain: domain.to_string(),
                 snapshot: snapshot.to_string(),
             });
+        }
+        if d.state == ObjState::Suspended {
+            return Err(refused(&what, "domain has a managed save image"));
         }
         self.enter(&mut s, &what, true)?;
         if let Some(d) = s.domains.get_mut(domain) {
@@ -886,7 +930,7 @@ impl Hypervisor for FakeHypervisor {
         let Some(state) = s.domains.get(name).map(|d| d.state) else {
             return Ok(());
         };
-        if state != ObjState::Inactive {
+        if matches!(state, ObjState::Active | ObjState::Paused) {
             self.enter(&mut s, &format!("stop domain {name}"), true)?;
             if let Some(d) = s.domains.get_mut(name) {
                 d.state = ObjState::Inactive;

@@ -479,6 +479,36 @@ impl Hypervisor for Libvirt {
         }
     }
 
+    fn save_domain(&self, name: &str) -> Result<(), DriverError> {
+        let dom = self.domain(name)?;
+        if !call(|| format!("query domain {name}"), dom.is_active())?
+            && call(
+                || format!("query domain {name}'s saved memory"),
+                dom.has_managed_save(0),
+            )?
+        {
+            return Ok(());
+        }
+        changed(
+            || format!("save domain {name}'s memory"),
+            || dom.managed_save(virt::sys::VIR_DOMAIN_SAVE_PAUSED),
+        )
+    }
+
+    fn discard_saved(&self, name: &str) -> Result<(), DriverError> {
+        let dom = self.domain(name)?;
+        if !call(
+            || format!("query domain {name}'s saved memory"),
+            dom.has_managed_save(0),
+        )? {
+            return Ok(());
+        }
+        changed(
+            || format!("drop domain {name}'s saved memory"),
+            || dom.managed_save_remove(0),
+        )
+    }
+
     fn settle_domain(&self, name: &str) -> Result<(), DriverError> {
         let dom = self.domain(name)?;
         // Reading the balloon's memory statistics takes a query job on the domain before it
@@ -701,6 +731,7 @@ impl Hypervisor for Libvirt {
             let state = match dom.state().map(|(s, _)| s) {
                 Ok(virt::enumutil::Enum::Known(S::Running | S::Blocked)) => ObjState::Active,
                 Ok(virt::enumutil::Enum::Known(S::Paused | S::PMSuspended)) => ObjState::Paused,
+                Ok(_) if dom.has_managed_save(0).unwrap_or(false) => ObjState::Suspended,
                 Ok(_) => ObjState::Inactive,
                 // Removed while we were listing.
                 Err(_) => continue,

@@ -142,6 +142,12 @@ pub trait Hypervisor: Send + Sync {
     fn suspend_domain(&self, name: &str) -> Result<(), DriverError>;
     /// Resumes a paused domain; running already is fine.
     fn resume_domain(&self, name: &str) -> Result<(), DriverError>;
+    /// Saves a paused domain's memory to disk (libvirt's managed save) and stops it: its QEMU
+    /// process ends and the host gets its memory back. The next `start_domain` restores it,
+    /// paused. Suspended already is fine.
+    fn save_domain(&self, name: &str) -> Result<(), DriverError>;
+    /// Drops a suspended domain's saved memory: it is then plainly stopped. None is fine.
+    fn discard_saved(&self, name: &str) -> Result<(), DriverError>;
     /// Returns once the hypervisor has finished any change already under way on a domain,
     /// running or not (one a process asked for and died before it was made: libvirtd makes it
     /// all the same), so that its state read next is the state it stays in. Changes nothing.

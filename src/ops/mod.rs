@@ -12,6 +12,7 @@ pub mod plan;
 pub mod render;
 pub mod snapshot;
 pub mod status;
+pub mod suspend;
 pub mod up;
 pub mod verify;
 

@@ -45,6 +45,8 @@ pub struct LabRow {
     pub lab: String,
     pub nodes: usize,
     pub running: usize,
+    /// Nodes whose memory is saved to disk (`suspend`); `resume` or `up` brings them back.
+    pub suspended: usize,
 }
 
 /// Every lab libvirt knows of, with how many of its nodes run.
@@ -59,6 +61,11 @@ pub async fn list(ctx: &Ctx) -> anyhow::Result<Vec<LabRow>> {
                 .nodes
                 .iter()
                 .filter(|n| n.state == ObjState::Active)
+                .count(),
+            suspended: l
+                .nodes
+                .iter()
+                .filter(|n| n.state == ObjState::Suspended)
                 .count(),
         })
         .collect())

@@ -705,7 +705,7 @@ fn revert_puts_every_node_back_running_and_sets_the_boot_clock_first() {
         assert!(cmds[1].1.contains("python3"), "{node}: {}", cmds[1].1);
         assert_eq!(
             cmds[1].2.len(),
-            2 * crate::ops::lab::snapshots::RESEED_BYTES + 1,
+            2 * crate::ops::lab::clocks::RESEED_BYTES + 1,
             "{node}"
         );
         assert!(
@@ -2240,4 +2240,170 @@ fn ssh_config_and_inventory_name_every_node_with_the_labs_key() {
         "{cfg}"
     );
     assert!(inv.contains(&key.display().to_string()), "{inv}");
+}
+
+// ---- suspend and resume ----
+
+impl World {
+    fn suspend(&self, lab: &str) -> anyhow::Result<crate::ops::lab::suspension::SuspendReport> {
+        self.run(crate::ops::lab::suspension::suspend(&self.ctx, lab))
+    }
+
+    fn resume(&self, lab: &str) -> anyhow::Result<crate::ops::lab::suspension::ResumeReport> {
+        self.run(crate::ops::lab::suspension::resume(
+            &self.ctx,
+            lab,
+            Duration::from_secs(5),
+        ))
+    }
+}
+
+#[test]
+fn suspend_pauses_every_node_before_saving_any_and_resume_brings_the_lab_back() {
+    let l = lab("fk-susp");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    let before = w.hv.changes().len();
+    let r = w.suspend("fk-susp").expect("suspend");
+    assert_eq!(r.suspended, ["boot", "master", "public"]);
+    assert_eq!(w.node_states("fk-susp"), all(ObjState::Suspended));
+    // One consistent cut: every pause before any save.
+    let changes = w.hv.changes()[before..].to_vec();
+    let last_pause = changes
+        .iter()
+        .rposition(|c| c.starts_with("pause domain"))
+        .expect("pauses");
+    let first_save = changes
+        .iter()
+        .position(|c| c.starts_with("save domain"))
+        .expect("saves");
+    assert!(last_pause < first_save, "{changes:?}");
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| c.starts_with("save domain"))
+            .count(),
+        3
+    );
+    let rows =
+        w.rt.block_on(crate::ops::status::list(&w.ctx))
+            .expect("list");
+    assert_eq!((rows[0].running, rows[0].suspended), (0, 3));
+    // Suspended again: nothing to do.
+    let again = w.suspend("fk-susp").expect("suspend again");
+    assert!(again.suspended.is_empty());
+    assert_eq!(again.already.len(), 3);
+
+    let r = w.resume("fk-susp").expect("resume");
+    assert_eq!(r.resumed, ["boot", "master", "public"]);
+    assert_eq!(w.node_states("fk-susp"), all(ObjState::Active));
+    assert_eq!(r.clock_offsets.len(), 3);
+    // Every node restored (paused) before any runs again; the boot node's clock first, then
+    // each node's random state renewed, as after a revert.
+    let changes = w.hv.changes();
+    let last_restore = changes
+        .iter()
+        .rposition(|c| c.starts_with("start domain"))
+        .expect("restores");
+    let first_run = changes
+        .iter()
+        .position(|c| c.starts_with("resume domain"))
+        .expect("runs");
+    assert!(last_restore < first_run, "{changes:?}");
+    let clock = |node: &str| position(&w, node, "date -u -s").expect("clock set");
+    assert!(clock("boot") < clock("master") && clock("boot") < clock("public"));
+    for node in ["boot", "master", "public"] {
+        assert!(position(&w, node, "RNDRESEEDCRNG").is_some(), "{node}");
+    }
+    // Not suspended: nothing to do.
+    assert!(
+        w.resume("fk-susp")
+            .expect("resume again")
+            .resumed
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_suspended_lab_refuses_a_snapshot_and_revert_and_up_bring_it_back() {
+    let l = lab("fk-susp2");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.snapshot("fk-susp2", "s1").expect("snapshot");
+    w.suspend("fk-susp2").expect("suspend");
+    let before = w.hv.changes();
+    let e = w.snapshot("fk-susp2", "s2").expect_err("refused");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("dcos-lab resume fk-susp2"),
+        "{e:#}"
+    );
+    assert_eq!(w.hv.changes(), before);
+    // A revert goes back to the snapshot: the saved memory is dropped, every node runs.
+    w.revert("fk-susp2", Some("s1")).expect("revert");
+    assert_eq!(w.node_states("fk-susp2"), all(ObjState::Active));
+    // `up` of a suspended lab resumes it, clocks corrected.
+    w.suspend("fk-susp2").expect("suspend");
+    w.guests.ran.lock().expect("ran").clear();
+    let r = w.up(&l).expect("up");
+    assert!(
+        r.actions.iter().any(|a| a.starts_with("resume")),
+        "{:?}",
+        r.actions
+    );
+    assert_eq!(w.node_states("fk-susp2"), all(ObjState::Active));
+    assert!(position(&w, "master", "date -u -s").is_some());
+    // `down` of a suspended lab leaves nothing.
+    w.suspend("fk-susp2").expect("suspend");
+    w.down("fk-susp2").expect("down");
+    assert!(w.hv.objects().is_empty(), "{:?}", w.hv.objects());
+}
+
+#[test]
+fn a_node_that_cannot_be_paused_leaves_the_lab_running_as_it_was() {
+    let l = lab("fk-susp3");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.hv.fail("pause domain dcos-lab-fk-susp3-public", 1);
+    let e = w.suspend("fk-susp3").expect_err("cannot pause");
+    assert!(format!("{e:#}").contains("was not suspended"), "{e:#}");
+    assert_eq!(w.node_states("fk-susp3"), all(ObjState::Active));
+}
+
+/// `suspend` and `resume` killed after each of their steps: the next `resume` (or `up`) brings
+/// the lab back running, and a `suspend` after it suspends every node.
+#[test]
+fn suspend_and_resume_killed_after_any_step_are_taken_over() {
+    let l = lab("fk-ksusp");
+    let probe = world().with_image(&l);
+    probe.up(&l).expect("up");
+    let before = probe.hv.changes().len();
+    probe.suspend("fk-ksusp").expect("suspend");
+    let suspend_steps = probe.hv.changes().len() - before;
+    assert_eq!(suspend_steps, 6, "pause and save of 3 nodes");
+    let before = probe.hv.changes().len();
+    probe.resume("fk-ksusp").expect("resume");
+    let resume_steps = probe.hv.changes().len() - before;
+    assert_eq!(resume_steps, 6, "restore and run of 3 nodes");
+    for n in 0..suspend_steps {
+        let w = world().with_image(&l);
+        w.up(&l).expect("up");
+        w.hv.die_after(u32::try_from(n).expect("small"));
+        assert!(w.suspend("fk-ksusp").is_err(), "suspend step {n}");
+        w.hv.revive();
+        w.resume("fk-ksusp").expect("resume takes over");
+        assert_eq!(w.node_states("fk-ksusp"), all(ObjState::Active), "step {n}");
+        w.suspend("fk-ksusp").expect("suspend again");
+        assert_eq!(w.node_states("fk-ksusp"), all(ObjState::Suspended));
+    }
+    for n in 0..resume_steps {
+        let w = world().with_image(&l);
+        w.up(&l).expect("up");
+        w.suspend("fk-ksusp").expect("suspend");
+        w.hv.die_after(u32::try_from(n).expect("small"));
+        assert!(w.resume("fk-ksusp").is_err(), "resume step {n}");
+        w.hv.revive();
+        w.up(&l).expect("up takes over");
+        assert_eq!(w.node_states("fk-ksusp"), all(ObjState::Active), "step {n}");
+    }
 }

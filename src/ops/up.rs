@@ -301,6 +301,17 @@ async fn finish_revert(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<O
     Ok(Some(format!("finish the interrupted revert to {snap}")))
 }
 
+/// A suspended lab (or one whose `suspend` or `resume` was cut short) is resumed as `resume`
+/// does, clocks corrected, before anything else: a plain start would leave its nodes paused.
+async fn resume_suspended(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<Option<String>> {
+    let state = lab_state::read(ctx, &lab.name).await?;
+    if !crate::ops::lab::suspension::is_suspended(&state) {
+        return Ok(None);
+    }
+    let r = crate::ops::lab::suspension::resume(ctx, &lab.name, wait).await?;
+    Ok(Some(format!("resume {}", r.resumed.join(", "))))
+}
+
 /// Whether a libvirt URI names a daemon on this machine (no host part: `qemu:///system`,
 /// `qemu+unix:///system?socket=...`).
 fn is_local_uri(uri: &str) -> bool {
@@ -866,8 +877,14 @@ pub async fn up(
         return Err(drifted(lab, &changed));
     }
     let mut finished = Vec::new();
-    if let Some(done) = finish_revert(ctx, lab, opts.wait).await? {
+    let taken_over = [
+        finish_revert(ctx, lab, opts.wait).await?,
+        resume_suspended(ctx, lab, opts.wait).await?,
+    ];
+    for done in taken_over.into_iter().flatten() {
         finished.push(done);
+    }
+    if !finished.is_empty() {
         for w in &mut work {
             let name = lab.name.clone();
             w.obs = blocking(&w.hv, move |h| crate::ops::lab::observe::observe(h, &name)).await?;

@@ -10,10 +10,13 @@
 //! - `storage`: pools and directories; `host_names`: the lab's names in the host's hosts file.
 //! - `making`: the base image and the nodes' seeds.
 //! - `snapshots`: take, list, remove and revert a lab's snapshots.
+//! - `suspension`: suspend a lab (memory to disk, no QEMU left) and resume it as it was.
 //! - `teardown`: remove everything a lab owns.
 //! - `dcos`: install DC/OS on a running lab; each node's install state.
+//! - `clocks`: nodes' clocks and random state renewed after a revert or a resume.
 //! - `ctrl_c`: run an operation until Ctrl-C, with the error that says what is left.
 
+pub mod clocks;
 pub mod ctrl_c;
 pub mod dcos;
 pub mod host_names;
@@ -24,4 +27,5 @@ pub mod observe;
 pub mod snapshots;
 pub mod state;
 pub mod storage;
+pub mod suspension;
 pub mod teardown;

@@ -6,17 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::driver::{Hv, blocking};
-use crate::guest::Target;
 use crate::names::LabDirs;
 use crate::names::ObjState;
 use crate::ops::Ctx;
+use crate::ops::lab::clocks::Clocks;
 use crate::ops::lab::state::{self as lab_state, LabState};
 
 #[derive(Debug, Serialize)]
@@ -135,6 +134,7 @@ fn running(state: &LabState) -> anyhow::Result<Vec<String>> {
     if !state.exists() {
         return Err(crate::BadInput(format!("lab {} does not exist", state.lab)).into());
     }
+    crate::ops::lab::suspension::refuse_suspended(state, "snapshot")?;
     let stopped: Vec<&str> = state
         .nodes
         .iter()
@@ -442,28 +442,19 @@ pub async fn revert(
     let access = crate::ops::lab::nodes::Access::load(&lab_dirs)?;
 
     record_revert(&lab_dirs, &snap_name)?;
+    discard_suspended(ctx, &state).await?;
     // A stopped node needs no pause: the revert starts it from the snapshot.
     let active: Vec<String> = state
         .nodes
         .iter()
-        .filter(|n| n.state != ObjState::Inactive)
+        .filter(|n| matches!(n.state, ObjState::Active | ObjState::Paused))
         .map(|n| n.domain.clone())
         .collect();
     pause_all(ctx, lab, &lab_dirs, &active).await?;
     tracing::debug!("paused at {:.2} s", t0.elapsed().as_secs_f64());
 
     let mut reverts = spawn_reverts(ctx, &state, &snap_name);
-    // Each node's clock is corrected as soon as it runs again and answers; the boot node's
-    // first: it is the lab's time server, and a node that asked it for the time before its clock
-    // was corrected would follow it back to the snapshot's time.
-    let mut clocks = tokio::task::JoinSet::new();
-    let (boot_fixed, boot_fixed_rx) = tokio::sync::watch::channel(false);
-    let boot_node = state
-        .nodes
-        .iter()
-        .find(|n| n.role == "boot")
-        .map(|n| n.name.clone());
-    let mut boot_fixed = boot_node.is_some().then_some(boot_fixed);
+    let mut clocks = Clocks::new(ctx.guests.clone(), state.nodes.iter(), wait);
     let mut failed = Vec::new();
     while let Some(joined) = reverts.join_next().await {
         let (node, domain, ip, r) = joined.context("a revert task failed")?;
@@ -475,18 +466,12 @@ pub async fn revert(
             )),
             (Ok(()), Some(ip)) => {
                 tracing::debug!("{node} runs at {:.2} s", t0.elapsed().as_secs_f64());
-                let target = access.target_at(&node, &domain, ip);
-                let order = if Some(&target.node) == boot_node.as_ref() {
-                    ClockOrder::Reference(boot_fixed.take())
-                } else {
-                    ClockOrder::Follower(boot_node.is_some().then(|| boot_fixed_rx.clone()))
-                };
-                clocks.spawn(fix_clock(ctx.guests.clone(), target, wait, order));
+                clocks.running(access.target_at(&node, &domain, ip));
             }
         }
     }
     if let Some((d, e)) = failed.into_iter().next() {
-        clocks.abort_all();
+        clocks.abort();
         let left = pause_again(ctx, &domains).await;
         return Err(RevertError::Unfinished {
             lab: lab.to_string(),
@@ -499,11 +484,7 @@ pub async fn revert(
     }
     forget_revert(&lab_dirs)?;
     let running_at = t0.elapsed().as_secs_f64();
-    let mut clock_offsets = Vec::new();
-    while let Some(r) = clocks.join_next().await {
-        clock_offsets.push(r.context("a clock task failed")??);
-    }
-    clock_offsets.sort_by(|a, b| a.0.cmp(&b.0));
+    let clock_offsets = clocks.offsets().await?;
     Ok(RevertReport {
         lab: lab.to_string(),
         snapshot: snap_name,
@@ -511,6 +492,21 @@ pub async fn revert(
         seconds: t0.elapsed().as_secs_f64(),
         clock_offsets,
     })
+}
+
+/// A suspended node goes back to the snapshot too: its saved memory, the state the revert
+/// replaces, is dropped first (it is then a stopped node, which the revert starts).
+async fn discard_suspended(ctx: &Ctx, state: &LabState) -> anyhow::Result<()> {
+    let saved: Vec<String> = state
+        .nodes
+        .iter()
+        .filter(|n| n.state == ObjState::Suspended)
+        .map(|n| n.domain.clone())
+        .collect();
+    for (d, r) in ctx.for_domains(&saved, |h, d| h.discard_saved(d)).await {
+        r.with_context(|| format!("cannot drop the saved memory of {d} before the revert"))?;
+    }
+    Ok(())
 }
 
 /// A reverted node: its name, domain, private address and how its revert ended.
@@ -624,181 +620,10 @@ async fn pause_again(ctx: &Ctx, domains: &[String]) -> String {
     }
 }
 
-fn now_secs() -> f64 {
-    crate::unix_time().as_secs_f64()
-}
-
-/// Where a node's clock stands among the lab's: the boot node is the reference (it says when its
-/// clock is right), the others follow it (and wait for that before asking it for the time).
-enum ClockOrder {
-    Reference(Option<tokio::sync::watch::Sender<bool>>),
-    Follower(Option<tokio::sync::watch::Receiver<bool>>),
-}
-
-/// After a revert a guest's clock is as old as the snapshot: wait until the node answers over
-/// SSH, set its clock from the host's and read it back in the same round trip; the offset left
-/// is reported (half the round trip is its uncertainty). Setting the clock tells the kernel it
-/// is no longer synchronised; a follower then asks chrony for an immediate burst of samples from
-/// the boot node (corrected by then), so the kernel reports the clock synchronised again within
-/// a second instead of at chrony's next poll.
-async fn fix_clock(
-    guests: Arc<dyn crate::guest::Guests>,
-    target: Target,
-    wait: Duration,
-    mut order: ClockOrder,
-) -> anyhow::Result<(String, f64)> {
-    let node = target.node.clone();
-    let t = Instant::now();
-    let n2 = node.clone();
-    let s = guests
-        .wait_ready(&target, None, wait, &move |last| {
-            tracing::debug!("{n2}: {:.2} s: {last}", t.elapsed().as_secs_f64())
-        })
-        .await?;
-    tracing::debug!(
-        "{node}: SSH answers after {:.2} s",
-        t.elapsed().as_secs_f64()
-    );
-    // The host's time is sent when the guest's shell is up and waiting for it, not with the
-    // command: starting a shell in a guest whose translation cache the revert emptied takes a
-    // few tenths of a second. bash's EPOCHREALTIME reads the clock back without another process.
-    let burst = match &mut order {
-        ClockOrder::Follower(Some(rx)) => {
-            // A failed boot node fails the whole revert; the wait is bounded by it.
-            let _ = tokio::time::timeout(wait, rx.wait_for(|fixed| *fixed)).await;
-            "; chronyc -a burst 2/2 >/dev/null 2>&1 || true"
-        }
-        _ => "",
-    };
-    let mut before = 0.0;
-    let out = s
-        .exec_answering(
-            &format!("echo ready; read -r t && date -u -s \"@$t\" >/dev/null && echo ${{EPOCHREALTIME:-$(date -u +%s.%N)}}{burst}"),
-            Box::new(|| {
-                before = now_secs();
-                format!("{before:.6}\n").into_bytes()
-            }),
-        )
-        .await?;
-    let after = now_secs();
-    if let ClockOrder::Reference(Some(tx)) = order {
-        let _ = tx.send(true);
-    }
-    renew_random_state(&node, s.as_ref()).await;
-    s.close().await;
-    let guest: f64 = out
-        .stdout_str()
-        .trim()
-        .replace(',', ".")
-        .parse()
-        .with_context(|| {
-            format!(
-                "{node}: cannot set or read the clock: {:?} {:?}",
-                out.stdout_str(),
-                out.stderr_str()
-            )
-        })?;
-    Ok((node, guest - (before + after) / 2.0))
-}
-
-/// Bytes of fresh host entropy a node's kernel gets after a revert.
-pub(crate) const RESEED_BYTES: usize = 64;
-
-/// The kernel's `RNDADDENTROPY` and `RNDRESEEDCRNG` ioctls (linux/random.h), run by the guest's
-/// Perl (perl-base is Essential in Debian, so every Debian image has it, and it starts in a tenth
-/// of Python's time in a guest whose translation cache the revert just emptied): the host's
-/// bytes, read as hex from stdin, go into the input pool, credited, and the CRNG is reseeded from
-/// it at once, so what /dev/urandom gives from then on differs between two reverts of one
-/// snapshot. No single quote inside: it is passed in single quotes.
-const RESEED_PERL: &str = r#"my $h = <STDIN>; chomp $h; my $d = pack("H*", $h); open(my $f, ">", "/dev/random") or die "open /dev/random: $!\n"; ioctl($f, 0x40085203, pack("ii", 8 * length($d), length($d)) . $d) or die "RNDADDENTROPY: $!\n"; ioctl($f, 0x5207, 0) or die "RNDRESEEDCRNG: $!\n";"#;
-
-/// The same with Python, for images without Perl.
-const RESEED_PYTHON: &str = "import fcntl, os, struct, sys\n\
-d = bytes.fromhex(sys.stdin.readline().strip())\n\
-fd = os.open('/dev/random', os.O_WRONLY)\n\
-fcntl.ioctl(fd, 0x40085203, struct.pack('ii', len(d) * 8, len(d)) + d)\n\
-fcntl.ioctl(fd, 0x5207)\n";
-
-/// After a revert every node's kernel holds the random state of the snapshot: two reverts of
-/// one snapshot would hand out the same /dev/urandom bytes (TLS nonces, keys, UUIDs) until the
-/// kernel next reseeds on its own, up to a minute later. So each node is sent fresh entropy from
-/// the host (over stdin, not on a command line) and reseeds at once. The lab's image kernel has
-/// no VM generation ID driver, so libvirt's `<genid/>` (renewed by every revert) is not enough
-/// on its own. A node that cannot do it (an imported image with neither Perl nor Python) is
-/// named in the log.
-async fn renew_random_state(node: &str, s: &dyn crate::guest::Shell) {
-    let mut seed = [0u8; RESEED_BYTES];
-    if let Err(e) = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
-    {
-        tracing::warn!(
-            "{node}: random state not renewed: cannot read the host's /dev/urandom: {e}"
-        );
-        return;
-    }
-    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-    let cmd = reseed_command();
-    match s
-        .exec_answering(&cmd, Box::new(move || format!("{hex}\n").into_bytes()))
-        .await
-    {
-        Ok(o) if o.success() => {}
-        Ok(o) => tracing::warn!(
-            "{node}: random state not renewed after the revert (exit {:?}): {}",
-            o.status,
-            o.stderr_str().trim()
-        ),
-        Err(e) => tracing::warn!("{node}: random state not renewed after the revert: {e}"),
-    }
-}
-
-/// The shell command that reseeds a node's kernel: says `ready`, then takes the hex line.
-fn reseed_command() -> String {
-    format!(
-        "echo ready; if command -v perl >/dev/null; then perl -e '{RESEED_PERL}'; \
-         else python3 -I -S -c \"$(printf '%s' '{}' | base64 -d)\"; fi",
-        crate::base64::encode(RESEED_PYTHON.as_bytes())
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Both reseed programs compile (Perl's `-c`, Python's `compile`), and the Perl one survives
-    /// the single quotes it is passed in. Running them needs root (RNDADDENTROPY): the system
-    /// tier's random-state test does that in real guests.
-    #[test]
-    fn reseed_programs_compile() {
-        assert!(!RESEED_PERL.contains('\''));
-        assert!(reseed_command().contains(RESEED_PERL));
-        let perl = std::process::Command::new("perl")
-            .args(["-c", "-e", RESEED_PERL])
-            .output()
-            .expect("perl runs");
-        assert!(
-            perl.status.success(),
-            "{}",
-            String::from_utf8_lossy(&perl.stderr)
-        );
-        let py = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import sys; compile(sys.stdin.read(), 'reseed', 'exec')",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write as _;
-                c.stdin
-                    .take()
-                    .expect("stdin")
-                    .write_all(RESEED_PYTHON.as_bytes())?;
-                c.wait()
-            })
-            .expect("python3 runs");
-        assert!(py.success());
-    }
+    use std::sync::Arc;
 
     /// `revert` refuses, before changing anything, a snapshot a node's disk does not hold or
     /// holds without memory (real qcow2 files; the positive case is every VM test's revert).

@@ -1,0 +1,190 @@
+//! A lab put away for the night and brought back as it was: every node paused at once (one
+//! consistent cut), then each node's memory saved to disk through libvirt's managed save, its
+//! QEMU process gone; on resume every node restored paused, then all run again at once, their
+//! clocks corrected and random state renewed as after a revert [I/O: libvirt, SSH].
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::names::ObjState;
+use crate::ops::Ctx;
+use crate::ops::lab::clocks::Clocks;
+use crate::ops::lab::nodes::Access;
+use crate::ops::lab::state::{self as lab_state, LabState, NodeState};
+
+/// What `suspend` did.
+#[derive(Debug, Serialize)]
+pub struct SuspendReport {
+    pub lab: String,
+    /// Nodes whose memory this run saved.
+    pub suspended: Vec<String>,
+    /// Nodes suspended before this run (a suspend cut short and run again).
+    pub already: Vec<String>,
+    /// Nodes that were stopped: nothing to save; `up` starts them.
+    pub stopped: Vec<String>,
+    /// Until every node was paused (the cut), and until every node was saved.
+    pub seconds_to_paused: f64,
+    pub seconds: f64,
+}
+
+/// What `resume` did.
+#[derive(Debug, Serialize)]
+pub struct ResumeReport {
+    pub lab: String,
+    /// Nodes this run brought back (restored from disk, or left paused by a run cut short).
+    pub resumed: Vec<String>,
+    /// Until every node ran again.
+    pub seconds_to_running: f64,
+    /// Until every node answered over SSH with its clock corrected.
+    pub seconds: f64,
+    /// Each resumed node's clock offset from the host after correction, in seconds.
+    pub clock_offsets: Vec<(String, f64)>,
+}
+
+fn named(nodes: &[&NodeState]) -> Vec<String> {
+    nodes.iter().map(|n| n.name.clone()).collect()
+}
+
+fn domains(nodes: &[&NodeState]) -> Vec<String> {
+    nodes.iter().map(|n| n.domain.clone()).collect()
+}
+
+fn in_state<'a>(state: &'a LabState, states: &[ObjState]) -> Vec<&'a NodeState> {
+    state
+        .nodes
+        .iter()
+        .filter(|n| states.contains(&n.state))
+        .collect()
+}
+
+/// Whether any node of the lab is suspended.
+pub fn is_suspended(state: &LabState) -> bool {
+    state.nodes.iter().any(|n| n.state == ObjState::Suspended)
+}
+
+/// The bad input of a command a suspended lab cannot take (`snapshot`): the fix is `resume`.
+pub fn refuse_suspended(state: &LabState, command: &str) -> anyhow::Result<()> {
+    let saved = in_state(state, &[ObjState::Suspended]);
+    if saved.is_empty() {
+        return Ok(());
+    }
+    Err(crate::BadInput(format!(
+        "lab {lab} is suspended (nodes {}), so `{command}` cannot run on it\n  fix: `dcos-lab resume {lab}` first",
+        named(&saved).join(", "),
+        lab = state.lab
+    ))
+    .into())
+}
+
+/// Suspends `lab`: every running node paused, then every paused node's memory saved to disk, all
+/// at once. A node that cannot be paused leaves the lab as it was (the others run on); a node
+/// that cannot be saved is named, and `suspend` again (or `resume`) takes over from there.
+pub async fn suspend(ctx: &Ctx, lab: &str) -> anyhow::Result<SuspendReport> {
+    let t0 = Instant::now();
+    let state = lab_state::existing(ctx, lab).await?;
+    if let Some(snap) = crate::ops::lab::snapshots::unfinished_revert(&ctx.dirs.lab(lab))? {
+        return Err(crate::BadInput(format!(
+            "lab {lab} is half way through a revert to {snap}\n  fix: `dcos-lab revert {lab} {snap}` or `dcos-lab up {lab}` finishes it first"
+        ))
+        .into());
+    }
+    let live = in_state(&state, &[ObjState::Active, ObjState::Paused]);
+    let running = in_state(&state, &[ObjState::Active]);
+    pause_for_the_cut(ctx, lab, &domains(&running)).await?;
+    let seconds_to_paused = t0.elapsed().as_secs_f64();
+    save_all(ctx, lab, &live).await?;
+    Ok(SuspendReport {
+        lab: lab.to_string(),
+        suspended: named(&live),
+        already: named(&in_state(&state, &[ObjState::Suspended])),
+        stopped: named(&in_state(&state, &[ObjState::Inactive])),
+        seconds_to_paused,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// One consistent cut: every running node paused before any is saved, so no node runs on while
+/// another's memory is already on disk. When one cannot be paused, the others run again.
+async fn pause_for_the_cut(ctx: &Ctx, lab: &str, running: &[String]) -> anyhow::Result<()> {
+    for (d, r) in ctx.for_domains(running, |h, d| h.suspend_domain(d)).await {
+        if let Err(e) = r {
+            let _ = ctx.for_domains(running, |h, d| h.resume_domain(d)).await;
+            return Err(e.context(format!(
+                "cannot pause {d}; lab {lab} was not suspended, it runs as it did"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every paused node's memory saved to disk at once.
+async fn save_all(ctx: &Ctx, lab: &str, nodes: &[&NodeState]) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for (d, r) in ctx
+        .for_domains(&domains(nodes), |h, d| h.save_domain(d))
+        .await
+    {
+        if let Err(e) = r {
+            failed.push(format!("{d}: {}", crate::error_chain(e.as_ref())));
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "cannot save the memory of every node of lab {lab}:\n  - {}\n  the nodes not named are suspended, the named ones paused\n  fix: `dcos-lab suspend {lab}` again, or `dcos-lab resume {lab}` to run the lab again",
+        failed.join("\n  - ")
+    )
+}
+
+/// Resumes `lab`: every suspended node restored from disk (paused) at once, then every paused
+/// node run again at once; each node's clock is corrected and its random state renewed as soon
+/// as it answers, the boot node's first. A lab with nothing suspended or paused is left as it is.
+pub async fn resume(ctx: &Ctx, lab: &str, wait: Duration) -> anyhow::Result<ResumeReport> {
+    let t0 = Instant::now();
+    let state = lab_state::existing(ctx, lab).await?;
+    let saved = in_state(&state, &[ObjState::Suspended]);
+    let to_run = in_state(&state, &[ObjState::Suspended, ObjState::Paused]);
+    restore_all(ctx, lab, &saved).await?;
+    let access = Access::load(&ctx.dirs.lab(lab))?;
+    let mut clocks = Clocks::new(ctx.guests.clone(), to_run.iter().copied(), wait);
+    for (d, r) in ctx
+        .for_domains(&domains(&to_run), |h, d| h.resume_domain(d))
+        .await
+    {
+        if let Err(e) = r {
+            clocks.abort();
+            return Err(e.context(format!(
+                "cannot run {d} again\n  fix: `dcos-lab resume {lab}` again takes over"
+            )));
+        }
+        if let Some(n) = to_run.iter().find(|n| n.domain == d) {
+            clocks.running(access.target(n)?);
+        }
+    }
+    let seconds_to_running = t0.elapsed().as_secs_f64();
+    let clock_offsets = clocks.offsets().await?;
+    Ok(ResumeReport {
+        lab: lab.to_string(),
+        resumed: named(&to_run),
+        seconds_to_running,
+        seconds: t0.elapsed().as_secs_f64(),
+        clock_offsets,
+    })
+}
+
+/// Every suspended node's memory loaded back, all at once; each stays paused until all are.
+async fn restore_all(ctx: &Ctx, lab: &str, saved: &[&NodeState]) -> anyhow::Result<()> {
+    for (d, r) in ctx
+        .for_domains(&domains(saved), |h, d| h.start_domain(d))
+        .await
+    {
+        r.map_err(|e| {
+            e.context(format!(
+                "cannot restore {d} from its saved memory\n  fix: `dcos-lab resume {lab}` again takes over; `dcos-lab down {lab}` removes the lab"
+            ))
+        })?;
+    }
+    Ok(())
+}
