@@ -691,7 +691,112 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     let list = lab.json(&["snapshots", &f, "--json"]);
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 
+    suspended_lab_comes_back_as_it_was(&lab, &pid);
     golden_lab_comes_back_running(&lab, &pid);
+}
+
+/// The PIDs of the QEMU processes of `lab`'s domains (libvirt names the guest on QEMU's
+/// command line: `-name guest=<domain>,...`).
+fn qemu_of(lab: &TestLab) -> Vec<String> {
+    let guest = format!("guest=dcos-lab-{}-", lab.name);
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (cmd.contains("qemu") && cmd.contains(&guest)).then(|| pid.to_string())
+        })
+        .collect()
+}
+
+/// The snapshot test's lab (at "first": the master's process `pid` runs) suspended: every node's
+/// memory on disk and no QEMU of the lab left, `status` and `list` saying so, a snapshot refused,
+/// a libvirtd restart survived; resumed: the process runs on, the clocks are right, `verify`
+/// passes. Suspended again, `up` resumes it.
+fn suspended_lab_comes_back_as_it_was(lab: &TestLab, pid: &str) {
+    let f = lab.file_arg();
+    assert_eq!(qemu_of(lab).len(), 2, "a QEMU per node while it runs");
+    let s = lab.json(&["suspend", &f, "--json"]);
+    assert_eq!(s["suspended"], serde_json::json!(["boot", "master"]), "{s}");
+    assert_eq!(
+        qemu_of(lab),
+        Vec::<String>::new(),
+        "QEMU left while suspended"
+    );
+    let st = lab.json(&["status", &f, "--json"]);
+    for n in st["nodes"].as_array().expect("nodes") {
+        assert_eq!(n["state"], "suspended", "{n}");
+    }
+    let list = lab.json(&["list", "--json"]);
+    let row = list
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["lab"] == lab.name.as_str())
+        .cloned()
+        .expect("listed");
+    assert_eq!(
+        (row["running"].as_u64(), row["suspended"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let out = lab
+        .cmd()
+        .args(["snapshot", &f, "night"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dcos-lab resume"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Suspended labs outlive a libvirtd restart (where nothing supervises it, as here); the
+    // guests' clocks fall behind meanwhile.
+    if !std::path::Path::new("/run/systemd/system").exists() {
+        common::restart_libvirtd();
+    }
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let st = lab.json(&["status", &f, "--json"]);
+    for n in st["nodes"].as_array().expect("nodes") {
+        assert_eq!(n["state"], "suspended", "after a libvirtd restart: {n}");
+    }
+
+    let r = lab.json(&["resume", &f, "--json"]);
+    assert_eq!(r["resumed"], serde_json::json!(["boot", "master"]), "{r}");
+    for o in r["clock_offsets"].as_array().expect("offsets") {
+        let offset = o[1].as_f64().expect("f64");
+        assert!(
+            offset.abs() < 2.0,
+            "{} clock off by {offset} s after resume",
+            o[0]
+        );
+    }
+    assert_eq!(
+        lab.sh("master", "cat /root/marker; pgrep -f '[s]leep 100000'"),
+        format!("one\n{pid}\n"),
+        "the master's file and process after the resume"
+    );
+    let (before, guest, after) = common::guest_time(lab, "master");
+    assert!(
+        guest > before - 2.0 && guest < after + 2.0,
+        "guest {guest} vs host {before}..{after} after the resume"
+    );
+    lab.assert_verify_passes("right after a resume");
+
+    // `up` of a suspended lab resumes it.
+    lab.json(&["suspend", &f, "--json"]);
+    let up = lab.json(&["up", &f, "--json"]);
+    assert!(
+        up["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .any(|a| a.as_str().is_some_and(|a| a.starts_with("resume"))),
+        "{up}"
+    );
+    assert_eq!(lab.sh("master", "pgrep -f '[s]leep 100000'").trim(), pid);
 }
 
 /// What the master shows of snapshot "first": its marker, the pid of the process it ran, and
