@@ -2326,8 +2326,9 @@ fn suspend_pauses_every_node_before_saving_any_and_resume_brings_the_lab_back() 
 
 #[test]
 fn a_suspended_lab_refuses_a_snapshot_and_revert_and_up_bring_it_back() {
-    let l = lab("fk-susp2");
-    let w = world().with_image(&l);
+    let w = world();
+    let l = lab_on_disk(&w, "fk-susp2");
+    let w = w.with_image(&l);
     w.up(&l).expect("up");
     w.snapshot("fk-susp2", "s1").expect("snapshot");
     w.suspend("fk-susp2").expect("suspend");
@@ -2339,6 +2340,12 @@ fn a_suspended_lab_refuses_a_snapshot_and_revert_and_up_bring_it_back() {
         "{e:#}"
     );
     assert_eq!(w.hv.changes(), before);
+    // Its snapshot can be exported (the disks hold it; no node runs to pause).
+    let golden = w._dir.path().join("susp.golden");
+    w.export(&l, "s1", &golden)
+        .expect("export of a suspended lab");
+    assert_eq!(w.node_states("fk-susp2"), all(ObjState::Suspended));
+    assert!(golden.is_file());
     // A revert goes back to the snapshot: the saved memory is dropped, every node runs.
     w.revert("fk-susp2", Some("s1")).expect("revert");
     assert_eq!(w.node_states("fk-susp2"), all(ObjState::Active));
