@@ -2,8 +2,9 @@
 # The floor: the `minimal` lab brought up by a plain script, with no tool in the way. Same image,
 # same rendered libvirt XML and NoCloud seeds (from `dcos-lab render`), fixed MAC→IP DHCP entries,
 # everything in parallel; waits until every node answers SSH with its first boot (and hardening)
-# done; takes an internal snapshot with memory of every node; reverts until SSH answers; destroys
-# everything. Prints one line of seconds: "up snapshot revert down".
+# done; takes an internal snapshot with memory of every node; reverts until SSH answers; saves
+# every node's memory (`virsh managedsave`) and starts them again until SSH answers; destroys
+# everything. Prints one line of seconds: "up snapshot revert down suspend resume".
 #
 # Usage: scripts/floor.sh LAB_FILE DCOS_LAB_BINARY
 # The lab file's name must not be a running lab's. Uses virsh, qemu-img, genisoimage, ssh.
@@ -25,7 +26,7 @@ for n in json.load(sys.stdin)["addresses"]["nodes"]:
 cleanup() {
     for n in $NODES; do
         $V destroy "dcos-lab-$LAB-$n" >/dev/null 2>&1 || true
-        $V undefine "dcos-lab-$LAB-$n" --snapshots-metadata >/dev/null 2>&1 || true
+        $V undefine "dcos-lab-$LAB-$n" --snapshots-metadata --managed-save >/dev/null 2>&1 || true
     done
     for k in private public; do
         $V net-destroy "dcos-lab-$LAB-$k" >/dev/null 2>&1 || true
@@ -91,6 +92,17 @@ for n in $NODES; do ( $V snapshot-revert "dcos-lab-$LAB-$n" floor --running >/de
 wait
 revert=$(since "$t")
 
+# Suspend: every node's memory to disk (libvirt's managed save), all at once; resume: every node
+# started again (restored from it), until SSH answers.
+t=$(now)
+for n in $NODES; do $V managedsave "dcos-lab-$LAB-$n" >/dev/null & done
+wait
+suspend=$(since "$t")
+t=$(now)
+for n in $NODES; do ( $V start "dcos-lab-$LAB-$n" >/dev/null && wait_ssh "${IP[$n]}" ) & done
+wait
+resume=$(since "$t")
+
 t=$(now)
 for n in $NODES; do ( $V destroy "dcos-lab-$LAB-$n" >/dev/null; $V undefine "dcos-lab-$LAB-$n" --snapshots-metadata >/dev/null ) & done
 wait
@@ -98,4 +110,4 @@ for k in private public; do ( $V net-destroy "dcos-lab-$LAB-$k" >/dev/null; $V n
 wait
 rm -rf "$DISKS"
 down=$(since "$t")
-echo "$up $snap $revert $down"
+echo "$up $snap $revert $down $suspend $resume"
