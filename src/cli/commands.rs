@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{
-    DownArgs, ExecArgs, JsonArg, LabArg, LabJsonArgs, ResumeArgs, RevertArgs, SnapshotArgs,
-    SnapshotSub, SshArgs, StatusArgs, print, print_json, runtime,
+    DownArgs, ExecArgs, HaltArgs, JsonArg, LabArg, LabJsonArgs, ResumeArgs, RevertArgs,
+    SnapshotArgs, SnapshotSub, SshArgs, StatusArgs, print, print_json, runtime,
 };
 use crate::ops::{self, Ctx, access};
 
@@ -413,6 +413,30 @@ pub fn resume(ctx: &Ctx, a: ResumeArgs) -> anyhow::Result<i32> {
             r.seconds,
             offsets.join(", ")
         ))?;
+    }
+    Ok(0)
+}
+
+pub fn halt(ctx: &Ctx, a: HaltArgs) -> anyhow::Result<i32> {
+    let lab = ops::lab_name(&a.lab)?;
+    let r = runtime()?.block_on(ops::suspend::halt(
+        ctx,
+        &lab,
+        &a.node,
+        Duration::from_secs(a.timeout),
+    ))?;
+    if a.json {
+        print_json(&r)?;
+    } else {
+        let mut out = String::new();
+        for n in &r.nodes {
+            out.push_str(&format!("{}: {}\n", n.node, n.outcome));
+        }
+        out.push_str(&format!(
+            "lab {} halted in {:.1} s; `dcos-lab up {}` starts it again\n",
+            r.lab, r.seconds, r.lab
+        ));
+        print(&out)?;
     }
     Ok(0)
 }

@@ -86,6 +86,8 @@ pub enum Command {
     Suspend(LabJsonArgs),
     /// Bring a suspended lab back as it was, running, clocks corrected (`up` does this too).
     Resume(ResumeArgs),
+    /// Power nodes off cleanly (forced after --timeout), disks kept; `up` starts them again.
+    Halt(HaltArgs),
     /// An OpenSSH config block per node (for `ssh -F` and Ansible).
     SshConfig(LabArg),
     /// An Ansible YAML inventory of the lab, grouped by role.
@@ -178,6 +180,21 @@ pub struct RevertArgs {
     /// Seconds a node may take to answer over SSH after the revert.
     #[arg(long, default_value_t = 120)]
     pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct HaltArgs {
+    /// A lab name, built-in lab or lab file.
+    pub lab: String,
+    /// Only this node (repeatable; default: every node).
+    #[arg(long)]
+    pub node: Vec<String>,
+    /// Seconds each node gets to power off before it is forced off.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -507,6 +524,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
         Command::Install(_) => "install",
         Command::Suspend(_) => "suspend",
         Command::Resume(_) => "resume",
+        Command::Halt(_) => "halt",
         _ => "",
     });
     match cli.command {
@@ -585,6 +603,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
         Command::Snapshots(a) => commands::snapshots(&open(dirs)?, a),
         Command::Suspend(a) => commands::suspend(&open(dirs)?, a),
         Command::Resume(a) => commands::resume(&open(dirs)?, a),
+        Command::Halt(a) => commands::halt(&open(dirs)?, a),
         Command::SshConfig(a) => commands::ssh_config(&open(dirs)?, a),
         Command::Inventory(a) => commands::inventory(&open(dirs)?, a),
     }

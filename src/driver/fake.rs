@@ -88,6 +88,8 @@ struct State {
     epoch: u64,
     /// What `free_memory` answers (`set_free_memory`); 16 GiB unless set.
     free: Option<u64>,
+    /// Domains whose guests ignore the ACPI power button (`ignore_power_button`).
+    deaf: Vec<String>,
 }
 
 /// The state, locked for one call, with the epoch the call began in: a call that began before
@@ -247,6 +249,12 @@ impl FakeHypervisor {
     /// Sets what `free_memory` answers, in bytes.
     pub fn set_free_memory(&self, bytes: u64) {
         self.lock().free = Some(bytes);
+    }
+
+    /// `domain`'s guest ignores the power button (a hung guest): `shutdown_domain` leaves it
+    /// running.
+    pub fn ignore_power_button(&self, domain: &str) {
+        self.lock().deaf.push(domain.to_string());
     }
 
     pub fn fail(&self, what: &str, times: u32) {
@@ -655,6 +663,35 @@ impl Hypervisor for FakeHypervisor {
                 Ok(())
             }
         }
+    }
+
+    fn shutdown_domain(&self, name: &str) -> Result<(), DriverError> {
+        let what = format!("shut down domain {name}");
+        let mut s = self.lock();
+        match s.domains.get(name).map(|d| d.state) {
+            None => Err(missing(&what, "domain", name)),
+            Some(ObjState::Active) => {
+                self.enter(&mut s, &what, true)?;
+                let deaf = s.deaf.iter().any(|d| d == name);
+                if let Some(d) = s.domains.get_mut(name)
+                    && !deaf
+                {
+                    d.state = ObjState::Inactive;
+                }
+                Ok(())
+            }
+            // A paused guest's vCPUs do not run: it hears nothing until it runs again.
+            Some(_) => self.enter(&mut s, &what, false),
+        }
+    }
+
+    fn domain_state(&self, name: &str) -> Result<ObjState, DriverError> {
+        let what = format!("query domain {name}");
+        let s = self.read(&what)?;
+        s.domains
+            .get(name)
+            .map(|d| d.state)
+            .ok_or_else(|| missing(&what, "domain", name))
     }
 
     fn suspend_domain(&self, name: &str) -> Result<(), DriverError> {

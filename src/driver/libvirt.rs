@@ -302,6 +302,17 @@ pub(super) struct PoolTarget {
 }
 
 /// `Ok(())` for success or "not found": removal is idempotent.
+/// A domain's state as dcos-lab names it: shut off with a managed save image is `Suspended`.
+fn obj_state(dom: &virt::domain::Domain) -> Result<ObjState, virt::error::Error> {
+    use virt::domain::DomainState as S;
+    Ok(match dom.state()?.0 {
+        virt::enumutil::Enum::Known(S::Running | S::Blocked) => ObjState::Active,
+        virt::enumutil::Enum::Known(S::Paused | S::PMSuspended) => ObjState::Paused,
+        _ if dom.has_managed_save(0)? => ObjState::Suspended,
+        _ => ObjState::Inactive,
+    })
+}
+
 fn ignore_missing(r: Result<(), DriverError>) -> Result<(), DriverError> {
     match r {
         Err(e) if e.is_not_found() => Ok(()),
@@ -468,6 +479,25 @@ impl Hypervisor for Libvirt {
             changed(|| format!("stop domain {name}"), || dom.destroy())?;
         }
         Ok(())
+    }
+
+    fn shutdown_domain(&self, name: &str) -> Result<(), DriverError> {
+        let dom = self.domain(name)?;
+        if !call(|| format!("query domain {name}"), dom.is_active())? {
+            return Ok(());
+        }
+        changed(
+            || format!("shut down domain {name}"),
+            || {
+                dom.shutdown_flags(virt::sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+                    .map(|_| ())
+            },
+        )
+    }
+
+    fn domain_state(&self, name: &str) -> Result<ObjState, DriverError> {
+        let dom = self.domain(name)?;
+        call(|| format!("query domain {name}"), obj_state(&dom))
     }
 
     fn suspend_domain(&self, name: &str) -> Result<(), DriverError> {
@@ -715,7 +745,6 @@ impl Hypervisor for Libvirt {
     }
 
     fn owned_domains(&self) -> Result<Vec<Owned>, DriverError> {
-        use virt::domain::DomainState as S;
         let doms = call(|| "list domains".into(), self.conn.list_all_domains(0))?;
         let mut out = Vec::new();
         for dom in doms {
@@ -728,13 +757,9 @@ impl Hypervisor for Libvirt {
             let Some(tag) = meta.metadata.and_then(|m| m.lab).filter(is_ours) else {
                 continue;
             };
-            let state = match dom.state().map(|(s, _)| s) {
-                Ok(virt::enumutil::Enum::Known(S::Running | S::Blocked)) => ObjState::Active,
-                Ok(virt::enumutil::Enum::Known(S::Paused | S::PMSuspended)) => ObjState::Paused,
-                Ok(_) if dom.has_managed_save(0).unwrap_or(false) => ObjState::Suspended,
-                Ok(_) => ObjState::Inactive,
+            let Ok(state) = obj_state(&dom) else {
                 // Removed while we were listing.
-                Err(_) => continue,
+                continue;
             };
             out.push(Owned { name, state, tag });
         }

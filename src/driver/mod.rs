@@ -138,6 +138,11 @@ pub trait Hypervisor: Send + Sync {
     fn start_domain(&self, name: &str) -> Result<(), DriverError>;
     /// Powers a domain off at once (like pulling the plug); stopped already is fine.
     fn stop_domain(&self, name: &str) -> Result<(), DriverError>;
+    /// Asks the guest to power itself off (ACPI power button) and returns at once; not running
+    /// is fine. Whether it did is read with `domain_state`.
+    fn shutdown_domain(&self, name: &str) -> Result<(), DriverError>;
+    /// A domain's state now.
+    fn domain_state(&self, name: &str) -> Result<ObjState, DriverError>;
     /// Pauses a running domain (its vCPUs stop); paused already is fine.
     fn suspend_domain(&self, name: &str) -> Result<(), DriverError>;
     /// Resumes a paused domain; running already is fine.

@@ -2414,3 +2414,122 @@ fn suspend_and_resume_killed_after_any_step_are_taken_over() {
         assert_eq!(w.node_states("fk-ksusp"), all(ObjState::Active), "step {n}");
     }
 }
+
+// ---- halt ----
+
+impl World {
+    fn halt(
+        &self,
+        lab: &str,
+        nodes: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<crate::ops::lab::halt::HaltReport> {
+        let nodes: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+        self.run(crate::ops::lab::halt::halt(&self.ctx, lab, &nodes, timeout))
+    }
+}
+
+fn outcomes(r: &crate::ops::lab::halt::HaltReport) -> Vec<(&str, &str)> {
+    r.nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.outcome.as_str()))
+        .collect()
+}
+
+#[test]
+fn halt_shuts_every_node_down_cleanly_and_up_starts_them_again() {
+    let l = lab("fk-halt");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    let before = w.hv.changes().len();
+    let r = w
+        .halt("fk-halt", &[], Duration::from_secs(5))
+        .expect("halt");
+    assert_eq!(
+        outcomes(&r),
+        [
+            ("boot", "shut down"),
+            ("master", "shut down"),
+            ("public", "shut down")
+        ]
+    );
+    assert_eq!(w.node_states("fk-halt"), all(ObjState::Inactive));
+    let changes = w.hv.changes()[before..].to_vec();
+    assert!(
+        changes.iter().all(|c| c.starts_with("shut down domain")),
+        "nothing forced: {changes:?}"
+    );
+    // Halted again: nothing to do. Disks kept: `up` only starts the nodes.
+    let again = w
+        .halt("fk-halt", &[], Duration::from_secs(5))
+        .expect("again");
+    assert!(again.nodes.iter().all(|n| n.outcome == "already stopped"));
+    let up = w.up(&l).expect("up");
+    assert!(
+        up.actions.iter().all(|a| a.starts_with("start domain")),
+        "{:?}",
+        up.actions
+    );
+    assert_eq!(w.node_states("fk-halt"), all(ObjState::Active));
+}
+
+#[test]
+fn a_guest_that_ignores_the_power_button_is_forced_off_after_the_timeout() {
+    let l = lab("fk-halt2");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.hv.ignore_power_button("dcos-lab-fk-halt2-master");
+    let r = w
+        .halt("fk-halt2", &[], Duration::from_secs(1))
+        .expect("halt");
+    assert_eq!(
+        outcomes(&r),
+        [
+            ("boot", "shut down"),
+            ("master", "forced off after 1 s"),
+            ("public", "shut down")
+        ]
+    );
+    assert_eq!(w.node_states("fk-halt2"), all(ObjState::Inactive));
+}
+
+#[test]
+fn halt_of_some_nodes_leaves_the_others_and_runs_a_paused_one_first() {
+    let l = lab("fk-halt3");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.hv.suspend_domain("dcos-lab-fk-halt3-public")
+        .expect("pause");
+    let r = w
+        .halt("fk-halt3", &["public"], Duration::from_secs(5))
+        .expect("halt");
+    assert_eq!(outcomes(&r), [("public", "shut down")]);
+    let states = w.node_states("fk-halt3");
+    assert_eq!(
+        states,
+        [
+            ("boot".to_string(), ObjState::Active),
+            ("master".to_string(), ObjState::Active),
+            ("public".to_string(), ObjState::Inactive)
+        ]
+    );
+    let before = w.hv.changes();
+    let e = w
+        .halt("fk-halt3", &["nope"], Duration::from_secs(5))
+        .expect_err("no such node");
+    assert!(bad_input(&e), "{e:#}");
+    assert_eq!(w.hv.changes(), before);
+    // A suspended node keeps its saved memory.
+    w.suspend("fk-halt3").expect("suspend");
+    let r = w
+        .halt("fk-halt3", &[], Duration::from_secs(5))
+        .expect("halt");
+    assert_eq!(
+        outcomes(&r),
+        [
+            ("boot", "suspended"),
+            ("master", "suspended"),
+            ("public", "already stopped")
+        ]
+    );
+}

@@ -11,6 +11,7 @@
 //! - `making`: the base image and the nodes' seeds.
 //! - `snapshots`: take, list, remove and revert a lab's snapshots.
 //! - `suspension`: suspend a lab (memory to disk, no QEMU left) and resume it as it was.
+//! - `halt`: nodes powered off cleanly (forced after a bounded wait), disks kept.
 //! - `teardown`: remove everything a lab owns.
 //! - `dcos`: install DC/OS on a running lab; each node's install state.
 //! - `clocks`: nodes' clocks and random state renewed after a revert or a resume.
@@ -19,6 +20,7 @@
 pub mod clocks;
 pub mod ctrl_c;
 pub mod dcos;
+pub mod halt;
 pub mod host_names;
 pub mod hosts;
 pub mod making;
