@@ -515,11 +515,14 @@ fn snapshot_and_revert_put_the_lab_back_running() {
         "warm up {warm:?} is not 10x faster than cold {cold:?}"
     );
 
-    // A stopped node (the one cloud-init configured) is started again by up, and answers.
-    let hv = common::system_libvirt();
-    use dcos_lab::driver::Hypervisor;
-    hv.stop_domain(&format!("dcos-lab-{}-master", lab.name))
-        .expect("stop master");
+    // A halted node (the one cloud-init configured: its guest powers itself off when asked)
+    // is started again by up, and answers.
+    let halt = lab.json(&["halt", &f, "--node", "master", "--json"]);
+    assert_eq!(
+        halt["nodes"],
+        serde_json::json!([{"node": "master", "outcome": "shut down"}]),
+        "{halt}"
+    );
     let st = lab.json(&["status", &f, "--json"]);
     let master = st["nodes"]
         .as_array()

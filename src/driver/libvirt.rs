@@ -488,9 +488,14 @@ impl Hypervisor for Libvirt {
         }
         changed(
             || format!("shut down domain {name}"),
+            // The guest agent when it answers (our images run one on the domain's channel),
+            // else the ACPI power button (an imported image without the agent).
             || {
-                dom.shutdown_flags(virt::sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
-                    .map(|_| ())
+                dom.shutdown_flags(
+                    virt::sys::VIR_DOMAIN_SHUTDOWN_GUEST_AGENT
+                        | virt::sys::VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
+                )
+                .map(|_| ())
             },
         )
     }

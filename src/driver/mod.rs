@@ -138,8 +138,9 @@ pub trait Hypervisor: Send + Sync {
     fn start_domain(&self, name: &str) -> Result<(), DriverError>;
     /// Powers a domain off at once (like pulling the plug); stopped already is fine.
     fn stop_domain(&self, name: &str) -> Result<(), DriverError>;
-    /// Asks the guest to power itself off (ACPI power button) and returns at once; not running
-    /// is fine. Whether it did is read with `domain_state`.
+    /// Asks the guest to power itself off (through its guest agent, else the ACPI power
+    /// button) and returns at once; not running is fine. Whether it did is read with
+    /// `domain_state`.
     fn shutdown_domain(&self, name: &str) -> Result<(), DriverError>;
     /// A domain's state now.
     fn domain_state(&self, name: &str) -> Result<ObjState, DriverError>;

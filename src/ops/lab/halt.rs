@@ -1,5 +1,5 @@
-//! Nodes powered off cleanly, disks kept: the power button (ACPI), a bounded wait, then forced
-//! off, saying which [I/O: libvirt].
+//! Nodes powered off cleanly, disks kept: the guest asked to power off (its agent, else the
+//! ACPI power button), a bounded wait, then forced off, saying which [I/O: libvirt].
 
 use std::time::{Duration, Instant};
 
