@@ -245,8 +245,11 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 1800)]
     pub install_timeout: u64,
     /// Make the lab from a golden (`snapshot export`) and resume it running, without booting.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["accel", "no_install"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["accel", "no_install", "node"])]
     pub from: Option<std::path::PathBuf>,
+    /// Only this node (repeatable): part of the lab; a later `up` adds the rest.
+    #[arg(long)]
+    pub node: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -691,6 +694,7 @@ fn up(a: UpArgs, open: impl FnOnce() -> anyhow::Result<ops::Ctx>) -> anyhow::Res
                 timeout: std::time::Duration::from_secs(a.install_timeout),
             }
         }),
+        nodes: a.node.clone(),
     };
     let ctx = open()?;
     let report = run_interruptible(ops::up::up_command(&ctx, &lab, &a.lab, accel, &opts))?;

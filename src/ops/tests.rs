@@ -118,6 +118,7 @@ impl World {
         let opts = crate::ops::up::UpOptions {
             wait,
             install: None,
+            nodes: Vec::new(),
         };
         self.run(crate::ops::up::up(&self.ctx, lab, accel, &opts))
     }
@@ -1165,6 +1166,7 @@ fn up_across_hosts_refuses_a_host_short_of_memory_before_anything_is_made() {
     let opts = crate::ops::up::UpOptions {
         wait: Duration::from_secs(5),
         install: None,
+        nodes: Vec::new(),
     };
     // r2 too small for what auto gives it: that host is named, with its nodes.
     w.hv.set_free_memory(300 << 20);
@@ -2532,4 +2534,117 @@ fn halt_of_some_nodes_leaves_the_others_and_runs_a_paused_one_first() {
             ("public", "already stopped")
         ]
     );
+}
+
+// ---- part of a lab ----
+
+impl World {
+    fn up_part(
+        &self,
+        lab: &Lab,
+        nodes: &[&str],
+        install: bool,
+    ) -> anyhow::Result<crate::ops::up::UpOutcome> {
+        let accel = crate::ops::decide_accel(lab, Some(AccelChoice::Tcg));
+        let opts = crate::ops::up::UpOptions {
+            wait: Duration::from_secs(5),
+            install: install.then(|| crate::ops::lab::dcos::InstallOptions {
+                timeout: Duration::from_secs(5),
+            }),
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        };
+        self.run(crate::ops::up::up_command(
+            &self.ctx,
+            lab,
+            &lab.source,
+            accel,
+            &opts,
+        ))
+    }
+}
+
+#[test]
+fn up_of_some_nodes_makes_only_them_and_a_later_up_adds_the_rest_unchanged() {
+    let l = lab("fk-part");
+    let w = world().with_image(&l);
+    let r = w.up_part(&l, &["boot", "master"], false).expect("part");
+    let names: Vec<&str> = r.up.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["boot", "master"]);
+    assert!(w.hv.domain_state("dcos-lab-fk-part-public").is_none());
+    // Both networks are whole: the rest needs no change to them.
+    let before = w.hv.changes().len();
+    let r = w.up(&l).expect("the rest");
+    let changes = w.hv.changes()[before..].to_vec();
+    assert!(
+        changes
+            .iter()
+            .all(|c| !c.contains("network") && !c.contains("-boot") && !c.contains("-master")),
+        "the networks and the first nodes untouched: {changes:?}"
+    );
+    assert!(!r.actions.is_empty());
+    assert_eq!(w.node_states("fk-part"), all(ObjState::Active));
+    // A node the lab file does not have is refused, nothing made.
+    let w2 = world().with_image(&l);
+    let e = w2.up_part(&l, &["nope"], false).expect_err("no such node");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(w2.hv.objects().is_empty());
+}
+
+#[test]
+fn on_a_dcos_lab_part_up_installs_what_is_there_and_a_later_up_installs_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let installer = dir.path().join("dcos_generate_config.sh");
+    std::fs::write(&installer, b"#!/bin/sh\n").expect("installer");
+    let l = dcos_lab("fk-partd", &installer);
+    let w = world().with_image(&l);
+    // Agents alone can never install: refused before anything is made.
+    let e = w
+        .up_part(&l, &["public"], true)
+        .expect_err("no boot, no master");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("--node boot --node master"),
+        "{e:#}"
+    );
+    assert!(w.hv.objects().is_empty());
+
+    let r = w.up_part(&l, &["boot", "master"], true).expect("part");
+    let install = r.install.expect("installed");
+    let outcomes: Vec<(&str, &str)> = install
+        .nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("boot", "served"),
+            ("master", "installed"),
+            ("public", "not made yet")
+        ]
+    );
+    let config = install.config;
+    // The nodes now say what they did; the agent comes later and joins.
+    w.guests.answer(answering_state(
+        [
+            ("boot".to_string(), format!("serving {config}")),
+            ("master".to_string(), format!("installed {config} master")),
+        ]
+        .into(),
+    ));
+    w.guests.ran.lock().expect("ran").clear();
+    let r = w.up_part(&l, &[], true).expect("the rest");
+    let outcomes: Vec<String> = r
+        .install
+        .expect("installed")
+        .nodes
+        .iter()
+        .map(|n| n.outcome.clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["already served", "already installed", "installed"]
+    );
+    assert!(position(&w, "master", "dcos_install.sh").is_none());
+    assert!(position(&w, "public", "dcos_install.sh slave_public").is_some());
 }

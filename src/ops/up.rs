@@ -31,6 +31,9 @@ pub struct UpOptions {
     pub wait: Duration,
     /// Install DC/OS once the lab is up (a lab file with an installer, unless `--no-install`).
     pub install: Option<crate::ops::lab::dcos::InstallOptions>,
+    /// Only these nodes (`--node`); every node when empty. The lab's pool and networks are made
+    /// whole either way (the networks name every node), so a later `up` adds the rest.
+    pub nodes: Vec<String>,
 }
 
 /// What `up` reports, with the install when there was one.
@@ -137,6 +140,7 @@ pub async fn up_command(
     if opts.install.is_some() {
         crate::ops::lab::dcos::installer_path(lab)?;
     }
+    check_part(ctx, lab, opts).await?;
     let _lock = ctx.lock(&lab.name)?;
     let work = async {
         let up = up(ctx, lab, accel, opts).await?;
@@ -182,10 +186,16 @@ async fn preflight(
     actions: &[Action],
     obs: &Observed,
 ) -> anyhow::Result<()> {
-    // Memory of the nodes that are not running yet, against what the host has free.
+    // Memory of the nodes this `up` starts, against what the host has free.
+    let starting: Vec<&str> = actions
+        .iter()
+        .filter(|a| matches!(a, Action::StartDomain { .. }))
+        .filter_map(Action::node)
+        .collect();
     let needed: u64 = lab
         .nodes
         .iter()
+        .filter(|n| starting.contains(&n.name.as_str()))
         .filter(|n| obs.domains.get(&n.name) != Some(&ObjState::Active))
         .map(|n| n.memory.bytes())
         .sum();
@@ -310,6 +320,55 @@ async fn resume_suspended(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Resul
     }
     let r = crate::ops::lab::suspension::resume(ctx, &lab.name, wait).await?;
     Ok(Some(format!("resume {}", r.resumed.join(", "))))
+}
+
+/// `up --node`: every node named is the lab file's, and on a lab that installs DC/OS the nodes
+/// the install needs first (the boot node and every master) are among them or exist already.
+/// Bad input, before anything is made.
+async fn check_part(ctx: &Ctx, lab: &Lab, opts: &UpOptions) -> anyhow::Result<()> {
+    if opts.nodes.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+    if let Some(n) = opts.nodes.iter().find(|n| !known.contains(&n.as_str())) {
+        return Err(crate::BadInput(format!(
+            "{}: lab {} has no node \"{n}\"; its nodes: {}",
+            lab.source,
+            lab.name,
+            known.join(", ")
+        ))
+        .into());
+    }
+    if opts.install.is_none() {
+        return Ok(());
+    }
+    let state = lab_state::read(ctx, &lab.name).await?;
+    let missing: Vec<&str> = lab
+        .nodes
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.role,
+                crate::model::Role::Boot | crate::model::Role::Master
+            )
+        })
+        .filter(|n| !opts.nodes.contains(&n.name) && state.node(&n.name).is_none())
+        .map(|n| n.name.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(crate::BadInput(format!(
+        "{}: DC/OS installs the boot node and every master first, and {} would not be there\n  fix: add {}, or `--no-install`",
+        lab.source,
+        missing.join(", "),
+        missing
+            .iter()
+            .map(|n| format!("--node {n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ))
+    .into())
 }
 
 /// Whether a libvirt URI names a daemon on this machine (no host part: `qemu:///system`,
@@ -908,6 +967,9 @@ pub async fn up(
     for w in &work {
         let backing = w.render.image.disk.display().to_string();
         let mut actions = plan::plan_up(&w.sub, &w.addrs, &w.dirs, &backing, &w.obs);
+        if !opts.nodes.is_empty() {
+            actions.retain(|a| a.node().is_none_or(|n| opts.nodes.iter().any(|c| c == n)));
+        }
         if w.sub.nodes.is_empty() {
             actions.retain(|a| {
                 matches!(

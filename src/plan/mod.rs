@@ -93,6 +93,21 @@ pub enum Action {
 }
 
 impl Action {
+    /// The node the action is about; `None` for the pool and the networks.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Action::CreatePool { .. }
+            | Action::StartPool { .. }
+            | Action::DefineNetwork { .. }
+            | Action::StartNetwork { .. } => None,
+            Action::CreateDisk { node, .. }
+            | Action::WriteSeed { node, .. }
+            | Action::DefineDomain { node, .. }
+            | Action::StartDomain { node, .. }
+            | Action::WaitSsh { node, .. } => Some(node),
+        }
+    }
+
     /// A short human line, as `plan` prints it.
     pub fn describe(&self) -> String {
         match self {

@@ -300,7 +300,8 @@ pub struct InstallOptions {
 pub struct NodeReport {
     pub node: String,
     pub role: Role,
-    /// What this run did: `installed`, `already installed`, `served`, `already served`.
+    /// What this run did: `installed`, `already installed`, `served`, `already served`, or
+    /// `not made yet` (an agent `up --node` left out; a later `up` adds and installs it).
     pub outcome: String,
     pub seconds: f64,
 }
@@ -529,11 +530,11 @@ async fn connect_all(
     config: &str,
 ) -> anyhow::Result<BTreeMap<String, Arc<Remote>>> {
     let access = nodes::Access::load(&ctx.dirs.lab(&lab.name))?;
-    let mut each = Vec::new();
-    for n in &lab.nodes {
-        let ns: &NodeState = state.node(&n.name).context("node state")?;
-        each.push((ns.clone(), n.role));
-    }
+    let each: Vec<(NodeState, Role)> = lab
+        .nodes
+        .iter()
+        .filter_map(|n| state.node(&n.name).map(|ns| (ns.clone(), n.role)))
+        .collect();
     let connected = nodes::all_at_once(each, |(ns, role)| {
         let (guests, access, config) = (ctx.guests.clone(), access.clone(), config.to_string());
         async move {
@@ -741,8 +742,10 @@ async fn group(
 ) -> anyhow::Result<Vec<NodeReport>> {
     let mut members = Vec::new();
     for n in lab.nodes.iter().filter(|n| roles.contains(&n.role)) {
-        let remote = remotes.get(&n.name).context("remote")?.clone();
-        members.push((remote, Arc::new(progress.spinner(&n.name))));
+        // A node not made yet has no remote: a later `up` adds and installs it.
+        if let Some(remote) = remotes.get(&n.name) {
+            members.push((remote.clone(), Arc::new(progress.spinner(&n.name))));
+        }
     }
     let results = nodes::all_at_once(members, |(remote, line)| {
         let url = url.to_string();
@@ -781,6 +784,11 @@ pub async fn install(ctx: &Ctx, lab: &Lab, opts: &InstallOptions) -> anyhow::Res
     let installer = installer_path(lab)?;
     let state = lab_state::read(ctx, &lab.name).await?;
     for n in &lab.nodes {
+        let made = state.node(&n.name).is_some();
+        // An agent not made yet (`up --node`) is installed when a later `up` adds it.
+        if !made && !matches!(n.role, Role::Boot | Role::Master) {
+            continue;
+        }
         if state.node(&n.name).map(|s| s.state) != Some(ObjState::Active) {
             return Err(InstallError::NotRunning {
                 lab: lab.name.clone(),
@@ -867,6 +875,14 @@ pub async fn install(ctx: &Ctx, lab: &Lab, opts: &InstallOptions) -> anyhow::Res
             Ok(r) => nodes.extend(r),
             Err(e) => return Err(left_up(lab, e)),
         }
+    }
+    for n in lab.nodes.iter().filter(|n| !remotes.contains_key(&n.name)) {
+        nodes.push(NodeReport {
+            node: n.name.clone(),
+            role: n.role,
+            outcome: "not made yet".to_string(),
+            seconds: 0.0,
+        });
     }
     for r in remotes.into_values() {
         if let Ok(r) = Arc::try_unwrap(r) {
