@@ -1,11 +1,12 @@
-//! Reaching a lab's nodes: choose nodes, run commands on them concurrently, and the OpenSSH
-//! config and Ansible inventory that let other tools in [SSH I/O in `exec`; text pure].
+//! `exec`, `ssh`, `ssh-config` and `inventory`: commands on a lab's nodes (through
+//! `lab::nodes`), and the OpenSSH config and Ansible inventory that let other tools in [SSH I/O
+//! in `exec` and `ssh`; text pure].
 
 use std::time::Duration;
 
 use crate::guest::KnownHosts;
 use crate::names::LabDirs;
-use crate::ops::lab::nodes::{self, NodeResult};
+use crate::ops::lab::nodes::{self as lab_nodes, NodeResult};
 use crate::ops::lab::state::LabState;
 
 /// Runs `command` on the nodes of `lab` named in `nodes` or having one of `roles` (all when
@@ -19,14 +20,14 @@ pub async fn exec_on(
     timeout: Duration,
 ) -> anyhow::Result<Vec<NodeResult>> {
     let state = crate::ops::lab::state::existing(ctx, lab).await?;
-    let targets = nodes::select(&state, nodes, roles)?;
-    nodes::exec(ctx, &ctx.dirs.lab(lab), &targets, command, timeout).await
+    let targets = lab_nodes::select(&state, nodes, roles)?;
+    lab_nodes::exec(ctx, &ctx.dirs.lab(lab), &targets, command, timeout).await
 }
 
 /// An interactive shell on `node` of `lab`; its exit status.
 pub async fn shell(ctx: &crate::ops::Ctx, lab: &str, node: &str) -> anyhow::Result<i32> {
     let state = crate::ops::lab::state::existing(ctx, lab).await?;
-    let n = nodes::select(&state, &[node.to_string()], &[])?
+    let n = lab_nodes::select(&state, &[node.to_string()], &[])?
         .first()
         .map(|n| (n.name.clone(), n.private_ipv4()))
         .ok_or_else(|| anyhow::anyhow!("lab {lab} has no node {node}"))?;
