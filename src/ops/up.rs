@@ -311,11 +311,35 @@ async fn finish_revert(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<O
     Ok(Some(format!("finish the interrupted revert to {snap}")))
 }
 
+/// What an earlier command left half done is finished first: an interrupted revert, a suspended
+/// lab; each host's view is read again after. Returns what was done.
+async fn take_over(
+    ctx: &Ctx,
+    lab: &Lab,
+    work: &mut [HostWork],
+    wait: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let done: Vec<String> = [
+        finish_revert(ctx, lab, wait).await?,
+        resume_suspended(ctx, lab, wait).await?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !done.is_empty() {
+        for w in work.iter_mut() {
+            let name = lab.name.clone();
+            w.obs = blocking(&w.hv, move |h| crate::ops::lab::observe::observe(h, &name)).await?;
+        }
+    }
+    Ok(done)
+}
+
 /// A suspended lab (or one whose `suspend` or `resume` was cut short) is resumed as `resume`
 /// does, clocks corrected, before anything else: a plain start would leave its nodes paused.
 async fn resume_suspended(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<Option<String>> {
     let state = lab_state::read(ctx, &lab.name).await?;
-    if !crate::ops::lab::suspension::is_suspended(&state) {
+    if !state.is_suspended() {
         return Ok(None);
     }
     let r = crate::ops::lab::suspension::resume(ctx, &lab.name, wait).await?;
@@ -935,20 +959,7 @@ pub async fn up(
     if !changed.is_empty() {
         return Err(drifted(lab, &changed));
     }
-    let mut finished = Vec::new();
-    let taken_over = [
-        finish_revert(ctx, lab, opts.wait).await?,
-        resume_suspended(ctx, lab, opts.wait).await?,
-    ];
-    for done in taken_over.into_iter().flatten() {
-        finished.push(done);
-    }
-    if !finished.is_empty() {
-        for w in &mut work {
-            let name = lab.name.clone();
-            w.obs = blocking(&w.hv, move |h| crate::ops::lab::observe::observe(h, &name)).await?;
-        }
-    }
+    let finished = take_over(ctx, lab, &mut work, opts.wait).await?;
     // A remote pool with no disk in it yet may hold an upload cut short: it is made again.
     for w in work.iter_mut().filter(|w| !w.first) {
         let has_disk = w.sub.nodes.iter().any(|n| {

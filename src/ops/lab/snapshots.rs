@@ -134,7 +134,7 @@ fn running(state: &LabState) -> anyhow::Result<Vec<String>> {
     if !state.exists() {
         return Err(crate::BadInput(format!("lab {} does not exist", state.lab)).into());
     }
-    crate::ops::lab::suspension::refuse_suspended(state, "snapshot")?;
+    state.refuse_suspended("snapshot")?;
     let stopped: Vec<&str> = state
         .nodes
         .iter()

@@ -84,6 +84,29 @@ impl LabState {
     pub fn node(&self, name: &str) -> Option<&NodeState> {
         self.nodes.iter().find(|n| n.name == name)
     }
+
+    /// Whether any node's memory is saved to disk (`suspend`).
+    pub fn is_suspended(&self) -> bool {
+        self.nodes.iter().any(|n| n.state == ObjState::Suspended)
+    }
+
+    /// The bad input of a command a suspended lab cannot take (`snapshot`): the fix is `resume`.
+    pub fn refuse_suspended(&self, command: &str) -> Result<(), crate::BadInput> {
+        let saved: Vec<&str> = self
+            .nodes
+            .iter()
+            .filter(|n| n.state == ObjState::Suspended)
+            .map(|n| n.name.as_str())
+            .collect();
+        if saved.is_empty() {
+            return Ok(());
+        }
+        Err(crate::BadInput(format!(
+            "lab {lab} is suspended (nodes {}), so `{command}` cannot run on it\n  fix: `dcos-lab resume {lab}` first",
+            saved.join(", "),
+            lab = self.lab
+        )))
+    }
 }
 
 const ROLE_ORDER: [&str; 4] = ["boot", "master", "agent-private", "agent-public"];

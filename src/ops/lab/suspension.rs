@@ -58,25 +58,6 @@ fn in_state<'a>(state: &'a LabState, states: &[ObjState]) -> Vec<&'a NodeState> 
         .collect()
 }
 
-/// Whether any node of the lab is suspended.
-pub fn is_suspended(state: &LabState) -> bool {
-    state.nodes.iter().any(|n| n.state == ObjState::Suspended)
-}
-
-/// The bad input of a command a suspended lab cannot take (`snapshot`): the fix is `resume`.
-pub fn refuse_suspended(state: &LabState, command: &str) -> anyhow::Result<()> {
-    let saved = in_state(state, &[ObjState::Suspended]);
-    if saved.is_empty() {
-        return Ok(());
-    }
-    Err(crate::BadInput(format!(
-        "lab {lab} is suspended (nodes {}), so `{command}` cannot run on it\n  fix: `dcos-lab resume {lab}` first",
-        named(&saved).join(", "),
-        lab = state.lab
-    ))
-    .into())
-}
-
 /// Suspends `lab`: every running node paused, then every paused node's memory saved to disk, all
 /// at once. A node that cannot be paused leaves the lab as it was (the others run on); a node
 /// that cannot be saved is named, and `suspend` again (or `resume`) takes over from there.
