@@ -107,21 +107,45 @@ async fn fix_clock(
     // The host's time is sent when the guest's shell is up and waiting for it, not with the
     // command: starting a shell in a guest whose translation cache the revert emptied takes a
     // few tenths of a second. bash's EPOCHREALTIME reads the clock back without another process.
-    let burst = match &mut order {
+    let set_clock = "echo ready; read -r t && date -u -s \"@$t\" >/dev/null && echo ${EPOCHREALTIME:-$(date -u +%s.%N)}";
+    let (command, seed) = match &mut order {
+        // The reference's clock is set on its own, so the followers wait for nothing else; its
+        // random state is renewed after.
+        ClockOrder::Reference(_) | ClockOrder::Follower(None) => (set_clock.to_string(), None),
+        // A follower's clock, its chrony's burst of samples from the (corrected) boot node and
+        // its random state in one command: one shell started in the guest, not two.
         ClockOrder::Follower(Some(rx)) => {
             // A failed boot node fails the whole revert; the wait is bounded by it.
             let _ = tokio::time::timeout(wait, rx.wait_for(|fixed| *fixed)).await;
-            "; chronyc -a burst 2/2 >/dev/null 2>&1 || true"
+            match host_entropy(&node) {
+                Some(hex) => (
+                    format!(
+                        "{set_clock}; {{ chronyc -a burst 2/2 </dev/null >/dev/null 2>&1 & }}; read -r h; \
+                         printf '%s\\n' \"$h\" | {{ {}; }} || echo '{RESEED_FAILED}' >&2",
+                        reseed_program()
+                    ),
+                    Some(hex),
+                ),
+                None => (
+                    format!("{set_clock}; chronyc -a burst 2/2 >/dev/null 2>&1 || true"),
+                    None,
+                ),
+            }
         }
-        _ => "",
     };
+    let renewed = seed.is_some();
     let mut before = 0.0;
     let out = s
         .exec_answering(
-            &format!("echo ready; read -r t && date -u -s \"@$t\" >/dev/null && echo ${{EPOCHREALTIME:-$(date -u +%s.%N)}}{burst}"),
+            &command,
             Box::new(|| {
                 before = now_secs();
-                format!("{before:.6}\n").into_bytes()
+                let mut answer = format!("{before:.6}\n");
+                if let Some(hex) = seed {
+                    answer.push_str(&hex);
+                    answer.push('\n');
+                }
+                answer.into_bytes()
             }),
         )
         .await?;
@@ -129,10 +153,22 @@ async fn fix_clock(
     if let ClockOrder::Reference(Some(tx)) = order {
         let _ = tx.send(true);
     }
-    renew_random_state(&node, s.as_ref()).await;
+    if renewed {
+        if out.stderr_str().contains(RESEED_FAILED) {
+            tracing::warn!(
+                "{node}: random state not renewed: {}",
+                out.stderr_str().trim()
+            );
+        }
+    } else {
+        renew_random_state(&node, s.as_ref()).await;
+    }
     s.close().await;
     let guest: f64 = out
         .stdout_str()
+        .lines()
+        .next()
+        .unwrap_or_default()
         .trim()
         .replace(',', ".")
         .parse()
@@ -144,6 +180,23 @@ async fn fix_clock(
             )
         })?;
     Ok((node, guest - (before + after) / 2.0))
+}
+
+/// What a node prints on stderr when its kernel could not be reseeded.
+const RESEED_FAILED: &str = "dcos-lab: random state not renewed";
+
+/// Fresh bytes from the host's /dev/urandom, as hex; `None` (said in the log) when unreadable.
+fn host_entropy(node: &str) -> Option<String> {
+    let mut seed = [0u8; RESEED_BYTES];
+    if let Err(e) = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+    {
+        tracing::warn!(
+            "{node}: random state not renewed: cannot read the host's /dev/urandom: {e}"
+        );
+        return None;
+    }
+    Some(seed.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Bytes of fresh host entropy a node's kernel gets after a revert.
@@ -172,16 +225,9 @@ fcntl.ioctl(fd, 0x5207)\n";
 /// on its own. A node that cannot do it (an imported image with neither Perl nor Python) is
 /// named in the log.
 async fn renew_random_state(node: &str, s: &dyn crate::guest::Shell) {
-    let mut seed = [0u8; RESEED_BYTES];
-    if let Err(e) = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
-    {
-        tracing::warn!(
-            "{node}: random state not renewed: cannot read the host's /dev/urandom: {e}"
-        );
+    let Some(hex) = host_entropy(node) else {
         return;
-    }
-    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    };
     let cmd = reseed_command();
     match s
         .exec_answering(&cmd, Box::new(move || format!("{hex}\n").into_bytes()))
@@ -189,18 +235,23 @@ async fn renew_random_state(node: &str, s: &dyn crate::guest::Shell) {
     {
         Ok(o) if o.success() => {}
         Ok(o) => tracing::warn!(
-            "{node}: random state not renewed after the revert (exit {:?}): {}",
+            "{node}: random state not renewed (exit {:?}): {}",
             o.status,
             o.stderr_str().trim()
         ),
-        Err(e) => tracing::warn!("{node}: random state not renewed after the revert: {e}"),
+        Err(e) => tracing::warn!("{node}: random state not renewed: {e}"),
     }
 }
 
 /// The shell command that reseeds a node's kernel: says `ready`, then takes the hex line.
 fn reseed_command() -> String {
+    format!("echo ready; {}", reseed_program())
+}
+
+/// The guest's program that reseeds its kernel from a hex line on stdin: Perl, else Python.
+fn reseed_program() -> String {
     format!(
-        "echo ready; if command -v perl >/dev/null; then perl -e '{RESEED_PERL}'; \
+        "if command -v perl >/dev/null; then perl -e '{RESEED_PERL}'; \
          else python3 -I -S -c \"$(printf '%s' '{}' | base64 -d)\"; fi",
         crate::base64::encode(RESEED_PYTHON.as_bytes())
     )
