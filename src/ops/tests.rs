@@ -789,6 +789,19 @@ fn a_revert_that_keeps_failing_is_recorded_leaves_every_node_paused_and_up_finis
         bad_input(&e) && format!("{e:#}").contains("half way through a revert"),
         "{e:#}"
     );
+    // Neither suspended nor resumed: its paused nodes would run on half reverted.
+    let before = w.hv.changes();
+    for e in [
+        w.suspend("fk-stuck").expect_err("suspend refused"),
+        w.resume("fk-stuck").expect_err("resume refused"),
+    ] {
+        assert!(
+            bad_input(&e) && format!("{e:#}").contains("half way through a revert"),
+            "{e:#}"
+        );
+    }
+    assert_eq!(w.hv.changes(), before);
+    assert_eq!(w.node_states("fk-stuck"), all(ObjState::Paused));
     // up finishes the revert.
     let r = w.up(&l).expect("up finishes");
     assert!(

@@ -64,12 +64,7 @@ fn in_state<'a>(state: &'a LabState, states: &[ObjState]) -> Vec<&'a NodeState> 
 pub async fn suspend(ctx: &Ctx, lab: &str) -> anyhow::Result<SuspendReport> {
     let t0 = Instant::now();
     let state = lab_state::existing(ctx, lab).await?;
-    if let Some(snap) = crate::ops::lab::snapshots::unfinished_revert(&ctx.dirs.lab(lab))? {
-        return Err(crate::BadInput(format!(
-            "lab {lab} is half way through a revert to {snap}\n  fix: `dcos-lab revert {lab} {snap}` or `dcos-lab up {lab}` finishes it first"
-        ))
-        .into());
-    }
+    refuse_half_reverted(ctx, lab)?;
     let live = in_state(&state, &[ObjState::Active, ObjState::Paused]);
     let running = in_state(&state, &[ObjState::Active]);
     pause_for_the_cut(ctx, lab, &domains(&running)).await?;
@@ -83,6 +78,18 @@ pub async fn suspend(ctx: &Ctx, lab: &str) -> anyhow::Result<SuspendReport> {
         seconds_to_paused,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// A lab half way through a revert is neither suspended nor resumed (its paused nodes would run
+/// on half reverted): the revert is finished first.
+fn refuse_half_reverted(ctx: &Ctx, lab: &str) -> anyhow::Result<()> {
+    match crate::ops::lab::snapshots::unfinished_revert(&ctx.dirs.lab(lab))? {
+        None => Ok(()),
+        Some(snap) => Err(crate::BadInput(format!(
+            "lab {lab} is half way through a revert to {snap}\n  fix: `dcos-lab revert {lab} {snap}` or `dcos-lab up {lab}` finishes it first"
+        ))
+        .into()),
+    }
 }
 
 /// One consistent cut: every running node paused before any is saved, so no node runs on while
@@ -125,6 +132,7 @@ async fn save_all(ctx: &Ctx, lab: &str, nodes: &[&NodeState]) -> anyhow::Result<
 pub async fn resume(ctx: &Ctx, lab: &str, wait: Duration) -> anyhow::Result<ResumeReport> {
     let t0 = Instant::now();
     let state = lab_state::existing(ctx, lab).await?;
+    refuse_half_reverted(ctx, lab)?;
     let saved = in_state(&state, &[ObjState::Suspended]);
     let to_run = in_state(&state, &[ObjState::Suspended, ObjState::Paused]);
     restore_all(ctx, lab, &saved).await?;
