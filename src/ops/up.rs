@@ -319,13 +319,19 @@ async fn take_over(
     work: &mut [HostWork],
     wait: Duration,
 ) -> anyhow::Result<Vec<String>> {
-    let done: Vec<String> = [
-        finish_revert(ctx, lab, wait).await?,
-        resume_suspended(ctx, lab, wait).await?,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let reverted = finish_revert(ctx, lab, wait).await?;
+    // What each host was seen to hold says whether a node is suspended; a revert just finished
+    // dropped any saved memory.
+    let suspended = reverted.is_none()
+        && work
+            .iter()
+            .any(|w| w.obs.domains.values().any(|s| *s == ObjState::Suspended));
+    let resumed = if suspended {
+        Some(resume_suspended(ctx, lab, wait).await?)
+    } else {
+        None
+    };
+    let done: Vec<String> = [reverted, resumed].into_iter().flatten().collect();
     if !done.is_empty() {
         for w in work.iter_mut() {
             let name = lab.name.clone();
@@ -337,13 +343,9 @@ async fn take_over(
 
 /// A suspended lab (or one whose `suspend` or `resume` was cut short) is resumed as `resume`
 /// does, clocks corrected, before anything else: a plain start would leave its nodes paused.
-async fn resume_suspended(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<Option<String>> {
-    let state = lab_state::read(ctx, &lab.name).await?;
-    if !state.is_suspended() {
-        return Ok(None);
-    }
+async fn resume_suspended(ctx: &Ctx, lab: &Lab, wait: Duration) -> anyhow::Result<String> {
     let r = crate::ops::lab::suspension::resume(ctx, &lab.name, wait).await?;
-    Ok(Some(format!("resume {}", r.resumed.join(", "))))
+    Ok(format!("resume {}", r.resumed.join(", ")))
 }
 
 /// `up --node`: every node named is the lab file's, and on a lab that installs DC/OS the nodes

@@ -85,11 +85,6 @@ impl LabState {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    /// Whether any node's memory is saved to disk (`suspend`).
-    pub fn is_suspended(&self) -> bool {
-        self.nodes.iter().any(|n| n.state == ObjState::Suspended)
-    }
-
     /// The bad input of a command a suspended lab cannot take (`snapshot`): the fix is `resume`.
     pub fn refuse_suspended(&self, command: &str) -> Result<(), crate::BadInput> {
         let saved: Vec<&str> = self
