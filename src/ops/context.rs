@@ -169,6 +169,23 @@ impl Ctx {
             .collect()
     }
 
+    /// Pauses every domain of `domains` at once, each on its host: all or none. When one cannot
+    /// be paused, every one is run again and that failure is returned, with `why(domain)` as
+    /// its context.
+    pub async fn pause_all_or_none(
+        &self,
+        domains: &[String],
+        why: impl Fn(&str) -> String,
+    ) -> anyhow::Result<()> {
+        for (d, r) in self.for_domains(domains, |h, d| h.suspend_domain(d)).await {
+            if let Err(e) = r {
+                let _ = self.for_domains(domains, |h, d| h.resume_domain(d)).await;
+                return Err(e.context(why(&d)));
+            }
+        }
+        Ok(())
+    }
+
     /// Takes `lab`'s lock for a command that changes it (waits unless `no_wait`).
     pub fn lock(&self, lab: &str) -> anyhow::Result<LabLock> {
         Ok(LabLock::acquire(

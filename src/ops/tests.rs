@@ -2671,3 +2671,19 @@ fn on_a_dcos_lab_part_up_installs_what_is_there_and_a_later_up_installs_the_rest
     assert!(position(&w, "master", "dcos_install.sh").is_none());
     assert!(position(&w, "public", "dcos_install.sh slave_public").is_some());
 }
+
+#[test]
+fn a_revert_that_cannot_pause_a_node_leaves_the_lab_as_it_was_and_no_record() {
+    let l = lab("fk-revp");
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    w.snapshot("fk-revp", "s1").expect("snapshot");
+    w.hv.fail("pause domain dcos-lab-fk-revp-public", 1);
+    let e = w.revert("fk-revp", Some("s1")).expect_err("cannot pause");
+    assert!(
+        format!("{e:#}").contains("revert of lab fk-revp did not start, the lab is as it was"),
+        "{e:#}"
+    );
+    assert_eq!(w.node_states("fk-revp"), all(ObjState::Active));
+    assert!(w.unfinished_revert("fk-revp").is_none());
+}

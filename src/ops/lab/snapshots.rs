@@ -588,17 +588,16 @@ async fn pause_all(
     lab_dirs: &LabDirs,
     active: &[String],
 ) -> anyhow::Result<()> {
-    for (d, r) in ctx.for_domains(active, |h, d| h.suspend_domain(d)).await {
-        if let Err(e) = r {
-            // Nothing was reverted yet: the lab is put back as it was.
-            let _ = ctx.for_domains(active, |h, d| h.resume_domain(d)).await;
-            forget_revert(lab_dirs)?;
-            return Err(e.context(format!(
-                "cannot pause {d}; revert of lab {lab} did not start, the lab is as it was"
-            )));
-        }
+    let paused = ctx
+        .pause_all_or_none(active, |d| {
+            format!("cannot pause {d}; revert of lab {lab} did not start, the lab is as it was")
+        })
+        .await;
+    if paused.is_err() {
+        // Nothing was reverted yet: the lab is as it was, with no record of a revert.
+        forget_revert(lab_dirs)?;
     }
-    Ok(())
+    paused
 }
 
 /// After a failed revert, every node paused again; says which could not be.

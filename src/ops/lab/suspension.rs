@@ -67,7 +67,12 @@ pub async fn suspend(ctx: &Ctx, lab: &str) -> anyhow::Result<SuspendReport> {
     refuse_half_reverted(ctx, lab)?;
     let live = in_state(&state, &[ObjState::Active, ObjState::Paused]);
     let running = in_state(&state, &[ObjState::Active]);
-    pause_for_the_cut(ctx, lab, &domains(&running)).await?;
+    // One consistent cut: every running node paused before any is saved, so no node runs on
+    // while another's memory is already on disk.
+    ctx.pause_all_or_none(&domains(&running), |d| {
+        format!("cannot pause {d}; lab {lab} was not suspended, it runs as it did")
+    })
+    .await?;
     let seconds_to_paused = t0.elapsed().as_secs_f64();
     save_all(ctx, lab, &live).await?;
     Ok(SuspendReport {
@@ -90,20 +95,6 @@ fn refuse_half_reverted(ctx: &Ctx, lab: &str) -> anyhow::Result<()> {
         ))
         .into()),
     }
-}
-
-/// One consistent cut: every running node paused before any is saved, so no node runs on while
-/// another's memory is already on disk. When one cannot be paused, the others run again.
-async fn pause_for_the_cut(ctx: &Ctx, lab: &str, running: &[String]) -> anyhow::Result<()> {
-    for (d, r) in ctx.for_domains(running, |h, d| h.suspend_domain(d)).await {
-        if let Err(e) = r {
-            let _ = ctx.for_domains(running, |h, d| h.resume_domain(d)).await;
-            return Err(e.context(format!(
-                "cannot pause {d}; lab {lab} was not suspended, it runs as it did"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Every paused node's memory saved to disk at once.
