@@ -22,8 +22,8 @@ use serde::Deserialize;
 
 use super::libvirt::{DomainMeta, NetworkMeta, PoolMeta, forward_mode, is_ours, parse};
 use super::{
-    DriverError, Hypervisor, NetworkForward, NetworkSummary, Owned, PoolInfo, SnapshotInfo,
-    VersionInfo,
+    DriverError, Hypervisor, NetEntry, NetworkForward, NetworkSummary, Owned, PoolInfo,
+    SnapshotInfo, VersionInfo,
 };
 use crate::guest::{BoxFuture, GuestError, Guests, Output, Shell, Target};
 use crate::names::ObjState;
@@ -63,6 +63,9 @@ struct Net {
     /// The `<forward>` mode as defined (the fake applies a definition at the next start).
     forward: Option<String>,
     live_forward: Option<String>,
+    /// Its DHCP and DNS hosts (the fake keeps one set for the running network and its
+    /// definition: dcos-lab changes both at once).
+    entries: Vec<NetEntry>,
 }
 
 #[derive(Debug, Clone)]
@@ -432,6 +435,7 @@ impl Hypervisor for FakeHypervisor {
     fn define_network(&self, xml: &str) -> Result<String, DriverError> {
         let what = "define a network";
         let meta: NetworkMeta = parse("a network", xml)?;
+        let entries = meta.entries();
         let mut s = self.lock();
         if meta.name.is_empty() {
             return Err(refused(what, "the definition has no name"));
@@ -466,9 +470,68 @@ impl Hypervisor for FakeHypervisor {
                 ipv4: meta.ips.iter().filter_map(|i| i.cidr4()).collect(),
                 forward,
                 live_forward,
+                entries,
             },
         );
         Ok(meta.name)
+    }
+
+    fn network_entries(&self, name: &str) -> Result<Vec<NetEntry>, DriverError> {
+        let what = format!("read network {name}");
+        let s = self.read(&what)?;
+        Ok(s.networks
+            .get(name)
+            .ok_or_else(|| missing(&what, "network", name))?
+            .entries
+            .clone())
+    }
+
+    fn update_network(&self, name: &str, entry: &NetEntry, add: bool) -> Result<(), DriverError> {
+        let what = format!(
+            "{} {} {} network {name}",
+            if add { "add" } else { "delete" },
+            entry.describe(),
+            if add { "to" } else { "from" }
+        );
+        let mut s = self.lock();
+        let Some(n) = s.networks.get(name) else {
+            return Err(missing(&what, "network", name));
+        };
+        // libvirt refuses an entry that clashes with one there (same MAC, name or address
+        // under one <ip>, same address in DNS), and the deletion of one that is not there.
+        let clash = |e: &NetEntry| match (e, entry) {
+            (
+                NetEntry::Dhcp {
+                    ip: a,
+                    mac: ma,
+                    name: na,
+                    address: aa,
+                },
+                NetEntry::Dhcp {
+                    ip: b,
+                    mac: mb,
+                    name: nb,
+                    address: ab,
+                },
+            ) => a == b && ((ma.is_some() && ma == mb) || na == nb || aa == ab),
+            (NetEntry::Dns { address: a, .. }, NetEntry::Dns { address: b, .. }) => a == b,
+            _ => false,
+        };
+        if add && n.entries.iter().any(clash) {
+            return Err(refused(&what, "there is an existing entry that matches"));
+        }
+        if !add && !n.entries.contains(entry) {
+            return Err(refused(&what, "couldn't locate a matching entry"));
+        }
+        self.enter(&mut s, &what, true)?;
+        if let Some(n) = s.networks.get_mut(name) {
+            if add {
+                n.entries.push(entry.clone());
+            } else {
+                n.entries.retain(|e| e != entry);
+            }
+        }
+        Ok(())
     }
 
     fn start_network(&self, name: &str) -> Result<(), DriverError> {

@@ -154,6 +154,69 @@ pub(super) struct NetworkMeta {
     pub(super) ips: Vec<AnyIp>,
     #[serde(default)]
     pub(super) forward: Option<Forward>,
+    #[serde(default)]
+    pub(super) dns: Option<AnyDns>,
+}
+
+impl NetworkMeta {
+    /// The node entries: every `<ip>`'s DHCP hosts (by the `<ip>`'s position), then the DNS hosts.
+    pub(super) fn entries(&self) -> Vec<super::NetEntry> {
+        let mut out = Vec::new();
+        for (i, ip) in self.ips.iter().enumerate() {
+            let Some(dhcp) = &ip.dhcp else { continue };
+            for h in &dhcp.hosts {
+                out.push(super::NetEntry::Dhcp {
+                    ip: u8::try_from(i).unwrap_or(u8::MAX),
+                    mac: h.mac.clone(),
+                    name: h.name.clone().unwrap_or_default(),
+                    address: h.ip.clone().unwrap_or_default(),
+                });
+            }
+        }
+        for h in self.dns.iter().flat_map(|d| &d.hosts) {
+            out.push(super::NetEntry::Dns {
+                address: h.ip.clone(),
+                names: h.hostnames.iter().map(|n| n.text.clone()).collect(),
+            });
+        }
+        out
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct AnyDns {
+    #[serde(rename = "host", default)]
+    hosts: Vec<AnyDnsHost>,
+}
+
+#[derive(Deserialize)]
+struct AnyDnsHost {
+    #[serde(rename = "@ip")]
+    ip: String,
+    #[serde(rename = "hostname", default)]
+    hostnames: Vec<AnyText>,
+}
+
+#[derive(Deserialize)]
+struct AnyText {
+    #[serde(rename = "$text", default)]
+    text: String,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct AnyDhcp {
+    #[serde(rename = "host", default)]
+    hosts: Vec<AnyDhcpHost>,
+}
+
+#[derive(Deserialize)]
+struct AnyDhcpHost {
+    #[serde(rename = "@mac", default)]
+    mac: Option<String>,
+    #[serde(rename = "@name", default)]
+    name: Option<String>,
+    #[serde(rename = "@ip", default)]
+    ip: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +240,8 @@ pub(super) struct AnyIp {
     prefix: Option<u8>,
     #[serde(rename = "@netmask", default)]
     netmask: Option<String>,
+    #[serde(default)]
+    dhcp: Option<AnyDhcp>,
 }
 
 impl AnyIp {
@@ -431,6 +496,58 @@ impl Hypervisor for Libvirt {
             // VIR_NETWORK_XML_INACTIVE: what the network will be at its next start.
             defined: read(virt::sys::VIR_NETWORK_XML_INACTIVE, "persistent")?,
         })
+    }
+
+    fn network_entries(&self, name: &str) -> Result<Vec<super::NetEntry>, DriverError> {
+        let net = self.network(name)?;
+        let xml = call(
+            || format!("read the definition of network {name}"),
+            net.xml_desc(0),
+        )?;
+        Ok(parse::<NetworkMeta>(&format!("network {name}"), &xml)?.entries())
+    }
+
+    fn update_network(
+        &self,
+        name: &str,
+        entry: &super::NetEntry,
+        add: bool,
+    ) -> Result<(), DriverError> {
+        use virt::sys;
+        let net = self.network(name)?;
+        let active = call(
+            || format!("ask whether network {name} runs"),
+            net.is_active(),
+        )?;
+        let flags = sys::VIR_NETWORK_UPDATE_AFFECT_CONFIG
+            | if active {
+                sys::VIR_NETWORK_UPDATE_AFFECT_LIVE
+            } else {
+                0
+            };
+        let (section, parent) = match entry {
+            super::NetEntry::Dhcp { ip, .. } => {
+                (sys::VIR_NETWORK_SECTION_IP_DHCP_HOST, i32::from(*ip))
+            }
+            super::NetEntry::Dns { .. } => (sys::VIR_NETWORK_SECTION_DNS_HOST, -1),
+        };
+        let command = if add {
+            sys::VIR_NETWORK_UPDATE_COMMAND_ADD_LAST
+        } else {
+            sys::VIR_NETWORK_UPDATE_COMMAND_DELETE
+        };
+        let xml = entry.xml();
+        changed(
+            || {
+                format!(
+                    "{} {} {} network {name}",
+                    if add { "add" } else { "delete" },
+                    entry.describe(),
+                    if add { "to" } else { "from" }
+                )
+            },
+            || net.update(command, section, parent, &xml, flags),
+        )
     }
 
     fn all_networks(&self) -> Result<Vec<NetworkSummary>, DriverError> {

@@ -133,6 +133,12 @@ pub trait Hypervisor: Send + Sync {
     fn network_forward(&self, name: &str) -> Result<NetworkForward, DriverError>;
     /// Every network's name and bridge, ours or not (for collision checks).
     fn all_networks(&self) -> Result<Vec<NetworkSummary>, DriverError>;
+    /// A network's node entries (DHCP and DNS hosts), as the running network has them (its
+    /// definition when it does not run).
+    fn network_entries(&self, name: &str) -> Result<Vec<NetEntry>, DriverError>;
+    /// Adds (`add`) or deletes one entry of a network, in the running network and in its
+    /// definition alike, without restarting it (libvirt's network update).
+    fn update_network(&self, name: &str, entry: &NetEntry, add: bool) -> Result<(), DriverError>;
 
     fn define_domain(&self, xml: &str) -> Result<String, DriverError>;
     fn start_domain(&self, name: &str) -> Result<(), DriverError>;
@@ -236,6 +242,8 @@ pub struct NetworkForward {
     /// In the persistent definition.
     pub defined: Option<String>,
 }
+
+pub use crate::plan::NetEntry;
 
 /// Name and bridge of any libvirt network.
 #[derive(Debug, Clone, Serialize)]

@@ -75,6 +75,50 @@ impl Lab {
     pub fn memory(&self) -> ByteSize {
         ByteSize::from_bytes(self.nodes.iter().map(|n| n.memory.bytes()).sum())
     }
+
+    /// The lab with the node indices (which fix MACs and addresses) that a lab already made has
+    /// (`kept`, by node name, read from its networks): a node made keeps its index, so an agent
+    /// added anywhere in the file never moves the nodes after it; every other node takes the
+    /// lowest index nobody holds, in file order. An index held by a node the file no longer
+    /// lists stays taken (its addresses are still on the networks). Errs, saying why, when
+    /// `kept` holds one index twice or an index leaves a network without room.
+    pub fn keep_indices(&self, kept: &BTreeMap<String, u8>) -> Result<Lab, String> {
+        let mut taken = std::collections::BTreeSet::new();
+        for (node, i) in kept {
+            if !taken.insert(*i) {
+                return Err(format!(
+                    "node {node} holds index {i}, which another node holds"
+                ));
+            }
+        }
+        let mut out = self.clone();
+        for n in out.nodes.iter_mut() {
+            if let Some(i) = kept.get(&n.name) {
+                n.index = *i;
+                continue;
+            }
+            let free = (0..=u8::MAX)
+                .find(|i| !taken.contains(i))
+                .ok_or_else(|| format!("no index is free for node {}", n.name))?;
+            taken.insert(free);
+            n.index = free;
+        }
+        for n in &out.nodes {
+            for kind in &n.networks {
+                let cidr = out.network(*kind).cidr;
+                let hosts = 1u64 << (32 - u32::from(cidr.prefix()));
+                // + the broadcast address, as validation counts.
+                if u64::from(super::FIRST_NODE_OFFSET) + u64::from(n.index) + 2 > hosts {
+                    return Err(format!(
+                        "node {} would take address #{} of the {kind} network {cidr}, which has {hosts}",
+                        n.name,
+                        super::FIRST_NODE_OFFSET + u32::from(n.index)
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Which guest image the lab boots.
@@ -301,3 +345,76 @@ pub const DEFAULT_VCPUS: u32 = 1;
 pub const DEFAULT_BOOTSTRAP_PORT: u16 = 4040;
 /// The recipe `up` uses when the lab file names none.
 pub const DEFAULT_IMAGE: &str = "debian-12";
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    fn lab(extra: &str) -> super::Lab {
+        let text = format!(
+            "name: idx\nimage: debian-12\nnodes:\n  - {{name: boot, role: boot}}\n  - {{name: master, role: master}}\n  - {{name: agent, role: agent-private, count: 2}}\n  - {{name: public, role: agent-public, networks: [private, public]}}\n{extra}"
+        );
+        crate::model::parse(&text, "idx.yaml", None, &["debian-12"]).expect("valid lab")
+    }
+
+    fn indices(l: &super::Lab) -> Vec<(String, u8)> {
+        l.nodes.iter().map(|n| (n.name.clone(), n.index)).collect()
+    }
+
+    #[test]
+    fn a_new_lab_keeps_the_file_order() {
+        let l = lab("");
+        let kept = l.keep_indices(&BTreeMap::new()).expect("fits");
+        assert_eq!(indices(&kept), indices(&l));
+        assert_eq!(kept.node("public").map(|n| n.index), Some(4));
+    }
+
+    #[test]
+    fn an_agent_added_mid_file_moves_no_node_that_was_made() {
+        // Made with agent count 1: boot 0, master 1, agent1 2, public 3. Count raised to 2.
+        let l = lab("");
+        let made: BTreeMap<String, u8> = [("boot", 0), ("master", 1), ("agent1", 2), ("public", 3)]
+            .into_iter()
+            .map(|(n, i)| (n.to_string(), i))
+            .collect();
+        let kept = l.keep_indices(&made).expect("fits");
+        assert_eq!(kept.node("public").map(|n| n.index), Some(3));
+        assert_eq!(kept.node("agent2").map(|n| n.index), Some(4));
+    }
+
+    #[test]
+    fn an_index_of_a_node_gone_from_the_file_stays_taken() {
+        let l = lab("");
+        // agent1 was removed from a lab of boot, master, agent1, agent2, public, and a new
+        // agent1 is listed again: it must not take the index a removed node's entries hold.
+        let made: BTreeMap<String, u8> = [
+            ("boot", 0),
+            ("master", 1),
+            ("gone", 2),
+            ("agent2", 3),
+            ("public", 4),
+        ]
+        .into_iter()
+        .map(|(n, i)| (n.to_string(), i))
+        .collect();
+        let kept = l.keep_indices(&made).expect("fits");
+        assert_eq!(kept.node("agent1").map(|n| n.index), Some(5));
+    }
+
+    #[test]
+    fn twice_held_or_no_room_is_said() {
+        let l = lab("");
+        let twice: BTreeMap<String, u8> = [("boot", 0), ("master", 0)]
+            .into_iter()
+            .map(|(n, i)| (n.to_string(), i))
+            .collect();
+        assert!(l.keep_indices(&twice).unwrap_err().contains("another node"));
+        let small = lab("networks:\n  private: {cidr: 10.77.0.0/28}\n");
+        let far: BTreeMap<String, u8> = [("boot", 5)]
+            .into_iter()
+            .map(|(n, i)| (n.to_string(), i))
+            .collect();
+        let e = small.keep_indices(&far).unwrap_err();
+        assert!(e.contains("boot") && e.contains("10.77.0.0/28"), "{e}");
+    }
+}

@@ -25,7 +25,10 @@ pub struct PlanReport {
     /// Which host each node runs on; only for a lab whose file names other hosts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement: Option<NodePlacement>,
+    /// What `up` would do: only what is missing or stopped.
     pub actions: Vec<PlannedAction>,
+    /// Nodes that exist and run: `up` only checks them (SSH, the lab's names in /etc/hosts).
+    pub running: Vec<String>,
 }
 
 /// One action, with the host it is taken on when the lab names several.
@@ -80,6 +83,18 @@ pub fn plan(
     dirs: &Dirs,
     hvs: &BTreeMap<String, &dyn Hypervisor>,
 ) -> anyhow::Result<PlanReport> {
+    // The nodes made keep their addresses, wherever the lab file now lists them.
+    let lab = &match hvs.get(LOCAL_HOST) {
+        Some(hv) => {
+            let net = crate::names::network_name(&lab.name, crate::model::NetKind::Private);
+            let entries = match hv.network_entries(&net) {
+                Err(e) if e.is_not_found() => Vec::new(),
+                r => r?,
+            };
+            crate::ops::lab::indices::with_entries(lab, &entries)?
+        }
+        None => lab.clone(),
+    };
     let addresses = plan::plan_addresses(lab);
     let image = crate::image::qemu_image(dirs, &lab.image);
     let lab_dirs = dirs.lab(&lab.name);
@@ -98,6 +113,7 @@ pub fn plan(
     // Every host with nodes gets the pool, the networks (`hosts::share`), and its nodes' disks,
     // seeds and domains; the first host gets its networks even without nodes.
     let mut actions = Vec::new();
+    let mut running = Vec::new();
     for host in lab.hosts.iter().map(|h| h.name.as_str()) {
         let first = host == LOCAL_HOST;
         if let Some(placed) = &placed
@@ -120,9 +136,20 @@ pub fn plan(
             None => Observed::default(),
         };
         let backing = share.image.disk.display().to_string();
+        // A node that runs is only checked by `up`: it is named, not planned.
+        let runs = |node: &str| observed.domains.get(node) == Some(&crate::names::ObjState::Active);
+        running.extend(
+            share
+                .sub
+                .nodes
+                .iter()
+                .filter(|n| runs(&n.name))
+                .map(|n| n.name.clone()),
+        );
         actions.extend(
             plan::plan_up(&share.sub, &share.addrs, &share.dirs, &backing, &observed)
                 .into_iter()
+                .filter(|a| !matches!(a, Action::WaitSsh { node, .. } if runs(node)))
                 .filter(|a| {
                     !only_networks
                         || matches!(
@@ -145,6 +172,7 @@ pub fn plan(
         addresses,
         placement: placed,
         actions,
+        running,
     })
 }
 
@@ -195,11 +223,13 @@ pub fn describe(r: &PlanReport) -> String {
     {
         out.push_str("placement: auto without every host's free memory (--offline, or a host did not answer): spread as if every host had the same free\n");
     }
-    if r.actions
-        .iter()
-        .all(|a| matches!(a.action, Action::WaitSsh { .. }))
-    {
+    if r.actions.is_empty() {
         out.push_str("everything exists and runs: up would only check that every node answers\n");
+    } else if !r.running.is_empty() {
+        out.push_str(&format!(
+            "running, only checked by up: {}\n",
+            r.running.join(", ")
+        ));
     }
     for (i, a) in r.actions.iter().enumerate() {
         match &a.host {

@@ -390,10 +390,41 @@ fn a_changed_lab_file_is_refused_naming_what_differs_and_nothing_changes() {
         &["debian-12"],
     )
     .expect("valid");
+    // A node the file no longer has is named, with `down --node` as the fix for an agent.
     let e = w.up(&fewer).expect_err("a node less");
+    assert!(bad_input(&e), "{e:#}");
     assert!(
-        format!("{e:#}").contains("node public exists but is no longer in the lab file"),
+        matches!(
+            e.downcast_ref(),
+            Some(crate::ops::up::UpError::Removed { nodes, .. })
+                if nodes == &[("public".to_string(), "agent-public".to_string())]
+        ),
         "{e:#}"
+    );
+    assert!(
+        format!("{e:#}").contains("`dcos-lab down fk-drift --node public`"),
+        "{e:#}"
+    );
+    // A master gone from the file goes only with the lab.
+    let no_master = crate::model::parse(
+        &LAB.replace("NAME", "fk-drift")
+            .replace("MEM", "256M")
+            .replace(
+                "name: master\n    role: master",
+                "name: other\n    role: master",
+            ),
+        "fk-drift.yaml",
+        None,
+        &["debian-12"],
+    )
+    .expect("valid");
+    let e = w.up(&no_master).expect_err("the master gone");
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("master (master)")
+            && msg.contains("fixed for the lab's life")
+            && !msg.contains("--node"),
+        "{msg}"
     );
     assert_eq!(w.hv.changes(), before, "a refused up changed the host");
 }

@@ -92,6 +92,19 @@ pub enum UpError {
         lab: String,
         differences: Vec<String>,
     },
+    /// Nodes that exist (a domain, or entries on the lab's networks) that the lab file no longer
+    /// lists; each with its role where it is known.
+    #[error(
+        "{file}: lab {lab} has nodes the lab file no longer lists: {}\n  fix: {}",
+        nodes.iter().map(|(n, r)| format!("{n} ({r})")).collect::<Vec<_>>().join(", "),
+        removed_fix(lab, nodes)
+    )]
+    Removed {
+        file: String,
+        lab: String,
+        /// (node, role)
+        nodes: Vec<(String, String)>,
+    },
     /// A node did not answer over SSH in time; `console` is the tail of its console log.
     #[error("node {node} is not reachable; {console}")]
     NotReachable {
@@ -100,6 +113,35 @@ pub enum UpError {
         #[source]
         source: crate::guest::GuestError,
     },
+}
+
+/// The role said of a node that has entries on the lab's networks and no domain.
+const NOT_MADE: &str = "not made";
+
+/// The fix for nodes gone from the lab file: an agent goes alone (`down --node`); a master or
+/// the boot node only with the whole lab.
+fn removed_fix(lab: &str, nodes: &[(String, String)]) -> String {
+    let agents: Vec<&str> = nodes
+        .iter()
+        .filter(|(_, r)| r.starts_with("agent") || r == NOT_MADE)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if agents.len() == nodes.len() {
+        format!(
+            "`dcos-lab down {lab} {}` removes {} from the lab, or list {} in the lab file again",
+            agents
+                .iter()
+                .map(|n| format!("--node {n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            if agents.len() == 1 { "it" } else { "them" },
+            if agents.len() == 1 { "it" } else { "them" },
+        )
+    } else {
+        format!(
+            "list them in the lab file again: the boot node and the masters are fixed for the lab's life (DC/OS's masters are fixed at install); `dcos-lab down {lab}` removes the whole lab"
+        )
+    }
 }
 
 impl UpError {
@@ -552,6 +594,93 @@ async fn host_work(
     Ok(out)
 }
 
+/// A master or the boot node made new on a `dcos:` lab that has nodes already is bad input when
+/// DC/OS may be on it: DC/OS's masters are fixed at install (`master_list` with static
+/// discovery; ZooKeeper's ensemble is those masters), and the boot node serves the bootstrap the
+/// cluster was installed from. A node that does not run cannot say, so it counts as installed.
+async fn refuse_new_masters(
+    ctx: &Ctx,
+    lab: &Lab,
+    work: &[HostWork],
+    planned: &[Vec<Action>],
+) -> anyhow::Result<()> {
+    use crate::model::Role;
+    let new: Vec<&str> = planned
+        .iter()
+        .flatten()
+        .filter_map(|a| match a {
+            Action::DefineDomain {
+                node,
+                role: Role::Master | Role::Boot,
+                ..
+            } => Some(node.as_str()),
+            _ => None,
+        })
+        .collect();
+    let made = work.iter().any(|w| !w.obs.domains.is_empty());
+    if !lab.dcos.enabled || new.is_empty() || !made {
+        return Ok(());
+    }
+    let state = lab_state::read(ctx, &lab.name).await?;
+    let asked = crate::ops::lab::dcos::probe(ctx, &ctx.dirs.lab(&lab.name), &state.nodes).await;
+    let on: Vec<String> = asked
+        .iter()
+        .filter(|(_, s)| !matches!(s, crate::ops::lab::dcos::NodeInstall::None))
+        .map(|(n, s)| match s {
+            crate::ops::lab::dcos::NodeInstall::Unknown { reason } => {
+                format!("{n}: cannot tell, {reason}")
+            }
+            s => format!("{n}: {}", s.describe()),
+        })
+        .collect();
+    if on.is_empty() {
+        return Ok(());
+    }
+    Err(crate::BadInput(format!(
+        "{}: lab {} cannot take the new {} {}: DC/OS is or may be installed on it ({}), and DC/OS fixes its masters at install (static master_list, the ZooKeeper ensemble) and its bootstrap at the boot node\n  fix: add agents only; for another set of masters, `dcos-lab down {}` and `up` afresh",
+        lab.source,
+        lab.name,
+        if new.len() == 1 { "node" } else { "nodes" },
+        new.join(", "),
+        on.join("; "),
+        lab.name
+    ))
+    .into())
+}
+
+/// Nodes that exist (a domain on any host, entries on the first host's networks) and that the
+/// lab file no longer lists are bad input: an agent goes with `down --node`, the rest with the lab.
+async fn refuse_removed(ctx: &Ctx, lab: &Lab, work: &[HostWork]) -> anyhow::Result<()> {
+    let mut gone = std::collections::BTreeSet::new();
+    for w in work {
+        gone.extend(w.obs.domains.keys().cloned());
+        for entries in w.obs.network_entries.values() {
+            gone.extend(entries.iter().filter_map(|e| e.node()).map(str::to_string));
+        }
+    }
+    gone.retain(|n| lab.node(n).is_none());
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let state = lab_state::read(ctx, &lab.name).await?;
+    let nodes = gone
+        .into_iter()
+        .map(|n| {
+            let role = state
+                .node(&n)
+                .map(|s| s.role.clone())
+                .unwrap_or_else(|| NOT_MADE.to_string());
+            (n, role)
+        })
+        .collect();
+    Err(UpError::Removed {
+        file: lab.source.clone(),
+        lab: lab.name.clone(),
+        nodes,
+    }
+    .into())
+}
+
 /// The bad input of a lab that exists with another definition than its lab file renders:
 /// each difference, and the fix.
 fn drifted(lab: &Lab, differences: &[String]) -> anyhow::Error {
@@ -565,13 +694,20 @@ fn drifted(lab: &Lab, differences: &[String]) -> anyhow::Error {
 /// Objects on `w`'s host that exist with a definition other than the one the lab file renders.
 fn host_drift(lab: &Lab, full: &AddressPlan, w: &HostWork) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
+    for (kind, present) in &w.obs.network_entries {
+        for e in present {
+            let Some(node) = e.node() else { continue };
+            if lab.node(node).is_some() && !full.entries(*kind, node).contains(e) {
+                out.push(format!(
+                    "node {node}: its {} on the {kind} network is not the lab file's",
+                    e.describe()
+                ));
+            }
+        }
+    }
     for (node, spec) in &w.obs.domain_specs {
         if lab.node(node).is_none() {
-            out.push(format!(
-                "node {node}{} exists but is no longer in the lab file",
-                w.on()
-            ));
-            continue;
+            continue; // `removed` names it, with its own fix
         }
         let xml = render::domain_xml(lab, full, node, &w.render)?;
         if !xml.contains(&format!("spec=\"{spec}\"")) {
@@ -587,7 +723,9 @@ fn host_drift(lab: &Lab, full: &AddressPlan, w: &HostWork) -> anyhow::Result<Vec
         } else {
             render::overlay_network_xml(lab, &w.addrs, *kind)?
         };
-        if !xml.contains(&format!("spec=\"{spec}\"")) {
+        // A network an earlier dcos-lab made carries a hash over its nodes' entries too.
+        let legacy = w.first && render::legacy_network_spec(lab, full, *kind)? == *spec;
+        if !xml.contains(&format!("spec=\"{spec}\"")) && !legacy {
             out.push(format!(
                 "{kind} network{}: its definition changed (addresses, mode, nodes or hosts)",
                 w.on()
@@ -693,6 +831,14 @@ impl Making<'_> {
                     let n = network.clone();
                     blocking(hv, move |h| h.start_network(&n)).await?;
                 }
+                Action::AddToNetwork {
+                    network, entries, ..
+                } => {
+                    for e in entries {
+                        let (n, e) = (network.clone(), e.clone());
+                        blocking(hv, move |h| h.update_network(&n, &e, true)).await?;
+                    }
+                }
                 Action::CreateDisk { node, .. } => {
                     if needs_image && !uploaded {
                         uploaded = true;
@@ -795,6 +941,15 @@ impl Making<'_> {
         let mut started = Vec::new();
         let mut to_start = Vec::new();
         let mut to_wait = Vec::new();
+        // A node made before this `up` has the names of the nodes there were at its first boot:
+        // it gets the lab's names now (an agent added or removed since).
+        let made_now: Vec<&str> = planned
+            .iter()
+            .flatten()
+            .filter(|a| matches!(a, Action::DefineDomain { .. }))
+            .filter_map(Action::node)
+            .collect();
+        let names = render::cloudinit::etc_hosts(lab, self.addrs);
         for action in planned.iter().flatten() {
             match action {
                 Action::StartDomain { node, domain } => {
@@ -822,6 +977,7 @@ impl Making<'_> {
                 host,
                 lab: lab.name.clone(),
                 check: render::cloudinit::ready_check(lab, &node),
+                names: (!made_now.contains(&node.as_str())).then(|| names.clone()),
                 guests: ctx.guests.clone(),
                 target: Target {
                     node: node.clone(),
@@ -858,6 +1014,8 @@ struct Booting {
     lab: String,
     /// The shell test that says first-boot configuration is done.
     check: String,
+    /// The lab's names, for a node made before: its `/etc/hosts` is brought up to date.
+    names: Option<String>,
     guests: Arc<dyn crate::guest::Guests>,
     line: Arc<Line>,
 }
@@ -887,6 +1045,15 @@ impl Booting {
             .await;
         match ready {
             Ok(s) => {
+                if let Some(names) = &self.names {
+                    let synced =
+                        crate::ops::lab::host_names::sync_in_guest(s.as_ref(), names).await;
+                    if let Err(e) = synced {
+                        s.close().await;
+                        self.line.fail("cannot update /etc/hosts");
+                        return Err(e.context(format!("node {}", self.node)));
+                    }
+                }
                 s.close().await;
                 let secs = t0.elapsed().as_secs_f64();
                 self.line.done(&format!("ready ({secs:.0} s)"));
@@ -945,6 +1112,9 @@ pub async fn up(
         accel.accel,
         accel.reason
     );
+    crate::ops::lab::state::refuse_foreign(ctx, &lab.name).await?;
+    // The nodes made keep their addresses, wherever the lab file now lists them.
+    let lab = &crate::ops::lab::indices::as_made(ctx, lab).await?;
     let addrs = plan::plan_addresses(lab);
     let lab_dirs = dirs.lab(&lab.name);
     let render_ctx = RenderCtx {
@@ -952,8 +1122,8 @@ pub async fn up(
         dirs: lab_dirs.clone(),
         image: crate::image::qemu_image(dirs, &lab.image),
     };
-    crate::ops::lab::state::refuse_foreign(ctx, &lab.name).await?;
     let mut work = host_work(ctx, lab, &addrs, &render_ctx).await?;
+    refuse_removed(ctx, lab, &work).await?;
     let mut changed = Vec::new();
     for w in &work {
         changed.extend(host_drift(lab, &addrs, w)?);
@@ -999,6 +1169,7 @@ pub async fn up(
         .any(|a| !matches!(a, Action::WaitSsh { .. }));
     if creating {
         preflight(ctx.hv(), &work[0].sub, &addrs, &planned[0], &work[0].obs).await?;
+        refuse_new_masters(ctx, lab, &work, &planned).await?;
         ensure_image(dirs, lab, &progress).await?;
     }
 

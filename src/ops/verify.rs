@@ -474,6 +474,7 @@ pub fn describe(report: &VerifyReport) -> String {
 /// Runs every node's facts script concurrently and evaluates the checks.
 pub async fn run(ctx: &crate::ops::Ctx, lab: &Lab) -> anyhow::Result<VerifyReport> {
     let dirs = &ctx.dirs;
+    let lab = &crate::ops::lab::indices::as_made(ctx, lab).await?;
     let plan = crate::plan::plan_addresses(lab);
     let hv = ctx.hv();
     let state = crate::ops::lab::state::read(ctx, &lab.name).await?;

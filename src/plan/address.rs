@@ -103,6 +103,68 @@ impl NodeAddrs {
     }
 }
 
+/// One of a node's entries on a lab network, which libvirt's network update adds and deletes one
+/// at a time while the network runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "entry", rename_all = "snake_case")]
+pub enum NetEntry {
+    /// A DHCP host of the network's `ip`-th `<ip>` element (0: the IPv4 one, 1: the IPv6 one):
+    /// an address pinned to a MAC (IPv4) or to a name (IPv6).
+    Dhcp {
+        ip: u8,
+        mac: Option<String>,
+        name: String,
+        address: String,
+    },
+    /// A DNS host: an address and the names it answers for.
+    Dns { address: String, names: Vec<String> },
+}
+
+impl NetEntry {
+    /// The element libvirt's network update takes.
+    pub fn xml(&self) -> String {
+        let esc = |s: &str| quick_xml::escape::escape(s).to_string();
+        match self {
+            NetEntry::Dhcp {
+                mac, name, address, ..
+            } => {
+                let mac = mac
+                    .as_ref()
+                    .map(|m| format!(" mac='{}'", esc(m)))
+                    .unwrap_or_default();
+                format!("<host{mac} name='{}' ip='{}'/>", esc(name), esc(address))
+            }
+            NetEntry::Dns { address, names } => {
+                let names: String = names
+                    .iter()
+                    .map(|n| format!("<hostname>{}</hostname>", esc(n)))
+                    .collect();
+                format!("<host ip='{}'>{names}</host>", esc(address))
+            }
+        }
+    }
+
+    /// The node it is for: a DHCP host's name, a DNS host's short name (the one without a dot).
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            NetEntry::Dhcp { name, .. } => Some(name),
+            NetEntry::Dns { names, .. } => {
+                names.iter().find(|n| !n.contains('.')).map(|n| n.as_str())
+            }
+        }
+    }
+
+    /// `DHCP host agent2 (10.0.0.14)`, for logs and plans.
+    pub fn describe(&self) -> String {
+        match self {
+            NetEntry::Dhcp { name, address, .. } => format!("DHCP host {name} ({address})"),
+            NetEntry::Dns { address, names } => {
+                format!("DNS host {} ({address})", names.join(" "))
+            }
+        }
+    }
+}
+
 /// Names and addresses of everything in a lab.
 #[derive(Debug, Clone, Serialize)]
 pub struct AddressPlan {
@@ -119,6 +181,48 @@ impl AddressPlan {
 
     pub fn network(&self, kind: NetKind) -> Option<&NetPlan> {
         self.networks.iter().find(|n| n.kind == kind)
+    }
+
+    /// A node's entries on one of the lab's networks (none when it is not on it): its IPv4 DHCP
+    /// host (by MAC) under the network's first `<ip>`, its IPv6 one (by name) under the second,
+    /// and a DNS host for each address (`<node>.<lab>.dcos-lab` and `<node>`). The network's
+    /// definition is made of these; `up` and `down --node` add and delete them while it runs.
+    pub fn entries(&self, kind: NetKind, node: &str) -> Vec<NetEntry> {
+        let Some(n) = self.node(node) else {
+            return Vec::new();
+        };
+        let Some(nic) = n.nic(kind) else {
+            return Vec::new();
+        };
+        let names = vec![
+            format!("{}.{}.{}", n.node, self.lab, crate::names::PREFIX),
+            n.node.clone(),
+        ];
+        let mut out = vec![NetEntry::Dhcp {
+            ip: 0,
+            mac: Some(nic.mac.to_string()),
+            name: n.node.clone(),
+            address: nic.ipv4.to_string(),
+        }];
+        if let Some(ip6) = nic.ipv6 {
+            out.push(NetEntry::Dhcp {
+                ip: 1,
+                mac: None,
+                name: n.node.clone(),
+                address: ip6.to_string(),
+            });
+        }
+        out.push(NetEntry::Dns {
+            address: nic.ipv4.to_string(),
+            names: names.clone(),
+        });
+        if let Some(ip6) = nic.ipv6 {
+            out.push(NetEntry::Dns {
+                address: ip6.to_string(),
+                names,
+            });
+        }
+        out
     }
 }
 

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 pub use address::{
-    AddressPlan, Mac, NetPlan, Nic, NodeAddrs, OVERLAY_BRIDGE, bridge_name, overlay_vlan,
+    AddressPlan, Mac, NetEntry, NetPlan, Nic, NodeAddrs, OVERLAY_BRIDGE, bridge_name, overlay_vlan,
     plan_addresses,
 };
 
@@ -30,6 +30,28 @@ pub struct Observed {
     /// Spec hashes found in the metadata of existing domains (by node) and networks.
     pub domain_specs: BTreeMap<String, String>,
     pub network_specs: BTreeMap<NetKind, String>,
+    /// The node entries (DHCP and DNS hosts) of each network that exists.
+    pub network_entries: BTreeMap<NetKind, Vec<NetEntry>>,
+}
+
+/// The node indices a made lab holds, from its private network's IPv4 DHCP hosts: a node's MAC
+/// ends in its index ([`Mac::of`]).
+pub fn kept_indices(private: &[NetEntry]) -> BTreeMap<String, u8> {
+    private
+        .iter()
+        .filter_map(|e| match e {
+            NetEntry::Dhcp {
+                ip: 0,
+                mac: Some(mac),
+                name,
+                ..
+            } => {
+                let last = mac.rsplit(':').next()?;
+                Some((name.clone(), u8::from_str_radix(last, 16).ok()?))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl Observed {
@@ -63,6 +85,12 @@ pub enum Action {
     },
     StartNetwork {
         network: String,
+    },
+    /// Add a node's entries (DHCP and DNS hosts) to a network that runs, without restarting it.
+    AddToNetwork {
+        node: String,
+        network: String,
+        entries: Vec<NetEntry>,
     },
     /// Create a node's qcow2 overlay on the base image.
     CreateDisk {
@@ -101,6 +129,7 @@ impl Action {
             | Action::DefineNetwork { .. }
             | Action::StartNetwork { .. } => None,
             Action::CreateDisk { node, .. }
+            | Action::AddToNetwork { node, .. }
             | Action::WriteSeed { node, .. }
             | Action::DefineDomain { node, .. }
             | Action::StartDomain { node, .. }
@@ -130,6 +159,18 @@ impl Action {
                 ),
             },
             Action::StartNetwork { network } => format!("start network {network}"),
+            Action::AddToNetwork {
+                node,
+                network,
+                entries,
+            } => format!(
+                "add {node} to network {network}, which runs on: {}",
+                entries
+                    .iter()
+                    .map(NetEntry::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Action::CreateDisk {
                 node,
                 volume,
@@ -148,9 +189,10 @@ impl Action {
     }
 }
 
-/// The actions that take `observed` to the lab described by `lab`. Creation order: pool, networks,
-/// disks, seeds, domains; then every node starts and is waited for. Objects that exist are not
-/// created again; stopped ones are started.
+/// The actions that take `observed` to the lab described by `lab`. Creation order: pool, networks
+/// (a node new to a network that exists: its entries added to it), disks, seeds, domains; then
+/// every node starts and is waited for. Objects that exist are not created again; stopped ones
+/// are started.
 pub fn plan_up(
     lab: &Lab,
     plan: &AddressPlan,
@@ -187,6 +229,30 @@ pub fn plan_up(
             Some(_) => out.push(Action::StartNetwork {
                 network: net.name.clone(),
             }),
+        }
+    }
+    // The entries of every node of the lab (on any host) live in the first host's networks;
+    // a network on the overlay bridge has none.
+    for net in plan.networks.iter().filter(|n| n.bridge != OVERLAY_BRIDGE) {
+        let Some(present) = observed.network_entries.get(&net.kind) else {
+            continue;
+        };
+        if !observed.networks.contains_key(&net.kind) {
+            continue;
+        }
+        for n in &plan.nodes {
+            let missing: Vec<NetEntry> = plan
+                .entries(net.kind, &n.node)
+                .into_iter()
+                .filter(|e| !present.contains(e))
+                .collect();
+            if !missing.is_empty() {
+                out.push(Action::AddToNetwork {
+                    node: n.node.clone(),
+                    network: net.name.clone(),
+                    entries: missing,
+                });
+            }
         }
     }
     let has_vol = |v: &str| observed.volumes.iter().any(|x| x == v);
@@ -274,6 +340,7 @@ mod tests {
                 Action::StartPool { .. } => "start-pool",
                 Action::DefineNetwork { .. } => "net",
                 Action::StartNetwork { .. } => "start-net",
+                Action::AddToNetwork { .. } => "add-to-net",
                 Action::CreateDisk { .. } => "disk",
                 Action::WriteSeed { .. } => "seed",
                 Action::DefineDomain { .. } => "domain",

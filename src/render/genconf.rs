@@ -78,7 +78,26 @@ fn flag(on: bool) -> Value {
 /// `genconf/config.yaml`. Static master discovery over the private network; DNS from the host's
 /// dnsmasq on the private network (it answers the lab's names and never forwards off the host);
 /// telemetry and IPv6 follow the hardening profile; login stays local (`oauth_enabled: 'false'`).
+///
+/// No `agent_list` or `public_agent_list`: the advanced installer never reads them (only the old
+/// SSH installer did), and DC/OS's genconf hashes every key of the file into the configuration's
+/// id (gen/__init__.py, `get_config_id`), so a list of agents would make an agent added later
+/// a different configuration from the cluster it joins.
 pub fn config_yaml(lab: &Lab, addrs: &AddressPlan) -> Result<String, RenderError> {
+    config_yaml_with(lab, addrs, false)
+}
+
+/// The `genconf/config.yaml` an earlier dcos-lab wrote, with the agent lists, by which a lab
+/// installed then is known as installed from this configuration.
+pub fn legacy_config_yaml(lab: &Lab, addrs: &AddressPlan) -> Result<String, RenderError> {
+    config_yaml_with(lab, addrs, true)
+}
+
+fn config_yaml_with(
+    lab: &Lab,
+    addrs: &AddressPlan,
+    agent_lists: bool,
+) -> Result<String, RenderError> {
     let resolver =
         addrs
             .network(NetKind::Private)
@@ -92,8 +111,10 @@ pub fn config_yaml(lab: &Lab, addrs: &AddressPlan) -> Result<String, RenderError
     c.set("master_discovery", Value::String("static".into()));
     c.set("exhibitor_storage_backend", Value::String("static".into()));
     c.set("master_list", ips(lab, addrs, Role::Master)?);
-    c.set("agent_list", ips(lab, addrs, Role::AgentPrivate)?);
-    c.set("public_agent_list", ips(lab, addrs, Role::AgentPublic)?);
+    if agent_lists {
+        c.set("agent_list", ips(lab, addrs, Role::AgentPrivate)?);
+        c.set("public_agent_list", ips(lab, addrs, Role::AgentPublic)?);
+    }
     c.set(
         "resolvers",
         Value::Array(vec![Value::String(resolver.to_string())]),
@@ -158,8 +179,15 @@ mod tests {
             format!("http://{}:4040", ip("boot").expect("boot"))
         );
         assert_eq!(c["master_list"], serde_json::json!([ip("master")]));
-        assert_eq!(c["agent_list"], serde_json::json!([]));
-        assert_eq!(c["public_agent_list"], serde_json::json!([ip("public")]));
+        // Agents are not listed: one added later joins the same configuration.
+        assert!(c.get("agent_list").is_none() && c.get("public_agent_list").is_none());
+        let legacy: serde_json::Value =
+            serde_saphyr::from_str(&legacy_config_yaml(&l, &plan).expect("renders"))
+                .expect("valid YAML");
+        assert_eq!(
+            legacy["public_agent_list"],
+            serde_json::json!([ip("public")])
+        );
         assert_eq!(c["telemetry_enabled"], "false");
         assert_eq!(c["oauth_enabled"], "false");
         assert_eq!(c["enable_ipv6"], "true");

@@ -120,29 +120,83 @@ where
 /// libvirt network XML for one of the lab's networks. Private: isolated. Public: the lab file's
 /// mode (NAT by default) with IPv6. DHCP host entries pin every node's addresses; dnsmasq answers
 /// only for the lab's own names and never forwards queries off the host.
+///
+/// The spec hash in its metadata leaves the nodes' entries out: a node added or removed changes
+/// the entries of the running network (`AddressPlan::entries`), not what the network is.
 pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<String, RenderError> {
+    let np = plan.network(kind).ok_or(RenderError::Invariant(
+        "the address plan has both networks of the lab",
+    ))?;
+    let mut doc = network_doc(lab, plan, kind, false)?;
+    let saved = doc.metadata.take();
+    let spec = short_hash(&xml_of("network", &np.name, &doc)?);
+    doc = network_doc(lab, plan, kind, true)?;
+    doc.metadata = saved;
+    if let Some(LabTag { spec: s, .. }) = doc.metadata.as_mut().and_then(|m| m.lab.as_mut()) {
+        *s = Some(spec);
+    }
+    xml_of("network", &np.name, &doc)
+}
+
+/// The spec hash a network made by an earlier dcos-lab carries: over the whole definition, the
+/// nodes' entries included. Such a network is the lab file's while it names the same nodes.
+pub fn legacy_network_spec(
+    lab: &Lab,
+    plan: &AddressPlan,
+    kind: NetKind,
+) -> Result<String, RenderError> {
+    let np = plan.network(kind).ok_or(RenderError::Invariant(
+        "the address plan has both networks of the lab",
+    ))?;
+    let mut doc = network_doc(lab, plan, kind, true)?;
+    doc.metadata = None;
+    Ok(short_hash(&xml_of("network", &np.name, &doc)?))
+}
+
+/// The network document, with every node's entries or none.
+fn network_doc(
+    lab: &Lab,
+    plan: &AddressPlan,
+    kind: NetKind,
+    with_entries: bool,
+) -> Result<NetworkXml, RenderError> {
+    use crate::plan::NetEntry;
     let net = lab.network(kind);
     let np = plan.network(kind).ok_or(RenderError::Invariant(
         "the address plan has both networks of the lab",
     ))?;
-    let members: Vec<_> = plan
-        .nodes
-        .iter()
-        .filter_map(|n| n.nic(kind).map(|nic| (n, nic)))
-        .collect();
+    let entries: Vec<NetEntry> = if with_entries {
+        plan.nodes
+            .iter()
+            .flat_map(|n| plan.entries(kind, &n.node))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let dhcp_hosts = |index: u8| -> Vec<DhcpHost> {
+        entries
+            .iter()
+            .filter_map(|e| match e {
+                NetEntry::Dhcp {
+                    ip,
+                    mac,
+                    name,
+                    address,
+                } if *ip == index => Some(DhcpHost {
+                    mac: mac.clone(),
+                    name: name.clone(),
+                    ip: address.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    };
     let mut ips = vec![NetIp {
         family: None,
         address: np.gateway4.to_string(),
         prefix: np.prefix4,
         dhcp: Some(Dhcp {
-            hosts: members
-                .iter()
-                .map(|(n, nic)| DhcpHost {
-                    mac: Some(nic.mac.to_string()),
-                    name: n.node.clone(),
-                    ip: nic.ipv4.to_string(),
-                })
-                .collect(),
+            hosts: dhcp_hosts(0),
         }),
     }];
     if let (Some(gw6), Some(p6)) = (np.gateway6, np.prefix6) {
@@ -151,35 +205,22 @@ pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<Strin
             address: gw6.to_string(),
             prefix: p6,
             dhcp: Some(Dhcp {
-                hosts: members
-                    .iter()
-                    .filter_map(|(n, nic)| {
-                        nic.ipv6.map(|ip| DhcpHost {
-                            mac: None,
-                            name: n.node.clone(),
-                            ip: ip.to_string(),
-                        })
-                    })
-                    .collect(),
+                hosts: dhcp_hosts(1),
             }),
         });
     }
-    let mut dns_hosts = Vec::new();
-    for (n, nic) in &members {
-        let fqdn = format!("{}.{}.{PREFIX}", n.node, lab.name);
-        dns_hosts.push(DnsHost {
-            ip: nic.ipv4.to_string(),
-            hostnames: vec![Text::new(fqdn.clone()), Text::new(n.node.clone())],
-        });
-        if let Some(ip6) = nic.ipv6 {
-            dns_hosts.push(DnsHost {
-                ip: ip6.to_string(),
-                hostnames: vec![Text::new(fqdn), Text::new(n.node.clone())],
-            });
-        }
-    }
+    let dns_hosts = entries
+        .iter()
+        .filter_map(|e| match e {
+            NetEntry::Dns { address, names } => Some(DnsHost {
+                ip: address.clone(),
+                hostnames: names.iter().cloned().map(Text::new).collect(),
+            }),
+            NetEntry::Dhcp { .. } => None,
+        })
+        .collect();
     let (xmlns_dnsmasq, dnsmasq_options) = DnsmasqOptions::new(&["no-resolv"]);
-    let doc = NetworkXml {
+    Ok(NetworkXml {
         xmlns_dnsmasq,
         name: np.name.clone(),
         metadata: Some(Metadata {
@@ -221,8 +262,7 @@ pub fn network_xml(lab: &Lab, plan: &AddressPlan, kind: NetKind) -> Result<Strin
         dns: Some(Dns { hosts: dns_hosts }),
         ips,
         dnsmasq_options,
-    };
-    with_spec_hash("network", &np.name, doc, |d| &mut d.metadata)
+    })
 }
 
 /// A lab network on a host other than the lab's first, for a lab across hosts: no addresses, no
@@ -548,5 +588,62 @@ fn interface(lab: &Lab, nic: &crate::plan::Nic, ctx: &RenderCtx) -> Interface {
                 },
             }
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::NetKind;
+
+    fn builtin(name: &str) -> crate::model::Lab {
+        let text = crate::model::BUILTIN_LABS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .expect("builtin");
+        crate::model::parse(text, &format!("labs/{name}.yaml"), None, &["debian-12"])
+            .expect("valid")
+    }
+
+    /// Networks made by an earlier dcos-lab carry a hash over their nodes' entries too (these
+    /// are the hashes it wrote for the built-in labs): they are still known as the lab's.
+    #[test]
+    fn a_network_an_earlier_dcos_lab_made_is_known_by_its_hash() {
+        for (lab, kind, spec) in [
+            ("minimal", NetKind::Private, "3a0ed69be322ec21"),
+            ("ha", NetKind::Public, "8c2ce319e7123a26"),
+        ] {
+            let l = builtin(lab);
+            let plan = crate::plan::plan_addresses(&l);
+            assert_eq!(
+                super::legacy_network_spec(&l, &plan, kind).expect("renders"),
+                spec,
+                "{lab} {kind}"
+            );
+            assert!(
+                !super::network_xml(&l, &plan, kind)
+                    .expect("renders")
+                    .contains(spec)
+            );
+        }
+    }
+
+    /// A node added or removed does not change what a network is: its hash leaves the nodes'
+    /// entries out (they change on the running network).
+    #[test]
+    fn a_networks_hash_leaves_the_nodes_out() {
+        let l = builtin("minimal");
+        let mut fewer = l.clone();
+        fewer.nodes.retain(|n| n.name != "public");
+        let spec = |l: &crate::model::Lab| {
+            let xml = super::network_xml(l, &crate::plan::plan_addresses(l), NetKind::Private)
+                .expect("renders");
+            let at = xml.find("spec=\"").expect("spec") + 6;
+            xml[at..at + 16].to_string()
+        };
+        assert_eq!(spec(&l), spec(&fewer));
+        let mut other = l.clone();
+        other.networks.private.mode = crate::model::NetMode::Nat;
+        assert_ne!(spec(&l), spec(&other));
     }
 }

@@ -166,6 +166,18 @@ impl NodeInstall {
             NodeInstall::Unknown { .. } => "?".into(),
         }
     }
+
+    /// The installer + configuration the state is of, when it is of one.
+    pub fn config(&self) -> Option<&str> {
+        match self {
+            NodeInstall::Running { config, .. }
+            | NodeInstall::Failed { config, .. }
+            | NodeInstall::Generated { config }
+            | NodeInstall::Serving { config }
+            | NodeInstall::Installed { config, .. } => Some(config),
+            NodeInstall::None | NodeInstall::Unknown { .. } => None,
+        }
+    }
 }
 
 /// The `dcos_install.sh` role of a node; `None` for the boot node.
@@ -528,7 +540,7 @@ async fn connect_all(
     state: &lab_state::LabState,
     timeout: Duration,
     config: &str,
-) -> anyhow::Result<BTreeMap<String, Arc<Remote>>> {
+) -> anyhow::Result<BTreeMap<String, Remote>> {
     let access = nodes::Access::load(&ctx.dirs.lab(&lab.name))?;
     let each: Vec<(NodeState, Role)> = lab
         .nodes
@@ -552,7 +564,7 @@ async fn connect_all(
     let mut out = BTreeMap::new();
     for r in connected {
         let r = r?;
-        out.insert(r.node.clone(), Arc::new(r));
+        out.insert(r.node.clone(), r);
     }
     Ok(out)
 }
@@ -782,6 +794,7 @@ fn serve_unit(lab: &Lab, boot_ip: &str) -> String {
 pub async fn install(ctx: &Ctx, lab: &Lab, opts: &InstallOptions) -> anyhow::Result<InstallReport> {
     let started = Instant::now();
     let installer = installer_path(lab)?;
+    let lab = &crate::ops::lab::indices::as_made(ctx, lab).await?;
     let state = lab_state::read(ctx, &lab.name).await?;
     for n in &lab.nodes {
         let made = state.node(&n.name).is_some();
@@ -815,14 +828,36 @@ pub async fn install(ctx: &Ctx, lab: &Lab, opts: &InstallOptions) -> anyhow::Res
     let installer_sha = tokio::task::spawn_blocking(move || sha256_file(&inst))
         .await?
         .with_context(|| format!("cannot read {}", installer.display()))?;
-    let config =
-        crate::render::short_hash(&[installer_sha.as_str(), &config_yaml, &ip_detect].join("\0"));
-    let remotes = connect_all(ctx, lab, &state, opts.timeout, &config).await?;
+    let identity = |yaml: &str| {
+        crate::render::short_hash(&[installer_sha.as_str(), yaml, &ip_detect].join("\0"))
+    };
+    let mut config = identity(&config_yaml);
+    let mut remotes = connect_all(ctx, lab, &state, opts.timeout, &config).await?;
+    let mut states = BTreeMap::new();
+    for (name, r) in &remotes {
+        states.insert(name.clone(), r.read_state().await?);
+    }
+    // A lab installed by an earlier dcos-lab, whose configuration listed the agents, keeps the
+    // configuration it was installed from.
+    let legacy_yaml = genconf::legacy_config_yaml(lab, &addrs)?;
+    let legacy = identity(&legacy_yaml);
+    let recorded = |c: &str| states.values().any(|s| s.config() == Some(c));
+    let config_yaml = if !recorded(&config) && recorded(&legacy) {
+        config = legacy;
+        for r in remotes.values_mut() {
+            r.config = config.clone();
+        }
+        legacy_yaml
+    } else {
+        config_yaml
+    };
+    let remotes: BTreeMap<String, Arc<Remote>> =
+        remotes.into_iter().map(|(n, r)| (n, Arc::new(r))).collect();
 
     // A node installed from another installer or configuration cannot be installed over.
-    for (name, r) in &remotes {
-        if let NodeInstall::Installed { config: c, .. } = r.read_state().await?
-            && c != config
+    for (name, st) in &states {
+        if let NodeInstall::Installed { config: c, .. } = st
+            && *c != config
         {
             return Err(InstallError::OtherConfig {
                 lab: lab.name.clone(),

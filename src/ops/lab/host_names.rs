@@ -46,3 +46,20 @@ pub fn remove(ctx: &Ctx, lab: &str) -> anyhow::Result<Option<String>> {
     let changed = crate::host::hosts_file::update(path, lab, &[])?;
     Ok(changed.then(|| format!("names *.{lab} from {}", path.display())))
 }
+
+/// Makes a running node's `/etc/hosts` `content` (the lab's names, `cloudinit::etc_hosts`) when
+/// it is not already: written beside and renamed over, so no reader sees half a file. Returns
+/// whether it changed: a node added or removed since the node's first boot.
+pub async fn sync_in_guest(shell: &dyn crate::guest::Shell, content: &str) -> anyhow::Result<bool> {
+    const SYNC: &str = "t=$(mktemp /etc/.hosts.dcos-lab.XXXXXX) && cat > \"$t\" && \
+        if cmp -s \"$t\" /etc/hosts; then rm -f \"$t\"; echo same; \
+        else chmod 0644 \"$t\" && mv -f \"$t\" /etc/hosts && echo changed; fi";
+    let out = shell.exec_with_input(SYNC, content.as_bytes()).await?;
+    if !out.success() {
+        anyhow::bail!(
+            "cannot write the lab's names into /etc/hosts: {}",
+            out.stderr_str().trim()
+        );
+    }
+    Ok(out.stdout_str().trim() == "changed")
+}

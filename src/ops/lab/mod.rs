@@ -5,6 +5,7 @@
 //!
 //! - `state`: what a lab is, read from libvirt across its hosts (`read`, `existing`).
 //! - `observe`: what libvirt has of a lab on one host, for planning.
+//! - `indices`: the node indices (MACs, addresses) a made lab holds, over the lab file's order.
 //! - `hosts`: a lab's other hosts reached; each host's share of a lab.
 //! - `nodes`: choosing nodes and running commands on them through `ctx.guests`.
 //! - `storage`: pools and directories; `host_names`: the lab's names in the host's hosts file.
@@ -23,6 +24,7 @@ pub mod dcos;
 pub mod halt;
 pub mod host_names;
 pub mod hosts;
+pub mod indices;
 pub mod making;
 pub mod nodes;
 pub mod observe;

@@ -38,6 +38,8 @@ pub fn observe(hv: &dyn Hypervisor, lab: &str) -> Result<Observed, DriverError> 
             _ => continue,
         };
         obs.networks.insert(kind, n.state);
+        obs.network_entries
+            .insert(kind, hv.network_entries(&n.name)?);
         if let Some(spec) = n.tag.spec {
             obs.network_specs.insert(kind, spec);
         }
