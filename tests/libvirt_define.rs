@@ -156,3 +156,112 @@ fn free_memory_is_what_the_kernel_calls_available() {
         "libvirt says {free} bytes, the kernel {lo}..{hi}"
     );
 }
+
+/// A node's entries go into a running network and out again through libvirt's network update:
+/// the running network and its definition both hold them, dnsmasq is given them (its hosts
+/// files) without a restart (same dnsmasq process, same bridge), and the network reads back as
+/// the lab file renders it, node for node.
+#[test]
+#[ignore = "system tier: libvirtd, root, real guests (scripts/test.sh runs it)"]
+fn a_running_network_takes_and_gives_up_a_nodes_entries_without_a_restart() {
+    let hv = common::system_libvirt();
+    let name = format!("{}-netupd", common::TEST_PREFIX);
+    // The lab as made (minimal: one public agent), then with a second public agent. (A
+    // network's first DHCP host, or its last, turns its DHCP on or off, for which libvirt
+    // restarts dnsmasq; every lab network has a node before one is added.)
+    let text = format!(
+        "{}  - name: public2\n    role: agent-public\n    memory: 1G\n    networks: [private, public]\n",
+        model::BUILTIN_LABS[0]
+            .1
+            .replace("name: minimal", &format!("name: {name}"))
+    );
+    let lab = model::parse(&text, "t.yaml", None, &["debian-12"]).expect("valid");
+    let mut fewer = lab.clone();
+    fewer.nodes.retain(|n| n.name != "public2");
+    let addrs = plan::plan_addresses(&lab);
+    let mut guard = common::Cleanup::new(&hv);
+    let xml =
+        render::network_xml(&fewer, &plan::plan_addresses(&fewer), NetKind::Public).expect("xml");
+    guard
+        .networks
+        .push(hv.define_network(&xml).expect("define"));
+    let net = guard.networks[0].clone();
+    hv.start_network(&net).expect("start");
+    let before = hv.network_entries(&net).expect("entries");
+    assert_eq!(before.len(), 4, "the public agent's: {before:?}");
+    let dnsmasq_pid = || {
+        std::fs::read_to_string(format!("/run/libvirt/network/{net}.pid"))
+            .expect("dnsmasq pid file")
+            .trim()
+            .to_string()
+    };
+    let bridge = &addrs.network(NetKind::Public).expect("public").bridge;
+    let ifindex =
+        || std::fs::read_to_string(format!("/sys/class/net/{bridge}/ifindex")).expect("bridge");
+    let (pid, index) = (dnsmasq_pid(), ifindex());
+
+    let entries = addrs.entries(NetKind::Public, "public2");
+    assert_eq!(entries.len(), 4, "IPv4 and IPv6 DHCP hosts, two DNS hosts");
+    for e in &entries {
+        hv.update_network(&net, e, true)
+            .unwrap_or_else(|err| panic!("add {e:?}: {}", dcos_lab::error_chain(&err)));
+    }
+    let sorted = |mut v: Vec<dcos_lab::plan::NetEntry>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(hv.network_entries(&net).expect("entries")),
+        sorted([before.clone(), entries.clone()].concat())
+    );
+    let conn = virt::connect::Connect::open(Some("qemu:///system")).expect("libvirt");
+    let persistent = conn
+        .lookup_network_by_name(&net)
+        .expect("network")
+        .xml_desc(virt::sys::VIR_NETWORK_XML_INACTIVE)
+        .expect("xml");
+    for e in &entries {
+        let (dcos_lab::plan::NetEntry::Dhcp { address, .. }
+        | dcos_lab::plan::NetEntry::Dns { address, .. }) = e;
+        assert!(
+            persistent.contains(address.as_str()),
+            "{address} in\n{persistent}"
+        );
+    }
+    let files = |ext: &str| {
+        std::fs::read_to_string(format!("/var/lib/libvirt/dnsmasq/{net}.{ext}")).unwrap_or_default()
+    };
+    let mac = addrs
+        .node("public2")
+        .and_then(|n| n.nic(NetKind::Public))
+        .map(|n| n.mac.to_string())
+        .expect("mac");
+    assert!(files("hostsfile").contains(&mac), "{}", files("hostsfile"));
+    assert!(
+        files("addnhosts").contains(&format!("public2.{name}.dcos-lab")),
+        "{}",
+        files("addnhosts")
+    );
+    // The network now reads back as the lab with the node renders it.
+    let want = render::network_xml(&lab, &addrs, NetKind::Public).expect("xml");
+    let tag = hv
+        .owned_networks()
+        .expect("list")
+        .into_iter()
+        .find(|n| n.name == net)
+        .and_then(|n| n.tag.spec)
+        .expect("spec");
+    assert!(want.contains(&format!("spec=\"{tag}\"")));
+
+    for e in &entries {
+        hv.update_network(&net, e, false)
+            .unwrap_or_else(|err| panic!("delete {e:?}: {}", dcos_lab::error_chain(&err)));
+    }
+    assert_eq!(hv.network_entries(&net).expect("entries"), before);
+    assert!(!files("hostsfile").contains(&mac));
+    assert_eq!(
+        (dnsmasq_pid(), ifindex()),
+        (pid, index),
+        "dnsmasq and the bridge were not restarted"
+    );
+}

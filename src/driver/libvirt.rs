@@ -536,7 +536,7 @@ impl Hypervisor for Libvirt {
         } else {
             sys::VIR_NETWORK_UPDATE_COMMAND_DELETE
         };
-        let xml = entry.xml();
+        let xml = if add { entry.xml() } else { entry.delete_xml() };
         changed(
             || {
                 format!(

@@ -144,6 +144,18 @@ impl NetEntry {
         }
     }
 
+    /// The element that deletes it: a DNS host by its address alone (libvirt matches a DNS
+    /// host by its address or by any of its names, and a node's IPv4 and IPv6 hosts share names).
+    pub fn delete_xml(&self) -> String {
+        match self {
+            NetEntry::Dns { address, .. } => format!(
+                "<host ip='{}'/>",
+                quick_xml::escape::escape(address.as_str())
+            ),
+            NetEntry::Dhcp { .. } => self.xml(),
+        }
+    }
+
     /// The node it is for: a DHCP host's name, a DNS host's short name (the one without a dot).
     pub fn node(&self) -> Option<&str> {
         match self {
