@@ -1317,6 +1317,18 @@ impl FakeGuests {
             .collect()
     }
 
+    /// What was given on standard input to the commands run on `node` that contain `part`, in
+    /// order.
+    pub fn inputs_on(&self, node: &str, part: &str) -> Vec<String> {
+        self.ran
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(n, c, _)| n == node && c.contains(part))
+            .map(|(_, _, i)| String::from_utf8_lossy(i).into_owned())
+            .collect()
+    }
+
     /// Whether `t`'s domain runs (on any fake host) and its node answers.
     fn answers(&self, t: &Target) -> bool {
         let up = self.hv.domain_state(&t.domain) == Some(ObjState::Active)

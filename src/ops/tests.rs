@@ -2718,3 +2718,193 @@ fn a_revert_that_cannot_pause_a_node_leaves_the_lab_as_it_was_and_no_record() {
     assert_eq!(w.node_states("fk-revp"), all(ObjState::Active));
     assert!(w.unfinished_revert("fk-revp").is_none());
 }
+
+// ---- scale out, scale in ----
+
+/// A lab with an agent group in the middle of the file: raising its count adds agents before
+/// the public agent in the file.
+fn agents_lab(name: &str, agents: u32, masters: u32, dcos: bool) -> Lab {
+    let text = format!(
+        "name: {name}\nimage: debian-12\nnetworks:\n  private:\n    mode: isolated\n  public:\n    mode: nat\nnodes:\n  - {{name: boot, role: boot, memory: 256M, disk: 2G}}\n  - {{name: master, role: master, memory: 256M, disk: 2G, count: {masters}}}\n  - {{name: agent, role: agent-private, memory: 256M, disk: 2G, count: {agents}}}\n  - {{name: public, role: agent-public, memory: 256M, disk: 2G, networks: [private, public]}}\n{}",
+        if dcos {
+            "dcos:\n  cluster_name: t\n"
+        } else {
+            ""
+        }
+    );
+    crate::model::parse(&text, &format!("{name}.yaml"), None, &["debian-12"]).expect("valid lab")
+}
+
+/// The private addresses of a lab's nodes as libvirt has them.
+fn addresses(w: &World, lab: &str) -> Vec<(String, String)> {
+    w.state(lab)
+        .nodes
+        .into_iter()
+        .map(|n| {
+            let ip = n.private_ipv4().map(|a| a.to_string()).unwrap_or_default();
+            (n.name, ip)
+        })
+        .collect()
+}
+
+#[test]
+fn an_agent_added_joins_the_running_lab_and_nothing_else_restarts() {
+    let one = agents_lab("fk-scale", 1, 1, false);
+    let two = agents_lab("fk-scale", 2, 1, false);
+    let w = world().with_image(&one);
+    w.up(&one).expect("up");
+    let made = addresses(&w, "fk-scale");
+
+    // `plan` shows only what is added; the running nodes are named as only checked.
+    let hvs: std::collections::BTreeMap<String, &dyn Hypervisor> = [(
+        crate::model::LOCAL_HOST.to_string(),
+        &*w.hv as &dyn Hypervisor,
+    )]
+    .into();
+    let accel = crate::ops::decide_accel(&two, Some(AccelChoice::Tcg));
+    let p = crate::ops::plan::plan(&two, accel, &w.ctx.dirs, &hvs).expect("plan");
+    let planned: Vec<String> = p.actions.iter().map(|a| a.action.describe()).collect();
+    assert!(planned.iter().all(|a| a.contains("agent2")), "{planned:#?}");
+    assert_eq!(
+        planned.len(),
+        6,
+        "network entries, disk, seed, domain, start, wait: {planned:#?}"
+    );
+    assert_eq!(p.running, ["boot", "master1", "agent1", "public"]);
+
+    let before = w.hv.changes().len();
+    let r = w.up(&two).expect("scale out");
+    let changes = w.hv.changes()[before..].to_vec();
+    // Nothing that was there stopped, restarted or was defined again; no network restarted.
+    for c in &changes {
+        assert!(
+            c.contains("agent2") || c.starts_with("refresh pool"),
+            "a change to what was there: {c} (all: {changes:#?})"
+        );
+    }
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("add DHCP host agent2") && c.ends_with("-private")),
+        "{changes:#?}"
+    );
+    assert!(
+        r.actions.iter().all(|a| a.contains("agent2")),
+        "{:#?}",
+        r.actions
+    );
+    // Every node made keeps its address; the new agent takes the next one.
+    let now = addresses(&w, "fk-scale");
+    for (node, ip) in &made {
+        assert!(
+            now.contains(&(node.clone(), ip.clone())),
+            "{node} moved: {now:?}"
+        );
+    }
+    let public = made.iter().find(|(n, _)| n == "public").expect("public");
+    let agent2 = now.iter().find(|(n, _)| n == "agent2").expect("agent2");
+    let last = |ip: &str| ip.rsplit('.').next().and_then(|o| o.parse::<u8>().ok());
+    assert_eq!(last(&agent2.1), last(&public.1).map(|o| o + 1), "{now:?}");
+    // Every node made before has the new name in /etc/hosts; the new one has every name.
+    for (node, _) in &made {
+        let pushed = w.guests.inputs_on(node, "/etc/hosts");
+        let last = pushed.last().expect("the lab's names were given to it");
+        assert!(
+            last.contains(&format!(
+                "{} agent2.fk-scale.dcos-lab agent2.fk-scale agent2",
+                agent2.1
+            )),
+            "{node}: {last}"
+        );
+    }
+    // The network entries are the lab file's, once each.
+    let entries =
+        w.hv.network_entries("dcos-lab-fk-scale-private")
+            .expect("entries");
+    let plan = crate::plan::plan_addresses(
+        &crate::ops::lab::indices::with_entries(&two, &entries).expect("indices"),
+    );
+    let mut want: Vec<_> = ["boot", "master1", "agent1", "agent2", "public"]
+        .iter()
+        .flat_map(|n| plan.entries(crate::model::NetKind::Private, n))
+        .collect();
+    let mut got = entries.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    // Done: another `up` changes nothing.
+    let before = w.hv.changes().len();
+    w.up(&two).expect("again");
+    assert_eq!(w.hv.changes().len(), before);
+}
+
+#[test]
+fn a_master_added_to_a_lab_with_dcos_on_it_is_refused_and_nothing_changes() {
+    let one = agents_lab("fk-newm", 1, 1, true);
+    let three = agents_lab("fk-newm", 1, 3, true);
+    let w = world().with_image(&one);
+    w.up(&one).expect("up");
+    // DC/OS is installed on the nodes (their install state says so).
+    w.guests.answer(|node, command, input| {
+        if command.contains("cat /var/lib/dcos-lab/install/state") {
+            let role = if node == "boot" {
+                "serving abc"
+            } else {
+                "installed abc master"
+            };
+            return crate::guest::Output {
+                status: Some(0),
+                stdout: role.as_bytes().to_vec(),
+                stderr: Vec::new(),
+            };
+        }
+        crate::driver::fake::echo(node, command, input)
+    });
+    let before = w.hv.changes();
+    let e = w.up(&three).expect_err("masters added to an installed lab");
+    assert!(bad_input(&e), "{e:#}");
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("master2, master3") && msg.contains("fixes its masters at install"),
+        "{msg}"
+    );
+    assert_eq!(w.hv.changes(), before, "a refused up changed the host");
+    // Agents are welcome.
+    w.up(&agents_lab("fk-newm", 2, 1, true))
+        .expect("an agent added");
+}
+
+#[test]
+fn a_scale_out_killed_after_any_step_is_taken_over_by_the_next_up() {
+    let one = agents_lab("fk-kscale", 1, 1, false);
+    let two = agents_lab("fk-kscale", 2, 1, false);
+    let probe = world().with_image(&one);
+    probe.up(&one).expect("up");
+    let before = probe.hv.changes().len();
+    probe.up(&two).expect("scale out");
+    let steps = probe.hv.changes().len() - before;
+    assert!(steps >= 5, "{steps}");
+    let want = addresses(&probe, "fk-kscale");
+    for n in 0..steps {
+        let w = world().with_image(&one);
+        w.up(&one).expect("up");
+        w.hv.die_after(u32::try_from(n).expect("small"));
+        assert!(w.up(&two).is_err(), "step {n}");
+        w.hv.revive();
+        w.up(&two).unwrap_or_else(|e| panic!("step {n}: {e:#}"));
+        assert_eq!(addresses(&w, "fk-kscale"), want, "step {n}");
+        let states: Vec<ObjState> = w
+            .node_states("fk-kscale")
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        assert!(
+            states.iter().all(|s| *s == ObjState::Active),
+            "step {n}: {states:?}"
+        );
+        let entries =
+            w.hv.network_entries("dcos-lab-fk-kscale-private")
+                .expect("entries");
+        assert_eq!(entries.len(), 5 * 2, "step {n}: {entries:#?}");
+    }
+}
