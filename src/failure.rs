@@ -7,10 +7,11 @@
 //! lab does not have (`RenderError::NoSuchNode`), an image name or file that is not one
 //! (`ImageError::{UnknownRecipe, NotFound, BadName, NotAnImage, Refused}`), and the refusals of
 //! the operations' own error enums, each saying which of its variants are bad input
-//! (`UpError`, `RevertError`, `InstallError`: `is_bad_input`). An internal invariant that did
+//! (`UpError`, `RevertError`, `InstallError`: `is_bad_input`; every `RemoveError`). An internal invariant that did
 //! not hold (`RenderError::Invariant`) is a failure, not bad input.
 
 use crate::ops::lab::dcos::InstallError;
+use crate::ops::lab::removal::RemoveError;
 use crate::ops::lab::snapshots::RevertError;
 use crate::ops::up::UpError;
 use crate::{image, model, render};
@@ -90,6 +91,7 @@ pub fn kind_of(error: &anyhow::Error) -> Kind {
                 .is_some_and(UpError::is_bad_input)
             || e.downcast_ref::<RevertError>()
                 .is_some_and(RevertError::is_bad_input)
+            || e.is::<RemoveError>()
             || matches!(
                 e.downcast_ref::<render::RenderError>(),
                 Some(render::RenderError::NoSuchNode { .. })

@@ -15,6 +15,28 @@ pub fn down(ctx: &Ctx, a: DownArgs) -> anyhow::Result<i32> {
         Some(arg) if !a.all => Some(ops::lab_name(arg)?),
         _ => None,
     };
+    if let (Some(lab), false) = (&which, a.nodes.is_empty()) {
+        let r = runtime()?.block_on(ops::down::down_nodes(ctx, lab, &a.nodes))?;
+        if a.json {
+            print_json(&r)?;
+        } else {
+            let mut out = String::new();
+            for x in &r.removed {
+                out.push_str(&format!("removed {x}\n"));
+            }
+            for w in &r.warnings {
+                out.push_str(&format!("warning: {w}\n"));
+            }
+            out.push_str(&format!(
+                "lab {}: {} removed ({:.1} s)\n",
+                r.lab,
+                r.nodes.join(", "),
+                r.seconds
+            ));
+            print(&out)?;
+        }
+        return Ok(0);
+    }
     let reports = runtime()?.block_on(ops::down::down_labs(ctx, which.as_deref()))?;
     if a.json {
         print_json(&reports)?;

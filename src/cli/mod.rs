@@ -272,6 +272,11 @@ pub struct DownArgs {
     /// Remove every lab on this host.
     #[arg(long)]
     pub all: bool,
+    /// Remove only this agent (repeatable): its domain, disk, seed, DHCP and DNS entries and its
+    /// name on the other nodes; the rest of the lab keeps running. A master or the boot node
+    /// goes only with the whole lab.
+    #[arg(long = "node", value_name = "NODE", conflicts_with = "all")]
+    pub nodes: Vec<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

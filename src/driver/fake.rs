@@ -1203,6 +1203,21 @@ impl Hypervisor for FakeHypervisor {
         Ok(())
     }
 
+    fn delete_volume(&self, pool: &str, volume: &str) -> Result<(), DriverError> {
+        let what = format!("delete volume {volume} of {pool}");
+        let mut s = self.lock();
+        let path = s
+            .pools
+            .get(pool)
+            .map(|p| p.fs.join(volume))
+            .ok_or_else(|| missing(&what, "storage pool", pool))?;
+        if !path.exists() {
+            return Ok(());
+        }
+        self.enter(&mut s, &what, true)?;
+        std::fs::remove_file(&path).map_err(|e| io_refused(&what, e))
+    }
+
     fn read_volume(&self, pool: &str, volume: &str) -> Result<Vec<u8>, DriverError> {
         let what = format!("read {volume} of {pool}");
         let path = {

@@ -984,6 +984,19 @@ impl Hypervisor for Libvirt {
         call(|| "read a volume's path".into(), vol.path())
     }
 
+    fn delete_volume(&self, pool: &str, volume: &str) -> Result<(), DriverError> {
+        let p = self.storage_pool(pool)?;
+        // A volume made by hand beside the pool's (or before a refresh) is seen after one.
+        let _ = p.refresh(0);
+        let Ok(vol) = p.lookup_storage_vol_by_name(volume) else {
+            return Ok(());
+        };
+        changed(
+            || format!("delete volume {volume} of {pool}"),
+            || vol.delete(0),
+        )
+    }
+
     fn upload_volume(&self, pool: &str, xml: &str, from: &Path) -> Result<String, DriverError> {
         use std::io::Read;
         let what = || format!("upload {} into {pool}", from.display());

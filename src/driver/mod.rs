@@ -202,6 +202,8 @@ pub trait Hypervisor: Send + Sync {
     /// Deletes every volume, then the pool and its directory; missing is fine.
     fn remove_pool(&self, name: &str) -> Result<(), DriverError>;
     fn create_volume(&self, pool: &str, xml: &str) -> Result<String, DriverError>;
+    /// Deletes volume `volume` of `pool`; one that is not there is no error.
+    fn delete_volume(&self, pool: &str, volume: &str) -> Result<(), DriverError>;
     /// Creates a volume in `pool` from `xml` and fills it with the bytes of the local file
     /// `from`, streamed over the connection (so a remote host needs nothing but libvirtd); returns
     /// the volume's path on its host. A failed upload deletes the volume it made.

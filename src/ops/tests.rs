@@ -2908,3 +2908,153 @@ fn a_scale_out_killed_after_any_step_is_taken_over_by_the_next_up() {
         assert_eq!(entries.len(), 5 * 2, "step {n}: {entries:#?}");
     }
 }
+
+impl World {
+    fn down_nodes(
+        &self,
+        lab: &str,
+        nodes: &[&str],
+    ) -> anyhow::Result<crate::ops::lab::removal::RemoveReport> {
+        let nodes: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+        self.run(crate::ops::down::down_nodes(&self.ctx, lab, &nodes))
+    }
+}
+
+#[test]
+fn an_agent_removed_goes_alone_and_the_lab_file_without_it_is_the_lab() {
+    let one = agents_lab("fk-scalein", 1, 1, false);
+    let two = agents_lab("fk-scalein", 2, 1, false);
+    let w = world().with_image(&two);
+    w.up(&two).expect("up");
+    let made = addresses(&w, "fk-scalein");
+    let pool_dir = w.ctx.dirs.lab("fk-scalein").pool();
+    assert!(
+        pool_dir
+            .join(crate::names::disk_volume_name("agent2"))
+            .exists()
+    );
+    let before = w.hv.changes().len();
+    let r = w
+        .down_nodes("fk-scalein", &["agent2"])
+        .expect("down --node");
+    let changes = w.hv.changes()[before..].to_vec();
+    for c in &changes {
+        assert!(
+            c.contains("agent2"),
+            "a change to another node: {c} (all: {changes:#?})"
+        );
+    }
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    // Its domain, disk, seed and entries are gone; every other node runs where it was.
+    let now = addresses(&w, "fk-scalein");
+    let mut want = made.clone();
+    want.retain(|(n, _)| n != "agent2");
+    assert_eq!(now, want);
+    assert!(
+        w.node_states("fk-scalein")
+            .iter()
+            .all(|(_, s)| *s == ObjState::Active)
+    );
+    for v in ["disk", "seed"] {
+        let name = if v == "disk" {
+            crate::names::disk_volume_name("agent2")
+        } else {
+            crate::names::seed_volume_name("agent2")
+        };
+        assert!(!pool_dir.join(&name).exists(), "{name} left");
+    }
+    for kind in ["private", "public"] {
+        let entries =
+            w.hv.network_entries(&format!("dcos-lab-fk-scalein-{kind}"))
+                .expect("entries");
+        assert!(
+            entries.iter().all(|e| e.node() != Some("agent2")),
+            "{kind}: {entries:?}"
+        );
+    }
+    // The others no longer name it.
+    for (node, _) in &want {
+        let pushed = w.guests.inputs_on(node, "/etc/hosts");
+        let last = pushed.last().expect("names given");
+        assert!(
+            !last.contains("agent2") && last.contains("agent1"),
+            "{node}: {last}"
+        );
+    }
+    // The lab file without it is the lab: `up` has nothing to do.
+    let before = w.hv.changes().len();
+    w.up(&one).expect("up of the smaller lab file");
+    assert_eq!(w.hv.changes().len(), before);
+    // The whole lab still goes with `down`.
+    w.down("fk-scalein").expect("down");
+    assert!(w.hv.objects().is_empty(), "{:?}", w.hv.objects());
+}
+
+#[test]
+fn a_master_the_boot_node_or_an_unknown_node_is_refused_and_nothing_changes() {
+    let l = agents_lab("fk-scalefix", 1, 1, false);
+    let w = world().with_image(&l);
+    w.up(&l).expect("up");
+    let before = w.hv.changes();
+    for (node, what) in [
+        ("master1", "master"),
+        ("boot", "boot node"),
+        ("nope", "no node"),
+    ] {
+        let e = w
+            .down_nodes("fk-scalefix", &["agent1", node])
+            .expect_err(node);
+        assert!(bad_input(&e), "{e:#}");
+        let msg = format!("{e:#}");
+        assert!(msg.contains(what), "{msg}");
+        if what != "no node" {
+            assert!(msg.contains("`dcos-lab down fk-scalefix`"), "{msg}");
+        }
+    }
+    assert_eq!(
+        w.hv.changes(),
+        before,
+        "a refused down --node changed the host"
+    );
+}
+
+#[test]
+fn a_down_node_killed_after_any_step_is_taken_over() {
+    let one = agents_lab("fk-kdown", 1, 1, false);
+    let two = agents_lab("fk-kdown", 2, 1, false);
+    let probe = world().with_image(&two);
+    probe.up(&two).expect("up");
+    let before = probe.hv.changes().len();
+    probe
+        .down_nodes("fk-kdown", &["agent2"])
+        .expect("down --node");
+    let steps = probe.hv.changes().len() - before;
+    assert!(steps >= 4, "{steps}");
+    let want = addresses(&probe, "fk-kdown");
+    for n in 0..steps {
+        let w = world().with_image(&two);
+        w.up(&two).expect("up");
+        w.hv.die_after(u32::try_from(n).expect("small"));
+        assert!(w.down_nodes("fk-kdown", &["agent2"]).is_err(), "step {n}");
+        w.hv.revive();
+        // `up` of the smaller file names the fix while something of agent2 is left; the fix
+        // takes over.
+        if let Err(e) = w.up(&one) {
+            assert!(
+                format!("{e:#}").contains("--node agent2"),
+                "step {n}: {e:#}"
+            );
+            w.down_nodes("fk-kdown", &["agent2"])
+                .unwrap_or_else(|e| panic!("step {n}: {e:#}"));
+            w.up(&one).unwrap_or_else(|e| panic!("step {n}: {e:#}"));
+        }
+        assert_eq!(addresses(&w, "fk-kdown"), want, "step {n}");
+        let pool_dir = w.ctx.dirs.lab("fk-kdown").pool();
+        assert!(
+            !pool_dir
+                .join(crate::names::disk_volume_name("agent2"))
+                .exists(),
+            "step {n}"
+        );
+    }
+}

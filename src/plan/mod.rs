@@ -34,6 +34,58 @@ pub struct Observed {
     pub network_entries: BTreeMap<NetKind, Vec<NetEntry>>,
 }
 
+/// A node by name, as the lab's hosts files name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeName {
+    pub node: String,
+    /// Its private address.
+    pub ipv4: Ipv4Addr,
+    /// Its first IPv6 address, on whichever network.
+    pub ipv6: Option<std::net::Ipv6Addr>,
+}
+
+/// Every node of an address plan by name.
+pub fn node_names(plan: &AddressPlan) -> Vec<NodeName> {
+    plan.nodes
+        .iter()
+        .filter_map(|n| {
+            Some(NodeName {
+                node: n.node.clone(),
+                ipv4: n.private_ipv4()?,
+                ipv6: n.nics.iter().find_map(|nic| nic.ipv6),
+            })
+        })
+        .collect()
+}
+
+/// Every node by name from a made lab's network entries (its private network's IPv4 DHCP
+/// hosts; the IPv6 ones of the private network, then of the public one): what
+/// [`node_names`] gives for the plan the lab was made from.
+pub fn names_from_entries(entries: &BTreeMap<NetKind, Vec<NetEntry>>) -> Vec<NodeName> {
+    let dhcp = |kind: NetKind, index: u8| {
+        entries
+            .get(&kind)
+            .into_iter()
+            .flatten()
+            .filter_map(move |e| match e {
+                NetEntry::Dhcp {
+                    ip, name, address, ..
+                } if *ip == index => Some((name.clone(), address.clone())),
+                _ => None,
+            })
+    };
+    dhcp(NetKind::Private, 0)
+        .filter_map(|(node, a)| {
+            let ipv4 = a.parse().ok()?;
+            let ipv6 = dhcp(NetKind::Private, 1)
+                .chain(dhcp(NetKind::Public, 1))
+                .find(|(n, _)| *n == node)
+                .and_then(|(_, a)| a.parse().ok());
+            Some(NodeName { node, ipv4, ipv6 })
+        })
+        .collect()
+}
+
 /// The node indices a made lab holds, from its private network's IPv4 DHCP hosts: a node's MAC
 /// ends in its index ([`Mac::of`]).
 pub fn kept_indices(private: &[NetEntry]) -> BTreeMap<String, u8> {

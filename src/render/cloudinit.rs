@@ -81,14 +81,18 @@ fn file(path: &str, mode: &str, content: String) -> WriteFile {
 /// `/etc/hosts` naming every node of the lab by its private address (and IPv6 where it has one):
 /// `<node>.<lab>.dcos-lab`, `<node>.<lab>` (the name the host knows it by) and `<node>`.
 pub fn etc_hosts(lab: &Lab, plan: &AddressPlan) -> String {
+    etc_hosts_of(&lab.name, crate::plan::node_names(plan))
+}
+
+/// [`etc_hosts`] of lab `lab`'s nodes (name, private IPv4, IPv6), in address order.
+pub fn etc_hosts_of(lab: &str, mut nodes: Vec<crate::plan::NodeName>) -> String {
+    nodes.sort_by_key(|n| n.ipv4);
     let mut out = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
-    for n in &plan.nodes {
-        let fqdn = format!("{}.{}.{PREFIX}", n.node, lab.name);
-        let names = format!("{fqdn} {}.{} {}", n.node, lab.name, n.node);
-        if let Some(nic) = n.nic(NetKind::Private) {
-            let _ = writeln!(out, "{} {names}", nic.ipv4);
-        }
-        if let Some(ip6) = n.nics.iter().find_map(|nic| nic.ipv6) {
+    for n in &nodes {
+        let fqdn = format!("{}.{lab}.{PREFIX}", n.node);
+        let names = format!("{fqdn} {}.{lab} {}", n.node, n.node);
+        let _ = writeln!(out, "{} {names}", n.ipv4);
+        if let Some(ip6) = n.ipv6 {
             let _ = writeln!(out, "{ip6} {names}");
         }
     }

@@ -23,14 +23,16 @@ pub fn names(lab: &Lab, addrs: &AddressPlan) -> Vec<(IpAddr, String)> {
 /// the lab's failure: it is said, with the fix, and the lab is reached by address or through
 /// `ssh-config`. Returns the warning, if any.
 pub fn add(ctx: &Ctx, lab: &Lab, addrs: &AddressPlan) -> Option<String> {
+    set(ctx, &lab.name, &names(lab, addrs))
+}
+
+/// Makes lab `lab`'s names in the hosts file `names`, as [`add`] does.
+pub fn set(ctx: &Ctx, lab: &str, names: &[(IpAddr, String)]) -> Option<String> {
     let path = ctx.hosts_file.as_ref()?;
-    match crate::host::hosts_file::update(path, &lab.name, &names(lab, addrs)) {
+    match crate::host::hosts_file::update(path, lab, names) {
         Ok(_) => None,
         Err(e) => {
-            let said = format!(
-                "lab {}: the nodes have no names from this host ({e})",
-                lab.name
-            );
+            let said = format!("lab {lab}: the nodes have no names from this host ({e})");
             tracing::warn!("{said}");
             Some(said)
         }

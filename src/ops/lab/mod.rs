@@ -13,7 +13,7 @@
 //! - `snapshots`: take, list, remove and revert a lab's snapshots.
 //! - `suspension`: suspend a lab (memory to disk, no QEMU left) and resume it as it was.
 //! - `halt`: nodes powered off cleanly (forced after a bounded wait), disks kept.
-//! - `teardown`: remove everything a lab owns.
+//! - `teardown`: remove everything a lab owns; `removal`: agents removed from a lab alone.
 //! - `dcos`: install DC/OS on a running lab; each node's install state.
 //! - `clocks`: nodes' clocks and random state renewed after a revert or a resume.
 //! - `ctrl_c`: run an operation until Ctrl-C, with the error that says what is left.
@@ -28,6 +28,7 @@ pub mod indices;
 pub mod making;
 pub mod nodes;
 pub mod observe;
+pub mod removal;
 pub mod snapshots;
 pub mod state;
 pub mod storage;
