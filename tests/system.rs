@@ -497,10 +497,35 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     let lab = TestLab::new("snap", 66, nodes);
     let f = lab.file_arg();
     let t0 = Instant::now();
+    // Part of the lab first: the master stays undefined until the next `up` adds it, beside
+    // the boot node, which runs on untouched.
+    let part = lab.json(&["up", &f, "--node", "boot", "--json"]);
+    assert_eq!(
+        part["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "only the boot node: {part}"
+    );
+    let boot_qemu = qemu_pid_of(&lab, "boot");
+    assert!(boot_qemu.is_some());
     let up = lab.json(&["up", &f, "--json"]);
     let cold = t0.elapsed();
     assert_eq!(up["lab"], lab.name.as_str());
     assert_eq!(up["accel"]["accel"], "tcg");
+    let added: Vec<&str> = up["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(
+        !added.is_empty() && added.iter().all(|a| a.contains("master")),
+        "only the master is added: {added:#?}"
+    );
+    assert_eq!(
+        qemu_pid_of(&lab, "boot"),
+        boot_qemu,
+        "the boot node restarted"
+    );
     // A second up changes nothing and is at least 10x faster than the cold one.
     let t1 = Instant::now();
     let again = lab.json(&["up", &f, "--json"]);
@@ -695,7 +720,189 @@ fn snapshot_and_revert_put_the_lab_back_running() {
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 
     suspended_lab_comes_back_as_it_was(&lab, &pid);
+    agents_join_and_leave_the_running_lab(&lab);
     golden_lab_comes_back_running(&lab, &pid);
+}
+
+/// The PID of the QEMU process of `node` of `lab`.
+fn qemu_pid_of(lab: &TestLab, node: &str) -> Option<String> {
+    let guest = format!("guest=dcos-lab-{}-{node},", lab.name);
+    std::fs::read_dir("/proc").expect("/proc").find_map(|e| {
+        let e = e.ok()?;
+        let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        (cmd.contains("qemu") && cmd.contains(&guest)).then(|| pid.to_string())
+    })
+}
+
+/// The PID of the dnsmasq serving each of `lab`'s networks.
+fn dnsmasq_of(lab: &TestLab) -> Vec<String> {
+    ["private", "public"]
+        .iter()
+        .map(|k| {
+            std::fs::read_to_string(format!(
+                "/run/libvirt/network/dcos-lab-{}-{k}.pid",
+                lab.name
+            ))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+        })
+        .collect()
+}
+
+/// Each node's private address, from `status`.
+fn private_addresses(lab: &TestLab) -> Vec<(String, String)> {
+    let st = lab.json(&["status", &lab.file_arg(), "--json"]);
+    st["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            let ip = n["nics"]
+                .as_array()
+                .and_then(|nics| nics.iter().find(|x| x["network"] == "private"))
+                .and_then(|x| x["ipv4"].as_str())
+                .unwrap_or_default()
+                .to_string();
+            (n["name"].as_str().unwrap_or_default().to_string(), ip)
+        })
+        .collect()
+}
+
+/// The snapshot test's lab (boot and master running) scaled out and in: an agent group added
+/// before the master in the file, then its count raised, each `up` adding the new agent while
+/// every node there runs on in the same QEMU process, the networks' dnsmasq is the same, the
+/// addresses stay and every node (and the host) resolves the new name; the agent removed alone
+/// with `down --node`, a master refused; a file without an agent that exists names the fix.
+fn agents_join_and_leave_the_running_lab(lab: &TestLab) {
+    let f = lab.file_arg();
+    let original = std::fs::read_to_string(&lab.file).expect("lab file");
+    let with_agents = |count: u32| {
+        let text = original.replace(
+            "  - name: master\n",
+            &format!(
+                "  - name: agent\n    role: agent-private\n    memory: 512M\n    count: {count}\n  - name: master\n"
+            ),
+        );
+        assert_ne!(text, original);
+        std::fs::write(&lab.file, text).expect("lab file");
+    };
+    let addresses = private_addresses(lab);
+    let pids = |nodes: &[&str]| -> Vec<Option<String>> {
+        nodes.iter().map(|n| qemu_pid_of(lab, n)).collect()
+    };
+    let running = pids(&["boot", "master"]);
+    assert!(running.iter().all(Option::is_some), "{running:?}");
+    let dnsmasq = dnsmasq_of(lab);
+    let only_about = |v: &serde_json::Value, node: &str| {
+        let actions: Vec<&str> = v["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        assert!(
+            !actions.is_empty() && actions.iter().all(|a| a.contains(node)),
+            "not only {node}: {actions:#?}"
+        );
+    };
+
+    lab.step("an agent group added");
+    with_agents(1);
+    only_about(&lab.json(&["up", &f, "--json"]), "agent1");
+    let agent1 = qemu_pid_of(lab, "agent1");
+    lab.step("its count raised");
+    with_agents(2);
+    let plan = lab.json(&["plan", &f, "--json"]);
+    let planned: Vec<String> = plan["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert!(
+        planned.iter().all(|a| a.contains("agent2")),
+        "plan shows more than the addition: {planned:#?}"
+    );
+    only_about(&lab.json(&["up", &f, "--json"]), "agent2");
+    assert_eq!(pids(&["boot", "master"]), running, "a node restarted");
+    assert_eq!(qemu_pid_of(lab, "agent1"), agent1, "agent1 restarted");
+    assert_eq!(dnsmasq_of(lab), dnsmasq, "a network's dnsmasq restarted");
+    let now = private_addresses(lab);
+    for a in &addresses {
+        assert!(now.contains(a), "{a:?} moved: {now:?}");
+    }
+    let ip_of = |node: &str| {
+        now.iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, ip)| ip.clone())
+            .expect("address")
+    };
+    // Every node, old and new, resolves the new name; the new one the old.
+    let resolve = "getent hosts agent2 | cut -d' ' -f1";
+    let facts = lab.sh_each(&[
+        ("boot", &[resolve]),
+        ("master", &[resolve]),
+        ("agent1", &[resolve]),
+        ("agent2", &["getent hosts master | cut -d' ' -f1"]),
+    ]);
+    for (i, node) in ["boot", "master", "agent1"].iter().enumerate() {
+        assert_eq!(
+            facts[i][0].trim(),
+            ip_of("agent2"),
+            "{node} resolves agent2"
+        );
+    }
+    assert_eq!(facts[3][0].trim(), ip_of("master"));
+    let host = std::process::Command::new("getent")
+        .args(["hosts", &format!("agent2.{}", lab.name)])
+        .output()
+        .expect("getent");
+    assert!(
+        String::from_utf8_lossy(&host.stdout).starts_with(&ip_of("agent2")),
+        "the host resolves agent2: {}",
+        String::from_utf8_lossy(&host.stdout)
+    );
+    lab.assert_verify_passes("with the agents added");
+
+    lab.step("a master refused, the agent removed alone");
+    let out = lab
+        .cmd()
+        .args(["down", &f, "--node", "master"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let gone = lab.json(&["down", &f, "--node", "agent2", "--json"]);
+    assert_eq!(gone["nodes"], serde_json::json!(["agent2"]), "{gone}");
+    assert!(qemu_pid_of(lab, "agent2").is_none());
+    assert_eq!(
+        pids(&["boot", "master", "agent1"]),
+        [running.clone(), vec![agent1]].concat()
+    );
+    let left = lab.sh_each(&[
+        ("boot", &["getent hosts agent2 || echo none"]),
+        ("agent1", &["getent hosts agent2 || echo none"]),
+    ]);
+    assert!(left.iter().all(|f| f[0].trim() == "none"), "{left:?}");
+    with_agents(1);
+    let up = lab.json(&["up", &f, "--json"]);
+    assert_eq!(up["actions"], serde_json::json!([]), "{up}");
+
+    lab.step("a lab file without an agent that exists");
+    std::fs::write(&lab.file, &original).expect("lab file");
+    let out = lab.cmd().args(["up", &f]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--node agent1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.json(&["down", &f, "--node", "agent1", "--json"]);
+    let up = lab.json(&["up", &f, "--json"]);
+    assert_eq!(up["actions"], serde_json::json!([]), "{up}");
+    assert_eq!(pids(&["boot", "master"]), running);
 }
 
 /// The PIDs of the QEMU processes of `lab`'s domains (libvirt names the guest on QEMU's
@@ -721,6 +928,15 @@ fn qemu_of(lab: &TestLab) -> Vec<String> {
 fn suspended_lab_comes_back_as_it_was(lab: &TestLab, pid: &str) {
     let f = lab.file_arg();
     assert_eq!(qemu_of(lab).len(), 2, "a QEMU per node while it runs");
+    // A process in every node: the master's (`pid`), and one started on the boot node.
+    let boot_pid = lab
+        .sh(
+            "boot",
+            "setsid nohup sleep 100001 >/dev/null 2>&1 </dev/null & echo $!",
+        )
+        .trim()
+        .to_string();
+    assert!(!boot_pid.is_empty());
     let s = lab.json(&["suspend", &f, "--json"]);
     assert_eq!(s["suspended"], serde_json::json!(["boot", "master"]), "{s}");
     assert_eq!(
@@ -780,6 +996,11 @@ fn suspended_lab_comes_back_as_it_was(lab: &TestLab, pid: &str) {
         lab.sh("master", "cat /root/marker; pgrep -f '[s]leep 100000'"),
         format!("one\n{pid}\n"),
         "the master's file and process after the resume"
+    );
+    assert_eq!(
+        lab.sh("boot", "pgrep -f '[s]leep 100001'").trim(),
+        boot_pid,
+        "the boot node's process after the resume"
     );
     let (before, guest, after) = common::guest_time(lab, "master");
     assert!(

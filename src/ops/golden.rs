@@ -419,6 +419,23 @@ async fn exportable(
         ))
         .into());
     }
+    // A golden is restored in the lab file's order of addresses: a lab whose nodes hold others
+    // (agents added mid-file or removed while it ran) would come back with its guests'
+    // addresses changed under them.
+    let made = crate::ops::lab::indices::as_made(ctx, lab).await?;
+    if let Some(n) = made
+        .nodes
+        .iter()
+        .zip(&lab.nodes)
+        .find(|(m, n)| m.index != n.index)
+        .map(|(m, _)| m)
+    {
+        return Err(BadInput(format!(
+            "lab {} holds addresses out of its lab file's order (node {} was made as node #{}; agents were added or removed while it ran), and a golden lab comes back in the file's order\n  fix: list the nodes in the order they were made, or `dcos-lab down {}` and `up` it afresh before exporting",
+            lab.name, n.name, n.index, lab.name
+        ))
+        .into());
+    }
     let snaps = crate::ops::lab::snapshots::list(ctx, &lab.name).await?;
     let Some(snap) = snaps.iter().find(|s| s.name == name) else {
         return Err(BadInput(format!(

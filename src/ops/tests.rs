@@ -3058,3 +3058,21 @@ fn a_down_node_killed_after_any_step_is_taken_over() {
         );
     }
 }
+
+#[test]
+fn a_lab_whose_addresses_left_the_file_order_is_not_exported() {
+    let one = agents_lab("fk-scalegold", 1, 1, false);
+    let two = agents_lab("fk-scalegold", 2, 1, false);
+    let w = world().with_image(&one);
+    w.up(&one).expect("up");
+    w.up(&two).expect("an agent added before the public one");
+    w.snapshot("fk-scalegold", "s").expect("snapshot");
+    let file = w.ctx.dirs.state.join("g.tar");
+    let e = w.export(&two, "s", &file).expect_err("out of order");
+    assert!(bad_input(&e), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("node agent2 was made as node #4"),
+        "{e:#}"
+    );
+    assert!(!file.exists());
+}
