@@ -483,6 +483,56 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         conn.define_network_xml(&original).expect("define");
     }
 
+    lab.step("5b: a halted master comes back; a new master is refused");
+    // 5b. A halted master comes back: DC/OS starts again at boot (its dcos-setup.service is
+    //     enabled; the fixture's role unit likewise), and `up` waits, masters first, until the
+    //     master passes DC/OS's health check again.
+    let was = lab.sh("master", "cat /var/lib/dcos-fixture/started");
+    let halt = lab.json(&["halt", &f, "--node", "master", "--json"]);
+    assert_eq!(halt["nodes"][0]["node"], "master", "{halt}");
+    let up = lab.json(&["up", &f, "--json"]);
+    assert_eq!(
+        up["actions"],
+        serde_json::json!([format!("start domain dcos-lab-{}-master", lab.name)]),
+        "{up}"
+    );
+    let master_outcome = up["install"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node"] == "master")
+        .and_then(|n| n["outcome"].as_str())
+        .map(str::to_string);
+    assert_eq!(master_outcome.as_deref(), Some("already installed"), "{up}");
+    let back = lab.sh_parts(
+        "master",
+        &[
+            "cat /var/lib/dcos-fixture/started",
+            "/opt/mesosphere/bin/dcos-check-runner check node-poststart; echo \"rc=$?\"",
+        ],
+    );
+    assert_ne!(back[0].trim(), was.trim(), "the master's role started again at boot");
+    assert!(back[1].trim_end().ends_with("rc=0"), "{}", back[1]);
+    // A master added to the installed lab is refused, naming DC/OS's reason; nothing is made.
+    let text = std::fs::read_to_string(&lab.file).expect("lab file");
+    let more = text.replacen(
+        "nodes:\n",
+        "nodes:\n  - name: master2\n    role: master\n    memory: 512M\n",
+        1,
+    );
+    assert_ne!(more, text);
+    std::fs::write(&lab.file, &more).expect("lab file");
+    let out = lab.cmd().args(["up", &f]).output().expect("runs");
+    std::fs::write(&lab.file, &text).expect("lab file");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fixes its masters at install"),
+        "{}",
+        stderr(&out)
+    );
+    let status = lab.json(&["status", &f, "--json"]);
+    assert_eq!(status["nodes"].as_array().map(Vec::len), Some(3), "{status}");
+
     lab.step("6: the real-sized bootstrap");
     // 6. The real-sized bootstrap (600 MiB, more than half of a 1 GiB node's RAM,
     //    incompressible), once per run, on the lab as it was before any install (a revert to the
