@@ -2,7 +2,7 @@
 # Benchmark of the `minimal` lab on this host, against a floor: scripts/floor.sh brings up the same
 # lab from the same image, XML and seeds with plain virsh/qemu-img/ssh and nothing else. Floor and
 # dcos-lab run alternately for N rounds (default 3) in one invocation (cold `up`, `snapshot`,
-# `revert`, `suspend`, `resume`, `down`); the table gives, per
+# `revert`, `suspend`, `resume`, an agent added to the running lab, `down`); the table gives, per
 # operation, the medians, the ranges and the ratio dcos-lab/floor. Also: a golden lab (`snapshot
 # export` against `snapshot`, its size, `up --from` against cold `up`), warm `up` (no-op), the
 # memory a snapshot saves, QEMU RSS per node, dcos-lab's peak RSS, and (with --image) the image
@@ -78,6 +78,12 @@ isolated() {
 isolated bench-minimal > "$WORK/bench-minimal.yaml"
 isolated floor-minimal > "$WORK/floor-minimal.yaml"
 LAB="$WORK/bench-minimal.yaml"
+# The same labs with one more agent at the end of their nodes: adding it to the running lab.
+AGENT='  - name: agent\n    role: agent-private\n    memory: 1G\n    vcpus: 1\n    disk: 10G\n'
+for l in bench-minimal floor-minimal; do
+    { cat "$WORK/$l.yaml"; printf "$AGENT"; } > "$WORK/$l-plus.yaml"
+done
+PLUS="$WORK/bench-minimal-plus.yaml"
 
 # Runs a command; prints "<seconds> <peak RSS KiB of the command>".
 measure() {
@@ -127,8 +133,8 @@ RESULTS="$WORK/results"
 : > "$RESULTS"
 peak=0
 for round in $(seq 1 "$ROUNDS"); do
-    read -r fu fs fr fd fsu fre < <(bash scripts/floor.sh "$WORK/floor-minimal.yaml" "$BIN")
-    echo "floor $round $fu $fs $fr $fd $fsu $fre" >> "$RESULTS"
+    read -r fu fs fr fd fsu fre fad < <(bash scripts/floor.sh "$WORK/floor-minimal.yaml" "$WORK/floor-minimal-plus.yaml" "$BIN")
+    echo "floor $round $fu $fs $fr $fd $fsu $fre $fad" >> "$RESULTS"
     read -r up r1 < <(measure "$BIN" up "$LAB")
     read -r warm r2 < <(measure "$BIN" up "$LAB")
     qemu_rss=""
@@ -142,6 +148,9 @@ for round in $(seq 1 "$ROUNDS"); do
     read -r revert r4 < <(measure "$BIN" revert bench-minimal bench)
     read -r suspend r8 < <(measure "$BIN" suspend bench-minimal)
     read -r resume r9 < <(measure "$BIN" resume bench-minimal)
+    # An agent added to the running lab (the lab file with one more node), then removed again.
+    read -r add r10 < <(measure "$BIN" up "$PLUS")
+    "$BIN" down bench-minimal --node agent >/dev/null
     # A golden of the lab at that snapshot, then the lab from it (page cache dropped first, so
     # the file and the overlays come from the disk as on a CI runner's first restore).
     rm -f "$WORK/bench.golden"
@@ -155,10 +164,10 @@ for round in $(seq 1 "$ROUNDS"); do
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     read -r from r7 < <(measure "$BIN" up "$LAB" --from "$WORK/bench.golden")
     read -r down r5 < <(measure "$BIN" down bench-minimal)
-    echo "tool $round $up $snap $revert $down $suspend $resume" >> "$RESULTS"
+    echo "tool $round $up $snap $revert $down $suspend $resume $add" >> "$RESULTS"
     echo "golden $round $up $from $snap $export $golden_mib $write_s" >> "$RESULTS"
-    for r in $r1 $r2 $r3 $r4 $r5 $r6 $r7 $r8 $r9; do [ "$r" -gt "$peak" ] && peak=$r; done
-    echo "round $round: floor up/snapshot/revert/down/suspend/resume $fu $fs $fr $fd $fsu $fre; dcos-lab $up $snap $revert $down $suspend $resume" >&2
+    for r in $r1 $r2 $r3 $r4 $r5 $r6 $r7 $r8 $r9 $r10; do [ "$r" -gt "$peak" ] && peak=$r; done
+    echo "round $round: floor up/snapshot/revert/down/suspend/resume/add $fu $fs $fr $fd $fsu $fre $fad; dcos-lab $up $snap $revert $down $suspend $resume $add" >&2
     if [ "$PLAIN" = 1 ]; then
         read -r uup _ < <(measure runuser -u "$BENCH_USER" -- env -i HOME="/home/$BENCH_USER" PATH=/usr/bin:/bin:/usr/sbin:/sbin "$UBIN" up "$ULAB")
         as_user "$UBIN" snapshot "$ULAB" bench >/dev/null
@@ -180,7 +189,7 @@ echo "host: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, kernel $(
 python3 - "$RESULTS" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-ops = ["up (cold, hardened, to SSH)", "snapshot", "revert (to SSH)", "down", "suspend", "resume (to SSH)"]
+ops = ["up (cold, hardened, to SSH)", "snapshot", "revert (to SSH)", "down", "suspend", "resume (to SSH)", "add an agent (to SSH)"]
 get = lambda who, i: [float(r[2 + i]) for r in rows if r[0] == who]
 print(f"{'operation':<30} {'floor median [range]':>24} {'dcos-lab median [range]':>26} {'ratio':>6}")
 for i, op in enumerate(ops):

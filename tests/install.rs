@@ -511,7 +511,11 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
             "/opt/mesosphere/bin/dcos-check-runner check node-poststart; echo \"rc=$?\"",
         ],
     );
-    assert_ne!(back[0].trim(), was.trim(), "the master's role started again at boot");
+    assert_ne!(
+        back[0].trim(),
+        was.trim(),
+        "the master's role started again at boot"
+    );
     assert!(back[1].trim_end().ends_with("rc=0"), "{}", back[1]);
     // A master added to the installed lab is refused, naming DC/OS's reason; nothing is made.
     let text = std::fs::read_to_string(&lab.file).expect("lab file");
@@ -531,7 +535,11 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         stderr(&out)
     );
     let status = lab.json(&["status", &f, "--json"]);
-    assert_eq!(status["nodes"].as_array().map(Vec::len), Some(3), "{status}");
+    assert_eq!(
+        status["nodes"].as_array().map(Vec::len),
+        Some(3),
+        "{status}"
+    );
 
     lab.step("6: the real-sized bootstrap");
     // 6. The real-sized bootstrap (600 MiB, more than half of a 1 GiB node's RAM,

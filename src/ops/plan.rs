@@ -154,7 +154,9 @@ pub fn plan(
                     !only_networks
                         || matches!(
                             a,
-                            Action::DefineNetwork { .. } | Action::StartNetwork { .. }
+                            Action::DefineNetwork { .. }
+                                | Action::StartNetwork { .. }
+                                | Action::AddToNetwork { .. }
                         )
                 })
                 .map(|action| PlannedAction {

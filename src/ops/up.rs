@@ -1157,7 +1157,9 @@ pub async fn up(
             actions.retain(|a| {
                 matches!(
                     a,
-                    Action::DefineNetwork { .. } | Action::StartNetwork { .. }
+                    Action::DefineNetwork { .. }
+                        | Action::StartNetwork { .. }
+                        | Action::AddToNetwork { .. }
                 )
             });
         }
