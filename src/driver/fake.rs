@@ -702,12 +702,8 @@ impl Hypervisor for FakeHypervisor {
         }
         self.enter(&mut s, &what, true)?;
         if let Some(d) = s.domains.get_mut(name) {
-            // Saved memory is restored paused, as it was saved (libvirt's managed save).
-            d.state = if d.state == ObjState::Suspended {
-                ObjState::Paused
-            } else {
-                ObjState::Active
-            };
+            // Saved memory is restored running, as it was saved (libvirt's managed save).
+            d.state = ObjState::Active;
         }
         Ok(())
     }

@@ -643,7 +643,7 @@ impl Hypervisor for Libvirt {
         }
         changed(
             || format!("save domain {name}'s memory"),
-            || dom.managed_save(virt::sys::VIR_DOMAIN_SAVE_PAUSED),
+            || dom.managed_save(virt::sys::VIR_DOMAIN_SAVE_RUNNING),
         )
     }
 

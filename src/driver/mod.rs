@@ -156,7 +156,7 @@ pub trait Hypervisor: Send + Sync {
     fn resume_domain(&self, name: &str) -> Result<(), DriverError>;
     /// Saves a paused domain's memory to disk (libvirt's managed save) and stops it: its QEMU
     /// process ends and the host gets its memory back. The next `start_domain` restores it,
-    /// paused. Suspended already is fine.
+    /// running. Suspended already is fine.
     fn save_domain(&self, name: &str) -> Result<(), DriverError>;
     /// Drops a suspended domain's saved memory: it is then plainly stopped. None is fine.
     fn discard_saved(&self, name: &str) -> Result<(), DriverError>;

@@ -105,8 +105,10 @@ impl World {
         self
     }
 
+    /// `up` waiting up to 30 s for a node: ample for the fake's guests, which answer at once,
+    /// even on a host the system tier loads at the same time.
     fn up(&self, lab: &Lab) -> anyhow::Result<crate::ops::lab::making::UpReport> {
-        self.up_waiting(lab, Duration::from_secs(5))
+        self.up_waiting(lab, Duration::from_secs(30))
     }
 
     fn up_waiting(
@@ -169,7 +171,7 @@ impl World {
             &self.ctx,
             lab,
             name,
-            Duration::from_secs(5),
+            Duration::from_secs(30),
         ))
     }
 
@@ -1218,7 +1220,7 @@ fn up_across_hosts_refuses_a_host_short_of_memory_before_anything_is_made() {
     let (w, r2, _overlay) = two_hosts(&l);
     let accel = crate::ops::decide_accel(&l, Some(AccelChoice::Tcg));
     let opts = crate::ops::up::UpOptions {
-        wait: Duration::from_secs(5),
+        wait: Duration::from_secs(30),
         install: None,
         nodes: Vec::new(),
     };
@@ -1433,7 +1435,7 @@ impl World {
             &self.ctx,
             &arg,
             file,
-            Duration::from_secs(5),
+            Duration::from_secs(30),
         ))
     }
 }
@@ -1887,7 +1889,7 @@ fn a_hostile_golden_is_refused_naming_the_member_and_what_it_points_at() {
                 &w.ctx,
                 &arg,
                 &hostile,
-                Duration::from_secs(5),
+                Duration::from_secs(30),
             ))
             .expect_err(what);
         let msg = format!("{e:#}");
@@ -2309,7 +2311,7 @@ impl World {
         self.run(crate::ops::lab::suspension::resume(
             &self.ctx,
             lab,
-            Duration::from_secs(5),
+            Duration::from_secs(30),
         ))
     }
 }
@@ -2354,18 +2356,21 @@ fn suspend_pauses_every_node_before_saving_any_and_resume_brings_the_lab_back() 
     assert_eq!(r.resumed, ["boot", "master", "public"]);
     assert_eq!(w.node_states("fk-susp"), all(ObjState::Active));
     assert_eq!(r.clock_offsets.len(), 3);
-    // Every node restored (paused) before any runs again; the boot node's clock first, then
-    // each node's random state renewed, as after a revert.
+    // Every node restored running (one step each, nothing run separately); the boot node's
+    // clock first, then each node's random state renewed, as after a revert.
     let changes = w.hv.changes();
-    let last_restore = changes
-        .iter()
-        .rposition(|c| c.starts_with("start domain"))
-        .expect("restores");
-    let first_run = changes
-        .iter()
-        .position(|c| c.starts_with("resume domain"))
-        .expect("runs");
-    assert!(last_restore < first_run, "{changes:?}");
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| c.starts_with("start domain"))
+            .count(),
+        3 + 3,
+        "the first up's starts and the restores: {changes:?}"
+    );
+    assert!(
+        !changes.iter().any(|c| c.starts_with("resume domain")),
+        "{changes:?}"
+    );
     let clock = |node: &str| position(&w, node, "date -u -s").expect("clock set");
     assert!(clock("boot") < clock("master") && clock("boot") < clock("public"));
     for node in ["boot", "master", "public"] {
@@ -2447,7 +2452,7 @@ fn suspend_and_resume_killed_after_any_step_are_taken_over() {
     let before = probe.hv.changes().len();
     probe.resume("fk-ksusp").expect("resume");
     let resume_steps = probe.hv.changes().len() - before;
-    assert_eq!(resume_steps, 6, "restore and run of 3 nodes");
+    assert_eq!(resume_steps, 3, "a restore, running, of each of 3 nodes");
     for n in 0..suspend_steps {
         let w = world().with_image(&l);
         w.up(&l).expect("up");
@@ -2601,7 +2606,7 @@ impl World {
     ) -> anyhow::Result<crate::ops::up::UpOutcome> {
         let accel = crate::ops::decide_accel(lab, Some(AccelChoice::Tcg));
         let opts = crate::ops::up::UpOptions {
-            wait: Duration::from_secs(5),
+            wait: Duration::from_secs(30),
             install: install.then(|| crate::ops::lab::dcos::InstallOptions {
                 timeout: Duration::from_secs(5),
             }),
@@ -3075,4 +3080,44 @@ fn a_lab_whose_addresses_left_the_file_order_is_not_exported() {
         "{e:#}"
     );
     assert!(!file.exists());
+}
+
+#[test]
+fn a_halt_killed_after_any_step_is_taken_over_by_the_next_halt_or_up() {
+    let l = lab("fk-khalt");
+    let probe = world().with_image(&l);
+    probe.up(&l).expect("up");
+    // One guest ignores the button: the halt also forces a node off.
+    probe.hv.ignore_power_button("dcos-lab-fk-khalt-master");
+    let before = probe.hv.changes().len();
+    probe
+        .halt("fk-khalt", &[], Duration::from_millis(300))
+        .expect("halt");
+    let steps = probe.hv.changes().len() - before;
+    assert_eq!(steps, 4, "three asked, one forced");
+    for n in 0..steps {
+        for then_up in [false, true] {
+            let w = world().with_image(&l);
+            w.up(&l).expect("up");
+            w.hv.ignore_power_button("dcos-lab-fk-khalt-master");
+            w.hv.die_after(u32::try_from(n).expect("small"));
+            assert!(
+                w.halt("fk-khalt", &[], Duration::from_millis(300)).is_err(),
+                "step {n}"
+            );
+            w.hv.revive();
+            if then_up {
+                w.up(&l).unwrap_or_else(|e| panic!("step {n}: {e:#}"));
+                assert_eq!(w.node_states("fk-khalt"), all(ObjState::Active), "step {n}");
+            } else {
+                w.halt("fk-khalt", &[], Duration::from_millis(300))
+                    .unwrap_or_else(|e| panic!("step {n}: {e:#}"));
+                assert_eq!(
+                    w.node_states("fk-khalt"),
+                    all(ObjState::Inactive),
+                    "step {n}"
+                );
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! A lab put away for the night and brought back as it was: every node paused at once (one
 //! consistent cut), then each node's memory saved to disk through libvirt's managed save, its
-//! QEMU process gone; on resume every node restored paused, then all run again at once, their
-//! clocks corrected and random state renewed as after a revert [I/O: libvirt, SSH].
+//! QEMU process gone; on resume every node restored at once, each running as soon as its memory
+//! is back, its clock corrected and random state renewed as after a revert [I/O: libvirt, SSH].
 
 use std::time::{Duration, Instant};
 
@@ -124,19 +124,31 @@ pub async fn resume(ctx: &Ctx, lab: &str, wait: Duration) -> anyhow::Result<Resu
     let t0 = Instant::now();
     let state = lab_state::existing(ctx, lab).await?;
     refuse_half_reverted(ctx, lab)?;
-    let saved = in_state(&state, &[ObjState::Suspended]);
     let to_run = in_state(&state, &[ObjState::Suspended, ObjState::Paused]);
-    restore_all(ctx, lab, &saved).await?;
     let access = Access::load(&ctx.dirs.lab(lab))?;
     let mut clocks = Clocks::new(ctx.guests.clone(), to_run.iter().copied(), wait);
-    for (d, r) in ctx
-        .for_domains(&domains(&to_run), |h, d| h.resume_domain(d))
-        .await
-    {
+    // Every node restored at once; each runs as soon as its own memory is back (the suspend's
+    // cut already made the lab consistent), and its clock is corrected once it answers, without
+    // waiting for the other nodes' restores.
+    let mut restoring = tokio::task::JoinSet::new();
+    for n in &to_run {
+        let (hv, d) = (ctx.hv_for(&n.domain), n.domain.clone());
+        restoring.spawn(async move {
+            let r = crate::driver::blocking(&hv, {
+                let d = d.clone();
+                move |h| run_again(h, &d)
+            })
+            .await;
+            (d, r)
+        });
+    }
+    while let Some(joined) = restoring.join_next().await {
+        let (d, r) = joined?;
         if let Err(e) = r {
+            restoring.abort_all();
             clocks.abort();
             return Err(e.context(format!(
-                "cannot run {d} again\n  fix: `dcos-lab resume {lab}` again takes over"
+                "cannot restore {d} from its saved memory and run it\n  fix: `dcos-lab resume {lab}` again takes over; `dcos-lab down {lab}` removes the lab"
             )));
         }
         if let Some(n) = to_run.iter().find(|n| n.domain == d) {
@@ -154,17 +166,12 @@ pub async fn resume(ctx: &Ctx, lab: &str, wait: Duration) -> anyhow::Result<Resu
     })
 }
 
-/// Every suspended node's memory loaded back, all at once; each stays paused until all are.
-async fn restore_all(ctx: &Ctx, lab: &str, saved: &[&NodeState]) -> anyhow::Result<()> {
-    for (d, r) in ctx
-        .for_domains(&domains(saved), |h, d| h.start_domain(d))
-        .await
-    {
-        r.map_err(|e| {
-            e.context(format!(
-                "cannot restore {d} from its saved memory\n  fix: `dcos-lab resume {lab}` again takes over; `dcos-lab down {lab}` removes the lab"
-            ))
-        })?;
+/// Domain `d` running again: its saved memory restored (running), or, left paused (by a
+/// suspend or resume cut short, or saved paused by an earlier dcos-lab), run.
+fn run_again(h: &dyn crate::driver::Hypervisor, d: &str) -> Result<(), crate::driver::DriverError> {
+    h.start_domain(d)?;
+    if h.domain_state(d)? == ObjState::Paused {
+        h.resume_domain(d)?;
     }
     Ok(())
 }
