@@ -394,7 +394,7 @@ impl TestLab {
     pub fn cmd(&self) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::cargo_bin("dcos-lab").expect("binary");
         c.env("DCOS_LAB_STATE_DIR", self.state.path())
-            .env("DCOS_LAB_WAIT", "300")
+            .env("DCOS_LAB_WAIT", "600")
             .env_remove("DCOS_LAB_CACHE_DIR");
         c
     }
@@ -402,7 +402,7 @@ impl TestLab {
     pub fn std_cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("dcos-lab"));
         c.env("DCOS_LAB_STATE_DIR", self.state.path())
-            .env("DCOS_LAB_WAIT", "300")
+            .env("DCOS_LAB_WAIT", "600")
             .env_remove("DCOS_LAB_CACHE_DIR");
         c
     }
