@@ -517,11 +517,12 @@ fn up_installs_dcos_masters_first_and_install_resumes_after_failures() {
         "the master's role started again at boot"
     );
     assert!(back[1].trim_end().ends_with("rc=0"), "{}", back[1]);
-    // A master added to the installed lab is refused, naming DC/OS's reason; nothing is made.
+    // Masters added to the installed lab (two: DC/OS runs an odd number) are refused, naming
+    // DC/OS's reason; nothing is made.
     let text = std::fs::read_to_string(&lab.file).expect("lab file");
     let more = text.replacen(
         "nodes:\n",
-        "nodes:\n  - name: master2\n    role: master\n    memory: 512M\n",
+        "nodes:\n  - name: extra\n    role: master\n    memory: 512M\n    count: 2\n",
         1,
     );
     assert_ne!(more, text);
